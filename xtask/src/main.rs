@@ -1,0 +1,120 @@
+//! Fahrbahn's project automation, run as `cargo xtask <task>`.
+//!
+//! Tasks:
+//! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
+//!   [`autobahn`],
+//! * `test`: everything CI checks (format, lints, tests, doc tests, autobahn),
+//!   see [`test`],
+//! * `help`: usage.
+//!
+//! Every task ends with a line `N passed, M failed` and exits with 1 if
+//! anything failed; usage errors exit with 2.
+
+#![allow(clippy::print_stdout, reason = "xtask is a command line tool")]
+
+mod autobahn;
+mod cargo;
+mod cli;
+mod docs;
+mod process;
+mod report;
+mod test;
+mod wstest;
+
+use std::fmt;
+use std::process::ExitCode;
+
+/// Result type of the tasks; errors are messages for the user.
+type Result<T, E = String> = std::result::Result<T, E>;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  autobahn [options]   run the Autobahn|Testsuite (wstest) against the testee
+      --runtime R      tokio, smol, async-std or all (default: all)
+      --role R         server, client or all (default: all)
+      --all            all cases on every runtime (default: all cases on tokio,
+                       sections 1-10 and 12.1 on smol and async-std)
+      --cases LIST     comma-separated case patterns, e.g. '1.*,7.1.*,12.1.1'
+      --update-docs    regenerate docs/conformance.md from every report in
+                       target/autobahn/*/
+      --no-run         do not run wstest, only summarise the existing reports
+  test [--quick]       fmt, clippy, tests, doc tests and the default autobahn
+                       matrix (--quick: without autobahn)
+  help                 this text
+
+Reports go to target/autobahn/<runtime>-<role>/. wstest is taken from PATH or
+installed by xtask/scripts/install-wstest.sh into ~/.cache/fahrbahn/wstest
+(override with FAHRBAHN_WSTEST_DIR).";
+
+/// Count of passed and failed items (steps or conformance cases).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Tally {
+    passed: usize,
+    failed: usize,
+}
+
+impl Tally {
+    fn pass(&mut self) {
+        self.passed += 1;
+    }
+
+    fn fail(&mut self) {
+        self.failed += 1;
+    }
+
+    /// Reports something that broke and counts it as a failure.
+    fn broke(&mut self, message: impl fmt::Display) {
+        eprintln!("error: {message}");
+        self.fail();
+    }
+
+    fn record(&mut self, ok: bool) {
+        if ok { self.pass() } else { self.fail() }
+    }
+
+    fn add(&mut self, other: Tally) {
+        self.passed += other.passed;
+        self.failed += other.failed;
+    }
+
+    fn is_success(self) -> bool {
+        self.failed == 0
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} passed, {} failed", self.passed, self.failed)
+    }
+}
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let task = args.next();
+    let rest: Vec<String> = args.collect();
+    let result = match task.as_deref() {
+        None | Some("help" | "-h" | "--help") => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Some("autobahn") => cli::parse(autobahn::Options::parse, &rest).map(autobahn::task),
+        Some("test") => cli::parse(test::Options::parse, &rest).map(test::task),
+        Some(other) => Err(format!("unknown task `{other}`")),
+    };
+    match result {
+        Ok(tally) => {
+            println!("{tally}");
+            if tally.is_success() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(usage_error) => {
+            eprintln!("error: {usage_error}\n\n{USAGE}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! Child processes: describing, running with a timeout, and always cleaning up.
+
+use std::fs::File;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::Result;
+
+const POLL: Duration = Duration::from_millis(100);
+
+/// How often [`Running::wait`] reports that a child is still running.
+const HEARTBEAT: Duration = Duration::from_secs(30);
+
+/// The command line of `cmd`, for progress output.
+pub(crate) fn describe(cmd: &Command) -> String {
+    let program = Path::new(cmd.get_program());
+    let program = program.file_name().unwrap_or(program.as_os_str());
+    std::iter::once(program)
+        .chain(cmd.get_args())
+        .map(|arg| arg.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A file to send a child's stdout and stderr to.
+pub(crate) fn log_to(path: &Path) -> Result<(Stdio, Stdio)> {
+    let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let copy = file
+        .try_clone()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((file.into(), copy.into()))
+}
+
+/// The last `lines` lines of a log file, indented, for error messages.
+pub(crate) fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    let start = all.len().saturating_sub(lines);
+    let mut out = format!("last lines of {}:", path.display());
+    for line in &all[start..] {
+        out.push_str("\n    ");
+        out.push_str(line);
+    }
+    out
+}
+
+/// Runs `cmd` to completion with inherited stdio and reports whether it succeeded.
+pub(crate) fn run(cmd: &mut Command) -> Result<bool> {
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", describe(cmd)))?;
+    Ok(status.success())
+}
+
+/// A spawned child process that is killed when dropped.
+pub(crate) struct Running {
+    name: String,
+    child: Child,
+}
+
+impl Running {
+    /// Spawns `cmd`; `name` identifies it in messages.
+    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Result<Self> {
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {name} ({}): {e}", describe(cmd)))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+        })
+    }
+
+    /// The exit status if the child has exited.
+    pub(crate) fn exited(&mut self) -> Result<Option<ExitStatus>> {
+        self.child
+            .try_wait()
+            .map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    /// Waits up to `timeout` for the child to exit, printing a line every
+    /// [`HEARTBEAT`] with `progress()`; kills the child on timeout.
+    pub(crate) fn wait(
+        &mut self,
+        timeout: Duration,
+        mut progress: impl FnMut() -> String,
+    ) -> Result<ExitStatus> {
+        let start = Instant::now();
+        let mut next_heartbeat = HEARTBEAT;
+        loop {
+            if let Some(status) = self.exited()? {
+                return Ok(status);
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= timeout {
+                self.kill();
+                return Err(format!(
+                    "{} did not finish within {}s and was killed",
+                    self.name,
+                    timeout.as_secs()
+                ));
+            }
+            if elapsed >= next_heartbeat {
+                eprintln!(
+                    "    ... {} running for {}s {}",
+                    self.name,
+                    elapsed.as_secs(),
+                    progress()
+                );
+                next_heartbeat += HEARTBEAT;
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Waits until something accepts connections on `127.0.0.1:port`.
+    pub(crate) fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.exited()? {
+                return Err(format!(
+                    "{} exited ({status}) before listening on {addr}",
+                    self.name
+                ));
+            }
+            if TcpStream::connect_timeout(&addr, POLL).is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() >= timeout {
+                return Err(format!(
+                    "{} did not listen on {addr} within {}s",
+                    self.name,
+                    timeout.as_secs()
+                ));
+            }
+            sleep(POLL);
+        }
+    }
+
+    /// Kills the child (if still running) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A TCP port on 127.0.0.1 that is free right now.
+pub(crate) fn free_port() -> Result<u16> {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| format!("cannot find a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|addr| addr.port())
+        .map_err(|e| format!("cannot find a free port: {e}"))
+}
