@@ -28,7 +28,7 @@
 # mirror and PyPI. Optional: gcc + libc6-dev (for wsaccel, ~4x faster runs).
 set -euo pipefail
 
-readonly STAMP="fahrbahn-wstest 1: autobahntestsuite 25.10.1, autobahn 0.10.9, Twisted 19.10.0, python2.7 bullseye"
+readonly STAMP="fahrbahn-wstest 2: autobahntestsuite 25.10.1, autobahn 0.10.9, Twisted 19.10.0, python2.7 bullseye"
 readonly DEBS=(python2.7 python2.7-minimal libpython2.7 libpython2.7-minimal
                libpython2.7-stdlib libpython2.7-dev python2.7-dev libssl1.1 libffi7)
 readonly KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
@@ -271,14 +271,15 @@ from twisted.internet import reactor
 
 LISTEN = os.environ.get("WSTEST_LISTEN", "127.0.0.1")
 if LISTEN not in ("", "0.0.0.0", "*"):
-    def _bind(listen):
-        def wrapped(port, factory, *args, **kwargs):
-            if not kwargs.get("interface"):
-                kwargs["interface"] = LISTEN
-            return listen(port, factory, *args, **kwargs)
-        return wrapped
-    reactor.listenTCP = _bind(reactor.listenTCP)
-    reactor.listenSSL = _bind(reactor.listenSSL)
+    _tcp, _ssl = reactor.listenTCP, reactor.listenSSL
+
+    def listen_tcp(port, factory, backlog=50, interface=""):
+        return _tcp(port, factory, backlog, interface or LISTEN)
+
+    def listen_ssl(port, factory, context_factory, backlog=50, interface=""):
+        return _ssl(port, factory, context_factory, backlog, interface or LISTEN)
+
+    reactor.listenTCP, reactor.listenSSL = listen_tcp, listen_ssl
 
 from autobahntestsuite.wstest import run
 

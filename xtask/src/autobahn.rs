@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cli::{self, Args};
-use crate::process::{Running, free_port, log_to, tail};
+use crate::process::{Running, free_port, log_to, with_log};
 use crate::report::{Report, RunInfo, now_utc};
 use crate::wstest::{self, Wstest};
 use crate::{Result, Tally, cargo, docs};
@@ -37,6 +37,9 @@ const QUICK_CASES: [&str; 11] = [
 const TESTEE_PACKAGE: &str = "fahrbahn";
 const TESTEE_EXAMPLE: &str = "autobahn_testee";
 const TESTEE_FEATURES: &str = "tokio,smol,async-std,deflate";
+/// Environment variable naming a prebuilt testee to use instead of building
+/// the example (any program with the same command line works).
+const TESTEE_VAR: &str = "FAHRBAHN_TESTEE";
 
 /// How long a server may take to listen.
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
@@ -44,6 +47,10 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const QUICK_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 /// Time limit for runs with the compression sections (about 10 min).
 const FULL_TIMEOUT: Duration = Duration::from_secs(45 * 60);
+/// Output of the testee, in the run's directory.
+const TESTEE_LOG: &str = "testee.log";
+/// Output of wstest, in the run's directory.
+const WSTEST_LOG: &str = "wstest.log";
 /// How long wstest may take to write its reports after the client finished.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -147,7 +154,13 @@ struct Tools {
 impl Tools {
     fn prepare() -> Result<Self> {
         let wstest = Wstest::find_or_install()?;
-        let testee = cargo::build_example(TESTEE_PACKAGE, TESTEE_EXAMPLE, TESTEE_FEATURES)?;
+        let testee = match std::env::var_os(TESTEE_VAR) {
+            Some(path) => {
+                eprintln!("==> testee: {} (from {TESTEE_VAR})", path.to_string_lossy());
+                PathBuf::from(path)
+            }
+            None => cargo::build_example(TESTEE_PACKAGE, TESTEE_EXAMPLE, TESTEE_FEATURES)?,
+        };
         Ok(Self { wstest, testee })
     }
 }
@@ -218,17 +231,23 @@ impl Run {
     }
 
     /// Runs the cases (if there are `tools`; otherwise uses the existing
-    /// report), prints the report and writes its `summary.md`.
+    /// report, if any), prints the report and writes its `summary.md`.
     fn report(&self, tools: Option<&Tools>) -> Tally {
         let name = self.name();
         let mut tally = Tally::default();
-        if let Some(tools) = tools {
-            if let Err(e) = self.execute(tools) {
+        let have_report = || self.dir.join("index.json").exists();
+        match tools.map(|tools| self.execute(tools)) {
+            Some(Err(e)) => {
                 tally.broke(format!("{name}: {e}"));
-                if !self.dir.join("index.json").exists() {
+                if !have_report() {
                     return tally;
                 }
             }
+            None if !have_report() => {
+                eprintln!("note: {name}: no report in {}", self.dir.display());
+                return tally;
+            }
+            _ => {}
         }
         let report = match Report::load(&self.dir) {
             Ok(report) => report,
@@ -249,87 +268,138 @@ impl Run {
 
     /// Runs wstest and the testee; everything goes to the emptied `dir`.
     fn execute(&self, tools: &Tools) -> Result<()> {
-    let Self { runtime, role, cases, dir } = self;
-    eprintln!("==> autobahn {}: cases {}", self.name(), cases.join(","));
-    if dir.exists() {
-        std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        eprintln!(
+            "==> autobahn {}: cases {}",
+            self.name(),
+            self.cases.join(",")
+        );
+        let dir = &self.dir;
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let date = now_utc();
+        let start = Instant::now();
+        let port = free_port()?;
+        let mut testee = Command::new(&tools.testee);
+        testee.args([self.role, "--runtime", self.runtime]);
+        let (out, err) = log_to(&dir.join(TESTEE_LOG))?;
+        testee.stdout(out).stderr(err);
+        let (mode, result) = if self.role == "server" {
+            let mode = format!("wstest fuzzingclient against the {} server", self.runtime);
+            (mode, self.test_server(tools, testee, port))
+        } else {
+            let mode = format!("{} client against wstest fuzzingserver", self.runtime);
+            (mode, self.test_client(tools, testee, port))
+        };
+        let info = RunInfo {
+            mode,
+            cases: self.cases.clone(),
+            wstest_version: tools.wstest.version.clone(),
+            date,
+            duration_secs: start.elapsed().as_secs(),
+        };
+        eprintln!("    finished in {}s", info.duration_secs);
+        info.save(dir)?;
+        result
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let port = free_port()?;
-    let url = format!("ws://127.0.0.1:{port}");
-    let agent = format!("fahrbahn-{runtime}");
-    let timeout = if is_quick(cases) { QUICK_TIMEOUT } else { FULL_TIMEOUT };
-    let date = now_utc();
-    let start = Instant::now();
-    let write = |file: &str, text: String| {
-        let path = dir.join(file);
-        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
-        Ok::<_, String>(path)
-    };
-    let testee_log = dir.join("testee.log");
-    let wstest_log = dir.join("wstest.log");
-    let progress = || last_line(&wstest_log);
-    let mut testee = Command::new(&tools.testee);
-    let (out, err) = log_to(&testee_log)?;
-    testee.args([role, "--runtime", runtime]).stdout(out).stderr(err);
 
-    let mode = if role == "server" {
-        let spec = write("fuzzingclient.json", wstest::fuzzing_client_spec(&agent, &url, cases))?;
+    /// `wstest -m fuzzingclient` against the testee server on `port`.
+    fn test_server(&self, tools: &Tools, mut testee: Command, port: u16) -> Result<()> {
+        let (testee_log, wstest_log) = (self.dir.join(TESTEE_LOG), self.dir.join(WSTEST_LOG));
+        let spec = self.write_spec(
+            "fuzzingclient.json",
+            wstest::fuzzing_client_spec(&self.agent(), &url(port), &self.cases),
+        )?;
         testee.args(["--port", &port.to_string()]);
-        let mut server = Running::spawn("testee server", &mut testee)?;
-        server.wait_for_port(port, STARTUP_TIMEOUT)?;
-        let mut fuzzer = tools.wstest.fuzzing_client(dir, &spec);
+        let mut server = Running::spawn("the testee server", &mut testee)?;
+        server
+            .wait_for_port(port, STARTUP_TIMEOUT)
+            .map_err(|e| with_log(&testee_log, e))?;
+        let mut fuzzer = tools.wstest.fuzzing_client(&self.dir, &spec);
         let (out, err) = log_to(&wstest_log)?;
         let status = Running::spawn("wstest", fuzzer.stdout(out).stderr(err))?
-            .wait(timeout, progress)?;
+            .wait(self.timeout(), || last_line(&wstest_log))
+            .map_err(|e| with_log(&wstest_log, e))?;
         if !status.success() {
-            return Err(format!("wstest failed ({status}); {}", tail(&wstest_log, 20)));
+            return Err(with_log(&wstest_log, format!("wstest failed ({status})")));
         }
         if let Some(status) = server.exited()? {
-            let log = tail(&testee_log, 20);
-            return Err(format!("the testee server exited during the run ({status}); {log}"));
+            let error = format!("the testee server exited during the run ({status})");
+            return Err(with_log(&testee_log, error));
         }
-        format!("wstest fuzzingclient against the {runtime} server")
-    } else {
-        let spec = write("fuzzingserver.json", wstest::fuzzing_server_spec(&url, cases))?;
-        let mut fuzzer = tools.wstest.fuzzing_server(dir, &spec);
+        Ok(())
+    }
+
+    /// The testee client against `wstest -m fuzzingserver` on `port`.
+    fn test_client(&self, tools: &Tools, mut testee: Command, port: u16) -> Result<()> {
+        let (testee_log, wstest_log) = (self.dir.join(TESTEE_LOG), self.dir.join(WSTEST_LOG));
+        let spec = self.write_spec(
+            "fuzzingserver.json",
+            wstest::fuzzing_server_spec(&url(port), &self.cases),
+        )?;
+        let mut fuzzer = tools.wstest.fuzzing_server(&self.dir, &spec);
         let (out, err) = log_to(&wstest_log)?;
         let mut server = Running::spawn("wstest", fuzzer.stdout(out).stderr(err))?;
-        server.wait_for_port(port, STARTUP_TIMEOUT)?;
-        testee.args(["--url", &url, "--agent", &agent]);
-        let status = Running::spawn("testee client", &mut testee)?.wait(timeout, progress)?;
+        server
+            .wait_for_port(port, STARTUP_TIMEOUT)
+            .map_err(|e| with_log(&wstest_log, e))?;
+        testee.args(["--url", &url(port), "--agent", &self.agent()]);
+        let status = Running::spawn("the testee client", &mut testee)?
+            .wait(self.timeout(), || last_line(&wstest_log))
+            .map_err(|e| with_log(&testee_log, e))?;
         if !status.success() {
-            let log = tail(&testee_log, 20);
-            return Err(format!("the testee client failed ({status}); {log}"));
+            let error = format!("the testee client failed ({status})");
+            return Err(with_log(&testee_log, error));
         }
-        let index = dir.join("index.json");
+        let index = self.dir.join("index.json");
         let waited = Instant::now();
         while !index.exists() {
             if waited.elapsed() > REPORT_TIMEOUT || server.exited()?.is_some() {
-                return Err(format!(
-                    "wstest wrote no index.json (did the client call /updateReports?agent={agent}?)"
-                ));
+                let error = format!(
+                    "wstest wrote no index.json; did the client open /updateReports?agent={}?",
+                    self.agent()
+                );
+                return Err(with_log(&wstest_log, error));
             }
             std::thread::sleep(Duration::from_millis(200));
         }
-        format!("{runtime} client against wstest fuzzingserver")
-    };
-    let info = RunInfo {
-        mode,
-        cases: cases.to_vec(),
-        wstest_version: tools.wstest.version.clone(),
-        date,
-        duration_secs: start.elapsed().as_secs(),
-    };
-    eprintln!("    finished in {}s", info.duration_secs);
-    info.save(dir)
+        Ok(())
     }
+
+    /// The agent name in the reports.
+    fn agent(&self) -> String {
+        format!("fahrbahn-{}", self.runtime)
+    }
+
+    fn timeout(&self) -> Duration {
+        if is_quick(&self.cases) {
+            QUICK_TIMEOUT
+        } else {
+            FULL_TIMEOUT
+        }
+    }
+
+    fn write_spec(&self, file: &str, spec: String) -> Result<PathBuf> {
+        let path = self.dir.join(file);
+        std::fs::write(&path, spec).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    }
+}
+
+fn url(port: u16) -> String {
+    format!("ws://127.0.0.1:{port}")
 }
 
 /// The last line of a log file (for progress output).
 fn last_line(path: &Path) -> String {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_owned()
+    text.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("")
+        .trim()
+        .to_owned()
 }
 
 #[cfg(test)]
@@ -355,7 +425,10 @@ mod tests {
     #[test]
     fn narrowing_and_cases() {
         let options = parse(&["--runtime", "smol", "--role=client", "--all"]).unwrap();
-        assert_eq!((options.runtimes, options.roles), (vec!["smol"], vec!["client"]));
+        assert_eq!(
+            (options.runtimes, options.roles),
+            (vec!["smol"], vec!["client"])
+        );
         assert_eq!(parse(&["--all"]).unwrap().cases("smol"), ["*"]);
         let options = parse(&["--all", "--cases", "1.*, 12.1.1,", "--role", "all"]).unwrap();
         assert_eq!(options.cases("tokio"), ["1.*", "12.1.1"]);
@@ -368,7 +441,8 @@ mod tests {
 
     #[test]
     fn quick_detection() {
-        let quick = |cases: &[&str]| is_quick(&cases.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        let quick =
+            |cases: &[&str]| is_quick(&cases.iter().map(|s| s.to_string()).collect::<Vec<_>>());
         assert!(quick(&QUICK_CASES));
         assert!(quick(&["7.1.6"]));
         assert!(!quick(&["*"]));

@@ -1,7 +1,7 @@
 //! Running cargo: the workspace layout and building binaries.
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -9,11 +9,15 @@ use serde_json::Value;
 use crate::Result;
 use crate::process::describe;
 
-/// The workspace root (the parent of the xtask crate).
-pub(crate) fn workspace_root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace root")
+/// The workspace root: the parent of the xtask crate, as `cargo run` reports
+/// it (or as it was at build time when xtask runs on its own).
+pub(crate) fn workspace_root() -> PathBuf {
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    match manifest_dir.parent() {
+        Some(root) => root.to_owned(),
+        None => manifest_dir,
+    }
 }
 
 /// A `cargo` command (the cargo that runs xtask) in the workspace root.

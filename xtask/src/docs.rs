@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::Result;
-use crate::autobahn::{RUNTIMES, ROLES};
+use crate::autobahn::{ROLES, RUNTIMES};
 use crate::report::{Report, RunInfo, now_utc};
 
 /// The generated file, relative to the workspace root.
@@ -28,12 +28,24 @@ pub(crate) fn update(reports_dir: &Path, out: &Path) -> Result<usize> {
     ));
     if runs.is_empty() {
         md.push_str("No reports yet.\n");
+    } else {
+        md.push_str("| Run | Strict pass | Cases | Date |\n|---|--:|--:|---|\n");
     }
+    let mut sections = String::new();
     for (name, dir) in &runs {
         let report = Report::load(dir)?;
-        md.push_str(&report.markdown(name, RunInfo::load(dir).as_ref(), false));
-        md.push('\n');
+        let info = RunInfo::load(dir);
+        let tally = report.tally();
+        let date = info.as_ref().map_or("?", |info| &info.date);
+        md.push_str(&format!(
+            "| [{name}](#{name}) | {} | {} | {date} |\n",
+            tally.passed,
+            tally.passed + tally.failed
+        ));
+        sections.push('\n');
+        sections.push_str(&report.markdown(name, info.as_ref(), false));
     }
+    md.push_str(&sections);
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
     }
@@ -52,7 +64,12 @@ fn report_dirs(reports_dir: &Path) -> Result<Vec<(String, PathBuf)>> {
     };
     let mut runs: Vec<(String, PathBuf)> = entries
         .filter_map(|entry| entry.ok())
-        .map(|entry| (entry.file_name().to_string_lossy().into_owned(), entry.path()))
+        .map(|entry| {
+            (
+                entry.file_name().to_string_lossy().into_owned(),
+                entry.path(),
+            )
+        })
         .filter(|(_, dir)| dir.join("index.json").is_file())
         .collect();
     let order = |name: &str| {

@@ -46,7 +46,9 @@ tasks:
 
 Reports go to target/autobahn/<runtime>-<role>/. wstest is taken from PATH or
 installed by xtask/scripts/install-wstest.sh into ~/.cache/fahrbahn/wstest
-(override with FAHRBAHN_WSTEST_DIR).";
+(override with FAHRBAHN_WSTEST_DIR). The testee is the autobahn_testee example
+of the fahrbahn crate, built in release mode; FAHRBAHN_TESTEE=PATH uses another
+program with the same command line instead.";
 
 /// Count of passed and failed items (steps or conformance cases).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

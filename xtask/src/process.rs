@@ -34,13 +34,13 @@ pub(crate) fn log_to(path: &Path) -> Result<(Stdio, Stdio)> {
     Ok((file.into(), copy.into()))
 }
 
-/// The last `lines` lines of a log file, indented, for error messages.
-pub(crate) fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    let start = all.len().saturating_sub(lines);
-    let mut out = format!("last lines of {}:", path.display());
-    for line in &all[start..] {
+/// `error`, followed by the last lines of the log file `log`.
+pub(crate) fn with_log(log: &Path, error: impl std::fmt::Display) -> String {
+    const LINES: usize = 20;
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = format!("{error}\n    --- end of {} ---", log.display());
+    for line in &lines[lines.len().saturating_sub(LINES)..] {
         out.push_str("\n    ");
         out.push_str(line);
     }

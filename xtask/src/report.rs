@@ -35,7 +35,13 @@ const SECTIONS: [&str; 13] = [
 const RUN_INFO: &str = "run.json";
 
 /// The result columns; wstest behaviors not listed here count as `FAILED`.
-const BEHAVIORS: [&str; 5] = ["OK", "INFORMATIONAL", "NON-STRICT", "UNIMPLEMENTED", "FAILED"];
+const BEHAVIORS: [&str; 5] = [
+    "OK",
+    "INFORMATIONAL",
+    "NON-STRICT",
+    "UNIMPLEMENTED",
+    "FAILED",
+];
 
 fn behavior_column(behavior: &str) -> usize {
     BEHAVIORS
@@ -110,7 +116,10 @@ impl Report {
                 let text = |key: &str| result[key].as_str().unwrap_or("MISSING").to_owned();
                 let mut case = Case {
                     id: id.clone(),
-                    key: id.split('.').map(|n| n.parse().unwrap_or(u32::MAX)).collect(),
+                    key: id
+                        .split('.')
+                        .map(|n| n.parse().unwrap_or(u32::MAX))
+                        .collect(),
                     behavior: text("behavior"),
                     behavior_close: text("behaviorClose"),
                     result: String::new(),
@@ -167,17 +176,28 @@ impl Report {
             total.cases,
             self.agents.join(", ")
         );
-        let header = ["Cases", "Strict", "OK", "INFO", "NON-STRICT", "UNIMPL", "FAILED"];
-        let mut line = format!("    {:<30}", "Section");
+        let header = [
+            "Cases",
+            "Strict",
+            "OK",
+            "INFO",
+            "NON-STRICT",
+            "UNIMPL",
+            "FAILED",
+        ];
+        let mut line = format!("    {:<28}", "Section");
         header.iter().for_each(|h| write!(line, " {h:>6}").unwrap());
         println!("{line}");
         let row = |label: &str, counts: &Counts| {
-            let mut line = format!("    {label:<30}");
+            let mut line = format!("    {label:<28}");
             let numbers = [counts.cases, counts.passed].into_iter();
-            for n in numbers.chain(counts.by_behavior) {
-                let cell = if n == 0 { ".".to_owned() } else { n.to_string() };
-                let width = 6;
-                write!(line, " {cell:>width$}").unwrap();
+            for (n, h) in numbers.chain(counts.by_behavior).zip(header) {
+                let cell = if n == 0 {
+                    ".".to_owned()
+                } else {
+                    n.to_string()
+                };
+                write!(line, " {cell:>width$}", width = h.len().max(6)).unwrap();
             }
             println!("{line}");
         };
@@ -204,7 +224,12 @@ impl Report {
 
     /// Markdown: a heading, the run details, the per-section table and, when
     /// `list_failures`, every failed case.
-    pub(crate) fn markdown(&self, title: &str, info: Option<&RunInfo>, list_failures: bool) -> String {
+    pub(crate) fn markdown(
+        &self,
+        title: &str,
+        info: Option<&RunInfo>,
+        list_failures: bool,
+    ) -> String {
         let total = self.total();
         let mut md = format!("## {title}\n\n");
         writeln!(
@@ -401,14 +426,26 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
 
         let ids: Vec<&str> = report.cases.iter().map(|c| c.id.as_str()).collect();
-        assert_eq!(ids, ["1.1.1", "7.1.6", "9.2.1", "9.10.1", "12.1.1", "13.1.1"]);
-        assert_eq!(report.tally(), Tally { passed: 2, failed: 4 });
+        assert_eq!(
+            ids,
+            ["1.1.1", "7.1.6", "9.2.1", "9.10.1", "12.1.1", "13.1.1"]
+        );
+        assert_eq!(
+            report.tally(),
+            Tally {
+                passed: 2,
+                failed: 4
+            }
+        );
         let nine = report.sections()[&9];
         assert_eq!((nine.cases, nine.passed), (2, 0));
         assert_eq!(nine.by_behavior, [1, 0, 1, 0, 0]);
         assert_eq!(report.sections()[&13].by_behavior, [0, 0, 0, 0, 1]);
         let md = report.markdown("t", None, true);
-        assert!(md.contains("| **Total** | 6 | 2 | 2 | 1 | 1 | 1 | 1 |"), "{md}");
+        assert!(
+            md.contains("| **Total** | 6 | 2 | 2 | 1 | 1 | 1 | 1 |"),
+            "{md}"
+        );
         assert!(md.contains("- `13.1.1`: WRONG CODE / close OK"), "{md}");
     }
 }

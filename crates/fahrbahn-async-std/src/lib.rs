@@ -1,1 +1,88 @@
-//! placeholder
+//! async-std adapter of Fahrbahn: [`AsyncStdRuntime`] implements
+//! [`fahrbahn_rt::Runtime`].
+//!
+//! **async-std is discontinued upstream** (its authors recommend smol).
+//! This adapter is kept deliberately thin — tasks, sockets and the
+//! `async-io` timers async-std itself uses — so existing async-std
+//! applications keep working; new code should use `fahrbahn-smol` or
+//! `fahrbahn-tokio`.
+//!
+//! ```no_run
+//! async_std::task::block_on(async {
+//!     let mut ws = fahrbahn_rt::connect(&fahrbahn_async_std::AsyncStdRuntime, "ws://127.0.0.1:9001/").await?;
+//!     ws.send("hello").await?;
+//!     Ok::<_, fahrbahn_rt::Error>(())
+//! }).unwrap();
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use fahrbahn_rt::{AsyncTimer, BoxFuture, Runtime};
+
+/// The async-std runtime.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AsyncStdRuntime;
+
+/// A bound async-std TCP listener.
+#[derive(Debug)]
+pub struct TcpListener(pub async_std::net::TcpListener);
+
+#[derive(Debug)]
+struct Timer(async_io::Timer);
+
+impl AsyncTimer for Timer {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.get_mut().0.set_at(deadline);
+    }
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.get_mut().0).poll(cx).map(|_| ())
+    }
+}
+
+impl fahrbahn_rt::TcpListener for TcpListener {
+    type Stream = async_std::net::TcpStream;
+
+    fn accept(&self) -> BoxFuture<'_, io::Result<(async_std::net::TcpStream, SocketAddr)>> {
+        Box::pin(async move {
+            let (s, addr) = self.0.accept().await?;
+            s.set_nodelay(true)?;
+            Ok((s, addr))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Runtime for AsyncStdRuntime {
+    type TcpStream = async_std::net::TcpStream;
+    type TcpListener = TcpListener;
+
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        Box::pin(Timer(async_io::Timer::at(deadline)))
+    }
+
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        async_std::task::spawn(future);
+    }
+
+    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<async_std::net::TcpStream>> {
+        let target = format!("{host}:{port}");
+        Box::pin(async move {
+            let s = async_std::net::TcpStream::connect(target.as_str()).await?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        })
+    }
+
+    fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpListener>> {
+        Box::pin(async move { Ok(TcpListener(async_std::net::TcpListener::bind(addr).await?)) })
+    }
+}

@@ -1,1 +1,84 @@
-//! placeholder
+//! smol adapter of Fahrbahn: [`SmolRuntime`] implements
+//! [`fahrbahn_rt::Runtime`] with smol's global executor, `async-io` timers
+//! and `async-net` sockets. All protocol logic lives in `fahrbahn-rt` and
+//! `fahrbahn-core`.
+//!
+//! ```no_run
+//! smol::block_on(async {
+//!     let mut ws = fahrbahn_rt::connect(&fahrbahn_smol::SmolRuntime, "ws://127.0.0.1:9001/").await?;
+//!     ws.send("hello").await?;
+//!     Ok::<_, fahrbahn_rt::Error>(())
+//! }).unwrap();
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use fahrbahn_rt::{AsyncTimer, BoxFuture, Runtime};
+
+/// The smol runtime (tasks go to smol's global executor).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmolRuntime;
+
+/// A bound smol TCP listener.
+#[derive(Debug)]
+pub struct TcpListener(pub smol::net::TcpListener);
+
+#[derive(Debug)]
+struct Timer(smol::Timer);
+
+impl AsyncTimer for Timer {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.get_mut().0.set_at(deadline);
+    }
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        Pin::new(&mut self.get_mut().0).poll(cx).map(|_| ())
+    }
+}
+
+impl fahrbahn_rt::TcpListener for TcpListener {
+    type Stream = smol::net::TcpStream;
+
+    fn accept(&self) -> BoxFuture<'_, io::Result<(smol::net::TcpStream, SocketAddr)>> {
+        Box::pin(async move {
+            let (s, addr) = self.0.accept().await?;
+            s.set_nodelay(true)?;
+            Ok((s, addr))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Runtime for SmolRuntime {
+    type TcpStream = smol::net::TcpStream;
+    type TcpListener = TcpListener;
+
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        Box::pin(Timer(smol::Timer::at(deadline)))
+    }
+
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        smol::spawn(future).detach();
+    }
+
+    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<smol::net::TcpStream>> {
+        let target = format!("{host}:{port}");
+        Box::pin(async move {
+            let s = smol::net::TcpStream::connect(target.as_str()).await?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        })
+    }
+
+    fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpListener>> {
+        Box::pin(async move { Ok(TcpListener(smol::net::TcpListener::bind(addr).await?)) })
+    }
+}

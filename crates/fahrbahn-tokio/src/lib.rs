@@ -1,1 +1,112 @@
-//! placeholder
+//! Tokio adapter of Fahrbahn: [`TokioRuntime`] implements
+//! [`fahrbahn_rt::Runtime`]; all protocol logic lives in `fahrbahn-rt` and
+//! `fahrbahn-core`.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), fahrbahn_rt::Error> {
+//! let mut ws = fahrbahn_rt::connect(&fahrbahn_tokio::TokioRuntime, "ws://127.0.0.1:9001/").await?;
+//! ws.send("hello").await?;
+//! # Ok(()) }
+//! ```
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use fahrbahn_rt::{AsyncTimer, BoxFuture, Runtime};
+use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
+
+/// The tokio runtime (the ambient one: call from inside a tokio runtime).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokioRuntime;
+
+/// A tokio TCP stream seen through the `futures-io` traits.
+#[derive(Debug)]
+pub struct TcpStream(pub tokio::net::TcpStream);
+
+/// A bound tokio TCP listener.
+#[derive(Debug)]
+pub struct TcpListener(pub tokio::net::TcpListener);
+
+#[derive(Debug)]
+struct Timer(Pin<Box<tokio::time::Sleep>>);
+
+impl AsyncTimer for Timer {
+    fn reset(self: Pin<&mut Self>, deadline: Instant) {
+        self.get_mut().0.as_mut().reset(deadline.into());
+    }
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().0.as_mut().poll(cx)
+    }
+}
+
+impl futures_io::AsyncRead for TcpStream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        let mut buf = ReadBuf::new(buf);
+        match Pin::new(&mut self.get_mut().0).poll_read(cx, &mut buf) {
+            Poll::Ready(Ok(())) => Poll::Ready(Ok(buf.filled().len())),
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl futures_io::AsyncWrite for TcpStream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+}
+
+impl fahrbahn_rt::TcpListener for TcpListener {
+    type Stream = TcpStream;
+
+    fn accept(&self) -> BoxFuture<'_, io::Result<(TcpStream, SocketAddr)>> {
+        Box::pin(async move {
+            let (s, addr) = self.0.accept().await?;
+            s.set_nodelay(true)?;
+            Ok((TcpStream(s), addr))
+        })
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
+impl Runtime for TokioRuntime {
+    type TcpStream = TcpStream;
+    type TcpListener = TcpListener;
+
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        Box::pin(Timer(Box::pin(tokio::time::sleep_until(deadline.into()))))
+    }
+
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        tokio::spawn(future);
+    }
+
+    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<TcpStream>> {
+        let host = host.to_owned();
+        Box::pin(async move {
+            let s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+            s.set_nodelay(true)?;
+            Ok(TcpStream(s))
+        })
+    }
+
+    fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpListener>> {
+        Box::pin(async move { Ok(TcpListener(tokio::net::TcpListener::bind(addr).await?)) })
+    }
+}

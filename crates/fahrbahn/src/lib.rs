@@ -1,1 +1,111 @@
-//! placeholder
+//! # Fahrbahn
+//!
+//! WebSocket (RFC 6455, with permessage-deflate RFC 7692) for Rust, on the
+//! runtime of your choice, built on a sans-IO core ([`core`]).
+//!
+//! Features: `tokio` (default), `smol`, `async-std` (pick any; each adds a
+//! module of the same name), `tls` (`wss://` with rustls), `deflate`
+//! (permessage-deflate, default).
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn demo() -> Result<(), fahrbahn::Error> {
+//! use fahrbahn::Message;
+//! let mut ws = fahrbahn::tokio::connect("ws://127.0.0.1:9001/").await?;
+//! ws.send("hello").await?;
+//! while let Some(msg) = ws.recv().await {
+//!     println!("got {:?}", msg?);
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! A server accepts on a listener, or over any byte stream it already has
+//! (see [`WebSocket::accept`]):
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn demo() -> Result<(), fahrbahn::Error> {
+//! let listener = fahrbahn::tokio::bind("127.0.0.1:9001".parse().unwrap()).await?;
+//! loop {
+//!     let mut ws = fahrbahn::tokio::accept(&listener, fahrbahn::ServerConfig::default()).await?;
+//!     tokio::spawn(async move {
+//!         while let Some(Ok(msg)) = ws.recv().await {
+//!             if ws.send(msg).await.is_err() { break; }
+//!         }
+//!     });
+//! }
+//! # }
+//! ```
+
+pub use fahrbahn_core as core;
+pub use fahrbahn_rt::*;
+
+/// Functions bound to one runtime: `connect`, `connect_with`, `bind`,
+/// `accept`, `accept_stream`.
+macro_rules! runtime_module {
+    ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident) => {
+        $(#[$meta])*
+        pub mod $name {
+            use std::net::SocketAddr;
+
+            use fahrbahn_rt::{
+                ClientConfig, Error, MaybeTlsStream, Runtime, ServerConfig, TcpListener as _,
+                WebSocket,
+            };
+            pub use $krate::$rt;
+
+            /// The TCP stream type of this runtime.
+            pub type TcpStream = <$rt as Runtime>::TcpStream;
+            /// The listener type of this runtime.
+            pub type TcpListener = <$rt as Runtime>::TcpListener;
+            /// A client WebSocket on this runtime.
+            pub type ClientWebSocket = WebSocket<MaybeTlsStream<TcpStream>>;
+
+            /// Connects to a `ws://` or `wss://` URL.
+            pub async fn connect(url: &str) -> Result<ClientWebSocket, Error> {
+                fahrbahn_rt::connect(&$rt, url).await
+            }
+
+            /// Connects to a URL with settings (host and path come from the URL).
+            pub async fn connect_with(url: &str, config: ClientConfig) -> Result<ClientWebSocket, Error> {
+                fahrbahn_rt::connect_with(&$rt, url, config).await
+            }
+
+            /// Binds a TCP listener.
+            pub async fn bind(addr: SocketAddr) -> Result<TcpListener, Error> {
+                Ok($rt.bind_tcp(addr).await?)
+            }
+
+            /// Accepts the next connection on `listener` and runs the
+            /// server handshake.
+            pub async fn accept(listener: &TcpListener, config: ServerConfig) -> Result<WebSocket<TcpStream>, Error> {
+                let (stream, _) = listener.accept().await?;
+                WebSocket::accept(&$rt, stream, config).await
+            }
+
+            /// Runs the server handshake over a stream accepted elsewhere.
+            pub async fn accept_stream<S>(stream: S, config: ServerConfig) -> Result<WebSocket<S>, Error>
+            where
+                S: fahrbahn_rt::AsyncRead + fahrbahn_rt::AsyncWrite + Unpin,
+            {
+                WebSocket::accept(&$rt, stream, config).await
+            }
+        }
+    };
+}
+
+#[cfg(feature = "tokio")]
+runtime_module!(
+    /// WebSocket on tokio.
+    tokio, fahrbahn_tokio, TokioRuntime
+);
+#[cfg(feature = "smol")]
+runtime_module!(
+    /// WebSocket on smol.
+    smol, fahrbahn_smol, SmolRuntime
+);
+#[cfg(feature = "async-std")]
+runtime_module!(
+    /// WebSocket on async-std (discontinued upstream; prefer smol).
+    async_std, fahrbahn_async_std, AsyncStdRuntime
+);

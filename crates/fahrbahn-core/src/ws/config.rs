@@ -127,6 +127,13 @@ pub struct ClientConfig {
     pub timeouts: Timeouts,
 }
 
+impl Default for ClientConfig {
+    /// `localhost`, path `/`; the async layer fills both from the URL.
+    fn default() -> Self {
+        Self::new("localhost", "/")
+    }
+}
+
 impl ClientConfig {
     /// A configuration for `ws://host/path` with default settings.
     pub fn new(host: impl Into<String>, path: impl Into<String>) -> Self {

@@ -335,7 +335,11 @@ impl Connection {
                     self.ping_counter += 1;
                     let payload = self.ping_counter.to_be_bytes();
                     self.write_control(OpCode::Ping, &payload);
-                    self.pong_deadline = Some(now + self.timeouts.pong_timeout);
+                    // Keep the deadline of an earlier unanswered ping: a
+                    // new ping must not push it back (with an interval
+                    // shorter than the pong timeout it never fired).
+                    self.pong_deadline
+                        .get_or_insert(now + self.timeouts.pong_timeout);
                     self.next_ping = self.timeouts.ping_interval.map(|i| now + i);
                 }
             }
@@ -426,6 +430,11 @@ impl Connection {
 
     /// Accepts a request announced by [`Event::Request`].
     pub fn accept(&mut self, now: Instant, accept: Accept) -> Result<(), SendError> {
+        // Check before taking the state out: a misplaced call must leave the
+        // connection as it was.
+        if !matches!(self.state, State::AwaitingAccept { .. }) {
+            return Err(SendError::NoPendingRequest);
+        }
         let State::AwaitingAccept {
             config,
             key,
@@ -950,7 +959,11 @@ impl Connection {
         }
         self.write_control(OpCode::Close, &payload);
         self.close_sent = true;
-        self.incoming = None;
+        // No keepalive pings after our close: the timer would stay due (and
+        // make poll_timeout report a past deadline) until the close ends.
+        // The message being received is kept: its remaining frames still
+        // arrive and are read (and dropped) normally.
+        self.next_ping = None;
     }
 
     // ----- endings ------------------------------------------------------

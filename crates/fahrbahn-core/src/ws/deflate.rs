@@ -268,6 +268,12 @@ mod codec {
             }
             if out[start..].ends_with(&TAIL) {
                 out.truncate(out.len() - TAIL.len());
+            } else if out.len() == start {
+                // zlib emits nothing for a sync flush without new input (an
+                // empty message after another one). RFC 7692 7.2.1: append
+                // an empty stored block and drop its `00 00 ff ff`, leaving
+                // `00`; an empty payload would not inflate with the tail.
+                out.push(0x00);
             }
             if self.agreement.reset_compressor {
                 self.compress.reset();

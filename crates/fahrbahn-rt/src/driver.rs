@@ -1,0 +1,223 @@
+//! The one driver loop: moves bytes between a byte stream and a sans-IO
+//! [`Connection`], arms its timer, and performs the transport close.
+//! Every runtime adapter and every user-facing type goes through it.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+use std::time::Instant;
+
+use fahrbahn_core::ws::{Closed, Connection, Event, Role};
+use futures_io::{AsyncRead, AsyncWrite};
+
+use crate::runtime::AsyncTimer;
+
+const READ_BUF: usize = 64 << 10;
+
+/// Who is waiting to write: the reading side (pongs, close replies) or the
+/// writing side of a split connection. The transport keeps one write waker
+/// only, so whoever makes progress wakes the other.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Side {
+    Reader = 0,
+    Writer = 1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shutdown {
+    /// The connection is still running.
+    Running,
+    /// Flushing the last bytes (close frame, HTTP error).
+    Flushing,
+    /// Waiting for the peer to end the stream (or the linger deadline).
+    Lingering,
+    /// Closing our write side.
+    Closing,
+    Done,
+}
+
+/// A connection and its transport.
+#[derive(Debug)]
+pub(crate) struct Driver<S> {
+    pub(crate) io: S,
+    pub(crate) conn: Connection,
+    timer: Pin<Box<dyn AsyncTimer>>,
+    armed: Option<Instant>,
+    read_buf: Box<[u8]>,
+    out: Vec<u8>,
+    out_pos: usize,
+    write_wakers: [Option<Waker>; 2],
+    shutdown: Shutdown,
+    /// How the connection ended, once [`Event::Closed`] was seen.
+    pub(crate) closed: Option<Closed>,
+    /// A transport error that ended the connection.
+    pub(crate) io_error: Option<io::ErrorKind>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
+    pub(crate) fn new(io: S, conn: Connection, timer: Pin<Box<dyn AsyncTimer>>) -> Self {
+        Self {
+            io,
+            conn,
+            timer,
+            armed: None,
+            read_buf: vec![0; READ_BUF].into_boxed_slice(),
+            out: Vec::new(),
+            out_pos: 0,
+            write_wakers: [None, None],
+            shutdown: Shutdown::Running,
+            closed: None,
+            io_error: None,
+        }
+    }
+
+    /// Bytes queued but not yet written.
+    pub(crate) fn pending_output(&self) -> usize {
+        self.out.len() - self.out_pos
+    }
+
+    /// Writes everything the connection queued. Ready(Ok) once all of it
+    /// is written and flushed.
+    pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<io::Result<()>> {
+        loop {
+            if self.out_pos == self.out.len() {
+                self.out.clear();
+                self.out_pos = 0;
+                if self.conn.poll_transmit(&mut self.out) == 0 {
+                    break;
+                }
+            }
+            match Pin::new(&mut self.io).poll_write(cx, &self.out[self.out_pos..]) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.out_pos += n;
+                    self.wake_other_writer(side);
+                }
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => {
+                    self.write_wakers[side as usize] = Some(cx.waker().clone());
+                    return Poll::Pending;
+                }
+            }
+        }
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn wake_other_writer(&mut self, side: Side) {
+        let other = 1 - side as usize;
+        if let Some(w) = self.write_wakers[other].take() {
+            w.wake();
+        }
+    }
+
+    /// Arms the timer for the connection's next deadline and runs it when
+    /// due. Returns true when a timeout was handled.
+    fn poll_timer(&mut self, cx: &mut Context<'_>, deadline: Option<Instant>) -> bool {
+        let Some(deadline) = deadline else {
+            self.armed = None;
+            return false;
+        };
+        if self.armed != Some(deadline) {
+            self.timer.as_mut().reset(deadline);
+            self.armed = Some(deadline);
+        }
+        if self.timer.as_mut().poll(cx).is_ready() {
+            self.armed = None;
+            return true;
+        }
+        false
+    }
+
+    /// Drives the connection until it has an event. After
+    /// [`Event::Closed`] the transport still needs [`Self::poll_finish`].
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Event>> {
+        loop {
+            if let Some(event) = self.conn.poll_event() {
+                if let Event::Closed(c) = &event {
+                    self.closed = Some(c.clone());
+                    self.shutdown = Shutdown::Flushing;
+                }
+                return Poll::Ready(Ok(event));
+            }
+            if self.conn.is_closed() {
+                // Closed already reported: nothing more will come.
+                return Poll::Pending;
+            }
+            // Best effort: pongs and handshake bytes go out while we read.
+            if let Poll::Ready(Err(e)) = self.poll_write_out(cx, Side::Reader) {
+                return self.fail_io(e);
+            }
+            if self.poll_timer(cx, self.conn.poll_timeout()) {
+                self.conn.handle_timeout(Instant::now());
+                continue;
+            }
+            match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
+                Poll::Ready(Ok(0)) => self.conn.handle_eof(Instant::now()),
+                Poll::Ready(Ok(n)) => self.conn.handle_bytes(Instant::now(), &self.read_buf[..n]),
+                Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+                Poll::Ready(Err(e)) => return self.fail_io(e),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn fail_io<T>(&mut self, e: io::Error) -> Poll<io::Result<T>> {
+        log::debug!("WebSocket transport failed: {e}");
+        self.io_error = Some(e.kind());
+        self.shutdown = Shutdown::Done;
+        Poll::Ready(Err(e))
+    }
+
+    /// Ends the transport after [`Event::Closed`]: flushes the last bytes,
+    /// then (server) closes its write side and waits for the client to
+    /// close, or (client) waits for the server to close first, as RFC 6455
+    /// section 7.1.1 asks; either wait is bounded by the close timeout.
+    pub(crate) fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match self.shutdown {
+                Shutdown::Running => return Poll::Ready(()),
+                Shutdown::Done => return Poll::Ready(()),
+                Shutdown::Flushing => match self.poll_write_out(cx, Side::Reader) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(_)) => self.shutdown = Shutdown::Done,
+                    Poll::Ready(Ok(())) => {
+                        self.armed = None;
+                        let linger = Instant::now() + self.conn.timeouts().close;
+                        self.timer.as_mut().reset(linger);
+                        self.shutdown = match self.conn.role() {
+                            Role::Server => Shutdown::Closing,
+                            Role::Client => Shutdown::Lingering,
+                        };
+                    }
+                },
+                Shutdown::Closing => {
+                    if Pin::new(&mut self.io).poll_close(cx).is_pending() {
+                        return Poll::Pending;
+                    }
+                    self.shutdown = match self.conn.role() {
+                        Role::Server => Shutdown::Lingering,
+                        Role::Client => Shutdown::Done,
+                    };
+                }
+                Shutdown::Lingering => {
+                    let ended = loop {
+                        match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
+                            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break true,
+                            Poll::Ready(Ok(_)) => {}
+                            Poll::Pending => break false,
+                        }
+                    };
+                    let timed_out = !ended && self.timer.as_mut().poll(cx).is_ready();
+                    if !ended && !timed_out {
+                        return Poll::Pending;
+                    }
+                    self.shutdown = match self.conn.role() {
+                        Role::Server => Shutdown::Done,
+                        Role::Client => Shutdown::Closing,
+                    };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! The `Runtime` trait: what the driver needs from an async runtime.
+
+use std::fmt::Debug;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use futures_io::{AsyncRead, AsyncWrite};
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A timer that can be moved to a new deadline (like quinn's `AsyncTimer`).
+pub trait AsyncTimer: Send + Debug + 'static {
+    /// Moves the deadline.
+    fn reset(self: Pin<&mut Self>, deadline: Instant);
+    /// Ready once the deadline has passed.
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+}
+
+/// A bound TCP listener of some runtime.
+pub trait TcpListener: Send + Sync + 'static {
+    /// The accepted stream type.
+    type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// Waits for the next connection.
+    fn accept(&self) -> BoxFuture<'_, io::Result<(Self::Stream, SocketAddr)>>;
+    /// The address the listener is bound to.
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+}
+
+/// An async runtime, as the driver sees it: timers, tasks and TCP.
+///
+/// Implemented by `fahrbahn-tokio`, `fahrbahn-smol` and `fahrbahn-async-std`;
+/// each implementation is a few dozen lines. Streams use the `futures-io`
+/// traits.
+pub trait Runtime: Clone + Send + Sync + Debug + 'static {
+    /// A connected TCP stream.
+    type TcpStream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+    /// A TCP listener whose connections are `TcpStream`s.
+    type TcpListener: TcpListener<Stream = Self::TcpStream>;
+
+    /// A timer that fires at `deadline`.
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>>;
+    /// Runs `future` in the background.
+    fn spawn(&self, future: BoxFuture<'static, ()>);
+    /// Connects to `host:port` (host may be a name or an address).
+    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<Self::TcpStream>>;
+    /// Binds a listener.
+    fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::TcpListener>>;
+}

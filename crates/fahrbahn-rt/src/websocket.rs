@@ -1,0 +1,367 @@
+//! The user-facing WebSocket type over any `futures-io` byte stream.
+
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use fahrbahn_core::Rng;
+use fahrbahn_core::ws::{
+    Accept, ClientConfig, CloseCode, Closed, Connection, Event, Handshake, HandshakeRequest,
+    Message, SendError, ServerConfig,
+};
+use futures_core::Stream;
+use futures_io::{AsyncRead, AsyncWrite};
+use futures_sink::Sink;
+
+use crate::driver::{Driver, Side};
+use crate::error::Error;
+use crate::runtime::Runtime;
+
+/// Queue this much output before [`Sink::poll_ready`] waits for the
+/// transport.
+const SINK_HIGH_WATER: usize = 256 << 10;
+
+fn os_rng() -> Rng {
+    let mut seed = [0u8; 32];
+    if getrandom::fill(&mut seed).is_err() {
+        log::warn!("no OS entropy available; falling back to a time-based seed");
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        return Rng::from_seed(t ^ u64::from(std::process::id()));
+    }
+    Rng::from_entropy_bytes(seed)
+}
+
+/// An open WebSocket connection over the byte stream `S`.
+///
+/// Receive with [`recv`](Self::recv) or as a [`Stream`] of messages; send
+/// with [`send`](Self::send) or as a [`Sink`]; [`close`](Self::close) for a
+/// graceful close; [`split`](Self::split) into halves for separate tasks.
+/// Pings are answered automatically.
+#[derive(Debug)]
+pub struct WebSocket<S> {
+    driver: Driver<S>,
+    handshake: Handshake,
+    done: bool,
+}
+
+/// Decides on a server handshake request: `Ok(Accept)` to accept it, or
+/// `Err((status, body))` to reject it with that HTTP status.
+pub type RequestCallback<'a> = &'a mut (dyn FnMut(&HandshakeRequest) -> Result<Accept, (u16, String)> + Send);
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
+    /// Runs the client handshake over an established stream.
+    pub async fn connect<R: Runtime>(runtime: &R, io: S, config: ClientConfig) -> Result<Self, Error> {
+        let now = Instant::now();
+        let timer = runtime.new_timer(now + config.timeouts.open);
+        let conn = Connection::client(config, os_rng(), now);
+        Self::handshake(Driver::new(io, conn, timer), None).await
+    }
+
+    /// Runs the server handshake over an accepted stream (e.g. from any
+    /// listener, or a TLS stream), accepting by `config`.
+    pub async fn accept<R: Runtime>(runtime: &R, io: S, config: ServerConfig) -> Result<Self, Error> {
+        Self::accept_inner(runtime, io, config, None).await
+    }
+
+    /// Like [`accept`](Self::accept), but `decide` sees the request first
+    /// and accepts (choosing subprotocol and headers) or rejects it with an
+    /// HTTP status.
+    pub async fn accept_with<R: Runtime>(
+        runtime: &R,
+        io: S,
+        mut config: ServerConfig,
+        decide: RequestCallback<'_>,
+    ) -> Result<Self, Error> {
+        config.defer_accept = true;
+        Self::accept_inner(runtime, io, config, Some(decide)).await
+    }
+
+    async fn accept_inner<R: Runtime>(
+        runtime: &R,
+        io: S,
+        config: ServerConfig,
+        decide: Option<RequestCallback<'_>>,
+    ) -> Result<Self, Error> {
+        let now = Instant::now();
+        let timer = runtime.new_timer(now + config.timeouts.open);
+        let conn = Connection::server(config, os_rng(), now);
+        Self::handshake(Driver::new(io, conn, timer), decide).await
+    }
+
+    async fn handshake(mut driver: Driver<S>, mut decide: Option<RequestCallback<'_>>) -> Result<Self, Error> {
+        loop {
+            match poll_fn(|cx| driver.poll_event(cx)).await? {
+                Event::Connected(handshake) => {
+                    return Ok(Self {
+                        driver,
+                        handshake,
+                        done: false,
+                    });
+                }
+                Event::Request(request) => {
+                    let verdict = match decide.as_mut() {
+                        Some(decide) => decide(&request),
+                        None => Ok(Accept::default()),
+                    };
+                    match verdict {
+                        Ok(accept) => driver.conn.accept(Instant::now(), accept)?,
+                        Err((status, body)) => driver.conn.reject(status, &body)?,
+                    }
+                }
+                Event::Closed(closed) => {
+                    poll_fn(|cx| driver.poll_finish(cx)).await;
+                    return Err(closed_error(closed));
+                }
+                other => log::debug!("ignoring {other:?} during the handshake"),
+            }
+        }
+    }
+
+    /// The outcome of the opening handshake (subprotocol, extensions, the
+    /// peer's headers).
+    pub fn handshake_info(&self) -> &Handshake {
+        &self.handshake
+    }
+
+    /// The negotiated subprotocol, if any.
+    pub fn subprotocol(&self) -> Option<&str> {
+        self.handshake.subprotocol.as_deref()
+    }
+
+    /// How the connection ended, once it has.
+    pub fn close_info(&self) -> Option<&Closed> {
+        self.driver.closed.as_ref()
+    }
+
+    /// The next message; `None` once the connection closed cleanly, an
+    /// error once if it ended abnormally.
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    /// Polls for the next message (see [`recv`](Self::recv)).
+    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        poll_recv(&mut self.driver, &mut self.done, cx)
+    }
+
+    /// Sends a message and waits until it is written to the transport.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.driver.conn.send(message.into())?;
+        self.flush().await
+    }
+
+    /// Sends a ping (its pong is consumed by [`recv`](Self::recv)).
+    pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
+        self.driver.conn.ping(payload)?;
+        self.flush().await
+    }
+
+    /// Writes everything queued.
+    pub async fn flush(&mut self) -> Result<(), Error> {
+        poll_fn(|cx| self.driver.poll_write_out(cx, Side::Writer)).await?;
+        Ok(())
+    }
+
+    /// Closes gracefully: sends a close frame, waits for the peer's (data
+    /// arriving meanwhile is dropped) and ends the transport.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        poll_fn(|cx| poll_close(&mut self.driver, &mut self.done, cx, code, reason)).await
+    }
+
+    /// Splits into a reading and a writing half that can live in different
+    /// tasks.
+    pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
+        let shared = Arc::new(Shared {
+            driver: Mutex::new(self.driver),
+            done: Mutex::new(self.done),
+        });
+        (
+            WsReader {
+                shared: shared.clone(),
+            },
+            WsWriter { shared },
+        )
+    }
+}
+
+fn closed_error(closed: Closed) -> Error {
+    match closed.error {
+        Some(e) => Error::WebSocket(e),
+        None => Error::Send(SendError::Closed),
+    }
+}
+
+fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
+    driver: &mut Driver<S>,
+    done: &mut bool,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Message, Error>>> {
+    loop {
+        if *done {
+            return Poll::Ready(None);
+        }
+        if let Some(closed) = driver.closed.clone() {
+            if driver.poll_finish(cx).is_pending() {
+                return Poll::Pending;
+            }
+            *done = true;
+            return Poll::Ready(closed.error.map(|e| Err(Error::WebSocket(e))));
+        }
+        match driver.poll_event(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => {
+                *done = true;
+                return Poll::Ready(Some(Err(Error::Io(e))));
+            }
+            Poll::Ready(Ok(Event::Message(m))) => return Poll::Ready(Some(Ok(m))),
+            Poll::Ready(Ok(_)) => {}
+        }
+    }
+}
+
+fn poll_close<S: AsyncRead + AsyncWrite + Unpin>(
+    driver: &mut Driver<S>,
+    done: &mut bool,
+    cx: &mut Context<'_>,
+    code: CloseCode,
+    reason: &str,
+) -> Poll<Result<(), Error>> {
+    if driver.conn.is_open() {
+        driver.conn.close(Instant::now(), code, reason)?;
+    }
+    loop {
+        match poll_recv(driver, done, cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(None) => return Poll::Ready(Ok(())),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+            Poll::Ready(Some(Ok(_))) => {}
+        }
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+fn sink_ready<S: AsyncRead + AsyncWrite + Unpin>(driver: &mut Driver<S>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+    if driver.pending_output() >= SINK_HIGH_WATER {
+        std::task::ready!(driver.poll_write_out(cx, Side::Writer))?;
+    }
+    Poll::Ready(Ok(()))
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        sink_ready(&mut self.get_mut().driver, cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        Ok(self.get_mut().driver.conn.send(item)?)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(std::task::ready!(self.get_mut().driver.poll_write_out(cx, Side::Writer))?))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let this = self.get_mut();
+        poll_close(&mut this.driver, &mut this.done, cx, CloseCode::NORMAL, "")
+    }
+}
+
+#[derive(Debug)]
+struct Shared<S> {
+    driver: Mutex<Driver<S>>,
+    done: Mutex<bool>,
+}
+
+impl<S> Shared<S> {
+    fn driver(&self) -> MutexGuard<'_, Driver<S>> {
+        self.driver.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The reading half of a split [`WebSocket`]; it also runs the timers and
+/// answers pings.
+#[derive(Debug)]
+pub struct WsReader<S> {
+    shared: Arc<Shared<S>>,
+}
+
+/// The writing half of a split [`WebSocket`].
+#[derive(Debug)]
+pub struct WsWriter<S> {
+    shared: Arc<Shared<S>>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
+    /// The next message (see [`WebSocket::recv`]).
+    pub async fn recv(&mut self) -> Option<Result<Message, Error>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        let mut driver = self.shared.driver();
+        let mut done = self.shared.done.lock().unwrap_or_else(|e| e.into_inner());
+        poll_recv(&mut driver, &mut done, cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.get_mut().poll_recv(cx)
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
+    /// Sends a message and waits until it is written.
+    pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
+        self.shared.driver().conn.send(message.into())?;
+        poll_fn(|cx| self.shared.driver().poll_write_out(cx, Side::Writer)).await?;
+        Ok(())
+    }
+
+    /// Starts the closing handshake; the reading half sees the end.
+    pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
+        self.shared.driver().conn.close(Instant::now(), code, reason)?;
+        poll_fn(|cx| self.shared.driver().poll_write_out(cx, Side::Writer)).await?;
+        Ok(())
+    }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
+    type Error = Error;
+
+    fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        sink_ready(&mut self.shared.driver(), cx)
+    }
+
+    fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
+        Ok(self.shared.driver().conn.send(item)?)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        Poll::Ready(Ok(std::task::ready!(self.shared.driver().poll_write_out(cx, Side::Writer))?))
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+        let mut driver = self.shared.driver();
+        if driver.conn.is_open() {
+            driver.conn.close(Instant::now(), CloseCode::NORMAL, "")?;
+        }
+        Poll::Ready(Ok(std::task::ready!(driver.poll_write_out(cx, Side::Writer))?))
+    }
+}

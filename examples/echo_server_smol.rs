@@ -1,0 +1,34 @@
+//! A WebSocket echo server on smol.
+//!
+//! `cargo run --example echo_server_smol --features smol -- 127.0.0.1:9001`
+
+use fahrbahn::{DeflateConfig, ServerConfig};
+
+fn main() -> Result<(), fahrbahn::Error> {
+    smol::block_on(async {
+        let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+        let listener = fahrbahn::smol::bind(addr.parse().expect("an address like 127.0.0.1:9001")).await?;
+        eprintln!("echo server listening on ws://{addr}");
+        loop {
+            let config = ServerConfig {
+                deflate: Some(DeflateConfig::default()),
+                ..ServerConfig::default()
+            };
+            let mut ws = match fahrbahn::smol::accept(&listener, config).await {
+                Ok(ws) => ws,
+                Err(e) => {
+                    eprintln!("handshake failed: {e}");
+                    continue;
+                }
+            };
+            smol::spawn(async move {
+                while let Some(Ok(msg)) = ws.recv().await {
+                    if ws.send(msg).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .detach();
+        }
+    })
+}

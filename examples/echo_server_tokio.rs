@@ -1,0 +1,33 @@
+//! A WebSocket echo server on tokio.
+//!
+//! `cargo run --example echo_server_tokio -- 127.0.0.1:9001`, then connect
+//! with `cargo run --example echo_client_tokio -- ws://127.0.0.1:9001`.
+
+use fahrbahn::{DeflateConfig, ServerConfig};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), fahrbahn::Error> {
+    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
+    let listener = fahrbahn::tokio::bind(addr.parse().expect("an address like 127.0.0.1:9001")).await?;
+    eprintln!("echo server listening on ws://{addr}");
+    loop {
+        let config = ServerConfig {
+            deflate: Some(DeflateConfig::default()),
+            ..ServerConfig::default()
+        };
+        let mut ws = match fahrbahn::tokio::accept(&listener, config).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                eprintln!("handshake failed: {e}");
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            while let Some(Ok(msg)) = ws.recv().await {
+                if ws.send(msg).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+}
