@@ -319,7 +319,7 @@ impl Run {
         let mut fuzzer = tools.wstest.fuzzing_client(&self.dir, &spec);
         let (out, err) = log_to(&wstest_log)?;
         let status = Running::spawn("wstest", fuzzer.stdout(out).stderr(err))?
-            .wait(self.timeout(), || last_line(&wstest_log))
+            .wait(self.timeout(), || current_case(&wstest_log))
             .map_err(|e| with_log(&wstest_log, e))?;
         if !status.success() {
             return Err(with_log(&wstest_log, format!("wstest failed ({status})")));
@@ -346,7 +346,7 @@ impl Run {
             .map_err(|e| with_log(&wstest_log, e))?;
         testee.args(["--url", &url(port), "--agent", &self.agent()]);
         let status = Running::spawn("the testee client", &mut testee)?
-            .wait(self.timeout(), || last_line(&wstest_log))
+            .wait(self.timeout(), || current_case(&wstest_log))
             .map_err(|e| with_log(&testee_log, e))?;
         if !status.success() {
             let error = format!("the testee client failed ({status})");
@@ -391,15 +391,14 @@ fn url(port: u16) -> String {
     format!("ws://127.0.0.1:{port}")
 }
 
-/// The last line of a log file (for progress output).
-fn last_line(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    text.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .unwrap_or("")
-        .trim()
-        .to_owned()
+/// Progress from wstest's log: the case it is running.
+fn current_case(wstest_log: &Path) -> String {
+    let text = std::fs::read_to_string(wstest_log).unwrap_or_default();
+    let case = text.lines().rev().find_map(|line| {
+        let (_, rest) = line.split_once("test case ID ")?;
+        rest.split_whitespace().next()
+    });
+    case.map(|id| format!("at case {id}")).unwrap_or_default()
 }
 
 #[cfg(test)]

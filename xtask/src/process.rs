@@ -39,7 +39,7 @@ pub(crate) fn with_log(log: &Path, error: impl std::fmt::Display) -> String {
     const LINES: usize = 20;
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
-    let mut out = format!("{error}\n    --- end of {} ---", log.display());
+    let mut out = format!("{error}\n    --- last lines of {} ---", log.display());
     for line in &lines[lines.len().saturating_sub(LINES)..] {
         out.push_str("\n    ");
         out.push_str(line);
@@ -103,10 +103,10 @@ impl Running {
                 ));
             }
             if elapsed >= next_heartbeat {
+                let secs = elapsed.as_secs();
                 eprintln!(
-                    "    ... {} running for {}s {}",
+                    "    ... {} still running after {secs}s {}",
                     self.name,
-                    elapsed.as_secs(),
                     progress()
                 );
                 next_heartbeat += HEARTBEAT;

@@ -65,7 +65,8 @@ impl Wstest {
     }
 }
 
-/// Spec for `wstest -m fuzzingclient`: test the server at `url`, reports in `outdir`.
+/// Spec for `wstest -m fuzzingclient`: test the server at `url`; the
+/// reports go to the directory wstest runs in.
 pub(crate) fn fuzzing_client_spec(agent: &str, url: &str, cases: &[String]) -> String {
     let spec = json!({
         "outdir": ".",
@@ -77,7 +78,8 @@ pub(crate) fn fuzzing_client_spec(agent: &str, url: &str, cases: &[String]) -> S
     serde_json::to_string_pretty(&spec).expect("JSON values serialize")
 }
 
-/// Spec for `wstest -m fuzzingserver`: listen on `url`, reports in `outdir`.
+/// Spec for `wstest -m fuzzingserver`: listen on `url`; the reports go to
+/// the directory wstest runs in.
 pub(crate) fn fuzzing_server_spec(url: &str, cases: &[String]) -> String {
     let spec = json!({
         "url": url,

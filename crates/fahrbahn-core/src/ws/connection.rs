@@ -164,6 +164,20 @@ pub struct Connection {
     next_ping: Option<Instant>,
     pong_deadline: Option<Instant>,
     ping_counter: u64,
+    /// An ending waiting for the application to drain earlier events.
+    ending: Option<Ending>,
+}
+
+/// How the connection is about to end (see `Connection::end`).
+#[derive(Debug)]
+enum Ending {
+    /// We fail it with a close code.
+    Fail { error: Error, code: CloseCode },
+    /// The peer sent a close frame.
+    PeerClose {
+        code: Option<CloseCode>,
+        reason: String,
+    },
 }
 
 fn random_key(rng: &mut Rng) -> String {
@@ -217,6 +231,7 @@ impl Connection {
             next_ping: None,
             pong_deadline: None,
             ping_counter: 0,
+            ending: None,
         }
     }
 
@@ -314,6 +329,9 @@ impl Connection {
 
     /// Tells the connection the transport reached end of stream.
     pub fn handle_eof(&mut self, _now: Instant) {
+        if self.ending.is_some() {
+            return; // the pending ending reports the close
+        }
         match self.state {
             State::Closed => {}
             State::Open => self.terminate(Error::ConnectionReset),
@@ -324,6 +342,9 @@ impl Connection {
     /// Runs the timers that are due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        if self.ending.is_some() {
+            return;
+        }
         match self.state {
             State::Closed => {}
             State::Open => {
@@ -478,6 +499,11 @@ impl Connection {
     /// The next event, if any.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            if let Some(ending) = self.ending.take() {
+                self.apply_ending(ending);
+            }
+        }
         self.events.pop_front()
     }
 
@@ -674,7 +700,7 @@ impl Connection {
     // ----- frames -------------------------------------------------------
 
     fn read_frames(&mut self, now: Instant, mut data: &[u8]) {
-        while !data.is_empty() && matches!(self.state, State::Open) {
+        while !data.is_empty() && matches!(self.state, State::Open) && self.ending.is_none() {
             match self.read {
                 ReadState::Header => {
                     let parsed = if self.header_len > 0 {
@@ -914,18 +940,7 @@ impl Connection {
                     Ok(v) => v,
                     Err(e) => return self.fail_protocol(e),
                 };
-                let by_peer = !self.close_sent;
-                if by_peer {
-                    // Echo the peer's code (RFC 6455 section 5.5.1).
-                    self.write_close(code, "");
-                }
-                self.state = State::Closed;
-                self.events.push_back(Event::Closed(Closed {
-                    code: code.unwrap_or(CloseCode::NO_STATUS),
-                    reason,
-                    by_peer,
-                    error: None,
-                }));
+                self.end(Ending::PeerClose { code, reason });
             }
             _ => unreachable!("not a control opcode"),
         }
@@ -977,18 +992,51 @@ impl Connection {
     /// was sent already) and ends it.
     fn fail(&mut self, error: Error, code: CloseCode) {
         log::debug!("failing WebSocket connection ({code}): {error}");
-        let reason = error.to_string();
-        let reason = truncate_utf8(&reason, 123).to_owned();
-        if !self.close_sent {
-            self.write_close(Some(code), &reason);
+        self.end(Ending::Fail { error, code });
+    }
+
+    /// Ends the connection once the application has seen every event that
+    /// came before the ending, so that what it sends in answer to them
+    /// (an echo, say) goes out before our close frame. Input is ignored
+    /// from here on.
+    fn end(&mut self, ending: Ending) {
+        if self.events.is_empty() {
+            self.apply_ending(ending);
+        } else {
+            self.ending = Some(ending);
         }
+    }
+
+    fn apply_ending(&mut self, ending: Ending) {
+        let closed = match ending {
+            Ending::Fail { error, code } => {
+                let reason = truncate_utf8(&error.to_string(), 123).to_owned();
+                if !self.close_sent {
+                    self.write_close(Some(code), &reason);
+                }
+                Closed {
+                    code,
+                    reason,
+                    by_peer: false,
+                    error: Some(error),
+                }
+            }
+            Ending::PeerClose { code, reason } => {
+                let by_peer = !self.close_sent;
+                if by_peer {
+                    // Echo the peer's code (RFC 6455 section 5.5.1).
+                    self.write_close(code, "");
+                }
+                Closed {
+                    code: code.unwrap_or(CloseCode::NO_STATUS),
+                    reason,
+                    by_peer,
+                    error: None,
+                }
+            }
+        };
         self.state = State::Closed;
-        self.events.push_back(Event::Closed(Closed {
-            code,
-            reason,
-            by_peer: false,
-            error: Some(error),
-        }));
+        self.events.push_back(Event::Closed(closed));
     }
 
     /// Ends the connection without a close frame.

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use fahrbahn_core::Rng;
 use fahrbahn_core::ws::{
-    ClientConfig, Closed, CloseCode, Connection, Event, Handshake, ServerConfig, accept_key,
+    ClientConfig, CloseCode, Closed, Connection, Event, Handshake, ServerConfig, accept_key,
 };
 
 /// One end of a [`Pair`].
@@ -360,7 +360,10 @@ pub(crate) fn parse_frames(mut bytes: &[u8]) -> Vec<RawFrame> {
         let len = usize::try_from(len).expect("length fits");
         let mut payload = bytes[at..at + len].to_vec();
         if let Some(k) = key {
-            payload.iter_mut().enumerate().for_each(|(i, b)| *b ^= k[i % 4]);
+            payload
+                .iter_mut()
+                .enumerate()
+                .for_each(|(i, b)| *b ^= k[i % 4]);
         }
         frames.push(RawFrame {
             fin: bytes[0] & 0x80 != 0,
