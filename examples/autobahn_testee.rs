@@ -103,7 +103,10 @@ fn client_config() -> ClientConfig {
 async fn run_client<R: Runtime>(rt: R, base: String, agent: String) -> Result<(), Error> {
     let mut ws = fahrbahn::connect(&rt, &format!("{base}/getCaseCount")).await?;
     let count: u32 = match ws.recv().await {
-        Some(Ok(m)) => String::from_utf8_lossy(m.as_bytes()).trim().parse().unwrap_or(0),
+        Some(Ok(m)) => String::from_utf8_lossy(m.as_bytes())
+            .trim()
+            .parse()
+            .unwrap_or(0),
         _ => 0,
     };
     drop(ws);
@@ -137,7 +140,9 @@ fn main() {
             .expect("tokio runtime")
             .block_on(main_on(fahrbahn::tokio::TokioRuntime, args)),
         "smol" => smol::block_on(main_on(fahrbahn::smol::SmolRuntime, args)),
-        "async-std" => async_std::task::block_on(main_on(fahrbahn::async_std::AsyncStdRuntime, args)),
+        "async-std" => {
+            async_std::task::block_on(main_on(fahrbahn::async_std::AsyncStdRuntime, args))
+        }
         _ => usage(),
     };
     if let Err(e) = result {

@@ -6,7 +6,9 @@ use fahrbahn::{CloseCode, Message};
 
 fn main() -> Result<(), fahrbahn::Error> {
     smol::block_on(async {
-        let url = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+        let url = std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
         let mut ws = fahrbahn::smol::connect(&url).await?;
         for text in ["hello", "from", "fahrbahn"] {
             ws.send(Message::text(text)).await?;

@@ -7,7 +7,9 @@ use fahrbahn::{CloseCode, Message};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), fahrbahn::Error> {
-    let url = std::env::args().nth(1).unwrap_or_else(|| "ws://127.0.0.1:9001".into());
+    let url = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "ws://127.0.0.1:9001".into());
     let mut ws = fahrbahn::tokio::connect(&url).await?;
     for text in ["hello", "from", "fahrbahn"] {
         ws.send(Message::text(text)).await?;

@@ -6,8 +6,12 @@ use fahrbahn::{DeflateConfig, ServerConfig};
 
 fn main() -> Result<(), fahrbahn::Error> {
     async_std::task::block_on(async {
-        let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
-        let listener = fahrbahn::async_std::bind(addr.parse().expect("an address like 127.0.0.1:9001")).await?;
+        let addr = std::env::args()
+            .nth(1)
+            .unwrap_or_else(|| "127.0.0.1:9001".into());
+        let listener =
+            fahrbahn::async_std::bind(addr.parse().expect("an address like 127.0.0.1:9001"))
+                .await?;
         eprintln!("echo server listening on ws://{addr}");
         loop {
             let config = ServerConfig {

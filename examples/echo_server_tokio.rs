@@ -7,8 +7,11 @@ use fahrbahn::{DeflateConfig, ServerConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), fahrbahn::Error> {
-    let addr = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:9001".into());
-    let listener = fahrbahn::tokio::bind(addr.parse().expect("an address like 127.0.0.1:9001")).await?;
+    let addr = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:9001".into());
+    let listener =
+        fahrbahn::tokio::bind(addr.parse().expect("an address like 127.0.0.1:9001")).await?;
     eprintln!("echo server listening on ws://{addr}");
     loop {
         let config = ServerConfig {

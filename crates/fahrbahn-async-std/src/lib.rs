@@ -73,7 +73,11 @@ impl Runtime for AsyncStdRuntime {
         async_std::task::spawn(future);
     }
 
-    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<async_std::net::TcpStream>> {
+    fn connect_tcp(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> BoxFuture<'static, io::Result<async_std::net::TcpStream>> {
         let target = format!("{host}:{port}");
         Box::pin(async move {
             let s = async_std::net::TcpStream::connect(target.as_str()).await?;

@@ -40,7 +40,9 @@ impl WsUrl {
         } else if let Some(r) = url.strip_prefix("wss://") {
             (true, r)
         } else {
-            return Err(Error::Url(format!("{url:?} does not start with ws:// or wss://")));
+            return Err(Error::Url(format!(
+                "{url:?} does not start with ws:// or wss://"
+            )));
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_owned()),
@@ -49,7 +51,9 @@ impl WsUrl {
         };
         let path = path.split('#').next().unwrap_or("/").to_owned();
         if authority.contains('@') {
-            return Err(Error::Url("user info in WebSocket URLs is not supported".into()));
+            return Err(Error::Url(
+                "user info in WebSocket URLs is not supported".into(),
+            ));
         }
         let default_port = if secure { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
@@ -111,7 +115,11 @@ pub enum MaybeTlsStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTlsStream<S> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             #[cfg(feature = "tls")]
@@ -121,7 +129,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for MaybeTlsStream<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for MaybeTlsStream<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MaybeTlsStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             #[cfg(feature = "tls")]
@@ -174,13 +186,17 @@ pub async fn connect_with<R: Runtime>(
 }
 
 #[cfg(feature = "tls")]
-async fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(host: &str, tcp: S) -> Result<MaybeTlsStream<S>, Error> {
+async fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(
+    host: &str,
+    tcp: S,
+) -> Result<MaybeTlsStream<S>, Error> {
     use std::sync::{Arc, OnceLock};
 
     use futures_rustls::rustls;
     static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     let config = CONFIG.get_or_init(|| {
-        let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        let roots =
+            rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         Arc::new(
             rustls::ClientConfig::builder_with_provider(provider)
@@ -203,7 +219,9 @@ pub async fn tls_connect_with<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> Result<MaybeTlsStream<S>, Error> {
     let name = rustls_pki_types::ServerName::try_from(host.to_owned())
         .map_err(|e| Error::Tls(format!("bad server name {host:?}: {e}")))?;
-    let stream = futures_rustls::TlsConnector::from(config).connect(name, tcp).await?;
+    let stream = futures_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await?;
     Ok(MaybeTlsStream::Tls(Box::new(stream)))
 }
 

@@ -78,7 +78,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// Writes everything the connection queued. Ready(Ok) once all of it
     /// is written and flushed.
-    pub(crate) fn poll_write_out(&mut self, cx: &mut Context<'_>, side: Side) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_write_out(
+        &mut self,
+        cx: &mut Context<'_>,
+        side: Side,
+    ) -> Poll<io::Result<()>> {
         loop {
             if self.out_pos == self.out.len() {
                 self.out.clear();

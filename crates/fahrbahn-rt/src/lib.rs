@@ -15,9 +15,9 @@ mod error;
 mod runtime;
 mod websocket;
 
-pub use connect::{MaybeTlsStream, WsUrl, connect, connect_with};
 #[cfg(feature = "tls")]
 pub use connect::tls_connect_with;
+pub use connect::{MaybeTlsStream, WsUrl, connect, connect_with};
 pub use error::Error;
 pub use fahrbahn_core::ws::{
     Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake, HandshakeRequest, Limits,

@@ -47,7 +47,8 @@ pub trait Runtime: Clone + Send + Sync + Debug + 'static {
     /// Runs `future` in the background.
     fn spawn(&self, future: BoxFuture<'static, ()>);
     /// Connects to `host:port` (host may be a name or an address).
-    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<Self::TcpStream>>;
+    fn connect_tcp(&self, host: &str, port: u16)
+    -> BoxFuture<'static, io::Result<Self::TcpStream>>;
     /// Binds a listener.
     fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::TcpListener>>;
 }

@@ -51,11 +51,16 @@ pub struct WebSocket<S> {
 
 /// Decides on a server handshake request: `Ok(Accept)` to accept it, or
 /// `Err((status, body))` to reject it with that HTTP status.
-pub type RequestCallback<'a> = &'a mut (dyn FnMut(&HandshakeRequest) -> Result<Accept, (u16, String)> + Send);
+pub type RequestCallback<'a> =
+    &'a mut (dyn FnMut(&HandshakeRequest) -> Result<Accept, (u16, String)> + Send);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// Runs the client handshake over an established stream.
-    pub async fn connect<R: Runtime>(runtime: &R, io: S, config: ClientConfig) -> Result<Self, Error> {
+    pub async fn connect<R: Runtime>(
+        runtime: &R,
+        io: S,
+        config: ClientConfig,
+    ) -> Result<Self, Error> {
         let now = Instant::now();
         let timer = runtime.new_timer(now + config.timeouts.open);
         let conn = Connection::client(config, os_rng(), now);
@@ -64,7 +69,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Runs the server handshake over an accepted stream (e.g. from any
     /// listener, or a TLS stream), accepting by `config`.
-    pub async fn accept<R: Runtime>(runtime: &R, io: S, config: ServerConfig) -> Result<Self, Error> {
+    pub async fn accept<R: Runtime>(
+        runtime: &R,
+        io: S,
+        config: ServerConfig,
+    ) -> Result<Self, Error> {
         Self::accept_inner(runtime, io, config, None).await
     }
 
@@ -93,7 +102,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Self::handshake(Driver::new(io, conn, timer), decide).await
     }
 
-    async fn handshake(mut driver: Driver<S>, mut decide: Option<RequestCallback<'_>>) -> Result<Self, Error> {
+    async fn handshake(
+        mut driver: Driver<S>,
+        mut decide: Option<RequestCallback<'_>>,
+    ) -> Result<Self, Error> {
         loop {
             match poll_fn(|cx| driver.poll_event(cx)).await? {
                 Event::Connected(handshake) => {
@@ -252,7 +264,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
     }
 }
 
-fn sink_ready<S: AsyncRead + AsyncWrite + Unpin>(driver: &mut Driver<S>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
+fn sink_ready<S: AsyncRead + AsyncWrite + Unpin>(
+    driver: &mut Driver<S>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<(), Error>> {
     if driver.pending_output() >= SINK_HIGH_WATER {
         std::task::ready!(driver.poll_write_out(cx, Side::Writer))?;
     }
@@ -271,7 +286,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(std::task::ready!(self.get_mut().driver.poll_write_out(cx, Side::Writer))?))
+        Poll::Ready(Ok(std::task::ready!(
+            self.get_mut().driver.poll_write_out(cx, Side::Writer)
+        )?))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -336,7 +353,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
 
     /// Starts the closing handshake; the reading half sees the end.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.shared.driver().conn.close(Instant::now(), code, reason)?;
+        self.shared
+            .driver()
+            .conn
+            .close(Instant::now(), code, reason)?;
         poll_fn(|cx| self.shared.driver().poll_write_out(cx, Side::Writer)).await?;
         Ok(())
     }
@@ -354,7 +374,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        Poll::Ready(Ok(std::task::ready!(self.shared.driver().poll_write_out(cx, Side::Writer))?))
+        Poll::Ready(Ok(std::task::ready!(
+            self.shared.driver().poll_write_out(cx, Side::Writer)
+        )?))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
@@ -362,6 +384,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
         if driver.conn.is_open() {
             driver.conn.close(Instant::now(), CloseCode::NORMAL, "")?;
         }
-        Poll::Ready(Ok(std::task::ready!(driver.poll_write_out(cx, Side::Writer))?))
+        Poll::Ready(Ok(std::task::ready!(
+            driver.poll_write_out(cx, Side::Writer)
+        )?))
     }
 }

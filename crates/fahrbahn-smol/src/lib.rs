@@ -69,7 +69,11 @@ impl Runtime for SmolRuntime {
         smol::spawn(future).detach();
     }
 
-    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<smol::net::TcpStream>> {
+    fn connect_tcp(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> BoxFuture<'static, io::Result<smol::net::TcpStream>> {
         let target = format!("{host}:{port}");
         Box::pin(async move {
             let s = smol::net::TcpStream::connect(target.as_str()).await?;

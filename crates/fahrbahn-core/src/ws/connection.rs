@@ -157,6 +157,8 @@ pub struct Connection {
     utf8: Utf8Validator,
     #[cfg(feature = "deflate")]
     deflate: Option<deflate::Codec>,
+    /// Compression scratch space (reused between messages).
+    #[cfg(feature = "deflate")]
     scratch: Vec<u8>,
     close_sent: bool,
     open_deadline: Option<Instant>,
@@ -167,6 +169,10 @@ pub struct Connection {
     /// An ending waiting for the application to drain earlier events.
     ending: Option<Ending>,
 }
+
+/// What a client learns from the response: subprotocol, the extensions
+/// header, and the permessage-deflate agreement.
+type ClientNegotiation = (Option<String>, Option<String>, Option<Agreement>);
 
 /// How the connection is about to end (see `Connection::end`).
 #[derive(Debug)]
@@ -224,6 +230,7 @@ impl Connection {
             utf8: Utf8Validator::default(),
             #[cfg(feature = "deflate")]
             deflate: None,
+            #[cfg(feature = "deflate")]
             scratch: Vec::new(),
             close_sent: false,
             open_deadline: Some(now + timeouts.open),
@@ -606,7 +613,7 @@ impl Connection {
     fn client_negotiate(
         config: &ClientConfig,
         headers: &[(String, String)],
-    ) -> Result<(Option<String>, Option<String>, Option<Agreement>), HandshakeError> {
+    ) -> Result<ClientNegotiation, HandshakeError> {
         let subprotocol = handshake::header(headers, "sec-websocket-protocol").map(str::to_owned);
         if let Some(p) = &subprotocol {
             if !config.subprotocols.iter().any(|o| o == p) {
@@ -867,7 +874,10 @@ impl Connection {
             }
         }
         frame.offset += chunk.len();
-        if inc.text && !(frame.whole && !inc.compressed) {
+        // A whole uncompressed message read in one piece is validated once,
+        // at the end; everything else incrementally, to fail fast.
+        let validate_now = inc.compressed || !frame.whole;
+        if inc.text && validate_now {
             self.utf8
                 .feed(&inc.data[start..])
                 .map_err(|_| ProtocolError::InvalidUtf8)?;

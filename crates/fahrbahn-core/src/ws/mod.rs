@@ -6,6 +6,7 @@
 
 mod config;
 mod connection;
+#[cfg_attr(not(feature = "deflate"), allow(dead_code))]
 mod deflate;
 mod error;
 mod frame;
