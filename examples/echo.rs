@@ -20,7 +20,10 @@ async fn main() -> Result<(), fahrbahn::Error> {
         while let Some(msg) = ws.recv().await {
             ws.send(msg?).await?;
         }
-        eprintln!("server: client closed with {:?}", ws.close_info().map(|c| c.code));
+        eprintln!(
+            "server: client closed with {:?}",
+            ws.close_info().map(|c| c.code)
+        );
         Ok::<_, fahrbahn::Error>(())
     });
 

@@ -23,10 +23,49 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use fahrbahn_rt::{AsyncTimer, BoxFuture, Runtime};
+use futures_io::{AsyncRead, AsyncWrite};
 
 /// The async-std runtime.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStdRuntime;
+
+/// An async-std TCP stream whose `poll_close` really shuts down the write
+/// side (async-std's own only flushes, so the peer would never see FIN).
+#[derive(Debug)]
+pub struct TcpStream(pub async_std::net::TcpStream);
+
+impl AsyncRead for TcpStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for TcpStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        std::task::ready!(Pin::new(&mut this.0).poll_flush(cx))?;
+        match this.0.shutdown(std::net::Shutdown::Write) {
+            Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
+            _ => Poll::Ready(Ok(())),
+        }
+    }
+}
 
 /// A bound async-std TCP listener.
 #[derive(Debug)]
@@ -46,13 +85,13 @@ impl AsyncTimer for Timer {
 }
 
 impl fahrbahn_rt::TcpListener for TcpListener {
-    type Stream = async_std::net::TcpStream;
+    type Stream = TcpStream;
 
-    fn accept(&self) -> BoxFuture<'_, io::Result<(async_std::net::TcpStream, SocketAddr)>> {
+    fn accept(&self) -> BoxFuture<'_, io::Result<(TcpStream, SocketAddr)>> {
         Box::pin(async move {
             let (s, addr) = self.0.accept().await?;
             s.set_nodelay(true)?;
-            Ok((s, addr))
+            Ok((TcpStream(s), addr))
         })
     }
 
@@ -62,7 +101,7 @@ impl fahrbahn_rt::TcpListener for TcpListener {
 }
 
 impl Runtime for AsyncStdRuntime {
-    type TcpStream = async_std::net::TcpStream;
+    type TcpStream = TcpStream;
     type TcpListener = TcpListener;
 
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
@@ -73,16 +112,12 @@ impl Runtime for AsyncStdRuntime {
         async_std::task::spawn(future);
     }
 
-    fn connect_tcp(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> BoxFuture<'static, io::Result<async_std::net::TcpStream>> {
+    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<TcpStream>> {
         let target = format!("{host}:{port}");
         Box::pin(async move {
             let s = async_std::net::TcpStream::connect(target.as_str()).await?;
             s.set_nodelay(true)?;
-            Ok(s)
+            Ok(TcpStream(s))
         })
     }
 

@@ -152,16 +152,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             if let Poll::Ready(Err(e)) = self.poll_write_out(cx, Side::Reader) {
                 return self.fail_io(e);
             }
-            if self.poll_timer(cx, self.conn.poll_timeout()) {
-                self.conn.handle_timeout(Instant::now());
-                continue;
-            }
             match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
-                Poll::Ready(Ok(0)) => self.conn.handle_eof(Instant::now()),
-                Poll::Ready(Ok(n)) => self.conn.handle_bytes(Instant::now(), &self.read_buf[..n]),
+                Poll::Ready(Ok(n)) => {
+                    let now = Instant::now();
+                    if n == 0 {
+                        self.conn.handle_eof(now);
+                    } else {
+                        self.conn.handle_bytes(now, &self.read_buf[..n]);
+                    }
+                    // Input first, then timers: a pong already received is
+                    // never reported as a ping timeout.
+                    if self.conn.poll_timeout().is_some_and(|t| t <= now) {
+                        self.conn.handle_timeout(now);
+                    }
+                }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}
                 Poll::Ready(Err(e)) => return self.fail_io(e),
-                Poll::Pending => return Poll::Pending,
+                Poll::Pending => {
+                    if self.poll_timer(cx, self.conn.poll_timeout()) {
+                        self.conn.handle_timeout(Instant::now());
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }

@@ -42,6 +42,7 @@ pub use fahrbahn_rt::*;
 
 /// Functions bound to one runtime: `connect`, `connect_with`, `bind`,
 /// `accept`, `accept_stream`.
+#[allow(unused_macros)] // unused when no runtime feature is on
 macro_rules! runtime_module {
     ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident) => {
         $(#[$meta])*

@@ -1,0 +1,901 @@
+//! Loopback scenarios shared by the per-runtime test files (`tokio.rs`,
+//! `smol.rs`, `async_std.rs`). Every scenario is generic over
+//! [`fahrbahn::Runtime`]; the files only supply the runtime and a
+//! `block_on`, through [`scenario_tests!`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use fahrbahn::core::ws::HandshakeError;
+use fahrbahn::{
+    Accept, AsyncTimer, ClientConfig, CloseCode, Closed, DeflateConfig, Error, Handshake,
+    HandshakeRequest, Message, Runtime, ServerConfig, TcpListener as _, WebSocket,
+};
+use futures_util::future::{Either, select};
+use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use futures_util::{SinkExt, StreamExt as _};
+
+/// How long one scenario may run before it fails.
+pub(crate) const SCENARIO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long before the watchdog aborts the whole test process (for hangs
+/// that a timer cannot interrupt, e.g. a blocked executor thread).
+const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Defines one `#[test]` per scenario. `$run` is a function
+/// `fn run<F: Future<Output = ()>>(scenario: impl FnOnce(Rt) -> F)` of the
+/// including file; `$module` is the facade module of that runtime
+/// (`tokio`, `smol`, `async_std`).
+macro_rules! scenario_tests {
+    ($run:ident, $module:ident) => {
+        scenario_tests!(@tests $run:
+            text_and_binary,
+            large_messages,
+            permessage_deflate,
+            deflate_declined,
+            subprotocol_negotiation,
+            accept_with_reject,
+            accept_with_subprotocol,
+            close_from_client,
+            close_from_server,
+            ping_is_answered,
+            split_concurrent,
+            stream_and_sink,
+            connect_refused,
+            bad_url,
+            bad_http_requests,
+        );
+
+        /// The facade's runtime-bound functions (`bind`, `accept`,
+        /// `connect`, `connect_with`, `accept_stream`).
+        #[test]
+        fn facade_module_functions() {
+            use fahrbahn::TcpListener as _;
+            $run(|rt| async move {
+                let listener = fahrbahn::$module::bind("127.0.0.1:0".parse().unwrap())
+                    .await
+                    .unwrap();
+                let url = format!("ws://{}/facade", listener.local_addr().unwrap());
+                let server = common::spawn(&rt, async move {
+                    let mut ws = fahrbahn::$module::accept(&listener, fahrbahn::ServerConfig::default())
+                        .await
+                        .unwrap();
+                    assert_eq!(ws.handshake_info().path, "/facade");
+                    while let Some(m) = ws.recv().await {
+                        ws.send(m.unwrap()).await.unwrap();
+                    }
+                    // accept_stream over a stream accepted by hand.
+                    let (stream, _) = listener.accept().await.unwrap();
+                    let mut ws = fahrbahn::$module::accept_stream(stream, fahrbahn::ServerConfig::default())
+                        .await
+                        .unwrap();
+                    let m = ws.recv().await.unwrap().unwrap();
+                    ws.send(m).await.unwrap();
+                    assert!(ws.recv().await.is_none());
+                });
+                let mut ws = fahrbahn::$module::connect(&url).await.unwrap();
+                ws.send("one").await.unwrap();
+                assert_eq!(ws.recv().await.unwrap().unwrap(), fahrbahn::Message::text("one"));
+                ws.close(fahrbahn::CloseCode::NORMAL, "").await.unwrap();
+
+                let mut config = fahrbahn::ClientConfig::default();
+                config.subprotocols.push("none.example".into());
+                let mut ws = fahrbahn::$module::connect_with(&url, config).await.unwrap();
+                assert_eq!(ws.subprotocol(), None);
+                ws.send("two").await.unwrap();
+                assert_eq!(ws.recv().await.unwrap().unwrap(), fahrbahn::Message::text("two"));
+                ws.close(fahrbahn::CloseCode::NORMAL, "").await.unwrap();
+                server.await;
+            });
+        }
+    };
+    (@tests $run:ident: $($name:ident,)*) => {
+        $(
+            #[test]
+            fn $name() {
+                $run(common::$name);
+            }
+        )*
+    };
+}
+
+// ----- harness -------------------------------------------------------------
+
+/// Aborts the process if it is still alive after [`WATCHDOG_TIMEOUT`];
+/// dropping it disarms it.
+pub(crate) struct Watchdog {
+    _disarm: mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    pub(crate) fn start(name: &str) -> Self {
+        let (tx, rx) = mpsc::channel::<()>();
+        let name = name.to_owned();
+        std::thread::spawn(move || {
+            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG_TIMEOUT) {
+                eprintln!("watchdog: test {name} hung for {WATCHDOG_TIMEOUT:?}; aborting");
+                std::process::abort();
+            }
+        });
+        Self { _disarm: tx }
+    }
+}
+
+/// A runtime timer as a future.
+struct Sleep(Pin<Box<dyn AsyncTimer>>);
+
+impl Future for Sleep {
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+/// Runs `future`, panicking if it takes longer than `limit` (measured with
+/// the runtime's own timer).
+pub(crate) async fn timeout<R: Runtime, F: Future>(
+    rt: &R,
+    limit: Duration,
+    future: F,
+) -> F::Output {
+    let timer = Sleep(rt.new_timer(Instant::now() + limit));
+    match select(pin!(future), timer).await {
+        Either::Left((out, _)) => out,
+        Either::Right(((), _)) => panic!("timed out after {limit:?}"),
+    }
+}
+
+/// Runs a whole scenario under the per-scenario timeout (the files call this
+/// inside their `block_on`, with the watchdog armed).
+pub(crate) async fn guarded<R: Runtime, F: Future<Output = ()>>(
+    rt: R,
+    scenario: impl FnOnce(R) -> F,
+) {
+    let fut = scenario(rt.clone());
+    timeout(&rt, SCENARIO_TIMEOUT, fut).await;
+}
+
+struct Slot<T> {
+    value: Option<T>,
+    finished: bool,
+    waker: Option<Waker>,
+}
+
+/// The result of a task started with [`spawn`]; panics when awaited if
+/// the task panicked.
+pub(crate) struct JoinHandle<T>(Arc<Mutex<Slot<T>>>);
+
+struct Completer<T>(Arc<Mutex<Slot<T>>>);
+
+impl<T> Drop for Completer<T> {
+    fn drop(&mut self) {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.finished = true;
+        if let Some(w) = slot.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = T;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(v) = slot.value.take() {
+            return Poll::Ready(v);
+        }
+        if slot.finished {
+            panic!("spawned task panicked (see its message above)");
+        }
+        slot.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// Spawns `future` on the runtime and returns a handle to its output.
+pub(crate) fn spawn<R, T, F>(rt: &R, future: F) -> JoinHandle<T>
+where
+    R: Runtime,
+    T: Send + 'static,
+    F: Future<Output = T> + Send + 'static,
+{
+    let slot = Arc::new(Mutex::new(Slot {
+        value: None,
+        finished: false,
+        waker: None,
+    }));
+    let completer = Completer(slot.clone());
+    rt.spawn(Box::pin(async move {
+        let value = future.await;
+        completer.0.lock().unwrap().value = Some(value);
+        drop(completer);
+    }));
+    JoinHandle(slot)
+}
+
+// ----- helpers -------------------------------------------------------------
+
+/// What an echo server saw.
+#[derive(Debug)]
+pub(crate) struct ServerReport {
+    pub(crate) handshake: Handshake,
+    pub(crate) echoed: usize,
+    pub(crate) closed: Option<Closed>,
+    /// The error `recv` ended with, if any.
+    pub(crate) error: Option<String>,
+}
+
+async fn bind<R: Runtime>(rt: &R) -> (R::TcpListener, SocketAddr) {
+    let listener = rt.bind_tcp("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+/// Echoes every message until the connection ends.
+async fn echo<S>(ws: &mut WebSocket<S>) -> (usize, Option<String>)
+where
+    S: fahrbahn::AsyncRead + fahrbahn::AsyncWrite + Unpin,
+{
+    let mut echoed = 0;
+    while let Some(msg) = ws.recv().await {
+        match msg {
+            Ok(m) => {
+                if let Err(e) = ws.send(m).await {
+                    return (echoed, Some(e.to_string()));
+                }
+                echoed += 1;
+            }
+            Err(e) => return (echoed, Some(e.to_string())),
+        }
+    }
+    (echoed, None)
+}
+
+/// Starts a one-connection echo server; returns its `ws://` URL and the
+/// server's report.
+async fn echo_server<R: Runtime>(
+    rt: &R,
+    config: ServerConfig,
+) -> (String, JoinHandle<ServerReport>) {
+    let (listener, addr) = bind(rt).await;
+    let task_rt = rt.clone();
+    let handle = spawn(rt, async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = WebSocket::accept(&task_rt, stream, config).await.unwrap();
+        let (echoed, error) = echo(&mut ws).await;
+        ServerReport {
+            handshake: ws.handshake_info().clone(),
+            echoed,
+            closed: ws.close_info().cloned(),
+            error,
+        }
+    });
+    (format!("ws://{addr}/echo"), handle)
+}
+
+fn deflate_server() -> ServerConfig {
+    ServerConfig {
+        deflate: Some(DeflateConfig::default()),
+        ..ServerConfig::default()
+    }
+}
+
+fn deflate_client() -> ClientConfig {
+    ClientConfig {
+        deflate: Some(DeflateConfig::default()),
+        ..ClientConfig::default()
+    }
+}
+
+/// Deterministic pseudo-random bytes (incompressible).
+fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// Compressible ASCII text of `len` bytes.
+fn prose(len: usize) -> String {
+    let words = [
+        "fahrbahn ",
+        "autobahn ",
+        "websocket ",
+        "wamp ",
+        "frame ",
+        "deflate ",
+    ];
+    let mut s = String::with_capacity(len + 16);
+    let mut i = 0usize;
+    while s.len() < len {
+        s.push_str(words[(i * 7 + i / 3) % words.len()]);
+        i += 1;
+    }
+    s.truncate(len);
+    s
+}
+
+async fn roundtrip<S>(ws: &mut WebSocket<S>, msg: Message)
+where
+    S: fahrbahn::AsyncRead + fahrbahn::AsyncWrite + Unpin,
+{
+    ws.send(msg.clone()).await.unwrap();
+    let got = ws
+        .recv()
+        .await
+        .expect("connection ended")
+        .expect("recv failed");
+    assert_eq!(got.is_text(), msg.is_text(), "message type changed");
+    assert_eq!(got.len(), msg.len(), "message length changed");
+    assert!(got == msg, "message content changed");
+}
+
+/// Closes from the client and checks both ends saw a clean 1000 close.
+async fn close_and_check<S>(mut ws: WebSocket<S>, server: JoinHandle<ServerReport>, echoed: usize)
+where
+    S: fahrbahn::AsyncRead + fahrbahn::AsyncWrite + Unpin,
+{
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    let closed = ws.close_info().expect("client close info");
+    assert_eq!(closed.code, CloseCode::NORMAL);
+    assert!(!closed.by_peer);
+    assert!(closed.error.is_none());
+    let report = server.await;
+    assert_eq!(report.error, None);
+    assert_eq!(report.echoed, echoed);
+    let closed = report.closed.expect("server close info");
+    assert_eq!(closed.code, CloseCode::NORMAL);
+    assert_eq!(closed.reason, "done");
+    assert!(closed.by_peer);
+}
+
+// ----- scenarios -----------------------------------------------------------
+
+pub(crate) async fn text_and_binary<R: Runtime>(rt: R) {
+    let (url, server) = echo_server(&rt, ServerConfig::default()).await;
+    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    assert_eq!(ws.handshake_info().extensions, None);
+    assert_eq!(ws.subprotocol(), None);
+    let msgs = [
+        Message::text("hello"),
+        Message::binary(vec![0u8, 1, 2, 255]),
+        Message::text(""),
+        Message::binary(Vec::new()),
+        Message::text("grüße, 世界 🚗"),
+        Message::binary(noise(70_000, 3)),
+    ];
+    for m in &msgs {
+        roundtrip(&mut ws, m.clone()).await;
+    }
+    close_and_check(ws, server, msgs.len()).await;
+}
+
+pub(crate) async fn large_messages<R: Runtime>(rt: R) {
+    let (url, server) = echo_server(&rt, ServerConfig::default()).await;
+    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    roundtrip(&mut ws, Message::binary(noise(4 << 20, 7))).await;
+    roundtrip(&mut ws, Message::text(prose(4 << 20))).await;
+    close_and_check(ws, server, 2).await;
+}
+
+pub(crate) async fn permessage_deflate<R: Runtime>(rt: R) {
+    let (url, server) = echo_server(&rt, deflate_server()).await;
+    let mut ws = fahrbahn::connect_with(&rt, &url, deflate_client())
+        .await
+        .unwrap();
+    let ext = ws.handshake_info().extensions.clone();
+    if cfg!(feature = "deflate") {
+        let ext = ext.expect("permessage-deflate negotiated");
+        assert!(ext.starts_with("permessage-deflate"), "{ext}");
+    } else {
+        assert_eq!(ext, None);
+    }
+    // Context takeover across many small messages, then big ones.
+    for i in 0..50 {
+        roundtrip(
+            &mut ws,
+            Message::text(format!("message {i} {}", prose(100))),
+        )
+        .await;
+    }
+    roundtrip(&mut ws, Message::binary(Vec::new())).await;
+    roundtrip(&mut ws, Message::text(prose(4 << 20))).await;
+    // Incompressible data (1 MiB: deflating noise is slow in debug builds).
+    roundtrip(&mut ws, Message::binary(noise(1 << 20, 11))).await;
+    close_and_check(ws, server, 53).await;
+}
+
+pub(crate) async fn deflate_declined<R: Runtime>(rt: R) {
+    // Offered by the client, not configured on the server.
+    let (url, server) = echo_server(&rt, ServerConfig::default()).await;
+    let mut ws = fahrbahn::connect_with(&rt, &url, deflate_client())
+        .await
+        .unwrap();
+    assert_eq!(ws.handshake_info().extensions, None);
+    roundtrip(&mut ws, Message::text(prose(10_000))).await;
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    let report = server.await;
+    assert_eq!(report.handshake.extensions, None);
+    assert_eq!(report.echoed, 1);
+
+    // Configured on the server, not offered by the client.
+    let (url, server) = echo_server(&rt, deflate_server()).await;
+    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    assert_eq!(ws.handshake_info().extensions, None);
+    roundtrip(&mut ws, Message::text(prose(10_000))).await;
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    let report = server.await;
+    assert_eq!(report.handshake.extensions, None);
+
+    // Both: the server's report shows the agreement too.
+    let (url, server) = echo_server(&rt, deflate_server()).await;
+    let mut ws = fahrbahn::connect_with(&rt, &url, deflate_client())
+        .await
+        .unwrap();
+    roundtrip(&mut ws, Message::text("x")).await;
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    let report = server.await;
+    assert_eq!(report.handshake.extensions, ws.handshake_info().extensions);
+    assert_eq!(
+        report.handshake.extensions.is_some(),
+        cfg!(feature = "deflate")
+    );
+}
+
+pub(crate) async fn subprotocol_negotiation<R: Runtime>(rt: R) {
+    // The server's order of preference decides among the common ones.
+    let config = ServerConfig {
+        subprotocols: vec!["wamp.2.msgpack".into(), "wamp.2.json".into()],
+        ..ServerConfig::default()
+    };
+    let (url, server) = echo_server(&rt, config.clone()).await;
+    let client = ClientConfig {
+        subprotocols: vec!["wamp.2.json".into(), "wamp.2.msgpack".into()],
+        ..ClientConfig::default()
+    };
+    let mut ws = fahrbahn::connect_with(&rt, &url, client).await.unwrap();
+    assert_eq!(ws.subprotocol(), Some("wamp.2.msgpack"));
+    roundtrip(&mut ws, Message::text("[1]")).await;
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    let report = server.await;
+    assert_eq!(
+        report.handshake.subprotocol.as_deref(),
+        Some("wamp.2.msgpack")
+    );
+    assert_eq!(report.handshake.path, "/echo");
+
+    // Nothing in common: no subprotocol, connection still opens.
+    let (url, server) = echo_server(&rt, config).await;
+    let client = ClientConfig {
+        subprotocols: vec!["mqtt".into()],
+        ..ClientConfig::default()
+    };
+    let mut ws = fahrbahn::connect_with(&rt, &url, client).await.unwrap();
+    assert_eq!(ws.subprotocol(), None);
+    roundtrip(&mut ws, Message::text("hi")).await;
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    assert_eq!(server.await.handshake.subprotocol, None);
+}
+
+pub(crate) async fn accept_with_reject<R: Runtime>(rt: R) {
+    let (listener, addr) = bind(&rt).await;
+    let task_rt = rt.clone();
+    let server = spawn(&rt, async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut seen_path = String::new();
+        let mut decide = |req: &HandshakeRequest| -> Result<Accept, (u16, String)> {
+            seen_path = req.path.clone();
+            Err((403, "no entry".into()))
+        };
+        let result =
+            WebSocket::accept_with(&task_rt, stream, ServerConfig::default(), &mut decide).await;
+        (seen_path, result.map(|_| ()))
+    });
+    let err = fahrbahn::connect(&rt, &format!("ws://{addr}/secret?x=1"))
+        .await
+        .map(|_| ())
+        .expect_err("the handshake must fail");
+    assert!(err.to_string().contains("403"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::WebSocket(fahrbahn::core::ws::Error::Handshake(
+                HandshakeError::UnexpectedStatus(403)
+            ))
+        ),
+        "{err:?}"
+    );
+    let (seen_path, result) = server.await;
+    assert_eq!(seen_path, "/secret?x=1");
+    let err = result.expect_err("server side fails too");
+    assert!(
+        matches!(
+            err,
+            Error::WebSocket(fahrbahn::core::ws::Error::Handshake(
+                HandshakeError::Rejected(403)
+            ))
+        ),
+        "{err:?}"
+    );
+}
+
+pub(crate) async fn accept_with_subprotocol<R: Runtime>(rt: R) {
+    let (listener, addr) = bind(&rt).await;
+    let task_rt = rt.clone();
+    let server = spawn(&rt, async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut decide = |req: &HandshakeRequest| -> Result<Accept, (u16, String)> {
+            assert_eq!(req.header("x-token"), Some("let-me-in"));
+            // Pick the client's last choice, to show the callback decides.
+            let chosen = req.subprotocols().last().map(|s| s.to_string());
+            Ok(Accept {
+                subprotocol: chosen,
+                headers: vec![("X-Server".into(), "fahrbahn-test".into())],
+            })
+        };
+        let mut ws = WebSocket::accept_with(&task_rt, stream, ServerConfig::default(), &mut decide)
+            .await
+            .unwrap();
+        assert_eq!(ws.subprotocol(), Some("chat.v1"));
+        let (echoed, error) = echo(&mut ws).await;
+        assert_eq!(error, None);
+        echoed
+    });
+    let client = ClientConfig {
+        subprotocols: vec!["chat.v2".into(), "chat.v1".into()],
+        headers: vec![("X-Token".into(), "let-me-in".into())],
+        ..ClientConfig::default()
+    };
+    let mut ws = fahrbahn::connect_with(&rt, &format!("ws://{addr}/"), client)
+        .await
+        .unwrap();
+    assert_eq!(ws.subprotocol(), Some("chat.v1"));
+    let header = ws
+        .handshake_info()
+        .headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case("x-server"))
+        .map(|(_, v)| v.as_str());
+    assert_eq!(header, Some("fahrbahn-test"));
+    roundtrip(&mut ws, Message::text("hi")).await;
+    ws.close(CloseCode::NORMAL, "").await.unwrap();
+    assert_eq!(server.await, 1);
+}
+
+pub(crate) async fn close_from_client<R: Runtime>(rt: R) {
+    let (url, server) = echo_server(&rt, ServerConfig::default()).await;
+    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    roundtrip(&mut ws, Message::text("before close")).await;
+    assert!(ws.close_info().is_none());
+    let started = Instant::now();
+    ws.close(CloseCode::NORMAL, "done").await.unwrap();
+    // The server closes the TCP connection first; nobody waits for the
+    // close timeout (5 s).
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    let closed = ws.close_info().unwrap().clone();
+    assert_eq!(
+        (closed.code, closed.by_peer, closed.error),
+        (CloseCode::NORMAL, false, None)
+    );
+    // After the close: recv ends, send fails.
+    assert!(ws.recv().await.is_none());
+    let err = ws.send("too late").await.unwrap_err();
+    assert!(matches!(err, Error::Send(_)), "{err:?}");
+    // A second close is harmless.
+    ws.close(CloseCode::NORMAL, "again").await.unwrap();
+
+    let report = server.await;
+    assert_eq!(report.error, None);
+    assert_eq!(report.echoed, 1);
+    let closed = report.closed.unwrap();
+    assert_eq!(closed.code, CloseCode::NORMAL);
+    assert_eq!(closed.reason, "done");
+    assert!(closed.by_peer);
+    assert!(closed.error.is_none());
+}
+
+pub(crate) async fn close_from_server<R: Runtime>(rt: R) {
+    let (listener, addr) = bind(&rt).await;
+    let task_rt = rt.clone();
+    let server = spawn(&rt, async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut ws = WebSocket::accept(&task_rt, stream, ServerConfig::default())
+            .await
+            .unwrap();
+        let m = ws.recv().await.unwrap().unwrap();
+        ws.send(m).await.unwrap();
+        let started = Instant::now();
+        ws.close(CloseCode(4000), "server says bye").await.unwrap();
+        let elapsed = started.elapsed();
+        let closed = ws.close_info().unwrap().clone();
+        assert!(ws.recv().await.is_none());
+        (closed, elapsed)
+    });
+    let mut ws = fahrbahn::connect(&rt, &format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    roundtrip(&mut ws, Message::text("ping me")).await;
+    assert!(ws.recv().await.is_none(), "clean close ends recv with None");
+    let closed = ws.close_info().unwrap();
+    assert_eq!(closed.code, CloseCode(4000));
+    assert_eq!(closed.reason, "server says bye");
+    assert!(closed.by_peer);
+    assert!(closed.error.is_none());
+    assert!(matches!(ws.send("x").await, Err(Error::Send(_))));
+    drop(ws);
+    let (closed, elapsed) = server.await;
+    assert_eq!(closed.code, CloseCode(4000));
+    assert!(!closed.by_peer);
+    assert!(closed.error.is_none());
+    assert!(
+        elapsed < Duration::from_secs(4),
+        "server close took {elapsed:?}"
+    );
+}
+
+pub(crate) async fn ping_is_answered<R: Runtime>(rt: R) {
+    let (url, server) = echo_server(&rt, ServerConfig::default()).await;
+    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    ws.ping(b"are you there").await.unwrap();
+    ws.ping(b"").await.unwrap();
+    // The pongs are consumed by recv; the next message is the echo.
+    roundtrip(&mut ws, Message::text("after ping")).await;
+    assert!(matches!(ws.ping(&[0u8; 126]).await, Err(Error::Send(_))));
+    ws.ping(b"again").await.unwrap();
+    roundtrip(&mut ws, Message::binary(vec![42u8; 10])).await;
+    close_and_check(ws, server, 2).await;
+
+    // Keepalive pings every 100 ms with a 2 s pong timeout, and an idle
+    // stretch longer than that: while recv is polled, pings go out and the
+    // peer's automatic pongs come back, so the connection survives (an
+    // unanswered ping would end recv with a PingTimeout error). The timeout
+    // is generous because the peer's executor may be busy with other tests.
+    let (url, server) = echo_server(&rt, ServerConfig::default()).await;
+    let mut config = ClientConfig::default();
+    config.timeouts.ping_interval = Some(Duration::from_millis(100));
+    config.timeouts.pong_timeout = Duration::from_secs(2);
+    let mut ws = fahrbahn::connect_with(&rt, &url, config).await.unwrap();
+    let idle = Sleep(rt.new_timer(Instant::now() + Duration::from_millis(2500)));
+    if let Either::Left((got, _)) = select(pin!(ws.recv()), idle).await {
+        panic!("nothing was sent, yet recv returned {got:?}");
+    }
+    roundtrip(&mut ws, Message::text("still alive")).await;
+    close_and_check(ws, server, 1).await;
+}
+
+pub(crate) async fn split_concurrent<R: Runtime>(rt: R) {
+    const N: usize = 1000;
+    let (url, server) = echo_server(&rt, ServerConfig::default()).await;
+    let ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    let (mut reader, mut writer) = ws.split();
+    let (done_tx, done_rx) = oneshot();
+    let reader_task = spawn(&rt, async move {
+        for i in 0..N {
+            match reader.recv().await {
+                Some(Ok(Message::Text(t))) => assert_eq!(t, format!("msg {i}")),
+                Some(Ok(Message::Binary(b))) => assert_eq!(b, noise(i % 300, i as u64)),
+                other => panic!("message {i}: {other:?}"),
+            }
+        }
+        done_tx.send();
+        // The writer closes now; the reader sees the end.
+        assert!(reader.recv().await.is_none());
+    });
+    let writer_task = spawn(&rt, async move {
+        for i in 0..N {
+            let m = if i % 2 == 0 {
+                Message::text(format!("msg {i}"))
+            } else {
+                Message::binary(noise(i % 300, i as u64))
+            };
+            writer.send(m).await.unwrap();
+        }
+        done_rx.await;
+        writer.close(CloseCode::NORMAL, "done").await.unwrap();
+    });
+    writer_task.await;
+    reader_task.await;
+    let report = server.await;
+    assert_eq!(report.echoed, N);
+    assert_eq!(report.error, None);
+    assert_eq!(report.closed.unwrap().code, CloseCode::NORMAL);
+}
+
+pub(crate) async fn stream_and_sink<R: Runtime>(rt: R) {
+    // The server is a split WebSocket forwarded into itself.
+    let (listener, addr) = bind(&rt).await;
+    let task_rt = rt.clone();
+    let server = spawn(&rt, async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let ws = WebSocket::accept(&task_rt, stream, ServerConfig::default())
+            .await
+            .unwrap();
+        let (reader, writer) = ws.split();
+        reader.forward(writer).await
+    });
+    let mut ws = fahrbahn::connect(&rt, &format!("ws://{addr}/"))
+        .await
+        .unwrap();
+    for i in 0..10 {
+        ws.send(Message::text(format!("item {i}"))).await.unwrap();
+    }
+    // SinkExt::send on the WebSocket itself (fully qualified: WebSocket has
+    // an inherent send).
+    SinkExt::send(&mut ws, Message::binary(vec![1u8, 2, 3]))
+        .await
+        .unwrap();
+    let mut batch =
+        futures_util::stream::iter((0..20).map(|i| Ok(Message::text(format!("batch {i}")))));
+    ws.send_all(&mut batch).await.unwrap();
+    for i in 0..10 {
+        assert_eq!(
+            ws.next().await.unwrap().unwrap(),
+            Message::text(format!("item {i}"))
+        );
+    }
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(vec![1u8, 2, 3])
+    );
+    let batch: Vec<_> = (&mut ws).take(20).map(|m| m.unwrap()).collect().await;
+    assert_eq!(batch.len(), 20);
+    assert_eq!(batch[19], Message::text("batch 19"));
+    // Sink::close is a graceful close with 1000.
+    SinkExt::close(&mut ws).await.unwrap();
+    assert!(ws.next().await.is_none());
+    assert_eq!(ws.close_info().unwrap().code, CloseCode::NORMAL);
+    server.await.unwrap();
+}
+
+pub(crate) async fn connect_refused<R: Runtime>(rt: R) {
+    let (listener, addr) = bind(&rt).await;
+    drop(listener);
+    let err = fahrbahn::connect(&rt, &format!("ws://{addr}/"))
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, Error::Io(_)), "{err:?}");
+}
+
+pub(crate) async fn bad_url<R: Runtime>(rt: R) {
+    for url in [
+        "http://127.0.0.1:1/",
+        "127.0.0.1:1",
+        "ws://",
+        "ws://127.0.0.1:notaport/",
+        "ws://127.0.0.1:99999/",
+        "ws://user@127.0.0.1:1/",
+        "ws://[::1/",
+    ] {
+        let err = fahrbahn::connect(&rt, url).await.map(|_| ()).unwrap_err();
+        assert!(matches!(err, Error::Url(_)), "{url}: {err:?}");
+    }
+    #[cfg(not(feature = "tls"))]
+    {
+        let (listener, addr) = bind(&rt).await;
+        let err = fahrbahn::connect(&rt, &format!("wss://{addr}/"))
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(err, Error::Tls(_)), "{err:?}");
+        drop(listener);
+    }
+}
+
+pub(crate) async fn bad_http_requests<R: Runtime>(rt: R) {
+    let big_header = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    let cases: [(&[u8], &str); 4] = [
+        (b"this is not HTTP at all\r\n\r\n", "HTTP/1.1 400 "),
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "HTTP/1.1 400 "),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n",
+            "HTTP/1.1 426 ",
+        ),
+        (big_header.as_bytes(), "HTTP/1.1 431 "),
+    ];
+    for (request, status) in cases {
+        let (listener, addr) = bind(&rt).await;
+        let task_rt = rt.clone();
+        let server = spawn(&rt, async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            WebSocket::accept(&task_rt, stream, ServerConfig::default())
+                .await
+                .map(|_| ())
+        });
+        let mut raw = rt.connect_tcp("127.0.0.1", addr.port()).await.unwrap();
+        raw.write_all(request).await.unwrap();
+        let mut response = Vec::new();
+        // The server answers, then closes its side: read to the end.
+        raw.read_to_end(&mut response).await.unwrap();
+        let response = String::from_utf8_lossy(&response);
+        assert!(
+            response.starts_with(status),
+            "expected {status:?}, got {response:?}"
+        );
+        assert!(response.contains("Connection: close"), "{response}");
+        drop(raw);
+        let err = server.await.expect_err("the server handshake must fail");
+        assert!(
+            matches!(
+                err,
+                Error::WebSocket(fahrbahn::core::ws::Error::Handshake(_))
+            ),
+            "{err:?}"
+        );
+    }
+
+    // A client that connects and says nothing: the open timeout ends it.
+    let (listener, addr) = bind(&rt).await;
+    let task_rt = rt.clone();
+    let server = spawn(&rt, async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut config = ServerConfig::default();
+        config.timeouts.open = Duration::from_millis(200);
+        config.timeouts.close = Duration::from_millis(200);
+        WebSocket::accept(&task_rt, stream, config)
+            .await
+            .map(|_| ())
+    });
+    let raw = rt.connect_tcp("127.0.0.1", addr.port()).await.unwrap();
+    let err = server.await.expect_err("silent client times out");
+    assert!(
+        matches!(
+            err,
+            Error::WebSocket(fahrbahn::core::ws::Error::OpenTimeout)
+        ),
+        "{err:?}"
+    );
+    drop(raw);
+}
+
+// ----- a tiny oneshot --------------------------------------------------------
+
+pub(crate) struct OneshotSender(Arc<Mutex<(bool, Option<Waker>)>>);
+pub(crate) struct OneshotReceiver(Arc<Mutex<(bool, Option<Waker>)>>);
+
+pub(crate) fn oneshot() -> (OneshotSender, OneshotReceiver) {
+    let shared = Arc::new(Mutex::new((false, None)));
+    (OneshotSender(shared.clone()), OneshotReceiver(shared))
+}
+
+impl OneshotSender {
+    pub(crate) fn send(self) {
+        let mut s = self.0.lock().unwrap();
+        s.0 = true;
+        if let Some(w) = s.1.take() {
+            w.wake();
+        }
+    }
+}
+
+impl Future for OneshotReceiver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.0.lock().unwrap();
+        if s.0 {
+            return Poll::Ready(());
+        }
+        s.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
