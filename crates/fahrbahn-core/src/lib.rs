@@ -47,7 +47,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod machine;
 mod rng;
 pub mod ws;
 
+pub use machine::{CloseOrder, Machine};
 pub use rng::Rng;

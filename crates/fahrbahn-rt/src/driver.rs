@@ -1,13 +1,13 @@
-//! The one driver loop: moves bytes between a byte stream and a sans-IO
-//! [`Connection`], arms its timer, and performs the transport close.
-//! Every runtime adapter and every user-facing type goes through it.
+//! The one driver loop: moves bytes between a byte stream and any sans-IO
+//! [`Machine`] of the core, arms its timer, and performs the transport
+//! close. Every runtime adapter and every user-facing type goes through it.
 
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
 
-use fahrbahn_core::ws::{Closed, Connection, Event, Role};
+use fahrbahn_core::{CloseOrder, Machine};
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::runtime::AsyncTimer;
@@ -36,11 +36,11 @@ enum Shutdown {
     Done,
 }
 
-/// A connection and its transport.
+/// A state machine and its transport.
 #[derive(Debug)]
-pub(crate) struct Driver<S> {
+pub(crate) struct Driver<S, M> {
     pub(crate) io: S,
-    pub(crate) conn: Connection,
+    pub(crate) conn: M,
     timer: Pin<Box<dyn AsyncTimer>>,
     armed: Option<Instant>,
     read_buf: Box<[u8]>,
@@ -48,14 +48,10 @@ pub(crate) struct Driver<S> {
     out_pos: usize,
     write_wakers: [Option<Waker>; 2],
     shutdown: Shutdown,
-    /// How the connection ended, once [`Event::Closed`] was seen.
-    pub(crate) closed: Option<Closed>,
-    /// A transport error that ended the connection.
-    pub(crate) io_error: Option<io::ErrorKind>,
 }
 
-impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
-    pub(crate) fn new(io: S, conn: Connection, timer: Pin<Box<dyn AsyncTimer>>) -> Self {
+impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
+    pub(crate) fn new(io: S, conn: M, timer: Pin<Box<dyn AsyncTimer>>) -> Self {
         Self {
             io,
             conn,
@@ -66,8 +62,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             out_pos: 0,
             write_wakers: [None, None],
             shutdown: Shutdown::Running,
-            closed: None,
-            io_error: None,
         }
     }
 
@@ -133,13 +127,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
         false
     }
 
-    /// Drives the connection until it has an event. After
-    /// [`Event::Closed`] the transport still needs [`Self::poll_finish`].
-    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Event>> {
+    /// Drives the machine until it has an event. After its last event the
+    /// transport still needs [`Self::poll_finish`].
+    pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<M::Event>> {
         loop {
             if let Some(event) = self.conn.poll_event() {
-                if let Event::Closed(c) = &event {
-                    self.closed = Some(c.clone());
+                if self.conn.is_closed() && self.shutdown == Shutdown::Running {
                     self.shutdown = Shutdown::Flushing;
                 }
                 return Poll::Ready(Ok(event));
@@ -180,16 +173,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
     }
 
     fn fail_io<T>(&mut self, e: io::Error) -> Poll<io::Result<T>> {
-        log::debug!("WebSocket transport failed: {e}");
-        self.io_error = Some(e.kind());
+        log::debug!("transport failed: {e}");
         self.shutdown = Shutdown::Done;
         Poll::Ready(Err(e))
     }
 
-    /// Ends the transport after [`Event::Closed`]: flushes the last bytes,
-    /// then (server) closes its write side and waits for the client to
-    /// close, or (client) waits for the server to close first, as RFC 6455
-    /// section 7.1.1 asks; either wait is bounded by the close timeout.
+    /// Ends the transport after the machine's last event: flushes the last
+    /// bytes, then either closes our write side and waits for the peer to
+    /// close, or waits for the peer to close first (a WebSocket server and
+    /// client respectively, as RFC 6455 section 7.1.1 asks); either wait is
+    /// bounded by the machine's linger time.
     pub(crate) fn poll_finish(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match self.shutdown {
@@ -200,11 +193,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     Poll::Ready(Err(_)) => self.shutdown = Shutdown::Done,
                     Poll::Ready(Ok(())) => {
                         self.armed = None;
-                        let linger = Instant::now() + self.conn.timeouts().close;
+                        let linger = Instant::now() + self.conn.linger();
                         self.timer.as_mut().reset(linger);
-                        self.shutdown = match self.conn.role() {
-                            Role::Server => Shutdown::Closing,
-                            Role::Client => Shutdown::Lingering,
+                        self.shutdown = match self.conn.close_order() {
+                            CloseOrder::CloseFirst => Shutdown::Closing,
+                            CloseOrder::WaitForPeer => Shutdown::Lingering,
                         };
                     }
                 },
@@ -212,9 +205,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     if Pin::new(&mut self.io).poll_close(cx).is_pending() {
                         return Poll::Pending;
                     }
-                    self.shutdown = match self.conn.role() {
-                        Role::Server => Shutdown::Lingering,
-                        Role::Client => Shutdown::Done,
+                    self.shutdown = match self.conn.close_order() {
+                        CloseOrder::CloseFirst => Shutdown::Lingering,
+                        CloseOrder::WaitForPeer => Shutdown::Done,
                     };
                 }
                 Shutdown::Lingering => {
@@ -229,9 +222,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
                     if !ended && !timed_out {
                         return Poll::Pending;
                     }
-                    self.shutdown = match self.conn.role() {
-                        Role::Server => Shutdown::Done,
-                        Role::Client => Shutdown::Closing,
+                    self.shutdown = match self.conn.close_order() {
+                        CloseOrder::CloseFirst => Shutdown::Done,
+                        CloseOrder::WaitForPeer => Shutdown::Closing,
                     };
                 }
             }

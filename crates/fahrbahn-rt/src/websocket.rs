@@ -44,8 +44,17 @@ fn os_rng() -> Rng {
 /// Pings are answered automatically.
 #[derive(Debug)]
 pub struct WebSocket<S> {
-    driver: Driver<S>,
+    inner: Inner<S>,
     handshake: Handshake,
+}
+
+/// The driver plus how the connection ended; shared by the split halves.
+#[derive(Debug)]
+struct Inner<S> {
+    driver: Driver<S, Connection>,
+    /// How the connection ended, once [`Event::Closed`] was seen.
+    closed: Option<Closed>,
+    /// The end was reported to the application.
     done: bool,
 }
 
@@ -103,16 +112,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     }
 
     async fn handshake(
-        mut driver: Driver<S>,
+        mut driver: Driver<S, Connection>,
         mut decide: Option<RequestCallback<'_>>,
     ) -> Result<Self, Error> {
         loop {
             match poll_fn(|cx| driver.poll_event(cx)).await? {
                 Event::Connected(handshake) => {
                     return Ok(Self {
-                        driver,
+                        inner: Inner {
+                            driver,
+                            closed: None,
+                            done: false,
+                        },
                         handshake,
-                        done: false,
                     });
                 }
                 Event::Request(request) => {
@@ -147,7 +159,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// How the connection ended, once it has.
     pub fn close_info(&self) -> Option<&Closed> {
-        self.driver.closed.as_ref()
+        self.inner.closed.as_ref()
     }
 
     /// The next message; `None` once the connection closed cleanly, an
@@ -158,40 +170,37 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
 
     /// Polls for the next message (see [`recv`](Self::recv)).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        poll_recv(&mut self.driver, &mut self.done, cx)
+        self.inner.poll_recv(cx)
     }
 
     /// Sends a message and waits until it is written to the transport.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
-        self.driver.conn.send(message.into())?;
+        self.inner.driver.conn.send(message.into())?;
         self.flush().await
     }
 
     /// Sends a ping (its pong is consumed by [`recv`](Self::recv)).
     pub async fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
-        self.driver.conn.ping(payload)?;
+        self.inner.driver.conn.ping(payload)?;
         self.flush().await
     }
 
     /// Writes everything queued.
     pub async fn flush(&mut self) -> Result<(), Error> {
-        poll_fn(|cx| self.driver.poll_write_out(cx, Side::Writer)).await?;
+        poll_fn(|cx| self.inner.driver.poll_write_out(cx, Side::Writer)).await?;
         Ok(())
     }
 
     /// Closes gracefully: sends a close frame, waits for the peer's (data
     /// arriving meanwhile is dropped) and ends the transport.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        poll_fn(|cx| poll_close(&mut self.driver, &mut self.done, cx, code, reason)).await
+        poll_fn(|cx| self.inner.poll_close(cx, code, reason)).await
     }
 
     /// Splits into a reading and a writing half that can live in different
     /// tasks.
     pub fn split(self) -> (WsReader<S>, WsWriter<S>) {
-        let shared = Arc::new(Shared {
-            driver: Mutex::new(self.driver),
-            done: Mutex::new(self.done),
-        });
+        let shared = Arc::new(Shared(Mutex::new(self.inner)));
         (
             WsReader {
                 shared: shared.clone(),
@@ -208,50 +217,48 @@ fn closed_error(closed: Closed) -> Error {
     }
 }
 
-fn poll_recv<S: AsyncRead + AsyncWrite + Unpin>(
-    driver: &mut Driver<S>,
-    done: &mut bool,
-    cx: &mut Context<'_>,
-) -> Poll<Option<Result<Message, Error>>> {
-    loop {
-        if *done {
-            return Poll::Ready(None);
-        }
-        if let Some(closed) = driver.closed.clone() {
-            if driver.poll_finish(cx).is_pending() {
-                return Poll::Pending;
+impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
+        loop {
+            if self.done {
+                return Poll::Ready(None);
             }
-            *done = true;
-            return Poll::Ready(closed.error.map(|e| Err(Error::WebSocket(e))));
-        }
-        match driver.poll_event(cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Err(e)) => {
-                *done = true;
-                return Poll::Ready(Some(Err(Error::Io(e))));
+            if let Some(closed) = &self.closed {
+                if self.driver.poll_finish(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                self.done = true;
+                return Poll::Ready(closed.error.clone().map(|e| Err(Error::WebSocket(e))));
             }
-            Poll::Ready(Ok(Event::Message(m))) => return Poll::Ready(Some(Ok(m))),
-            Poll::Ready(Ok(_)) => {}
+            match self.driver.poll_event(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => {
+                    self.done = true;
+                    return Poll::Ready(Some(Err(Error::Io(e))));
+                }
+                Poll::Ready(Ok(Event::Message(m))) => return Poll::Ready(Some(Ok(m))),
+                Poll::Ready(Ok(Event::Closed(closed))) => self.closed = Some(closed),
+                Poll::Ready(Ok(_)) => {}
+            }
         }
     }
-}
 
-fn poll_close<S: AsyncRead + AsyncWrite + Unpin>(
-    driver: &mut Driver<S>,
-    done: &mut bool,
-    cx: &mut Context<'_>,
-    code: CloseCode,
-    reason: &str,
-) -> Poll<Result<(), Error>> {
-    if driver.conn.is_open() {
-        driver.conn.close(Instant::now(), code, reason)?;
-    }
-    loop {
-        match poll_recv(driver, done, cx) {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(None) => return Poll::Ready(Ok(())),
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
-            Poll::Ready(Some(Ok(_))) => {}
+    fn poll_close(
+        &mut self,
+        cx: &mut Context<'_>,
+        code: CloseCode,
+        reason: &str,
+    ) -> Poll<Result<(), Error>> {
+        if self.driver.conn.is_open() {
+            self.driver.conn.close(Instant::now(), code, reason)?;
+        }
+        loop {
+            match self.poll_recv(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Err(e)),
+                Poll::Ready(Some(Ok(_))) => {}
+            }
         }
     }
 }
@@ -265,7 +272,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WebSocket<S> {
 }
 
 fn sink_ready<S: AsyncRead + AsyncWrite + Unpin>(
-    driver: &mut Driver<S>,
+    driver: &mut Driver<S, Connection>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<(), Error>> {
     if driver.pending_output() >= SINK_HIGH_WATER {
@@ -278,34 +285,31 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WebSocket<S> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        sink_ready(&mut self.get_mut().driver, cx)
+        sink_ready(&mut self.get_mut().inner.driver, cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        Ok(self.get_mut().driver.conn.send(item)?)
+        Ok(self.get_mut().inner.driver.conn.send(item)?)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(std::task::ready!(
-            self.get_mut().driver.poll_write_out(cx, Side::Writer)
+            self.get_mut().inner.driver.poll_write_out(cx, Side::Writer)
         )?))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         let this = self.get_mut();
-        poll_close(&mut this.driver, &mut this.done, cx, CloseCode::NORMAL, "")
+        this.inner.poll_close(cx, CloseCode::NORMAL, "")
     }
 }
 
 #[derive(Debug)]
-struct Shared<S> {
-    driver: Mutex<Driver<S>>,
-    done: Mutex<bool>,
-}
+struct Shared<S>(Mutex<Inner<S>>);
 
 impl<S> Shared<S> {
-    fn driver(&self) -> MutexGuard<'_, Driver<S>> {
-        self.driver.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner<S>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -329,9 +333,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsReader<S> {
     }
 
     fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Message, Error>>> {
-        let mut driver = self.shared.driver();
-        let mut done = self.shared.done.lock().unwrap_or_else(|e| e.into_inner());
-        poll_recv(&mut driver, &mut done, cx)
+        self.shared.lock().poll_recv(cx)
     }
 }
 
@@ -346,18 +348,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Stream for WsReader<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
     /// Sends a message and waits until it is written.
     pub async fn send(&mut self, message: impl Into<Message>) -> Result<(), Error> {
-        self.shared.driver().conn.send(message.into())?;
-        poll_fn(|cx| self.shared.driver().poll_write_out(cx, Side::Writer)).await?;
+        self.shared.lock().driver.conn.send(message.into())?;
+        poll_fn(|cx| self.shared.lock().driver.poll_write_out(cx, Side::Writer)).await?;
         Ok(())
     }
 
     /// Starts the closing handshake; the reading half sees the end.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
         self.shared
-            .driver()
+            .lock()
+            .driver
             .conn
             .close(Instant::now(), code, reason)?;
-        poll_fn(|cx| self.shared.driver().poll_write_out(cx, Side::Writer)).await?;
+        poll_fn(|cx| self.shared.lock().driver.poll_write_out(cx, Side::Writer)).await?;
         Ok(())
     }
 }
@@ -366,21 +369,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
     type Error = Error;
 
     fn poll_ready(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        sink_ready(&mut self.shared.driver(), cx)
+        sink_ready(&mut self.shared.lock().driver, cx)
     }
 
     fn start_send(self: Pin<&mut Self>, item: Message) -> Result<(), Error> {
-        Ok(self.shared.driver().conn.send(item)?)
+        Ok(self.shared.lock().driver.conn.send(item)?)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(std::task::ready!(
-            self.shared.driver().poll_write_out(cx, Side::Writer)
+            self.shared.lock().driver.poll_write_out(cx, Side::Writer)
         )?))
     }
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Error>> {
-        let mut driver = self.shared.driver();
+        let mut inner = self.shared.lock();
+        let driver = &mut inner.driver;
         if driver.conn.is_open() {
             driver.conn.close(Instant::now(), CloseCode::NORMAL, "")?;
         }

@@ -1062,3 +1062,46 @@ impl Connection {
         }));
     }
 }
+
+impl crate::Machine for Connection {
+    type Event = Event;
+
+    fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        Connection::handle_bytes(self, now, data);
+    }
+
+    fn handle_eof(&mut self, now: Instant) {
+        Connection::handle_eof(self, now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Connection::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        Connection::poll_transmit(self, buf)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Connection::poll_event(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Connection::poll_timeout(self)
+    }
+
+    fn is_closed(&self) -> bool {
+        Connection::is_closed(self)
+    }
+
+    fn close_order(&self) -> crate::CloseOrder {
+        match self.role {
+            Role::Server => crate::CloseOrder::CloseFirst,
+            Role::Client => crate::CloseOrder::WaitForPeer,
+        }
+    }
+
+    fn linger(&self) -> std::time::Duration {
+        self.timeouts.close
+    }
+}
