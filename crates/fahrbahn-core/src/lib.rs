@@ -48,7 +48,9 @@
 #![warn(missing_docs)]
 
 mod machine;
+pub mod rawsocket;
 mod rng;
+pub mod wamp;
 pub mod ws;
 
 pub use machine::{CloseOrder, Machine};

@@ -178,15 +178,16 @@ pub async fn connect_with<R: Runtime>(
     config.path = url.path.clone();
     let tcp = runtime.connect_tcp(&url.host, url.port).await?;
     let stream = if url.secure {
-        tls_connect(&url.host, tcp).await?
+        tls_stream(&url.host, tcp).await?
     } else {
         MaybeTlsStream::Plain(tcp)
     };
     WebSocket::connect(runtime, stream, config).await
 }
 
+/// TLS-connects over `tcp` with the default roots (webpki-roots).
 #[cfg(feature = "tls")]
-async fn tls_connect<S: AsyncRead + AsyncWrite + Unpin>(
+pub(crate) async fn tls_stream<S: AsyncRead + AsyncWrite + Unpin>(
     host: &str,
     tcp: S,
 ) -> Result<MaybeTlsStream<S>, Error> {
@@ -226,6 +227,6 @@ pub async fn tls_connect_with<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 #[cfg(not(feature = "tls"))]
-async fn tls_connect<S>(_host: &str, _tcp: S) -> Result<MaybeTlsStream<S>, Error> {
+pub(crate) async fn tls_stream<S>(_host: &str, _tcp: S) -> Result<MaybeTlsStream<S>, Error> {
     Err(Error::Tls("wss:// needs the `tls` feature".into()))
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 
+use fahrbahn_core::wamp::{ApplicationError, CommandError, SessionError};
 use fahrbahn_core::ws;
 
 /// Everything that can go wrong with an async WebSocket.
@@ -20,6 +21,18 @@ pub enum Error {
     Url(String),
     /// TLS setup failed.
     Tls(String),
+    /// A WAMP request failed with an error URI (e.g.
+    /// `wamp.error.no_such_procedure`, or an application's own error).
+    Wamp(ApplicationError),
+    /// The WAMP session ended abnormally (aborted, protocol violation,
+    /// transport lost).
+    Session(SessionError),
+    /// The WAMP session has ended (reason URI); no more requests.
+    SessionClosed(String),
+    /// A WAMP command was used wrongly (e.g. an invalid URI).
+    Command(CommandError),
+    /// A payload could not be converted to or from the requested type.
+    Decode(String),
 }
 
 impl fmt::Display for Error {
@@ -30,6 +43,11 @@ impl fmt::Display for Error {
             Error::Send(e) => write!(f, "{e}"),
             Error::Url(e) => write!(f, "invalid URL: {e}"),
             Error::Tls(e) => write!(f, "TLS error: {e}"),
+            Error::Wamp(e) => write!(f, "WAMP error {e}"),
+            Error::Session(e) => write!(f, "{e}"),
+            Error::SessionClosed(reason) => write!(f, "WAMP session closed ({reason})"),
+            Error::Command(e) => write!(f, "{e}"),
+            Error::Decode(e) => write!(f, "payload conversion failed: {e}"),
         }
     }
 }
@@ -40,6 +58,9 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::WebSocket(e) => Some(e),
             Error::Send(e) => Some(e),
+            Error::Wamp(e) => Some(e),
+            Error::Session(e) => Some(e),
+            Error::Command(e) => Some(e),
             _ => None,
         }
     }

@@ -13,17 +13,28 @@ mod connect;
 mod driver;
 mod error;
 mod runtime;
+mod session;
+mod wamp_url;
 mod websocket;
 
 #[cfg(feature = "tls")]
 pub use connect::tls_connect_with;
 pub use connect::{MaybeTlsStream, WsUrl, connect, connect_with};
 pub use error::Error;
+pub use fahrbahn_core::wamp::{
+    ApplicationError, Dict, List, Serializer, SessionConfig, SessionError, Value, from_value,
+    to_value,
+};
 pub use fahrbahn_core::ws::{
     Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake, HandshakeRequest, Limits,
     Message, ServerConfig, Timeouts,
 };
-pub use runtime::{AsyncTimer, BoxFuture, Runtime, TcpListener};
+pub use runtime::{AsyncTimer, BoxFuture, BoxTransport, Runtime, TcpListener, Transport};
+pub use session::{
+    CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,
+    Subscription, kwargs, to_args,
+};
+pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};
 
 /// The byte-stream traits every transport implements.

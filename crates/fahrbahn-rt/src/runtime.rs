@@ -10,6 +10,14 @@ use std::time::Instant;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
+/// A byte stream of any runtime, usable where the concrete type does not
+/// matter.
+pub trait Transport: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Transport for T {}
+
+/// A type-erased [`Transport`].
+pub type BoxTransport = Box<dyn Transport>;
+
 /// A boxed, sendable future.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -51,4 +59,14 @@ pub trait Runtime: Clone + Send + Sync + Debug + 'static {
     -> BoxFuture<'static, io::Result<Self::TcpStream>>;
     /// Binds a listener.
     fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::TcpListener>>;
+    /// Connects to a Unix domain socket (default: unsupported).
+    fn connect_unix(&self, path: &str) -> BoxFuture<'static, io::Result<BoxTransport>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("Unix sockets are not supported on this runtime ({path})"),
+            ))
+        })
+    }
 }

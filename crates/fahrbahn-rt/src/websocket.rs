@@ -23,7 +23,7 @@ use crate::runtime::Runtime;
 /// transport.
 const SINK_HIGH_WATER: usize = 256 << 10;
 
-fn os_rng() -> Rng {
+pub(crate) fn os_rng() -> Rng {
     let mut seed = [0u8; 32];
     if getrandom::fill(&mut seed).is_err() {
         log::warn!("no OS entropy available; falling back to a time-based seed");

@@ -1,0 +1,592 @@
+//! The RawSocket state machine.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::error::{HandshakeErrorCode, RawSocketError};
+use crate::{CloseOrder, Machine};
+
+const MAGIC: u8 = 0x7F;
+const FRAME_MESSAGE: u8 = 0;
+const FRAME_PING: u8 = 1;
+const FRAME_PONG: u8 = 2;
+/// The largest length a 3-byte frame header can carry.
+const MAX_FRAME: usize = (1 << 24) - 1;
+
+/// The maximum message length a handshake exponent announces:
+/// 2^(9 + exponent) bytes, capped at what a frame header can carry.
+///
+/// ```
+/// use fahrbahn_core::rawsocket::max_len_for_exponent;
+/// assert_eq!(max_len_for_exponent(0), 512);
+/// assert_eq!(max_len_for_exponent(15), (1 << 24) - 1);
+/// ```
+pub fn max_len_for_exponent(exp: u8) -> usize {
+    (1usize << (9 + usize::from(exp.min(15)))).min(MAX_FRAME)
+}
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Serializer id: 1 JSON, 2 MessagePack, 3 CBOR.
+    pub serializer: u8,
+    /// We accept messages up to 2^(9 + exponent) bytes (default 15: 16 MiB).
+    pub max_len_exponent: u8,
+    /// Handshake timeout (default 10 s).
+    pub open_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Defaults for `serializer`.
+    pub fn new(serializer: u8) -> Self {
+        Self {
+            serializer,
+            max_len_exponent: 15,
+            open_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Server settings.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Serializer ids we accept.
+    pub serializers: Vec<u8>,
+    /// We accept messages up to 2^(9 + exponent) bytes (default 15).
+    pub max_len_exponent: u8,
+    /// Handshake timeout (default 10 s).
+    pub open_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults accepting `serializers`.
+    pub fn new(serializers: Vec<u8>) -> Self {
+        Self {
+            serializers,
+            max_len_exponent: 15,
+            open_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What a RawSocket connection reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The handshake finished.
+    Connected {
+        /// The serializer id both sides use.
+        serializer: u8,
+        /// The longest message the peer accepts.
+        peer_max_len: usize,
+    },
+    /// A complete message.
+    Message(Vec<u8>),
+    /// The peer answered a ping.
+    Pong(Vec<u8>),
+    /// The connection ended; `None` for a normal end of stream or close.
+    Closed(Option<RawSocketError>),
+}
+
+#[derive(Debug)]
+enum State {
+    Handshake,
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Role {
+    Client { serializer: u8 },
+    Server,
+}
+
+/// A RawSocket connection (client or server) as a sans-IO state machine.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    state: State,
+    server_serializers: Vec<u8>,
+    max_len_exponent: u8,
+    /// What the peer accepts.
+    peer_max_len: usize,
+    inbuf: Vec<u8>,
+    out: Vec<u8>,
+    events: VecDeque<Event>,
+    open_deadline: Option<Instant>,
+}
+
+impl Connection {
+    fn new(role: Role, serializers: Vec<u8>, exp: u8, timeout: Duration, now: Instant) -> Self {
+        Self {
+            role,
+            state: State::Handshake,
+            server_serializers: serializers,
+            max_len_exponent: exp.min(15),
+            peer_max_len: 0,
+            inbuf: Vec::new(),
+            out: Vec::new(),
+            events: VecDeque::new(),
+            open_deadline: Some(now + timeout),
+        }
+    }
+
+    /// A client; its handshake is queued at once.
+    pub fn client(config: ClientConfig, now: Instant) -> Self {
+        let mut conn = Self::new(
+            Role::Client {
+                serializer: config.serializer,
+            },
+            Vec::new(),
+            config.max_len_exponent,
+            config.open_timeout,
+            now,
+        );
+        conn.out.extend_from_slice(&[
+            MAGIC,
+            (conn.max_len_exponent << 4) | (config.serializer & 0x0F),
+            0,
+            0,
+        ]);
+        conn
+    }
+
+    /// A server waiting for a client's handshake.
+    pub fn server(config: ServerConfig, now: Instant) -> Self {
+        Self::new(
+            Role::Server,
+            config.serializers,
+            config.max_len_exponent,
+            config.open_timeout,
+            now,
+        )
+    }
+
+    /// The longest message we accept.
+    pub fn max_len(&self) -> usize {
+        max_len_for_exponent(self.max_len_exponent)
+    }
+
+    /// Whether the handshake finished and the connection has not ended.
+    pub fn is_open(&self) -> bool {
+        matches!(self.state, State::Open)
+    }
+
+    /// Queues a message.
+    pub fn send(&mut self, message: &[u8]) -> Result<(), RawSocketError> {
+        self.send_frame(FRAME_MESSAGE, message)
+    }
+
+    /// Queues a ping (its pong arrives as [`Event::Pong`]).
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), RawSocketError> {
+        self.send_frame(FRAME_PING, payload)
+    }
+
+    fn send_frame(&mut self, kind: u8, payload: &[u8]) -> Result<(), RawSocketError> {
+        if !self.is_open() {
+            return Err(RawSocketError::NotOpen);
+        }
+        if payload.len() > self.peer_max_len {
+            return Err(RawSocketError::MessageTooLong {
+                len: payload.len(),
+                max: self.peer_max_len,
+            });
+        }
+        self.write_frame(kind, payload);
+        Ok(())
+    }
+
+    fn write_frame(&mut self, kind: u8, payload: &[u8]) {
+        let len = payload.len() as u32;
+        self.out.reserve(4 + payload.len());
+        self.out.push(kind);
+        self.out.extend_from_slice(&len.to_be_bytes()[1..]);
+        self.out.extend_from_slice(payload);
+    }
+
+    /// Ends the connection (RawSocket has no closing handshake: WAMP's
+    /// GOODBYE comes first, then the transport closes).
+    pub fn close(&mut self) {
+        if !matches!(self.state, State::Closed) {
+            self.end(None);
+        }
+    }
+
+    fn end(&mut self, error: Option<RawSocketError>) {
+        if let Some(e) = &error {
+            log::debug!("RawSocket connection failed: {e}");
+        }
+        self.state = State::Closed;
+        self.inbuf = Vec::new();
+        self.events.push_back(Event::Closed(error));
+    }
+
+    /// Feeds bytes from the transport.
+    pub fn handle_bytes(&mut self, _now: Instant, data: &[u8]) {
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        self.inbuf.extend_from_slice(data);
+        if matches!(self.state, State::Handshake) && !self.read_handshake() {
+            return;
+        }
+        self.read_frames();
+    }
+
+    /// Returns true once the handshake is done.
+    fn read_handshake(&mut self) -> bool {
+        if let Some(&first) = self.inbuf.first() {
+            if first != MAGIC {
+                self.end(Some(RawSocketError::BadMagic(first)));
+                return false;
+            }
+        }
+        if self.inbuf.len() < 4 {
+            return false;
+        }
+        let hs = [self.inbuf[0], self.inbuf[1], self.inbuf[2], self.inbuf[3]];
+        self.inbuf.drain(..4);
+        let (hi, lo) = (hs[1] >> 4, hs[1] & 0x0F);
+        match self.role {
+            Role::Client { serializer } => {
+                if lo == 0 {
+                    let code = HandshakeErrorCode::from_code(hi);
+                    self.end(Some(RawSocketError::Rejected(code)));
+                    return false;
+                }
+                if lo != serializer {
+                    self.end(Some(RawSocketError::SerializerMismatch {
+                        requested: serializer,
+                        answered: lo,
+                    }));
+                    return false;
+                }
+                self.open(lo, hi);
+            }
+            Role::Server => {
+                let refusal = if hs[2] != 0 || hs[3] != 0 {
+                    Some(HandshakeErrorCode::ReservedBitsUsed)
+                } else if !self.server_serializers.contains(&lo) {
+                    Some(HandshakeErrorCode::SerializerUnsupported)
+                } else {
+                    None
+                };
+                if let Some(code) = refusal {
+                    self.out.extend_from_slice(&[MAGIC, code.code() << 4, 0, 0]);
+                    self.end(Some(RawSocketError::Refused(code)));
+                    return false;
+                }
+                self.out
+                    .extend_from_slice(&[MAGIC, (self.max_len_exponent << 4) | lo, 0, 0]);
+                self.open(lo, hi);
+            }
+        }
+        true
+    }
+
+    fn open(&mut self, serializer: u8, peer_exp: u8) {
+        self.state = State::Open;
+        self.open_deadline = None;
+        self.peer_max_len = max_len_for_exponent(peer_exp);
+        self.events.push_back(Event::Connected {
+            serializer,
+            peer_max_len: self.peer_max_len,
+        });
+    }
+
+    fn read_frames(&mut self) {
+        let mut pos = 0;
+        while matches!(self.state, State::Open) && self.inbuf.len() - pos >= 4 {
+            let head = &self.inbuf[pos..pos + 4];
+            let kind = head[0];
+            let len = u32::from_be_bytes([0, head[1], head[2], head[3]]) as usize;
+            if kind & 0xF8 != 0 || kind > FRAME_PONG {
+                self.end(Some(RawSocketError::BadFrameType(kind)));
+                return;
+            }
+            if len > self.max_len() {
+                self.end(Some(RawSocketError::FrameTooLong {
+                    len,
+                    max: self.max_len(),
+                }));
+                return;
+            }
+            if self.inbuf.len() - pos - 4 < len {
+                // Make room for the whole frame once (bounded by max_len).
+                self.inbuf.reserve(len + 4 - (self.inbuf.len() - pos));
+                break;
+            }
+            let payload = self.inbuf[pos + 4..pos + 4 + len].to_vec();
+            pos += 4 + len;
+            match kind {
+                FRAME_MESSAGE => self.events.push_back(Event::Message(payload)),
+                FRAME_PING => self.write_frame(FRAME_PONG, &payload),
+                _ => self.events.push_back(Event::Pong(payload)),
+            }
+        }
+        if matches!(self.state, State::Open) {
+            self.inbuf.drain(..pos);
+        }
+    }
+
+    /// The transport ended.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        match self.state {
+            State::Closed => {}
+            State::Open if self.inbuf.is_empty() => self.end(None),
+            _ => self.end(Some(RawSocketError::ConnectionReset)),
+        }
+    }
+
+    /// Runs due timers.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.open_deadline.is_some_and(|t| t <= now) && matches!(self.state, State::Handshake) {
+            self.end(Some(RawSocketError::OpenTimeout));
+        }
+    }
+
+    /// Appends the bytes to send to `buf`.
+    #[must_use = "the bytes must be written to the transport"]
+    pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        let n = self.out.len();
+        if buf.is_empty() {
+            std::mem::swap(buf, &mut self.out);
+        } else {
+            buf.append(&mut self.out);
+        }
+        n
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next deadline.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        match self.state {
+            State::Handshake => self.open_deadline,
+            _ => None,
+        }
+    }
+
+    /// Whether the connection ended.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed)
+    }
+}
+
+impl Machine for Connection {
+    type Event = Event;
+
+    fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        Connection::handle_bytes(self, now, data);
+    }
+
+    fn handle_eof(&mut self, now: Instant) {
+        Connection::handle_eof(self, now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        Connection::handle_timeout(self, now);
+    }
+
+    fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        Connection::poll_transmit(self, buf)
+    }
+
+    fn poll_event(&mut self) -> Option<Event> {
+        Connection::poll_event(self)
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        Connection::poll_timeout(self)
+    }
+
+    fn is_closed(&self) -> bool {
+        Connection::is_closed(self)
+    }
+
+    fn close_order(&self) -> CloseOrder {
+        CloseOrder::CloseFirst
+    }
+
+    fn linger(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pair(serializer: u8) -> (Connection, Connection, Instant) {
+        let now = Instant::now();
+        let mut c = Connection::client(ClientConfig::new(serializer), now);
+        let mut s = Connection::server(ServerConfig::new(vec![1, 2, 3]), now);
+        pump(&mut c, &mut s, now);
+        (c, s, now)
+    }
+
+    fn pump(a: &mut Connection, b: &mut Connection, now: Instant) {
+        loop {
+            let mut buf = Vec::new();
+            let n1 = a.poll_transmit(&mut buf);
+            b.handle_bytes(now, &buf);
+            buf.clear();
+            let n2 = b.poll_transmit(&mut buf);
+            a.handle_bytes(now, &buf);
+            if n1 + n2 == 0 {
+                break;
+            }
+        }
+    }
+
+    #[test]
+    fn handshake_bytes_match_the_spec() {
+        let now = Instant::now();
+        let mut c = Connection::client(ClientConfig::new(2), now);
+        let mut buf = Vec::new();
+        let _ = c.poll_transmit(&mut buf);
+        assert_eq!(buf, [0x7F, 0xF2, 0, 0]);
+        let mut s = Connection::server(ServerConfig::new(vec![1, 2]), now);
+        s.handle_bytes(now, &buf);
+        buf.clear();
+        let _ = s.poll_transmit(&mut buf);
+        assert_eq!(buf, [0x7F, 0xF2, 0, 0]);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Connected {
+                serializer: 2,
+                peer_max_len: MAX_FRAME
+            })
+        );
+    }
+
+    #[test]
+    fn messages_ping_pong_both_ways_in_any_chunking() {
+        let (mut c, mut s, now) = pair(1);
+        assert!(matches!(c.poll_event(), Some(Event::Connected { .. })));
+        assert!(matches!(s.poll_event(), Some(Event::Connected { .. })));
+        c.send(b"[1,\"realm1\",{}]").unwrap();
+        c.ping(b"p").unwrap();
+        let mut wire = Vec::new();
+        let _ = c.poll_transmit(&mut wire);
+        for b in &wire {
+            s.handle_bytes(now, std::slice::from_ref(b));
+        }
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Message(b"[1,\"realm1\",{}]".to_vec()))
+        );
+        pump(&mut c, &mut s, now);
+        assert_eq!(c.poll_event(), Some(Event::Pong(b"p".to_vec())));
+        s.send(&[]).unwrap();
+        pump(&mut c, &mut s, now);
+        assert_eq!(c.poll_event(), Some(Event::Message(Vec::new())));
+    }
+
+    #[test]
+    fn server_refuses_unknown_serializer_and_reserved_bits() {
+        let now = Instant::now();
+        let mut s = Connection::server(ServerConfig::new(vec![1]), now);
+        s.handle_bytes(now, &[0x7F, 0xF5, 0, 0]);
+        let mut buf = Vec::new();
+        let _ = s.poll_transmit(&mut buf);
+        assert_eq!(buf, [0x7F, 0x10, 0, 0]);
+        let mut c = Connection::client(ClientConfig::new(5), now);
+        c.handle_bytes(now, &buf);
+        assert_eq!(
+            c.poll_event(),
+            Some(Event::Closed(Some(RawSocketError::Rejected(
+                HandshakeErrorCode::SerializerUnsupported
+            ))))
+        );
+        let mut s = Connection::server(ServerConfig::new(vec![1]), now);
+        s.handle_bytes(now, &[0x7F, 0xF1, 0, 1]);
+        buf.clear();
+        let _ = s.poll_transmit(&mut buf);
+        assert_eq!(buf, [0x7F, 0x30, 0, 0]);
+    }
+
+    #[test]
+    fn bad_magic_and_bad_frames_end_the_connection() {
+        let now = Instant::now();
+        let mut s = Connection::server(ServerConfig::new(vec![1]), now);
+        s.handle_bytes(now, b"GET / HTTP/1.1\r\n");
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(Some(RawSocketError::BadMagic(b'G'))))
+        );
+        let (_, mut s, now) = pair(1);
+        let _ = s.poll_event();
+        s.handle_bytes(now, &[0x08, 0, 0, 0]);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(Some(RawSocketError::BadFrameType(8))))
+        );
+    }
+
+    #[test]
+    fn length_limits_both_ways() {
+        let now = Instant::now();
+        let mut cfg = ClientConfig::new(1);
+        cfg.max_len_exponent = 0; // we accept 512 bytes
+        let mut c = Connection::client(cfg, now);
+        let mut s = Connection::server(
+            ServerConfig {
+                max_len_exponent: 1,
+                ..ServerConfig::new(vec![1])
+            },
+            now,
+        );
+        pump(&mut c, &mut s, now);
+        let _ = (c.poll_event(), s.poll_event());
+        assert_eq!(
+            c.send(&[0; 1025]),
+            Err(RawSocketError::MessageTooLong {
+                len: 1025,
+                max: 1024
+            })
+        );
+        c.send(&[0; 1024]).unwrap();
+        // The server (ignoring our limit) sends 513 bytes: we end it.
+        c.handle_bytes(now, &[0, 0, 2, 1]);
+        assert_eq!(
+            c.poll_event(),
+            Some(Event::Closed(Some(RawSocketError::FrameTooLong {
+                len: 513,
+                max: 512
+            })))
+        );
+    }
+
+    #[test]
+    fn eof_inside_a_frame_is_a_reset_and_clean_otherwise() {
+        let (_, mut s, now) = pair(1);
+        let _ = s.poll_event();
+        s.handle_bytes(now, &[0, 0, 0, 9, 1]);
+        s.handle_eof(now);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(Some(RawSocketError::ConnectionReset)))
+        );
+        let (_, mut s, now) = pair(1);
+        let _ = s.poll_event();
+        s.handle_eof(now);
+        assert_eq!(s.poll_event(), Some(Event::Closed(None)));
+    }
+
+    #[test]
+    fn handshake_times_out() {
+        let now = Instant::now();
+        let mut s = Connection::server(ServerConfig::new(vec![1]), now);
+        let t = s.poll_timeout().unwrap();
+        s.handle_timeout(t);
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(Some(RawSocketError::OpenTimeout)))
+        );
+    }
+}

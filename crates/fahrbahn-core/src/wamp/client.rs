@@ -1,0 +1,328 @@
+//! A WAMP client over a byte stream: a framing (WebSocket or RawSocket), a
+//! serializer and a [`Session`] composed into one [`Machine`], the way
+//! str0m composes ICE, DTLS and SCTP — no I/O nested anywhere.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::message::Message;
+use super::serializer::Serializer;
+use super::session::{Session, SessionConfig, SessionEvent};
+use crate::{CloseOrder, Machine, Rng, rawsocket, ws};
+
+/// The framing under the session.
+#[derive(Debug)]
+enum Framing {
+    WebSocket(Box<ws::Connection>),
+    RawSocket(rawsocket::Connection),
+}
+
+/// A WAMP client session over WebSocket or RawSocket bytes.
+///
+/// Commands go to the [`Session`] ([`session_mut`](Self::session_mut));
+/// the connection encodes, frames and transmits what it queues.
+///
+/// ```
+/// use std::time::Instant;
+/// use fahrbahn_core::{Machine, Rng};
+/// use fahrbahn_core::wamp::{ClientConnection, Serializer, SessionConfig};
+///
+/// let mut conn = ClientConnection::websocket(
+///     fahrbahn_core::ws::ClientConfig::new("127.0.0.1:8080", "/ws"),
+///     &[(Serializer::MsgPack, false), (Serializer::Json, false)],
+///     SessionConfig::new("realm1"),
+///     Rng::from_seed(1),
+///     Instant::now(),
+/// );
+/// let mut request = Vec::new();
+/// let _ = conn.poll_transmit(&mut request);
+/// assert!(String::from_utf8_lossy(&request).contains("Sec-WebSocket-Protocol: wamp.2.msgpack, wamp.2.json"));
+/// ```
+#[derive(Debug)]
+pub struct ClientConnection {
+    framing: Framing,
+    /// Serializer and batching, once the framing is connected.
+    serializer: Option<(Serializer, bool)>,
+    session: Session,
+    /// Session events, with the session's `Closed` held back until the
+    /// framing has closed too.
+    events: VecDeque<SessionEvent>,
+    framing_closed: bool,
+    close_started: bool,
+    scratch: Vec<u8>,
+}
+
+impl ClientConnection {
+    /// A session over a WebSocket client connection, offering the given
+    /// serializers (in order of preference) as subprotocols.
+    pub fn websocket(
+        mut config: ws::ClientConfig,
+        serializers: &[(Serializer, bool)],
+        session: SessionConfig,
+        rng: Rng,
+        now: Instant,
+    ) -> Self {
+        config.subprotocols = serializers
+            .iter()
+            .map(|(s, batched)| s.subprotocol(*batched).to_owned())
+            .collect();
+        Self::new(
+            Framing::WebSocket(Box::new(ws::Connection::client(config, rng, now))),
+            None,
+            Session::new(session),
+        )
+    }
+
+    /// A session over a RawSocket client connection.
+    pub fn rawsocket(
+        config: rawsocket::ClientConfig,
+        serializer: Serializer,
+        session: SessionConfig,
+        now: Instant,
+    ) -> Self {
+        let mut config = config;
+        config.serializer = serializer.rawsocket_id();
+        Self::new(
+            Framing::RawSocket(rawsocket::Connection::client(config, now)),
+            Some((serializer, false)),
+            Session::new(session),
+        )
+    }
+
+    fn new(framing: Framing, serializer: Option<(Serializer, bool)>, session: Session) -> Self {
+        Self {
+            framing,
+            serializer,
+            session,
+            events: VecDeque::new(),
+            framing_closed: false,
+            close_started: false,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The session, for commands.
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The session, for getters.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The negotiated serializer (and whether batched), once connected.
+    pub fn serializer(&self) -> Option<(Serializer, bool)> {
+        self.serializer
+    }
+
+    /// Encodes and frames what the session queued; closes the framing
+    /// once the session has ended. Call after every command.
+    pub fn flush(&mut self, now: Instant) {
+        if let Some((serializer, batched)) = self.serializer {
+            while let Some(msg) = self.session.poll_message() {
+                self.send(now, serializer, batched, &msg);
+            }
+        }
+        self.pull_session_events();
+        if self.session.is_closed() && !self.close_started && !self.framing_closed {
+            self.close_started = true;
+            match &mut self.framing {
+                Framing::WebSocket(ws) => {
+                    if ws.is_open() {
+                        let _ = ws.close(now, ws::CloseCode::NORMAL, "");
+                    }
+                }
+                Framing::RawSocket(rs) => rs.close(),
+            }
+        }
+    }
+
+    fn send(&mut self, now: Instant, serializer: Serializer, batched: bool, msg: &Message) {
+        let mut buf = std::mem::take(&mut self.scratch);
+        buf.clear();
+        if batched {
+            serializer.encode_batched(msg, &mut buf);
+        } else {
+            serializer.encode(msg, &mut buf);
+        }
+        let result = match &mut self.framing {
+            Framing::WebSocket(ws) if serializer.is_binary() => {
+                ws.send_binary(&buf).map_err(|e| e.to_string())
+            }
+            Framing::WebSocket(ws) => match std::str::from_utf8(&buf) {
+                Ok(text) => ws.send_text(text).map_err(|e| e.to_string()),
+                Err(_) => Err("JSON encoder produced invalid UTF-8".to_owned()),
+            },
+            Framing::RawSocket(rs) => rs.send(&buf).map_err(|e| e.to_string()),
+        };
+        self.scratch = buf;
+        if let Err(e) = result {
+            log::warn!("cannot send {}: {e}", msg.name());
+            if let Some(closed) = self.close_framing_with(now, &e) {
+                self.session.handle_transport_closed(&closed);
+            }
+        }
+    }
+
+    /// A message could not be sent (e.g. too large for the peer): the
+    /// transport is unusable for this session.
+    fn close_framing_with(&mut self, now: Instant, why: &str) -> Option<String> {
+        match &mut self.framing {
+            Framing::WebSocket(ws) => {
+                if ws.is_open() {
+                    let _ = ws.close(now, ws::CloseCode::POLICY_VIOLATION, "");
+                }
+            }
+            Framing::RawSocket(rs) => rs.close(),
+        }
+        Some(why.to_owned())
+    }
+
+    fn pull_session_events(&mut self) {
+        while let Some(e) = self.session.poll_event() {
+            self.events.push_back(e);
+        }
+    }
+
+    fn handle_payload(&mut self, payload: &[u8]) {
+        let Some((serializer, batched)) = self.serializer else {
+            return;
+        };
+        let decoded = if batched {
+            serializer.decode_batched(payload)
+        } else {
+            serializer.decode(payload).map(|m| vec![m])
+        };
+        match decoded {
+            Ok(messages) => {
+                for m in messages {
+                    self.session.handle_message(m);
+                }
+            }
+            Err(e) => self
+                .session
+                .protocol_violation(format!("undecodable message: {e}")),
+        }
+    }
+
+    fn process_framing(&mut self, now: Instant) {
+        self.drain_framing(now);
+        self.flush(now);
+        // Closing the framing may have ended it at once (RawSocket).
+        self.drain_framing(now);
+    }
+
+    fn drain_framing(&mut self, now: Instant) {
+        loop {
+            match &mut self.framing {
+                Framing::WebSocket(ws) => match ws.poll_event() {
+                    None => break,
+                    Some(ws::Event::Connected(handshake)) => {
+                        match handshake
+                            .subprotocol
+                            .as_deref()
+                            .and_then(Serializer::from_subprotocol)
+                        {
+                            Some(s) => self.serializer = Some(s),
+                            None => {
+                                let why = "the router chose no WAMP subprotocol";
+                                self.close_framing_with(now, why);
+                                self.session.handle_transport_closed(why);
+                            }
+                        }
+                    }
+                    Some(ws::Event::Message(m)) => self.handle_payload(m.as_bytes()),
+                    Some(ws::Event::Closed(closed)) => {
+                        self.framing_closed = true;
+                        let why = match &closed.error {
+                            Some(e) => e.to_string(),
+                            None => format!("WebSocket closed ({})", closed.code),
+                        };
+                        self.session.handle_transport_closed(&why);
+                    }
+                    Some(_) => {}
+                },
+                Framing::RawSocket(rs) => match rs.poll_event() {
+                    None => break,
+                    Some(rawsocket::Event::Message(m)) => self.handle_payload(&m),
+                    Some(rawsocket::Event::Closed(error)) => {
+                        self.framing_closed = true;
+                        let why = match error {
+                            Some(e) => e.to_string(),
+                            None => "RawSocket closed".to_owned(),
+                        };
+                        self.session.handle_transport_closed(&why);
+                    }
+                    Some(_) => {}
+                },
+            }
+        }
+    }
+}
+
+/// Forwards a byte-level call to whichever framing is in use.
+macro_rules! framing {
+    ($self:ident, $f:ident => $e:expr) => {
+        match &mut $self.framing {
+            Framing::WebSocket($f) => $e,
+            Framing::RawSocket($f) => $e,
+        }
+    };
+}
+
+impl Machine for ClientConnection {
+    type Event = SessionEvent;
+
+    fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
+        framing!(self, f => f.handle_bytes(now, data));
+        self.process_framing(now);
+    }
+
+    fn handle_eof(&mut self, now: Instant) {
+        framing!(self, f => f.handle_eof(now));
+        self.process_framing(now);
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        framing!(self, f => f.handle_timeout(now));
+        self.process_framing(now);
+    }
+
+    fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        framing!(self, f => f.poll_transmit(buf))
+    }
+
+    fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.pull_session_events();
+        match self.events.front() {
+            Some(SessionEvent::Closed(_)) if !self.framing_closed => None,
+            _ => self.events.pop_front(),
+        }
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        match &self.framing {
+            Framing::WebSocket(f) => f.poll_timeout(),
+            Framing::RawSocket(f) => f.poll_timeout(),
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.framing_closed && self.session.is_closed()
+    }
+
+    fn close_order(&self) -> CloseOrder {
+        match &self.framing {
+            Framing::WebSocket(f) => Machine::close_order(f.as_ref()),
+            Framing::RawSocket(f) => Machine::close_order(f),
+        }
+    }
+
+    fn linger(&self) -> Duration {
+        match &self.framing {
+            Framing::WebSocket(f) => Machine::linger(f.as_ref()),
+            Framing::RawSocket(f) => Machine::linger(f),
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! WAMP v2 (the Web Application Messaging Protocol) message layer, sans-IO.
+//!
+//! - [`Value`], [`Dict`], [`List`]: the dynamic values in messages, with
+//!   typed access through serde ([`to_value`], [`from_value`]).
+//! - [`Message`]: every basic and advanced profile message, with
+//!   validation of the array form ([`Message::from_value`]).
+//! - [`Serializer`]: JSON, MessagePack and CBOR codecs, subprotocol names,
+//!   RawSocket IDs and batched framing.
+//! - [`is_valid_uri`], [`is_valid_uri_pattern`]: URI rules;
+//!   [`error`]: the standard error and close URIs.
+//! - [`IdGenerator`], [`random_id`]: session- and global-scope IDs.
+//!
+//! # Example
+//!
+//! ```
+//! use fahrbahn_core::wamp::{Dict, Message, Serializer, Value, from_value, to_value};
+//!
+//! // A caller packs typed arguments…
+//! let call = Message::Call {
+//!     request: 1,
+//!     options: Dict::new(),
+//!     procedure: "com.example.add2".into(),
+//!     args: Some(vec![to_value(&2).unwrap(), to_value(&3).unwrap()]),
+//!     kwargs: None,
+//! };
+//! let mut wire = Vec::new();
+//! Serializer::Json.encode(&call, &mut wire);
+//! assert_eq!(wire, br#"[48,1,{},"com.example.add2",[2,3]]"#);
+//!
+//! // …and the callee's side reads them back.
+//! match Serializer::Json.decode(&wire).unwrap() {
+//!     Message::Call { procedure, args: Some(args), .. } => {
+//!         assert_eq!(procedure, "com.example.add2");
+//!         let (a, b): (i64, i64) = from_value(Value::List(args)).unwrap();
+//!         assert_eq!(a + b, 5);
+//!     }
+//!     other => panic!("unexpected {other:?}"),
+//! }
+//! ```
+
+mod client;
+pub mod error;
+mod id;
+mod message;
+mod serializer;
+mod session;
+mod uri;
+mod value;
+
+pub use client::ClientConnection;
+pub use error::DecodeError;
+pub use id::{IdGenerator, MAX_ID, is_valid_id, random_id};
+pub use message::Message;
+pub use serializer::{MAX_NESTING, Serializer};
+pub use session::{
+    ApplicationError, Closed, CommandError, RequestKind, Session, SessionConfig, SessionError,
+    SessionEvent, client_roles,
+};
+pub use uri::{is_valid_uri, is_valid_uri_pattern};
+pub use value::{Dict, List, Value, ValueError, from_value, to_value};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,389 @@
+//! The WAMP serializers (JSON, MessagePack, CBOR), their WebSocket
+//! subprotocol names and RawSocket IDs, and batched framing.
+
+use std::fmt;
+
+use serde::de::DeserializeSeed;
+use serde::ser::{Serialize, SerializeMap, SerializeSeq};
+
+use super::error::DecodeError;
+use super::message::{Elem, Message};
+use super::value::{Dict, List, Value, ValueSeed};
+
+/// The deepest nesting of lists and dictionaries the decoders accept
+/// (the message list itself is level 1).
+pub const MAX_NESTING: usize = 64;
+
+/// JSON batched mode record separator (ASCII RS), as the spec says.
+const JSON_SEPARATOR: u8 = 0x1e;
+/// The separator AutobahnPython actually sends in JSON batched mode (ASCII
+/// CAN); accepted when decoding.
+const JSON_SEPARATOR_AUTOBAHN: u8 = 0x18;
+
+/// A WAMP serializer.
+///
+/// ```
+/// use fahrbahn_core::wamp::{Dict, Message, Serializer};
+///
+/// let msg = Message::Call {
+///     request: 7814135,
+///     options: Dict::new(),
+///     procedure: "com.myapp.ping".into(),
+///     args: None,
+///     kwargs: None,
+/// };
+/// let mut out = Vec::new();
+/// Serializer::Json.encode(&msg, &mut out);
+/// assert_eq!(out, br#"[48,7814135,{},"com.myapp.ping"]"#);
+/// assert_eq!(Serializer::Json.decode(&out).unwrap(), msg);
+///
+/// assert_eq!(Serializer::from_subprotocol("wamp.2.msgpack.batched"), Some((Serializer::MsgPack, true)));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Serializer {
+    /// JSON (`wamp.2.json`), sent in text frames; binary values travel as
+    /// `"\u0000"` + base64.
+    Json,
+    /// MessagePack (`wamp.2.msgpack`).
+    MsgPack,
+    /// CBOR (`wamp.2.cbor`).
+    Cbor,
+}
+
+impl fmt::Display for Serializer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl Serializer {
+    /// All serializers, in the order clients usually offer them.
+    pub const ALL: [Serializer; 3] = [Serializer::Cbor, Serializer::MsgPack, Serializer::Json];
+
+    /// The serializer's name: "JSON", "MessagePack" or "CBOR".
+    pub fn name(self) -> &'static str {
+        match self {
+            Serializer::Json => "JSON",
+            Serializer::MsgPack => "MessagePack",
+            Serializer::Cbor => "CBOR",
+        }
+    }
+
+    /// The WebSocket subprotocol, e.g. `wamp.2.json` or, batched,
+    /// `wamp.2.json.batched`.
+    pub fn subprotocol(self, batched: bool) -> &'static str {
+        match (self, batched) {
+            (Serializer::Json, false) => "wamp.2.json",
+            (Serializer::Json, true) => "wamp.2.json.batched",
+            (Serializer::MsgPack, false) => "wamp.2.msgpack",
+            (Serializer::MsgPack, true) => "wamp.2.msgpack.batched",
+            (Serializer::Cbor, false) => "wamp.2.cbor",
+            (Serializer::Cbor, true) => "wamp.2.cbor.batched",
+        }
+    }
+
+    /// The serializer and batched flag of a WebSocket subprotocol.
+    pub fn from_subprotocol(subprotocol: &str) -> Option<(Serializer, bool)> {
+        Some(match subprotocol {
+            "wamp.2.json" => (Serializer::Json, false),
+            "wamp.2.json.batched" => (Serializer::Json, true),
+            "wamp.2.msgpack" => (Serializer::MsgPack, false),
+            "wamp.2.msgpack.batched" => (Serializer::MsgPack, true),
+            "wamp.2.cbor" => (Serializer::Cbor, false),
+            "wamp.2.cbor.batched" => (Serializer::Cbor, true),
+            _ => return None,
+        })
+    }
+
+    /// The RawSocket serializer ID: JSON 1, MessagePack 2, CBOR 3.
+    pub fn rawsocket_id(self) -> u8 {
+        match self {
+            Serializer::Json => 1,
+            Serializer::MsgPack => 2,
+            Serializer::Cbor => 3,
+        }
+    }
+
+    /// The serializer of a RawSocket serializer ID.
+    pub fn from_rawsocket_id(id: u8) -> Option<Serializer> {
+        match id {
+            1 => Some(Serializer::Json),
+            2 => Some(Serializer::MsgPack),
+            3 => Some(Serializer::Cbor),
+            _ => None,
+        }
+    }
+
+    /// Whether messages go in binary WebSocket frames (MessagePack, CBOR);
+    /// JSON goes in text frames.
+    pub fn is_binary(self) -> bool {
+        !matches!(self, Serializer::Json)
+    }
+
+    /// Appends `msg`, serialized, to `out`.
+    ///
+    /// JSON writes non-finite floats as `null`.
+    ///
+    /// # Panics
+    ///
+    /// MessagePack and CBOR cannot encode a string, binary, list or
+    /// dictionary with more than 2^32 - 1 elements/bytes (MessagePack).
+    pub fn encode(self, msg: &Message, out: &mut Vec<u8>) {
+        self.encode_wire(&Wire::Message(msg), out);
+    }
+
+    /// Decodes one message.
+    pub fn decode(self, bytes: &[u8]) -> Result<Message, DecodeError> {
+        Message::from_value(self.decode_value(bytes)?)
+    }
+
+    /// Appends `msg` as one record of a batched transport: JSON the message
+    /// then `0x1e`; MessagePack and CBOR a 4-byte big-endian length then the
+    /// message.
+    pub fn encode_batched(self, msg: &Message, out: &mut Vec<u8>) {
+        match self {
+            Serializer::Json => {
+                self.encode(msg, out);
+                out.push(JSON_SEPARATOR);
+            }
+            Serializer::MsgPack | Serializer::Cbor => {
+                let start = out.len();
+                out.extend_from_slice(&[0; 4]);
+                self.encode(msg, out);
+                let len = u32::try_from(out.len() - start - 4)
+                    .expect("a batched record longer than 4 GiB");
+                out[start..start + 4].copy_from_slice(&len.to_be_bytes());
+            }
+        }
+    }
+
+    /// Decodes the messages of a batched transport payload. JSON records are
+    /// separated by `0x1e` (or `0x18`, which AutobahnPython sends); a trailing
+    /// separator is normal and empty records are skipped.
+    ///
+    /// ```
+    /// use fahrbahn_core::wamp::{Message, Serializer};
+    /// let msgs = Serializer::Json.decode_batched(b"[17,1,2]\x18[17,3,4]\x18").unwrap();
+    /// assert_eq!(msgs, vec![
+    ///     Message::Published { request: 1, publication: 2 },
+    ///     Message::Published { request: 3, publication: 4 },
+    /// ]);
+    /// ```
+    pub fn decode_batched(self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
+        match self {
+            Serializer::Json => bytes
+                .split(|b| *b == JSON_SEPARATOR || *b == JSON_SEPARATOR_AUTOBAHN)
+                .filter(|record| !record.is_empty())
+                .map(|record| self.decode(record))
+                .collect(),
+            Serializer::MsgPack | Serializer::Cbor => {
+                let mut msgs = Vec::new();
+                let mut rest = bytes;
+                while !rest.is_empty() {
+                    let truncated = |needed: usize, available: usize| DecodeError::TruncatedBatch {
+                        serializer: self.name(),
+                        needed,
+                        available,
+                    };
+                    let (prefix, tail) = rest
+                        .split_first_chunk::<4>()
+                        .ok_or_else(|| truncated(4, rest.len()))?;
+                    let len = u32::from_be_bytes(*prefix) as usize;
+                    if tail.len() < len {
+                        return Err(truncated(len, tail.len()));
+                    }
+                    let (record, tail) = tail.split_at(len);
+                    msgs.push(self.decode(record)?);
+                    rest = tail;
+                }
+                Ok(msgs)
+            }
+        }
+    }
+
+    /// Appends any [`Value`], serialized, to `out` (with the JSON binary
+    /// convention).
+    pub fn encode_value(self, value: &Value, out: &mut Vec<u8>) {
+        self.encode_wire(&Wire::Value(value), out);
+    }
+
+    /// Decodes any [`Value`] (with the JSON binary convention), rejecting
+    /// trailing bytes and nesting deeper than [`MAX_NESTING`].
+    pub fn decode_value(self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        let malformed = |detail: String| DecodeError::Malformed {
+            serializer: self.name(),
+            detail,
+        };
+        let trailing = |n: usize| malformed(format!("{n} bytes of trailing data"));
+        let seed = ValueSeed {
+            depth: 0,
+            max_depth: MAX_NESTING,
+            json_bytes: matches!(self, Serializer::Json),
+        };
+        match self {
+            Serializer::Json => {
+                let mut de = serde_json::Deserializer::from_slice(bytes);
+                let v = seed
+                    .deserialize(&mut de)
+                    .map_err(|e| malformed(e.to_string()))?;
+                de.end().map_err(|e| malformed(e.to_string()))?;
+                Ok(v)
+            }
+            Serializer::MsgPack => {
+                let mut rest = bytes;
+                let mut de = rmp_serde::Deserializer::new(&mut rest);
+                let v = seed
+                    .deserialize(&mut de)
+                    .map_err(|e| malformed(e.to_string()))?;
+                drop(de);
+                if !rest.is_empty() {
+                    return Err(trailing(rest.len()));
+                }
+                Ok(v)
+            }
+            Serializer::Cbor => {
+                let mut rest = bytes;
+                let v: CborValue =
+                    ciborium::de::from_reader_with_recursion_limit(&mut rest, 2 * MAX_NESTING)
+                        .map_err(|e| malformed(cbor_error(e)))?;
+                if !rest.is_empty() {
+                    return Err(trailing(rest.len()));
+                }
+                Ok(v.0)
+            }
+        }
+    }
+
+    fn encode_wire(self, wire: &Wire<'_>, out: &mut Vec<u8>) {
+        match self {
+            Serializer::Json => serde_json::to_writer(&mut *out, &Json(wire))
+                .expect("JSON encoding of a WAMP value"),
+            Serializer::MsgPack => {
+                rmp_serde::encode::write(out, wire).expect("MessagePack encoding of a WAMP value")
+            }
+            Serializer::Cbor => {
+                ciborium::ser::into_writer(wire, &mut *out).expect("CBOR encoding of a WAMP value")
+            }
+        }
+    }
+}
+
+fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
+    match e {
+        ciborium::de::Error::Io(io) => format!("{io} (truncated input?)"),
+        ciborium::de::Error::Syntax(offset) => format!("syntax error at offset {offset}"),
+        ciborium::de::Error::Semantic(offset, msg) => match offset {
+            Some(offset) => format!("{msg} at offset {offset}"),
+            None => msg,
+        },
+        ciborium::de::Error::RecursionLimitExceeded => {
+            format!("nesting deeper than {MAX_NESTING} levels")
+        }
+    }
+}
+
+/// A depth-limited [`Value`] for ciborium, which only takes `DeserializeOwned`.
+struct CborValue(Value);
+
+impl<'de> serde::Deserialize<'de> for CborValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        ValueSeed {
+            depth: 0,
+            max_depth: MAX_NESTING,
+            json_bytes: false,
+        }
+        .deserialize(d)
+        .map(CborValue)
+    }
+}
+
+/// What gets encoded: a message (without cloning it) or a value.
+enum Wire<'a> {
+    Message(&'a Message),
+    Value(&'a Value),
+}
+
+impl Serialize for Wire<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Wire::Value(v) => v.serialize(s),
+            Wire::Message(m) => {
+                let elems = m.elements();
+                let mut seq = s.serialize_seq(Some(elems.len() + 1))?;
+                seq.serialize_element(&m.message_type())?;
+                for e in elems {
+                    match e {
+                        Elem::Int(i) => seq.serialize_element(&i)?,
+                        Elem::Str(v) => seq.serialize_element(v)?,
+                        Elem::Dict(d) => seq.serialize_element(d)?,
+                        Elem::List(l) => seq.serialize_element(l)?,
+                    }
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+/// JSON view of a value: [`Value::Bytes`] as `"\u0000"` + base64.
+struct Json<'a, T: ?Sized>(&'a T);
+
+impl Serialize for Json<'_, Wire<'_>> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Wire::Value(v) => Json(*v).serialize(s),
+            Wire::Message(m) => {
+                let elems = m.elements();
+                let mut seq = s.serialize_seq(Some(elems.len() + 1))?;
+                seq.serialize_element(&m.message_type())?;
+                for e in elems {
+                    match e {
+                        Elem::Int(i) => seq.serialize_element(&i)?,
+                        Elem::Str(v) => seq.serialize_element(v)?,
+                        Elem::Dict(d) => seq.serialize_element(&Json(d))?,
+                        Elem::List(l) => seq.serialize_element(&Json(l))?,
+                    }
+                }
+                seq.end()
+            }
+        }
+    }
+}
+
+impl Serialize for Json<'_, Value> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Value::Bytes(b) => {
+                use base64::Engine as _;
+                let mut text = String::with_capacity(1 + b.len().div_ceil(3) * 4);
+                text.push('\0');
+                base64::engine::general_purpose::STANDARD.encode_string(b, &mut text);
+                s.serialize_str(&text)
+            }
+            Value::List(l) => Json(l).serialize(s),
+            Value::Dict(d) => Json(d).serialize(s),
+            other => other.serialize(s),
+        }
+    }
+}
+
+impl Serialize for Json<'_, List> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for v in self.0 {
+            seq.serialize_element(&Json(v))?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for Json<'_, Dict> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in self.0 {
+            map.serialize_entry(k, &Json(v))?;
+        }
+        map.end()
+    }
+}

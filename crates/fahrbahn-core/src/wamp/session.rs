@@ -1,0 +1,1257 @@
+//! The client side of a WAMP session (caller, callee, publisher,
+//! subscriber) as a sans-IO state machine over [`Message`]s.
+//!
+//! ```
+//! use fahrbahn_core::wamp::{Message, Session, SessionConfig, SessionEvent, Dict};
+//!
+//! let mut session = Session::new(SessionConfig::new("realm1"));
+//! assert!(matches!(session.poll_message(), Some(Message::Hello { .. })));
+//! session.handle_message(Message::Welcome { session: 42, details: Dict::new() });
+//! assert!(matches!(session.poll_event(), Some(SessionEvent::Joined { session: 42, .. })));
+//! let request = session.call("com.example.add2", vec![1.into(), 2.into()], Dict::new(), Dict::new()).unwrap();
+//! assert!(matches!(session.poll_message(), Some(Message::Call { .. })));
+//! session.handle_message(Message::Result { request, details: Dict::new(), args: Some(vec![3.into()]), kwargs: None });
+//! match session.poll_event() {
+//!     Some(SessionEvent::Result { args, .. }) => assert_eq!(args, vec![3.into()]),
+//!     other => panic!("{other:?}"),
+//! }
+//! ```
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+
+use super::error::{CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, ERROR_PROTOCOL_VIOLATION};
+use super::id::IdGenerator;
+use super::message::Message;
+use super::uri::{is_valid_uri, is_valid_uri_pattern};
+use super::value::{Dict, List, Value};
+
+/// Settings of a client session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The realm to join.
+    pub realm: String,
+    /// Authentication methods offered, e.g. `["ticket"]` (empty: anonymous).
+    pub authmethods: Vec<String>,
+    /// The authentication id, if any.
+    pub authid: Option<String>,
+    /// Extra authentication data (e.g. `pubkey` for cryptosign).
+    pub authextra: Dict,
+    /// The `agent` string announced in HELLO.
+    pub agent: String,
+}
+
+impl SessionConfig {
+    /// An anonymous session on `realm`.
+    pub fn new(realm: impl Into<String>) -> Self {
+        Self {
+            realm: realm.into(),
+            authmethods: Vec::new(),
+            authid: None,
+            authextra: Dict::new(),
+            agent: concat!("Fahrbahn/", env!("CARGO_PKG_VERSION")).to_owned(),
+        }
+    }
+}
+
+/// An error a peer returned for a request, or an application raised in a
+/// procedure: the error URI with its payload.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApplicationError {
+    /// The error URI, e.g. `wamp.error.no_such_procedure`.
+    pub error: String,
+    /// Positional payload.
+    pub args: List,
+    /// Keyword payload.
+    pub kwargs: Dict,
+    /// Details of the ERROR message.
+    pub details: Dict,
+}
+
+impl ApplicationError {
+    /// An error with just a URI.
+    pub fn new(error: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            args: List::new(),
+            kwargs: Dict::new(),
+            details: Dict::new(),
+        }
+    }
+
+    /// Adds positional payload.
+    pub fn with_args(mut self, args: List) -> Self {
+        self.args = args;
+        self
+    }
+
+    /// Adds keyword payload.
+    pub fn with_kwargs(mut self, kwargs: Dict) -> Self {
+        self.kwargs = kwargs;
+        self
+    }
+}
+
+impl fmt::Display for ApplicationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.error)?;
+        if let Some(Value::String(msg)) = self.args.first() {
+            write!(f, ": {msg}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ApplicationError {}
+
+/// What kind of request an answer belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RequestKind {
+    /// CALL.
+    Call,
+    /// REGISTER.
+    Register,
+    /// UNREGISTER.
+    Unregister,
+    /// SUBSCRIBE.
+    Subscribe,
+    /// UNSUBSCRIBE.
+    Unsubscribe,
+    /// PUBLISH with `acknowledge`.
+    Publish,
+}
+
+/// Why a session ended abnormally.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SessionError {
+    /// The router aborted the session (e.g. `wamp.error.no_such_realm`,
+    /// `wamp.error.not_authorized`).
+    Aborted {
+        /// The ABORT reason URI.
+        reason: String,
+        /// The `message` detail, if any.
+        message: Option<String>,
+    },
+    /// The router broke the protocol; we aborted with
+    /// `wamp.error.protocol_violation` and this explanation.
+    ProtocolViolation(String),
+    /// The transport ended before the session did.
+    TransportClosed(String),
+}
+
+impl SessionError {
+    /// The WAMP URI describing this error.
+    pub fn uri(&self) -> &str {
+        match self {
+            SessionError::Aborted { reason, .. } => reason,
+            SessionError::ProtocolViolation(_) => ERROR_PROTOCOL_VIOLATION,
+            SessionError::TransportClosed(_) => super::error::ERROR_NETWORK_FAILURE,
+        }
+    }
+}
+
+impl fmt::Display for SessionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SessionError::Aborted { reason, message } => {
+                write!(f, "session aborted by the router: {reason}")?;
+                if let Some(m) = message {
+                    write!(f, " ({m})")?;
+                }
+                Ok(())
+            }
+            SessionError::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),
+            SessionError::TransportClosed(why) => write!(f, "transport closed: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SessionError {}
+
+/// A command was used wrongly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommandError {
+    /// The session has not joined yet (or is authenticating).
+    NotJoined,
+    /// The session is leaving or closed.
+    Closed,
+    /// A URI that breaks the WAMP URI rules.
+    InvalidUri(String),
+    /// No such pending invocation (already answered?).
+    UnknownInvocation(u64),
+    /// No challenge is waiting for an answer.
+    NoChallenge,
+}
+
+impl fmt::Display for CommandError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CommandError::NotJoined => f.write_str("the session has not joined a realm yet"),
+            CommandError::Closed => f.write_str("the session is closing or closed"),
+            CommandError::InvalidUri(u) => write!(f, "invalid URI {u:?}"),
+            CommandError::UnknownInvocation(r) => {
+                write!(f, "no pending invocation with request id {r}")
+            }
+            CommandError::NoChallenge => f.write_str("no authentication challenge is waiting"),
+        }
+    }
+}
+
+impl std::error::Error for CommandError {}
+
+/// How a session ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Closed {
+    /// The GOODBYE or ABORT reason URI.
+    pub reason: String,
+    /// Its details.
+    pub details: Dict,
+    /// Whether the router ended it.
+    pub by_router: bool,
+    /// Why it ended abnormally; `None` after a clean GOODBYE exchange.
+    pub error: Option<SessionError>,
+}
+
+/// What a [`Session`] reports.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SessionEvent {
+    /// The router asks us to authenticate; answer with
+    /// [`Session::authenticate`].
+    Challenge {
+        /// The authentication method.
+        authmethod: String,
+        /// Method-specific data.
+        extra: Dict,
+    },
+    /// The session joined its realm.
+    Joined {
+        /// The session id.
+        session: u64,
+        /// WELCOME details (router roles, authid, authrole, …).
+        details: Dict,
+    },
+    /// A call's result (or one of its progressive results).
+    Result {
+        /// The CALL request id.
+        request: u64,
+        /// Positional result.
+        args: List,
+        /// Keyword result.
+        kwargs: Dict,
+        /// RESULT details.
+        details: Dict,
+        /// A progressive result: more follow.
+        progress: bool,
+    },
+    /// A procedure was registered.
+    Registered {
+        /// The REGISTER request id.
+        request: u64,
+        /// The registration id.
+        registration: u64,
+    },
+    /// A procedure was unregistered.
+    Unregistered {
+        /// The UNREGISTER request id.
+        request: u64,
+    },
+    /// A topic was subscribed.
+    Subscribed {
+        /// The SUBSCRIBE request id.
+        request: u64,
+        /// The subscription id.
+        subscription: u64,
+    },
+    /// A subscription ended.
+    Unsubscribed {
+        /// The UNSUBSCRIBE request id.
+        request: u64,
+    },
+    /// An acknowledged publication was accepted.
+    Published {
+        /// The PUBLISH request id.
+        request: u64,
+        /// The publication id.
+        publication: u64,
+    },
+    /// A request failed.
+    Failed {
+        /// Its request id.
+        request: u64,
+        /// Its kind.
+        kind: RequestKind,
+        /// The error.
+        error: ApplicationError,
+    },
+    /// A procedure of ours is called: answer with [`Session::yield_result`]
+    /// or [`Session::yield_error`].
+    Invocation {
+        /// The INVOCATION request id.
+        request: u64,
+        /// Which registration.
+        registration: u64,
+        /// Positional arguments.
+        args: List,
+        /// Keyword arguments.
+        kwargs: Dict,
+        /// INVOCATION details (caller, procedure for patterns, …).
+        details: Dict,
+    },
+    /// The caller canceled an invocation.
+    Interrupt {
+        /// The INVOCATION request id.
+        request: u64,
+        /// INTERRUPT options (`mode`).
+        options: Dict,
+    },
+    /// An event on a subscription of ours.
+    Event {
+        /// The subscription id.
+        subscription: u64,
+        /// The publication id.
+        publication: u64,
+        /// Positional payload.
+        args: List,
+        /// Keyword payload.
+        kwargs: Dict,
+        /// EVENT details (publisher, topic for patterns, …).
+        details: Dict,
+    },
+    /// The session ended; the last event.
+    Closed(Closed),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Joining,
+    Authenticating,
+    Established,
+    Leaving,
+    Closed,
+}
+
+fn feature_set(names: &[&str]) -> Value {
+    let features: Dict = names
+        .iter()
+        .map(|n| ((*n).to_owned(), Value::Bool(true)))
+        .collect();
+    let mut role = Dict::new();
+    role.insert("features".into(), Value::Dict(features));
+    Value::Dict(role)
+}
+
+/// The roles and features this client announces in HELLO — exactly what
+/// [`Session`] implements.
+pub fn client_roles() -> Dict {
+    let mut roles = Dict::new();
+    roles.insert(
+        "caller".into(),
+        feature_set(&[
+            "caller_identification",
+            "progressive_call_results",
+            "call_canceling",
+        ]),
+    );
+    roles.insert(
+        "callee".into(),
+        feature_set(&[
+            "caller_identification",
+            "progressive_call_results",
+            "call_canceling",
+            "pattern_based_registration",
+            "shared_registration",
+        ]),
+    );
+    roles.insert(
+        "publisher".into(),
+        feature_set(&[
+            "publisher_identification",
+            "subscriber_blackwhite_listing",
+            "publisher_exclusion",
+        ]),
+    );
+    roles.insert(
+        "subscriber".into(),
+        feature_set(&["publisher_identification", "pattern_based_subscription"]),
+    );
+    roles
+}
+
+/// A client session as a sans-IO state machine over WAMP messages.
+///
+/// Feed router messages to [`handle_message`](Self::handle_message), give
+/// commands ([`call`](Self::call), [`register`](Self::register), …), and
+/// drain [`poll_message`](Self::poll_message) (messages to send) and
+/// [`poll_event`](Self::poll_event).
+#[derive(Debug)]
+pub struct Session {
+    state: State,
+    requests: IdGenerator,
+    pending: HashMap<u64, RequestKind>,
+    registrations: HashSet<u64>,
+    subscriptions: HashSet<u64>,
+    invocations: HashSet<u64>,
+    out: VecDeque<Message>,
+    events: VecDeque<SessionEvent>,
+    session_id: Option<u64>,
+}
+
+fn uri_ok(uri: &str, options: &Dict) -> Result<(), CommandError> {
+    let pattern = matches!(
+        options.get("match").and_then(Value::as_str),
+        Some("prefix" | "wildcard")
+    );
+    let ok = if pattern {
+        is_valid_uri_pattern(uri, false)
+    } else {
+        is_valid_uri(uri, false)
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(CommandError::InvalidUri(uri.to_owned()))
+    }
+}
+
+fn non_empty_list(l: List) -> Option<List> {
+    Some(l)
+}
+
+fn payload(args: List, kwargs: Dict) -> (Option<List>, Option<Dict>) {
+    match (args.is_empty(), kwargs.is_empty()) {
+        (true, true) => (None, None),
+        (_, true) => (non_empty_list(args), None),
+        _ => (Some(args), Some(kwargs)),
+    }
+}
+
+impl Session {
+    /// A session that starts by sending HELLO.
+    pub fn new(config: SessionConfig) -> Self {
+        let mut details = Dict::new();
+        details.insert("roles".into(), Value::Dict(client_roles()));
+        details.insert("agent".into(), Value::String(config.agent));
+        if !config.authmethods.is_empty() {
+            details.insert(
+                "authmethods".into(),
+                Value::List(config.authmethods.into_iter().map(Value::String).collect()),
+            );
+        }
+        if let Some(authid) = config.authid {
+            details.insert("authid".into(), Value::String(authid));
+        }
+        if !config.authextra.is_empty() {
+            details.insert("authextra".into(), Value::Dict(config.authextra));
+        }
+        let mut out = VecDeque::new();
+        out.push_back(Message::Hello {
+            realm: config.realm,
+            details,
+        });
+        Self {
+            state: State::Joining,
+            requests: IdGenerator::new(),
+            pending: HashMap::new(),
+            registrations: HashSet::new(),
+            subscriptions: HashSet::new(),
+            invocations: HashSet::new(),
+            out,
+            events: VecDeque::new(),
+            session_id: None,
+        }
+    }
+
+    /// The session id once joined.
+    pub fn session_id(&self) -> Option<u64> {
+        self.session_id
+    }
+
+    /// Whether the session has joined and is not leaving.
+    pub fn is_established(&self) -> bool {
+        self.state == State::Established
+    }
+
+    /// Whether the session has ended.
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+
+    /// The next message to send.
+    #[must_use]
+    pub fn poll_message(&mut self) -> Option<Message> {
+        self.out.pop_front()
+    }
+
+    /// The next event.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    // ----- commands -----------------------------------------------------
+
+    fn check_established(&self) -> Result<(), CommandError> {
+        match self.state {
+            State::Established => Ok(()),
+            State::Joining | State::Authenticating => Err(CommandError::NotJoined),
+            State::Leaving | State::Closed => Err(CommandError::Closed),
+        }
+    }
+
+    fn request(&mut self, kind: RequestKind) -> u64 {
+        let id = self.requests.next();
+        self.pending.insert(id, kind);
+        id
+    }
+
+    /// Answers a [`SessionEvent::Challenge`].
+    pub fn authenticate(
+        &mut self,
+        signature: impl Into<String>,
+        extra: Dict,
+    ) -> Result<(), CommandError> {
+        if self.state != State::Authenticating {
+            return Err(CommandError::NoChallenge);
+        }
+        self.out.push_back(Message::Authenticate {
+            signature: signature.into(),
+            extra,
+        });
+        Ok(())
+    }
+
+    /// Calls `procedure`; the answer is a [`SessionEvent::Result`] or
+    /// [`SessionEvent::Failed`] with the returned request id.
+    pub fn call(
+        &mut self,
+        procedure: &str,
+        args: List,
+        kwargs: Dict,
+        options: Dict,
+    ) -> Result<u64, CommandError> {
+        self.check_established()?;
+        uri_ok(procedure, &Dict::new())?;
+        let request = self.request(RequestKind::Call);
+        let (args, kwargs) = payload(args, kwargs);
+        self.out.push_back(Message::Call {
+            request,
+            options,
+            procedure: procedure.to_owned(),
+            args,
+            kwargs,
+        });
+        Ok(request)
+    }
+
+    /// Cancels a pending call (`mode`: `skip`, `kill` or `killnowait`;
+    /// `None` lets the router choose).
+    pub fn cancel(&mut self, call_request: u64, mode: Option<&str>) -> Result<(), CommandError> {
+        self.check_established()?;
+        if self.pending.get(&call_request) != Some(&RequestKind::Call) {
+            return Ok(()); // already answered: nothing to cancel
+        }
+        let mut options = Dict::new();
+        if let Some(mode) = mode {
+            options.insert("mode".into(), Value::String(mode.to_owned()));
+        }
+        self.out.push_back(Message::Cancel {
+            request: call_request,
+            options,
+        });
+        Ok(())
+    }
+
+    /// Registers `procedure` (options e.g. `match`, `invoke`).
+    pub fn register(&mut self, procedure: &str, options: Dict) -> Result<u64, CommandError> {
+        self.check_established()?;
+        uri_ok(procedure, &options)?;
+        let request = self.request(RequestKind::Register);
+        self.out.push_back(Message::Register {
+            request,
+            options,
+            procedure: procedure.to_owned(),
+        });
+        Ok(request)
+    }
+
+    /// Unregisters a registration.
+    pub fn unregister(&mut self, registration: u64) -> Result<u64, CommandError> {
+        self.check_established()?;
+        let request = self.request(RequestKind::Unregister);
+        self.out.push_back(Message::Unregister {
+            request,
+            registration,
+        });
+        Ok(request)
+    }
+
+    /// Subscribes to `topic` (options e.g. `match`).
+    pub fn subscribe(&mut self, topic: &str, options: Dict) -> Result<u64, CommandError> {
+        self.check_established()?;
+        uri_ok(topic, &options)?;
+        let request = self.request(RequestKind::Subscribe);
+        self.out.push_back(Message::Subscribe {
+            request,
+            options,
+            topic: topic.to_owned(),
+        });
+        Ok(request)
+    }
+
+    /// Ends a subscription.
+    pub fn unsubscribe(&mut self, subscription: u64) -> Result<u64, CommandError> {
+        self.check_established()?;
+        let request = self.request(RequestKind::Unsubscribe);
+        self.out.push_back(Message::Unsubscribe {
+            request,
+            subscription,
+        });
+        Ok(request)
+    }
+
+    /// Publishes to `topic`. With `acknowledge: true` in `options` a
+    /// [`SessionEvent::Published`] or [`SessionEvent::Failed`] follows.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        args: List,
+        kwargs: Dict,
+        options: Dict,
+    ) -> Result<u64, CommandError> {
+        self.check_established()?;
+        uri_ok(topic, &Dict::new())?;
+        let acknowledge = options.get("acknowledge").and_then(Value::as_bool) == Some(true);
+        let request = if acknowledge {
+            self.request(RequestKind::Publish)
+        } else {
+            self.requests.next()
+        };
+        let (args, kwargs) = payload(args, kwargs);
+        self.out.push_back(Message::Publish {
+            request,
+            options,
+            topic: topic.to_owned(),
+            args,
+            kwargs,
+        });
+        Ok(request)
+    }
+
+    fn take_invocation(&mut self, request: u64, progress: bool) -> Result<(), CommandError> {
+        if !self.invocations.contains(&request) {
+            return Err(CommandError::UnknownInvocation(request));
+        }
+        if !progress {
+            self.invocations.remove(&request);
+        }
+        if self.state == State::Closed {
+            return Err(CommandError::Closed);
+        }
+        Ok(())
+    }
+
+    /// Answers an invocation with a result (`progress: true` in `options`
+    /// for a progressive result).
+    pub fn yield_result(
+        &mut self,
+        request: u64,
+        args: List,
+        kwargs: Dict,
+        options: Dict,
+    ) -> Result<(), CommandError> {
+        let progress = options.get("progress").and_then(Value::as_bool) == Some(true);
+        self.take_invocation(request, progress)?;
+        let (args, kwargs) = payload(args, kwargs);
+        self.out.push_back(Message::Yield {
+            request,
+            options,
+            args,
+            kwargs,
+        });
+        Ok(())
+    }
+
+    /// Answers an invocation with an error.
+    pub fn yield_error(
+        &mut self,
+        request: u64,
+        error: ApplicationError,
+    ) -> Result<(), CommandError> {
+        self.take_invocation(request, false)?;
+        let (args, kwargs) = payload(error.args, error.kwargs);
+        self.out.push_back(Message::Error {
+            request_type: Message::INVOCATION,
+            request,
+            details: error.details,
+            error: error.error,
+            args,
+            kwargs,
+        });
+        Ok(())
+    }
+
+    /// Leaves the realm with GOODBYE (`reason` e.g. `wamp.close.normal`);
+    /// [`SessionEvent::Closed`] follows the router's reply.
+    pub fn leave(&mut self, reason: &str) -> Result<(), CommandError> {
+        match self.state {
+            State::Established => {}
+            State::Leaving | State::Closed => return Err(CommandError::Closed),
+            State::Joining | State::Authenticating => {
+                // Not joined yet: abort instead.
+                self.out.push_back(Message::Abort {
+                    details: Dict::new(),
+                    reason: reason.to_owned(),
+                });
+                self.close(reason.to_owned(), Dict::new(), false, None);
+                return Ok(());
+            }
+        }
+        self.out.push_back(Message::Goodbye {
+            details: Dict::new(),
+            reason: reason.to_owned(),
+        });
+        self.state = State::Leaving;
+        Ok(())
+    }
+
+    /// Leaves with `wamp.close.normal`.
+    pub fn leave_normal(&mut self) -> Result<(), CommandError> {
+        self.leave(CLOSE_NORMAL)
+    }
+
+    // ----- inputs -------------------------------------------------------
+
+    /// The transport ended (or failed) under the session.
+    pub fn handle_transport_closed(&mut self, why: &str) {
+        if self.state != State::Closed {
+            let error = Some(SessionError::TransportClosed(why.to_owned()));
+            self.close(
+                super::error::ERROR_NETWORK_FAILURE.to_owned(),
+                Dict::new(),
+                true,
+                error,
+            );
+        }
+    }
+
+    /// Ends the session because the router broke the protocol: sends
+    /// ABORT `wamp.error.protocol_violation` with `why`.
+    pub fn protocol_violation(&mut self, why: impl Into<String>) {
+        if self.state == State::Closed {
+            return;
+        }
+        let why = why.into();
+        log::warn!("WAMP protocol violation: {why}");
+        let mut details = Dict::new();
+        details.insert("message".into(), Value::String(why.clone()));
+        self.out.push_back(Message::Abort {
+            details: details.clone(),
+            reason: ERROR_PROTOCOL_VIOLATION.to_owned(),
+        });
+        self.close(
+            ERROR_PROTOCOL_VIOLATION.to_owned(),
+            details,
+            false,
+            Some(SessionError::ProtocolViolation(why)),
+        );
+    }
+
+    fn close(
+        &mut self,
+        reason: String,
+        details: Dict,
+        by_router: bool,
+        error: Option<SessionError>,
+    ) {
+        self.state = State::Closed;
+        self.pending.clear();
+        self.invocations.clear();
+        self.events.push_back(SessionEvent::Closed(Closed {
+            reason,
+            details,
+            by_router,
+            error,
+        }));
+    }
+
+    /// Handles a message from the router.
+    pub fn handle_message(&mut self, message: Message) {
+        match self.state {
+            State::Closed => {}
+            State::Joining | State::Authenticating => self.handle_joining(message),
+            State::Established | State::Leaving => self.handle_established(message),
+        }
+    }
+
+    fn handle_joining(&mut self, message: Message) {
+        match message {
+            Message::Welcome { session, details } => {
+                self.state = State::Established;
+                self.session_id = Some(session);
+                self.events
+                    .push_back(SessionEvent::Joined { session, details });
+            }
+            Message::Challenge { authmethod, extra } if self.state == State::Joining => {
+                self.state = State::Authenticating;
+                self.events
+                    .push_back(SessionEvent::Challenge { authmethod, extra });
+            }
+            Message::Abort { details, reason } => {
+                let message = details
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let error = SessionError::Aborted {
+                    reason: reason.clone(),
+                    message,
+                };
+                self.close(reason, details, true, Some(error));
+            }
+            other => self.protocol_violation(format!("{} before WELCOME", other.name())),
+        }
+    }
+
+    fn answer(&mut self, request: u64, kind: RequestKind, keep: bool) -> bool {
+        match self.pending.get(&request) {
+            Some(k) if *k == kind => {
+                if !keep {
+                    self.pending.remove(&request);
+                }
+                true
+            }
+            _ => {
+                self.protocol_violation(format!("answer to unknown {kind:?} request {request}"));
+                false
+            }
+        }
+    }
+
+    fn handle_established(&mut self, message: Message) {
+        match message {
+            Message::Result {
+                request,
+                details,
+                args,
+                kwargs,
+            } => {
+                let progress = details.get("progress").and_then(Value::as_bool) == Some(true);
+                if self.answer(request, RequestKind::Call, progress) {
+                    self.events.push_back(SessionEvent::Result {
+                        request,
+                        args: args.unwrap_or_default(),
+                        kwargs: kwargs.unwrap_or_default(),
+                        details,
+                        progress,
+                    });
+                }
+            }
+            Message::Error {
+                request_type,
+                request,
+                details,
+                error,
+                args,
+                kwargs,
+            } => {
+                let kind = match request_type {
+                    Message::CALL => RequestKind::Call,
+                    Message::REGISTER => RequestKind::Register,
+                    Message::UNREGISTER => RequestKind::Unregister,
+                    Message::SUBSCRIBE => RequestKind::Subscribe,
+                    Message::UNSUBSCRIBE => RequestKind::Unsubscribe,
+                    Message::PUBLISH => RequestKind::Publish,
+                    other => {
+                        return self.protocol_violation(format!(
+                            "ERROR for request type {other}, which a client does not send"
+                        ));
+                    }
+                };
+                if self.answer(request, kind, false) {
+                    self.events.push_back(SessionEvent::Failed {
+                        request,
+                        kind,
+                        error: ApplicationError {
+                            error,
+                            args: args.unwrap_or_default(),
+                            kwargs: kwargs.unwrap_or_default(),
+                            details,
+                        },
+                    });
+                }
+            }
+            Message::Registered {
+                request,
+                registration,
+            } => {
+                if self.answer(request, RequestKind::Register, false) {
+                    self.registrations.insert(registration);
+                    self.events.push_back(SessionEvent::Registered {
+                        request,
+                        registration,
+                    });
+                }
+            }
+            Message::Unregistered { request, details } => {
+                if request == 0 {
+                    // Router-side revocation (registration_revocation).
+                    if let Some(id) = details
+                        .as_ref()
+                        .and_then(|d| d.get("registration"))
+                        .and_then(Value::as_u64)
+                    {
+                        self.registrations.remove(&id);
+                    }
+                } else if self.answer(request, RequestKind::Unregister, false) {
+                    self.events
+                        .push_back(SessionEvent::Unregistered { request });
+                }
+            }
+            Message::Subscribed {
+                request,
+                subscription,
+            } => {
+                if self.answer(request, RequestKind::Subscribe, false) {
+                    self.subscriptions.insert(subscription);
+                    self.events.push_back(SessionEvent::Subscribed {
+                        request,
+                        subscription,
+                    });
+                }
+            }
+            Message::Unsubscribed { request, details } => {
+                if request == 0 {
+                    if let Some(id) = details
+                        .as_ref()
+                        .and_then(|d| d.get("subscription"))
+                        .and_then(Value::as_u64)
+                    {
+                        self.subscriptions.remove(&id);
+                    }
+                } else if self.answer(request, RequestKind::Unsubscribe, false) {
+                    self.events
+                        .push_back(SessionEvent::Unsubscribed { request });
+                }
+            }
+            Message::Published {
+                request,
+                publication,
+            } => {
+                if self.answer(request, RequestKind::Publish, false) {
+                    self.events.push_back(SessionEvent::Published {
+                        request,
+                        publication,
+                    });
+                }
+            }
+            Message::Invocation {
+                request,
+                registration,
+                details,
+                args,
+                kwargs,
+            } => {
+                if !self.registrations.contains(&registration) {
+                    return self.protocol_violation(format!(
+                        "INVOCATION for unknown registration {registration}"
+                    ));
+                }
+                if self.state == State::Leaving {
+                    return; // we are leaving: the router fails it for us
+                }
+                self.invocations.insert(request);
+                self.events.push_back(SessionEvent::Invocation {
+                    request,
+                    registration,
+                    args: args.unwrap_or_default(),
+                    kwargs: kwargs.unwrap_or_default(),
+                    details,
+                });
+            }
+            Message::Interrupt { request, options } => {
+                if self.invocations.contains(&request) {
+                    self.events
+                        .push_back(SessionEvent::Interrupt { request, options });
+                }
+            }
+            Message::Event {
+                subscription,
+                publication,
+                details,
+                args,
+                kwargs,
+            } => {
+                if !self.subscriptions.contains(&subscription) {
+                    // Events may still arrive right after UNSUBSCRIBE.
+                    log::debug!("EVENT for unknown subscription {subscription} dropped");
+                    return;
+                }
+                self.events.push_back(SessionEvent::Event {
+                    subscription,
+                    publication,
+                    args: args.unwrap_or_default(),
+                    kwargs: kwargs.unwrap_or_default(),
+                    details,
+                });
+            }
+            Message::Goodbye { details, reason } => {
+                let by_router = self.state != State::Leaving;
+                if by_router {
+                    self.out.push_back(Message::Goodbye {
+                        details: Dict::new(),
+                        reason: CLOSE_GOODBYE_AND_OUT.to_owned(),
+                    });
+                }
+                self.close(reason, details, by_router, None);
+            }
+            Message::Abort { details, reason } => {
+                let message = details
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let error = SessionError::Aborted {
+                    reason: reason.clone(),
+                    message,
+                };
+                self.close(reason, details, true, Some(error));
+            }
+            other => self.protocol_violation(format!(
+                "unexpected {} in an established session",
+                other.name()
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined() -> Session {
+        let mut s = Session::new(SessionConfig::new("realm1"));
+        let _ = s.poll_message();
+        s.handle_message(Message::Welcome {
+            session: 7,
+            details: Dict::new(),
+        });
+        let _ = s.poll_event();
+        s
+    }
+
+    #[test]
+    fn hello_announces_roles() {
+        let mut s = Session::new(SessionConfig::new("realm1"));
+        match s.poll_message() {
+            Some(Message::Hello { realm, details }) => {
+                assert_eq!(realm, "realm1");
+                let roles = details.get("roles").and_then(Value::as_dict).unwrap();
+                for role in ["caller", "callee", "publisher", "subscriber"] {
+                    assert!(roles.contains_key(role), "{role}");
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn register_invoke_yield() {
+        let mut s = joined();
+        let req = s.register("com.example.f", Dict::new()).unwrap();
+        assert!(matches!(s.poll_message(), Some(Message::Register { .. })));
+        s.handle_message(Message::Registered {
+            request: req,
+            registration: 99,
+        });
+        assert_eq!(
+            s.poll_event(),
+            Some(SessionEvent::Registered {
+                request: req,
+                registration: 99
+            })
+        );
+        s.handle_message(Message::Invocation {
+            request: 5,
+            registration: 99,
+            details: Dict::new(),
+            args: Some(vec![1.into()]),
+            kwargs: None,
+        });
+        assert!(matches!(
+            s.poll_event(),
+            Some(SessionEvent::Invocation { request: 5, .. })
+        ));
+        s.yield_result(5, vec![2.into()], Dict::new(), Dict::new())
+            .unwrap();
+        assert!(matches!(
+            s.poll_message(),
+            Some(Message::Yield { request: 5, .. })
+        ));
+        assert_eq!(
+            s.yield_result(5, vec![], Dict::new(), Dict::new()),
+            Err(CommandError::UnknownInvocation(5))
+        );
+    }
+
+    #[test]
+    fn call_error_carries_payload() {
+        let mut s = joined();
+        let req = s
+            .call("com.example.f", vec![], Dict::new(), Dict::new())
+            .unwrap();
+        let _ = s.poll_message();
+        let mut kw = Dict::new();
+        kw.insert("a".into(), 1.into());
+        s.handle_message(Message::Error {
+            request_type: Message::CALL,
+            request: req,
+            details: Dict::new(),
+            error: "com.example.oops".into(),
+            args: Some(vec!["bad".into()]),
+            kwargs: Some(kw.clone()),
+        });
+        match s.poll_event() {
+            Some(SessionEvent::Failed { error, kind, .. }) => {
+                assert_eq!(kind, RequestKind::Call);
+                assert_eq!(error.error, "com.example.oops");
+                assert_eq!(error.args, vec![Value::from("bad")]);
+                assert_eq!(error.kwargs, kw);
+                assert_eq!(error.to_string(), "com.example.oops: bad");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn unexpected_messages_are_protocol_violations() {
+        let mut s = joined();
+        s.handle_message(Message::Result {
+            request: 1234,
+            details: Dict::new(),
+            args: None,
+            kwargs: None,
+        });
+        assert!(matches!(
+            s.poll_message(),
+            Some(Message::Abort { ref reason, .. }) if reason == ERROR_PROTOCOL_VIOLATION
+        ));
+        match s.poll_event() {
+            Some(SessionEvent::Closed(c)) => {
+                assert!(matches!(c.error, Some(SessionError::ProtocolViolation(_))));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(s.is_closed());
+        assert_eq!(
+            s.call("a.b", vec![], Dict::new(), Dict::new()),
+            Err(CommandError::Closed)
+        );
+
+        let mut s = Session::new(SessionConfig::new("realm1"));
+        let _ = s.poll_message();
+        s.handle_message(Message::Event {
+            subscription: 1,
+            publication: 2,
+            details: Dict::new(),
+            args: None,
+            kwargs: None,
+        });
+        assert!(s.is_closed());
+    }
+
+    #[test]
+    fn goodbye_both_ways() {
+        let mut s = joined();
+        s.leave_normal().unwrap();
+        assert!(matches!(s.poll_message(), Some(Message::Goodbye { .. })));
+        s.handle_message(Message::Goodbye {
+            details: Dict::new(),
+            reason: CLOSE_GOODBYE_AND_OUT.into(),
+        });
+        assert!(matches!(
+            s.poll_event(),
+            Some(SessionEvent::Closed(Closed {
+                by_router: false,
+                error: None,
+                ..
+            }))
+        ));
+        let mut s = joined();
+        s.handle_message(Message::Goodbye {
+            details: Dict::new(),
+            reason: "wamp.close.system_shutdown".into(),
+        });
+        assert!(matches!(
+            s.poll_message(),
+            Some(Message::Goodbye { ref reason, .. }) if reason == CLOSE_GOODBYE_AND_OUT
+        ));
+        assert!(matches!(
+            s.poll_event(),
+            Some(SessionEvent::Closed(Closed {
+                by_router: true,
+                error: None,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn abort_on_join_and_invalid_uris() {
+        let mut s = Session::new(SessionConfig::new("nope"));
+        let _ = s.poll_message();
+        let mut details = Dict::new();
+        details.insert("message".into(), "no realm".into());
+        s.handle_message(Message::Abort {
+            details,
+            reason: "wamp.error.no_such_realm".into(),
+        });
+        match s.poll_event() {
+            Some(SessionEvent::Closed(c)) => assert_eq!(
+                c.error,
+                Some(SessionError::Aborted {
+                    reason: "wamp.error.no_such_realm".into(),
+                    message: Some("no realm".into())
+                })
+            ),
+            other => panic!("{other:?}"),
+        }
+        let mut s = joined();
+        assert!(matches!(
+            s.call("bad uri", vec![], Dict::new(), Dict::new()),
+            Err(CommandError::InvalidUri(_))
+        ));
+    }
+
+    #[test]
+    fn progressive_results_keep_the_call_pending() {
+        let mut s = joined();
+        let req = s.call("a.b", vec![], Dict::new(), Dict::new()).unwrap();
+        let mut progress = Dict::new();
+        progress.insert("progress".into(), true.into());
+        s.handle_message(Message::Result {
+            request: req,
+            details: progress,
+            args: Some(vec![1.into()]),
+            kwargs: None,
+        });
+        s.handle_message(Message::Result {
+            request: req,
+            details: Dict::new(),
+            args: Some(vec![2.into()]),
+            kwargs: None,
+        });
+        assert!(matches!(
+            s.poll_event(),
+            Some(SessionEvent::Result { progress: true, .. })
+        ));
+        assert!(matches!(
+            s.poll_event(),
+            Some(SessionEvent::Result {
+                progress: false,
+                ..
+            })
+        ));
+        assert!(!s.is_closed());
+    }
+}
