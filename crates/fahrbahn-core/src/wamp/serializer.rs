@@ -14,11 +14,14 @@ use super::value::{Dict, List, Value, ValueSeed};
 /// (the message list itself is level 1).
 pub const MAX_NESTING: usize = 64;
 
-/// JSON batched mode record separator (ASCII RS), as the spec says.
-const JSON_SEPARATOR: u8 = 0x1e;
-/// The separator AutobahnPython actually sends in JSON batched mode (ASCII
-/// CAN); accepted when decoding.
-const JSON_SEPARATOR_AUTOBAHN: u8 = 0x18;
+/// JSON batched mode record separator the spec names (ASCII RS); accepted
+/// when decoding.
+const JSON_SEPARATOR_SPEC: u8 = 0x1e;
+/// The separator AutobahnPython and Crossbar.io actually use (ASCII CAN,
+/// from a Python octal escape `'\30'`). Crossbar splits records on it only,
+/// so we send it: interoperating with the deployed peers wins over the
+/// spec's text here (docs/wamp.md). Both are accepted when decoding.
+const JSON_SEPARATOR: u8 = 0x18;
 
 /// A WAMP serializer.
 ///
@@ -139,7 +142,8 @@ impl Serializer {
     }
 
     /// Appends `msg` as one record of a batched transport: JSON the message
-    /// then `0x1e`; MessagePack and CBOR a 4-byte big-endian length then the
+    /// then `0x18` (what Crossbar.io and AutobahnPython use; the spec says
+    /// `0x1e`, which is accepted on decode); MessagePack and CBOR a 4-byte big-endian length then the
     /// message.
     pub fn encode_batched(self, msg: &Message, out: &mut Vec<u8>) {
         match self {
@@ -173,7 +177,7 @@ impl Serializer {
     pub fn decode_batched(self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
         match self {
             Serializer::Json => bytes
-                .split(|b| *b == JSON_SEPARATOR || *b == JSON_SEPARATOR_AUTOBAHN)
+                .split(|b| *b == JSON_SEPARATOR || *b == JSON_SEPARATOR_SPEC)
                 .filter(|record| !record.is_empty())
                 .map(|record| self.decode(record))
                 .collect(),

@@ -242,7 +242,8 @@ fn batched_record_layout() {
     };
     let mut out = Vec::new();
     Serializer::Json.encode_batched(&msg, &mut out);
-    assert_eq!(out, b"[17,1,2]\x1e");
+    // 0x18, as Crossbar.io and AutobahnPython expect (see serializer.rs).
+    assert_eq!(out, b"[17,1,2]\x18");
     out.clear();
     Serializer::MsgPack.encode_batched(&msg, &mut out);
     assert_eq!(out, [0, 0, 0, 4, 0x93, 17, 1, 2]);

@@ -1,0 +1,341 @@
+//! The Rust side of the WAMP interop suite (`cargo xtask interop`): runs
+//! scenarios against a real Crossbar.io router and the AutobahnPython peer
+//! `interop/peers/peer.py`, printing `PASS name` / `FAIL name: reason`.
+//!
+//! ```text
+//! wamp_interop --runtime tokio --url ws://127.0.0.1:8080/ws --serializer msgpack \
+//!              [--batched] --prefix interop.py.msgpack.ws --realm realm1
+//! ```
+
+use std::future::Future;
+use std::time::Duration;
+
+use fahrbahn::{
+    CallResult, Dict, Error, Runtime, Serializer, Session, SessionOptions, Value, kwargs,
+};
+
+struct Args {
+    runtime: String,
+    url: String,
+    serializer: Serializer,
+    batched: bool,
+    prefix: String,
+    realm: String,
+}
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: wamp_interop --runtime tokio|smol|async-std --url URL --serializer json|msgpack|cbor [--batched] --prefix P [--realm R]"
+    );
+    std::process::exit(2)
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        runtime: "tokio".into(),
+        url: String::new(),
+        serializer: Serializer::Json,
+        batched: false,
+        prefix: String::new(),
+        realm: "realm1".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        if flag == "--batched" {
+            args.batched = true;
+            continue;
+        }
+        let value = it.next().unwrap_or_else(|| usage());
+        match flag.as_str() {
+            "--runtime" => args.runtime = value,
+            "--url" => args.url = value,
+            "--serializer" => {
+                args.serializer = match value.as_str() {
+                    "json" => Serializer::Json,
+                    "msgpack" => Serializer::MsgPack,
+                    "cbor" => Serializer::Cbor,
+                    _ => usage(),
+                }
+            }
+            "--prefix" => args.prefix = value,
+            "--realm" => args.realm = value,
+            _ => usage(),
+        }
+    }
+    if args.url.is_empty() || args.prefix.is_empty() {
+        usage();
+    }
+    args
+}
+
+/// The outcome of one scenario.
+type Outcome = Result<(), String>;
+
+fn check(cond: bool, what: impl FnOnce() -> String) -> Outcome {
+    if cond { Ok(()) } else { Err(what()) }
+}
+
+fn err(e: Error) -> String {
+    e.to_string()
+}
+
+struct Suite<'a, R> {
+    rt: &'a R,
+    args: &'a Args,
+    failed: usize,
+}
+
+impl<R: Runtime> Suite<'_, R> {
+    fn report(&mut self, name: &str, outcome: Outcome) {
+        #[allow(clippy::print_stdout)]
+        match outcome {
+            Ok(()) => println!("PASS {name}"),
+            Err(why) => {
+                self.failed += 1;
+                println!("FAIL {name}: {why}");
+            }
+        }
+    }
+
+    /// Runs a scenario with a deadline so a hang is a failure.
+    async fn run(&mut self, name: &str, scenario: impl Future<Output = Outcome>) {
+        let deadline = self
+            .rt
+            .new_timer(std::time::Instant::now() + Duration::from_secs(20));
+        let outcome = race(scenario, deadline)
+            .await
+            .unwrap_or_else(|| Err("timed out after 20 s".into()));
+        self.report(name, outcome);
+    }
+
+    fn p(&self, name: &str) -> String {
+        format!("{}.{name}", self.args.prefix)
+    }
+}
+
+/// Polls `f` until it completes or `timer` fires.
+async fn race<F: Future<Output = Outcome>>(
+    f: F,
+    mut timer: std::pin::Pin<Box<dyn fahrbahn::AsyncTimer>>,
+) -> Option<Outcome> {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(v));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
+}
+
+async fn sleep<R: Runtime>(rt: &R, d: Duration) {
+    let mut t = rt.new_timer(std::time::Instant::now() + d);
+    std::future::poll_fn(|cx| t.as_mut().poll(cx)).await;
+}
+
+async fn run_suite<R: Runtime>(rt: R, args: Args) -> usize {
+    let mut suite = Suite {
+        rt: &rt,
+        args: &args,
+        failed: 0,
+    };
+    let options = SessionOptions::new(args.realm.clone()).serializer(args.serializer, args.batched);
+    let session = match Session::connect_with(&rt, &args.url, options).await {
+        Ok(s) => s,
+        Err(e) => {
+            suite.report("join", Err(e.to_string()));
+            return suite.failed;
+        }
+    };
+    let expected = Some((args.serializer, args.batched));
+    suite.report(
+        "join",
+        check(session.serializer() == expected, || {
+            format!("negotiated {:?}, wanted {expected:?}", session.serializer())
+        }),
+    );
+    let s = &session;
+    let unique = format!("interop.rust.{}", s.id());
+
+    let add2 = suite.p("add2");
+    suite
+        .run("call_python_procedure", async {
+            let sum: i64 = s.call_typed(&add2, &(2, 3)).await.map_err(err)?;
+            check(sum == 5, || format!("add2(2, 3) = {sum}"))
+        })
+        .await;
+
+    let call = suite.p("call");
+    let mul2 = format!("{unique}.mul2");
+    suite
+        .run("python_calls_rust_procedure", async {
+            let reg = s
+                .register(&mul2, |inv| async move {
+                    let (x,): (i64,) = inv.decode()?;
+                    Ok(CallResult::new(
+                        vec![Value::from(x * 2)],
+                        kwargs([("by", "rust".into())]),
+                    ))
+                })
+                .await
+                .map_err(err)?;
+            let result = s
+                .call(&call, vec![mul2.as_str().into(), 21.into()], Dict::new())
+                .await
+                .map_err(err)?;
+            s.unregister(reg).await.map_err(err)?;
+            check(
+                result.args == vec![Value::from(42)]
+                    && result.kwargs.get("by") == Some(&"rust".into()),
+                || format!("got {result:?}"),
+            )
+        })
+        .await;
+
+    let error = suite.p("error");
+    suite
+        .run("application_error_with_payload", async {
+            match s.call(&error, vec![], Dict::new()).await {
+                Err(Error::Wamp(e)) => check(
+                    e.error == "com.example.error.custom"
+                        && e.args == vec![Value::from(1), Value::from("two")]
+                        && e.kwargs
+                            == kwargs([("kw1", 3.into()), ("kw2", Value::List(vec![4.into()]))]),
+                    || format!("got {e:?}"),
+                ),
+                other => Err(format!("expected an application error, got {other:?}")),
+            }
+        })
+        .await;
+
+    let echo = suite.p("echo");
+    suite
+        .run("binary_1mib_round_trip", async {
+            let blob: Vec<u8> = (0..(1u32 << 20))
+                .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+                .collect();
+            let r = s
+                .call(
+                    &echo,
+                    vec![Value::Bytes(blob.clone())],
+                    kwargs([("tag", "blob".into())]),
+                )
+                .await
+                .map_err(err)?;
+            check(
+                r.args.first().and_then(Value::as_bytes) == Some(blob.as_slice())
+                    && r.kwargs.get("tag") == Some(&"blob".into()),
+                || {
+                    format!(
+                        "echo returned {} args, first is {:?}",
+                        r.args.len(),
+                        r.args.first().map(Value::kind)
+                    )
+                },
+            )
+        })
+        .await;
+
+    let missing = suite.p("no_such_thing");
+    suite
+        .run("missing_procedure", async {
+            match s.call(&missing, vec![], Dict::new()).await {
+                Err(Error::Wamp(e)) => check(e.error == "wamp.error.no_such_procedure", || {
+                    e.error.clone()
+                }),
+                other => Err(format!(
+                    "expected wamp.error.no_such_procedure, got {other:?}"
+                )),
+            }
+        })
+        .await;
+
+    let publish = suite.p("publish");
+    let topic = format!("{unique}.topic");
+    suite
+        .run("python_publishes_rust_subscribes", async {
+            let mut sub = s.subscribe(&topic).await.map_err(err)?;
+            s.call(
+                &publish,
+                vec![topic.as_str().into(), "hello".into(), 7.into()],
+                kwargs([("k", "v".into())]),
+            )
+            .await
+            .map_err(err)?;
+            let event = sub.next().await.ok_or("subscription ended")?;
+            sub.unsubscribe().await.map_err(err)?;
+            check(
+                event.args == vec![Value::from("hello"), Value::from(7)]
+                    && event.kwargs == kwargs([("k", "v".into())]),
+                || format!("got {event:?}"),
+            )
+        })
+        .await;
+
+    let rust_events = suite.p("rust_events");
+    let received = suite.p("received");
+    let rt2 = &rt;
+    suite
+        .run("rust_publishes_python_subscribes", async {
+            let marker = format!("from-rust-{}", s.id());
+            s.publish_with(
+                &rust_events,
+                vec![marker.as_str().into(), Value::Bytes(vec![0, 1, 2, 255])],
+                kwargs([("n", 1.into())]),
+                kwargs([("acknowledge", true.into())]),
+            )
+            .await
+            .map_err(err)?;
+            for _ in 0..50 {
+                let r = s.call(&received, vec![], Dict::new()).await.map_err(err)?;
+                let events = r
+                    .args
+                    .first()
+                    .and_then(Value::as_list)
+                    .cloned()
+                    .unwrap_or_default();
+                let found = events.iter().any(|e| {
+                    let args = e.get("args").and_then(Value::as_list);
+                    args.and_then(|a| a.first()).and_then(Value::as_str) == Some(marker.as_str())
+                        && args.and_then(|a| a.get(1)).and_then(Value::as_bytes)
+                            == Some(&[0, 1, 2, 255][..])
+                        && e.get("kwargs").and_then(|k| k.get("n")) == Some(&1.into())
+                });
+                if found {
+                    return Ok(());
+                }
+                sleep(rt2, Duration::from_millis(100)).await;
+            }
+            Err("the Python peer never received the event".into())
+        })
+        .await;
+
+    suite
+        .run("goodbye", async {
+            s.leave().await.map_err(err)?;
+            let info = s.close_info().ok_or("no close info")?;
+            check(info.error.is_none() && s.is_closed(), || {
+                format!("closed with {info:?}")
+            })
+        })
+        .await;
+    suite.failed
+}
+
+fn main() {
+    let args = parse_args();
+    let failed = match args.runtime.as_str() {
+        "tokio" => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(run_suite(fahrbahn::tokio::TokioRuntime, args)),
+        "smol" => smol::block_on(run_suite(fahrbahn::smol::SmolRuntime, args)),
+        "async-std" => {
+            async_std::task::block_on(run_suite(fahrbahn::async_std::AsyncStdRuntime, args))
+        }
+        _ => usage(),
+    };
+    std::process::exit(if failed == 0 { 0 } else { 1 });
+}
