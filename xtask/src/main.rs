@@ -3,6 +3,8 @@
 //! Tasks:
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
+//! * `interop`: the WAMP client against Crossbar.io and AutobahnPython, see
+//!   [`interop`],
 //! * `test`: everything CI checks (format, lints, tests, doc tests, autobahn),
 //!   see [`test`],
 //! * `help`: usage.
@@ -15,9 +17,12 @@
 mod autobahn;
 mod cargo;
 mod cli;
+mod crossbar;
 mod docs;
+mod interop;
 mod process;
 mod report;
+mod service;
 mod test;
 mod wstest;
 
@@ -40,6 +45,8 @@ tasks:
       --update-docs    regenerate docs/conformance.md from every report in
                        target/autobahn/*/
       --no-run         do not run wstest, only summarise the existing reports
+  interop [options]    the WAMP client against Crossbar.io and AutobahnPython
+      --runtime R      tokio, smol, async-std or all (default: all)
   test [--quick]       fmt, clippy, tests, doc tests and the default autobahn
                        matrix (--quick: without autobahn)
   help                 this text
@@ -48,7 +55,12 @@ Reports go to target/autobahn/<runtime>-<role>/. wstest is taken from PATH or
 installed by xtask/scripts/install-wstest.sh into ~/.cache/fahrbahn/wstest
 (override with FAHRBAHN_WSTEST_DIR). The testee is the autobahn_testee example
 of the fahrbahn crate, built in release mode; FAHRBAHN_TESTEE=PATH uses another
-program with the same command line instead.";
+program with the same command line instead.
+
+interop installs Crossbar.io and AutobahnPython (pinned in interop/) into
+~/.cache/fahrbahn/crossbar-venv (override with FAHRBAHN_CROSSBAR_VENV) and runs
+the wamp_interop example; FAHRBAHN_INTEROP_BIN=PATH uses another program with
+the same command line instead. Logs go to target/interop/run/.";
 
 /// Count of passed and failed items (steps or conformance cases).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +114,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("autobahn") => cli::parse(autobahn::Options::parse, &rest).map(autobahn::task),
+        Some("interop") => cli::parse(interop::Options::parse, &rest).map(interop::task),
         Some("test") => cli::parse(test::Options::parse, &rest).map(test::task),
         Some(other) => Err(format!("unknown task `{other}`")),
     };

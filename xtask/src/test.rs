@@ -90,10 +90,13 @@ fn steps(options: &Options) -> Vec<Step> {
     steps
 }
 
-/// Placeholder for the WAMP interop checks against Crossbar.io, which a later
-/// issue adds: return their steps here (before the long autobahn runs).
+/// The WAMP interop checks against Crossbar.io and AutobahnPython (before
+/// the long autobahn runs).
 fn interop_steps() -> Vec<Step> {
-    Vec::new()
+    crate::interop::steps_for_test()
+        .into_iter()
+        .map(|(name, run)| Step { name, run })
+        .collect()
 }
 
 fn has_nextest() -> bool {

@@ -22,19 +22,41 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AsyncTimer, BoxFuture, Runtime};
+use fahrbahn_rt::{AsyncTimer, BoxFuture, BoxTransport, Runtime};
 use futures_io::{AsyncRead, AsyncWrite};
 
 /// The async-std runtime.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AsyncStdRuntime;
 
-/// An async-std TCP stream whose `poll_close` really shuts down the write
-/// side (async-std's own only flushes, so the peer would never see FIN).
+/// An async-std stream whose `poll_close` really shuts down the write side
+/// (async-std's own only flushes, so the peer would never see FIN).
 #[derive(Debug)]
-pub struct TcpStream(pub async_std::net::TcpStream);
+pub struct ShutdownOnClose<T>(pub T);
 
-impl AsyncRead for TcpStream {
+/// An async-std TCP stream (see [`ShutdownOnClose`]).
+pub type TcpStream = ShutdownOnClose<async_std::net::TcpStream>;
+
+/// async-std streams that can shut down their write side.
+pub trait ShutdownWrite {
+    /// Shuts down the write side.
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+impl ShutdownWrite for async_std::net::TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+#[cfg(unix)]
+impl ShutdownWrite for async_std::os::unix::net::UnixStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(std::net::Shutdown::Write)
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for ShutdownOnClose<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -44,7 +66,7 @@ impl AsyncRead for TcpStream {
     }
 }
 
-impl AsyncWrite for TcpStream {
+impl<T: AsyncWrite + ShutdownWrite + Unpin> AsyncWrite for ShutdownOnClose<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -60,7 +82,7 @@ impl AsyncWrite for TcpStream {
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         std::task::ready!(Pin::new(&mut this.0).poll_flush(cx))?;
-        match this.0.shutdown(std::net::Shutdown::Write) {
+        match this.0.shutdown_write() {
             Err(e) if e.kind() != io::ErrorKind::NotConnected => Poll::Ready(Err(e)),
             _ => Poll::Ready(Ok(())),
         }
@@ -91,7 +113,7 @@ impl fahrbahn_rt::TcpListener for TcpListener {
         Box::pin(async move {
             let (s, addr) = self.0.accept().await?;
             s.set_nodelay(true)?;
-            Ok((TcpStream(s), addr))
+            Ok((ShutdownOnClose(s), addr))
         })
     }
 
@@ -117,7 +139,16 @@ impl Runtime for AsyncStdRuntime {
         Box::pin(async move {
             let s = async_std::net::TcpStream::connect(target.as_str()).await?;
             s.set_nodelay(true)?;
-            Ok(TcpStream(s))
+            Ok(ShutdownOnClose(s))
+        })
+    }
+
+    #[cfg(unix)]
+    fn connect_unix(&self, path: &str) -> BoxFuture<'static, io::Result<BoxTransport>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            let s = async_std::os::unix::net::UnixStream::connect(path).await?;
+            Ok(Box::new(ShutdownOnClose(s)) as BoxTransport)
         })
     }
 

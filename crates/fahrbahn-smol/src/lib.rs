@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AsyncTimer, BoxFuture, Runtime};
+use fahrbahn_rt::{AsyncTimer, BoxFuture, BoxTransport, Runtime};
 
 /// The smol runtime (tasks go to smol's global executor).
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,5 +84,14 @@ impl Runtime for SmolRuntime {
 
     fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpListener>> {
         Box::pin(async move { Ok(TcpListener(smol::net::TcpListener::bind(addr).await?)) })
+    }
+
+    #[cfg(unix)]
+    fn connect_unix(&self, path: &str) -> BoxFuture<'static, io::Result<BoxTransport>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            let s = smol::net::unix::UnixStream::connect(path).await?;
+            Ok(Box::new(s) as BoxTransport)
+        })
     }
 }

@@ -16,16 +16,19 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AsyncTimer, BoxFuture, Runtime};
-use tokio::io::{AsyncRead as _, AsyncWrite as _, ReadBuf};
+use fahrbahn_rt::{AsyncTimer, BoxFuture, BoxTransport, Runtime};
+use tokio::io::ReadBuf;
 
 /// The tokio runtime (the ambient one: call from inside a tokio runtime).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TokioRuntime;
 
-/// A tokio TCP stream seen through the `futures-io` traits.
+/// A tokio byte stream seen through the `futures-io` traits.
 #[derive(Debug)]
-pub struct TcpStream(pub tokio::net::TcpStream);
+pub struct TokioIo<T>(pub T);
+
+/// A tokio TCP stream seen through the `futures-io` traits.
+pub type TcpStream = TokioIo<tokio::net::TcpStream>;
 
 /// A bound tokio TCP listener.
 #[derive(Debug)]
@@ -44,7 +47,7 @@ impl AsyncTimer for Timer {
     }
 }
 
-impl futures_io::AsyncRead for TcpStream {
+impl<T: tokio::io::AsyncRead + Unpin> futures_io::AsyncRead for TokioIo<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -59,7 +62,7 @@ impl futures_io::AsyncRead for TcpStream {
     }
 }
 
-impl futures_io::AsyncWrite for TcpStream {
+impl<T: tokio::io::AsyncWrite + Unpin> futures_io::AsyncWrite for TokioIo<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -84,7 +87,7 @@ impl fahrbahn_rt::TcpListener for TcpListener {
         Box::pin(async move {
             let (s, addr) = self.0.accept().await?;
             s.set_nodelay(true)?;
-            Ok((TcpStream(s), addr))
+            Ok((TokioIo(s), addr))
         })
     }
 
@@ -110,11 +113,20 @@ impl Runtime for TokioRuntime {
         Box::pin(async move {
             let s = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
             s.set_nodelay(true)?;
-            Ok(TcpStream(s))
+            Ok(TokioIo(s))
         })
     }
 
     fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpListener>> {
         Box::pin(async move { Ok(TcpListener(tokio::net::TcpListener::bind(addr).await?)) })
+    }
+
+    #[cfg(unix)]
+    fn connect_unix(&self, path: &str) -> BoxFuture<'static, io::Result<BoxTransport>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            let s = tokio::net::UnixStream::connect(path).await?;
+            Ok(Box::new(TokioIo(s)) as BoxTransport)
+        })
     }
 }

@@ -1,7 +1,28 @@
 //! # Fahrbahn
 //!
-//! WebSocket (RFC 6455, with permessage-deflate RFC 7692) for Rust, on the
-//! runtime of your choice, built on a sans-IO core ([`core`]).
+//! WebSocket (RFC 6455, with permessage-deflate RFC 7692) and WAMP v2 for
+//! Rust, on the runtime of your choice, built on a sans-IO core ([`core`]).
+//!
+//! A WAMP session (caller, callee, publisher, subscriber):
+//!
+//! ```no_run
+//! # #[cfg(feature = "tokio")]
+//! # async fn demo() -> Result<(), fahrbahn::Error> {
+//! use fahrbahn::{CallResult, Dict};
+//! let session = fahrbahn::tokio::session("ws://127.0.0.1:8080/ws", "realm1").await?;
+//! session
+//!     .register("com.example.add2", |inv| async move {
+//!         let (a, b): (i64, i64) = inv.decode()?;
+//!         Ok(CallResult::args(vec![(a + b).into()]))
+//!     })
+//!     .await?;
+//! let sum: i64 = session.call_typed("com.example.add2", &(2, 3)).await?;
+//! assert_eq!(sum, 5);
+//! let mut events = session.subscribe("com.example.topic").await?;
+//! session.publish("com.example.topic", vec!["hello".into()], Dict::new()).await?;
+//! session.leave().await?;
+//! # Ok(()) }
+//! ```
 //!
 //! Features: `tokio` (default), `smol`, `async-std` (pick any; each adds a
 //! module of the same name), `tls` (`wss://` with rustls), `deflate`
@@ -41,7 +62,8 @@ pub use fahrbahn_core as core;
 pub use fahrbahn_rt::*;
 
 /// Functions bound to one runtime: `connect`, `connect_with`, `bind`,
-/// `accept`, `accept_stream`.
+/// `accept`, `accept_stream` (WebSocket) and `session`, `session_with`
+/// (WAMP).
 #[allow(unused_macros)] // unused when no runtime feature is on
 macro_rules! runtime_module {
     ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident) => {
@@ -82,6 +104,20 @@ macro_rules! runtime_module {
             pub async fn accept(listener: &TcpListener, config: ServerConfig) -> Result<WebSocket<TcpStream>, Error> {
                 let (stream, _) = listener.accept().await?;
                 WebSocket::accept(&$rt, stream, config).await
+            }
+
+            /// Connects to a WAMP router (`ws://`, `wss://`, `rs://`, `rss://`,
+            /// `unix:`) and joins `realm` anonymously.
+            pub async fn session(url: &str, realm: &str) -> Result<fahrbahn_rt::Session, Error> {
+                fahrbahn_rt::Session::connect(&$rt, url, realm).await
+            }
+
+            /// Connects to a WAMP router and joins with `options`.
+            pub async fn session_with(
+                url: &str,
+                options: fahrbahn_rt::SessionOptions,
+            ) -> Result<fahrbahn_rt::Session, Error> {
+                fahrbahn_rt::Session::connect_with(&$rt, url, options).await
             }
 
             /// Runs the server handshake over a stream accepted elsewhere.
