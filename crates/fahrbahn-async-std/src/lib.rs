@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AsyncTimer, BoxFuture, BoxTransport, Runtime};
+use fahrbahn_rt::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime};
 use futures_io::{AsyncRead, AsyncWrite};
 
 /// The async-std runtime.
@@ -122,6 +122,25 @@ impl fahrbahn_rt::TcpListener for TcpListener {
     }
 }
 
+/// A bound async-std Unix socket listener.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct UnixListener(pub async_std::os::unix::net::UnixListener, pub String);
+
+#[cfg(unix)]
+impl AnyListener for UnixListener {
+    fn accept_any(&self) -> BoxFuture<'_, io::Result<BoxTransport>> {
+        Box::pin(async move {
+            let (s, _) = self.0.accept().await?;
+            Ok(Box::new(ShutdownOnClose(s)) as BoxTransport)
+        })
+    }
+
+    fn address(&self) -> String {
+        self.1.clone()
+    }
+}
+
 impl Runtime for AsyncStdRuntime {
     type TcpStream = TcpStream;
     type TcpListener = TcpListener;
@@ -140,6 +159,15 @@ impl Runtime for AsyncStdRuntime {
             let s = async_std::net::TcpStream::connect(target.as_str()).await?;
             s.set_nodelay(true)?;
             Ok(ShutdownOnClose(s))
+        })
+    }
+
+    #[cfg(unix)]
+    fn bind_unix(&self, path: &str) -> BoxFuture<'static, io::Result<Box<dyn AnyListener>>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            let l = async_std::os::unix::net::UnixListener::bind(&path).await?;
+            Ok(Box::new(UnixListener(l, path)) as Box<dyn AnyListener>)
         })
     }
 

@@ -33,6 +33,8 @@ pub enum Error {
     Command(CommandError),
     /// A payload could not be converted to or from the requested type.
     Decode(String),
+    /// A router configuration is invalid.
+    Config(String),
 }
 
 impl fmt::Display for Error {
@@ -48,6 +50,7 @@ impl fmt::Display for Error {
             Error::SessionClosed(reason) => write!(f, "WAMP session closed ({reason})"),
             Error::Command(e) => write!(f, "{e}"),
             Error::Decode(e) => write!(f, "payload conversion failed: {e}"),
+            Error::Config(e) => write!(f, "invalid configuration: {e}"),
         }
     }
 }

@@ -12,6 +12,7 @@
 mod connect;
 mod driver;
 mod error;
+mod router;
 mod runtime;
 mod session;
 mod wamp_url;
@@ -29,7 +30,12 @@ pub use fahrbahn_core::ws::{
     Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake, HandshakeRequest, Limits,
     Message, ServerConfig, Timeouts,
 };
-pub use runtime::{AsyncTimer, BoxFuture, BoxTransport, Runtime, TcpListener, Transport};
+pub use router::{
+    ListenerConfig, ListenerInfo, Router, RouterBuilder, RouterConfig, RouterLimits, TransportKind,
+};
+pub use runtime::{
+    AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime, TcpListener, Transport,
+};
 pub use session::{
     CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,
     Subscription, kwargs, to_args,

@@ -29,6 +29,29 @@ pub trait AsyncTimer: Send + Debug + 'static {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
 }
 
+/// A listener of any kind (TCP, Unix), type-erased.
+pub trait AnyListener: Send + Sync + 'static {
+    /// Waits for the next connection.
+    fn accept_any(&self) -> BoxFuture<'_, io::Result<BoxTransport>>;
+    /// Where it listens, for display (`127.0.0.1:8080`, `/tmp/router.sock`).
+    fn address(&self) -> String;
+}
+
+impl<L: TcpListener> AnyListener for L {
+    fn accept_any(&self) -> BoxFuture<'_, io::Result<BoxTransport>> {
+        Box::pin(async move {
+            let (stream, _) = self.accept().await?;
+            Ok(Box::new(stream) as BoxTransport)
+        })
+    }
+
+    fn address(&self) -> String {
+        self.local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_else(|e| format!("<{e}>"))
+    }
+}
+
 /// A bound TCP listener of some runtime.
 pub trait TcpListener: Send + Sync + 'static {
     /// The accepted stream type.
@@ -59,6 +82,16 @@ pub trait Runtime: Clone + Send + Sync + Debug + 'static {
     -> BoxFuture<'static, io::Result<Self::TcpStream>>;
     /// Binds a listener.
     fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<Self::TcpListener>>;
+    /// Binds a Unix domain socket listener (default: unsupported).
+    fn bind_unix(&self, path: &str) -> BoxFuture<'static, io::Result<Box<dyn AnyListener>>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("Unix sockets are not supported on this runtime ({path})"),
+            ))
+        })
+    }
     /// Connects to a Unix domain socket (default: unsupported).
     fn connect_unix(&self, path: &str) -> BoxFuture<'static, io::Result<BoxTransport>> {
         let path = path.to_owned();

@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AsyncTimer, BoxFuture, BoxTransport, Runtime};
+use fahrbahn_rt::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime};
 
 /// The smol runtime (tasks go to smol's global executor).
 #[derive(Debug, Clone, Copy, Default)]
@@ -57,6 +57,25 @@ impl fahrbahn_rt::TcpListener for TcpListener {
     }
 }
 
+/// A bound smol Unix socket listener.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct UnixListener(pub smol::net::unix::UnixListener, pub String);
+
+#[cfg(unix)]
+impl AnyListener for UnixListener {
+    fn accept_any(&self) -> BoxFuture<'_, io::Result<BoxTransport>> {
+        Box::pin(async move {
+            let (s, _) = self.0.accept().await?;
+            Ok(Box::new(s) as BoxTransport)
+        })
+    }
+
+    fn address(&self) -> String {
+        self.1.clone()
+    }
+}
+
 impl Runtime for SmolRuntime {
     type TcpStream = smol::net::TcpStream;
     type TcpListener = TcpListener;
@@ -84,6 +103,15 @@ impl Runtime for SmolRuntime {
 
     fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpListener>> {
         Box::pin(async move { Ok(TcpListener(smol::net::TcpListener::bind(addr).await?)) })
+    }
+
+    #[cfg(unix)]
+    fn bind_unix(&self, path: &str) -> BoxFuture<'static, io::Result<Box<dyn AnyListener>>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            let l = smol::net::unix::UnixListener::bind(&path)?;
+            Ok(Box::new(UnixListener(l, path)) as Box<dyn AnyListener>)
+        })
     }
 
     #[cfg(unix)]

@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AsyncTimer, BoxFuture, BoxTransport, Runtime};
+use fahrbahn_rt::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime};
 use tokio::io::ReadBuf;
 
 /// The tokio runtime (the ambient one: call from inside a tokio runtime).
@@ -96,6 +96,25 @@ impl fahrbahn_rt::TcpListener for TcpListener {
     }
 }
 
+/// A bound tokio Unix socket listener.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct UnixListener(pub tokio::net::UnixListener, pub String);
+
+#[cfg(unix)]
+impl AnyListener for UnixListener {
+    fn accept_any(&self) -> BoxFuture<'_, io::Result<BoxTransport>> {
+        Box::pin(async move {
+            let (s, _) = self.0.accept().await?;
+            Ok(Box::new(TokioIo(s)) as BoxTransport)
+        })
+    }
+
+    fn address(&self) -> String {
+        self.1.clone()
+    }
+}
+
 impl Runtime for TokioRuntime {
     type TcpStream = TcpStream;
     type TcpListener = TcpListener;
@@ -119,6 +138,15 @@ impl Runtime for TokioRuntime {
 
     fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<TcpListener>> {
         Box::pin(async move { Ok(TcpListener(tokio::net::TcpListener::bind(addr).await?)) })
+    }
+
+    #[cfg(unix)]
+    fn bind_unix(&self, path: &str) -> BoxFuture<'static, io::Result<Box<dyn AnyListener>>> {
+        let path = path.to_owned();
+        Box::pin(async move {
+            let l = tokio::net::UnixListener::bind(&path)?;
+            Ok(Box::new(UnixListener(l, path)) as Box<dyn AnyListener>)
+        })
     }
 
     #[cfg(unix)]

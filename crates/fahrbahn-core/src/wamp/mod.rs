@@ -42,7 +42,9 @@ mod client;
 pub mod error;
 mod id;
 mod message;
+pub mod router;
 mod serializer;
+mod server;
 mod session;
 mod uri;
 mod value;
@@ -52,6 +54,7 @@ pub use error::DecodeError;
 pub use id::{IdGenerator, MAX_ID, is_valid_id, random_id};
 pub use message::Message;
 pub use serializer::{MAX_NESTING, Serializer};
+pub use server::{ServerConnection, ServerEvent, server_subprotocols};
 pub use session::{
     ApplicationError, Closed, CommandError, RequestKind, Session, SessionConfig, SessionError,
     SessionEvent, client_roles,

@@ -1,0 +1,201 @@
+//! The dealer's registration table and pending calls of one realm.
+
+use std::collections::BTreeMap;
+
+use super::matching::{MatchPolicy, wildcard_rank};
+use crate::wamp::IdGenerator;
+
+/// One registered procedure (or procedure pattern) and its callee.
+#[derive(Debug)]
+pub(crate) struct Registration {
+    pub(crate) procedure: String,
+    pub(crate) policy: MatchPolicy,
+    pub(crate) callee: u64,
+}
+
+/// A CALL routed to a callee as an INVOCATION, not yet answered.
+#[derive(Debug, Clone)]
+pub(crate) struct Invocation {
+    pub(crate) caller: u64,
+    pub(crate) call_request: u64,
+    pub(crate) callee: u64,
+    /// The caller asked for progressive results and the callee supports
+    /// them.
+    pub(crate) receive_progress: bool,
+    /// A `kill` CANCEL was forwarded; the callee's answer ends the call.
+    pub(crate) interrupted: bool,
+}
+
+/// The registrations and pending calls of a realm.
+#[derive(Debug, Default)]
+pub(crate) struct Dealer {
+    regs: BTreeMap<u64, Registration>,
+    /// Per policy: procedure → registration id.
+    keys: [BTreeMap<String, u64>; 3],
+    /// Invocation request id → call.
+    invocations: BTreeMap<u64, Invocation>,
+    /// (caller session, CALL request id) → invocation request id.
+    calls: BTreeMap<(u64, u64), u64>,
+}
+
+impl Dealer {
+    /// Registers (procedure, policy) for `callee`; `None` if it already
+    /// exists.
+    pub(crate) fn register(
+        &mut self,
+        callee: u64,
+        procedure: &str,
+        policy: MatchPolicy,
+        ids: &mut IdGenerator,
+    ) -> Option<u64> {
+        if self.keys[policy.index()].contains_key(procedure) {
+            return None;
+        }
+        let id = loop {
+            let id = ids.next();
+            if !self.regs.contains_key(&id) {
+                break id;
+            }
+        };
+        self.keys[policy.index()].insert(procedure.to_owned(), id);
+        self.regs.insert(
+            id,
+            Registration {
+                procedure: procedure.to_owned(),
+                policy,
+                callee,
+            },
+        );
+        Some(id)
+    }
+
+    /// Removes registration `id` if `callee` owns it.
+    pub(crate) fn unregister(&mut self, callee: u64, id: u64) -> bool {
+        match self.regs.get(&id) {
+            Some(r) if r.callee == callee => {}
+            _ => return false,
+        }
+        if let Some(r) = self.regs.remove(&id) {
+            self.keys[r.policy.index()].remove(&r.procedure);
+        }
+        true
+    }
+
+    /// The registration a CALL to `procedure` goes to: an exact one, else
+    /// the longest matching prefix, else the most specific wildcard
+    /// ([`wildcard_rank`]; ties go to the oldest registration).
+    pub(crate) fn lookup(&self, procedure: &str) -> Option<(u64, &Registration)> {
+        let id = self.keys[MatchPolicy::Exact.index()]
+            .get(procedure)
+            .copied()
+            .or_else(|| {
+                self.keys[MatchPolicy::Prefix.index()]
+                    .iter()
+                    .filter(|(p, _)| procedure.starts_with(p.as_str()))
+                    .max_by_key(|(p, _)| p.len())
+                    .map(|(_, id)| *id)
+            })
+            .or_else(|| {
+                self.keys[MatchPolicy::Wildcard.index()]
+                    .iter()
+                    .filter(|(p, _)| MatchPolicy::Wildcard.matches(p, procedure))
+                    .map(|(p, id)| (wildcard_rank(p), std::cmp::Reverse(*id)))
+                    .max()
+                    .map(|(_, std::cmp::Reverse(id))| id)
+            })?;
+        self.regs.get(&id).map(|r| (id, r))
+    }
+
+    /// Records a pending call.
+    pub(crate) fn start(&mut self, invocation: u64, call: Invocation) {
+        self.calls
+            .insert((call.caller, call.call_request), invocation);
+        self.invocations.insert(invocation, call);
+    }
+
+    /// Whether `caller` has a pending call with this CALL request id.
+    pub(crate) fn call_in_flight(&self, caller: u64, request: u64) -> bool {
+        self.calls.contains_key(&(caller, request))
+    }
+
+    /// The invocation id of `caller`'s pending CALL `request`.
+    pub(crate) fn invocation_of_call(&self, caller: u64, request: u64) -> Option<u64> {
+        self.calls.get(&(caller, request)).copied()
+    }
+
+    /// Pending invocation `id`, if `callee` is its callee.
+    pub(crate) fn invocation_mut(&mut self, id: u64, callee: u64) -> Option<&mut Invocation> {
+        self.invocations.get_mut(&id).filter(|i| i.callee == callee)
+    }
+
+    /// Any pending invocation `id`.
+    pub(crate) fn invocation(&self, id: u64) -> Option<&Invocation> {
+        self.invocations.get(&id)
+    }
+
+    /// Ends pending invocation `id`.
+    pub(crate) fn finish(&mut self, id: u64) -> Option<Invocation> {
+        let call = self.invocations.remove(&id)?;
+        self.calls.remove(&(call.caller, call.call_request));
+        Some(call)
+    }
+
+    /// The pending invocations `session` takes part in, as caller or callee.
+    pub(crate) fn invocations_of(&self, session: u64) -> Vec<u64> {
+        self.invocations
+            .iter()
+            .filter(|(_, i)| i.caller == session || i.callee == session)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// Whether an invocation id is in use.
+    pub(crate) fn has_invocation(&self, id: u64) -> bool {
+        self.invocations.contains_key(&id)
+    }
+
+    /// The number of registrations.
+    pub(crate) fn registration_count(&self) -> usize {
+        self.regs.len()
+    }
+
+    /// The number of pending calls.
+    pub(crate) fn pending_count(&self) -> usize {
+        self.invocations.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookup_precedence() {
+        let mut ids = IdGenerator::new();
+        let mut d = Dealer::default();
+        let w1 = d
+            .register(1, "a..c", MatchPolicy::Wildcard, &mut ids)
+            .unwrap();
+        let w2 = d
+            .register(1, "a.b.", MatchPolicy::Wildcard, &mut ids)
+            .unwrap();
+        assert_eq!(d.lookup("a.b.c").unwrap().0, w2);
+        assert_eq!(d.lookup("a.x.c").unwrap().0, w1);
+        let p1 = d.register(2, "a", MatchPolicy::Prefix, &mut ids).unwrap();
+        let p2 = d.register(2, "a.b", MatchPolicy::Prefix, &mut ids).unwrap();
+        assert_eq!(d.lookup("a.b.c").unwrap().0, p2);
+        assert_eq!(d.lookup("a.x.c").unwrap().0, p1);
+        let e = d
+            .register(3, "a.b.c", MatchPolicy::Exact, &mut ids)
+            .unwrap();
+        assert_eq!(d.lookup("a.b.c").unwrap().0, e);
+        assert!(
+            d.register(4, "a.b.c", MatchPolicy::Exact, &mut ids)
+                .is_none()
+        );
+        assert!(!d.unregister(4, e));
+        assert!(d.unregister(3, e));
+        assert_eq!(d.lookup("a.b.c").unwrap().0, p2);
+        assert!(d.lookup("z").is_none());
+    }
+}

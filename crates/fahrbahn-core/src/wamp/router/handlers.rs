@@ -1,0 +1,711 @@
+//! Messages of established sessions: the broker (PUBLISH, SUBSCRIBE,
+//! UNSUBSCRIBE) and dealer (REGISTER, UNREGISTER, CALL, CANCEL, YIELD,
+//! ERROR) sides.
+
+use std::collections::BTreeSet;
+
+use super::dealer::Invocation;
+use super::matching::MatchPolicy;
+use super::{ConnectionId, Router, SessionRecord};
+use crate::wamp::error::{
+    ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
+    ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_OPTION_NOT_ALLOWED,
+    ERROR_PROCEDURE_ALREADY_EXISTS,
+};
+use crate::wamp::{Dict, List, Message, Value, is_valid_uri, random_id};
+
+/// URIs starting with this are reserved for WAMP itself: clients may not
+/// publish to or register them.
+const RESERVED_PREFIX: &str = "wamp.";
+
+/// A PUBLISH's receiver filters (subscriber black- and whitelisting).
+#[derive(Debug, Default)]
+struct Filters {
+    exclude: Option<BTreeSet<u64>>,
+    exclude_authid: Option<BTreeSet<String>>,
+    exclude_authrole: Option<BTreeSet<String>>,
+    eligible: Option<BTreeSet<u64>>,
+    eligible_authid: Option<BTreeSet<String>>,
+    eligible_authrole: Option<BTreeSet<String>>,
+}
+
+fn id_list(options: &Dict, key: &str) -> Result<Option<BTreeSet<u64>>, String> {
+    match options.get(key) {
+        None => Ok(None),
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_u64().ok_or_else(|| {
+                    format!("option {key:?} must list session ids, found {}", v.kind())
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(v) => Err(format!("option {key:?} must be a list, got {}", v.kind())),
+    }
+}
+
+fn string_list(options: &Dict, key: &str) -> Result<Option<BTreeSet<String>>, String> {
+    match options.get(key) {
+        None => Ok(None),
+        Some(Value::List(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or_else(|| format!("option {key:?} must list strings, found {}", v.kind()))
+            })
+            .collect::<Result<_, _>>()
+            .map(Some),
+        Some(v) => Err(format!("option {key:?} must be a list, got {}", v.kind())),
+    }
+}
+
+impl Filters {
+    fn parse(options: &Dict) -> Result<Self, String> {
+        Ok(Self {
+            exclude: id_list(options, "exclude")?,
+            exclude_authid: string_list(options, "exclude_authid")?,
+            exclude_authrole: string_list(options, "exclude_authrole")?,
+            eligible: id_list(options, "eligible")?,
+            eligible_authid: string_list(options, "eligible_authid")?,
+            eligible_authrole: string_list(options, "eligible_authrole")?,
+        })
+    }
+
+    /// Whether session `id` with this record receives the event.
+    fn admits(&self, id: u64, s: &SessionRecord) -> bool {
+        let excluded = self.exclude.as_ref().is_some_and(|x| x.contains(&id))
+            || self
+                .exclude_authid
+                .as_ref()
+                .is_some_and(|x| x.contains(&s.authid))
+            || self
+                .exclude_authrole
+                .as_ref()
+                .is_some_and(|x| x.contains(&s.authrole));
+        let eligible = self.eligible.as_ref().is_none_or(|x| x.contains(&id))
+            && self
+                .eligible_authid
+                .as_ref()
+                .is_none_or(|x| x.contains(&s.authid))
+            && self
+                .eligible_authrole
+                .as_ref()
+                .is_none_or(|x| x.contains(&s.authrole));
+        !excluded && eligible
+    }
+}
+
+fn flag(options: &Dict, key: &str) -> Option<bool> {
+    options.get(key).and_then(Value::as_bool)
+}
+
+impl Router {
+    /// A message from established session `session` on `conn`.
+    pub(super) fn handle_session_message(
+        &mut self,
+        conn: ConnectionId,
+        session: u64,
+        msg: Message,
+    ) {
+        match msg {
+            Message::Goodbye { .. } => self.on_goodbye(conn, session),
+            Message::Abort { .. } => self.on_abort(conn, session),
+            Message::Publish {
+                request,
+                options,
+                topic,
+                args,
+                kwargs,
+            } => self.on_publish(conn, session, request, &options, &topic, args, kwargs),
+            Message::Subscribe {
+                request,
+                options,
+                topic,
+            } => self.on_subscribe(conn, session, request, &options, &topic),
+            Message::Unsubscribe {
+                request,
+                subscription,
+            } => self.on_unsubscribe(conn, session, request, subscription),
+            Message::Register {
+                request,
+                options,
+                procedure,
+            } => self.on_register(conn, session, request, &options, &procedure),
+            Message::Unregister {
+                request,
+                registration,
+            } => self.on_unregister(conn, session, request, registration),
+            Message::Call {
+                request,
+                options,
+                procedure,
+                args,
+                kwargs,
+            } => self.on_call(conn, session, request, &options, &procedure, args, kwargs),
+            Message::Cancel { request, options } => self.on_cancel(session, request, &options),
+            Message::Yield {
+                request,
+                options,
+                args,
+                kwargs,
+            } => self.on_yield(session, request, &options, args, kwargs),
+            Message::Error {
+                request_type: Message::INVOCATION,
+                request,
+                details,
+                error,
+                args,
+                kwargs,
+            } => self.on_invocation_error(session, request, details, error, args, kwargs),
+            Message::Error { request_type, .. } => self.protocol_violation(
+                conn,
+                format!(
+                    "a client may only send ERROR for INVOCATION, not for request type {request_type}"
+                ),
+            ),
+            Message::Hello { .. } => self.protocol_violation(
+                conn,
+                "HELLO received on an established session".to_owned(),
+            ),
+            Message::Authenticate { .. } => self.protocol_violation(
+                conn,
+                "AUTHENTICATE received on an established session".to_owned(),
+            ),
+            other => self.protocol_violation(
+                conn,
+                format!("{} is a router-to-client message", other.name()),
+            ),
+        }
+    }
+
+    // ----- broker ---------------------------------------------------------
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_publish(
+        &mut self,
+        conn: ConnectionId,
+        session: u64,
+        request: u64,
+        options: &Dict,
+        topic: &str,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) {
+        let acknowledge = flag(options, "acknowledge") == Some(true);
+        let refuse = |router: &mut Self, error: &str, message: String| {
+            log::debug!("router: PUBLISH to {topic:?} refused: {message}");
+            if acknowledge {
+                router.error_reply(conn, Message::PUBLISH, request, error, message);
+            }
+        };
+        if !is_valid_uri(topic, false) {
+            return refuse(
+                self,
+                ERROR_INVALID_URI,
+                format!("invalid topic URI {topic:?}"),
+            );
+        }
+        if topic.starts_with(RESERVED_PREFIX) {
+            return refuse(
+                self,
+                ERROR_INVALID_URI,
+                format!("topic {topic:?} is reserved: URIs starting with \"wamp.\" belong to WAMP"),
+            );
+        }
+        let filters = match Filters::parse(options) {
+            Ok(f) => f,
+            Err(message) => return refuse(self, ERROR_INVALID_ARGUMENT, message),
+        };
+        let exclude_me = flag(options, "exclude_me") != Some(false);
+        let disclose_me = flag(options, "disclose_me") == Some(true);
+        let publication = random_id(&mut self.rng);
+        if acknowledge {
+            self.send(
+                conn,
+                Message::Published {
+                    request,
+                    publication,
+                },
+            );
+        }
+        let Some(publisher) = self.sessions.get(&session) else {
+            return;
+        };
+        let Some(realm) = self.realms.get(&publisher.realm) else {
+            return;
+        };
+        let mut base = Dict::new();
+        if disclose_me {
+            base.insert("publisher".into(), session.into());
+            base.insert("publisher_authid".into(), publisher.authid.clone().into());
+            base.insert(
+                "publisher_authrole".into(),
+                publisher.authrole.clone().into(),
+            );
+        }
+        let mut deliveries = Vec::new();
+        for (subscription, sub) in realm.broker.matching(topic) {
+            for &subscriber in &sub.subscribers {
+                if subscriber == session && exclude_me {
+                    continue;
+                }
+                let Some(record) = self.sessions.get(&subscriber) else {
+                    continue;
+                };
+                if !filters.admits(subscriber, record) {
+                    continue;
+                }
+                let mut details = base.clone();
+                if sub.policy != MatchPolicy::Exact {
+                    details.insert("topic".into(), topic.into());
+                }
+                deliveries.push((
+                    record.conn,
+                    Message::Event {
+                        subscription,
+                        publication,
+                        details,
+                        args: args.clone(),
+                        kwargs: kwargs.clone(),
+                    },
+                ));
+            }
+        }
+        for (to, msg) in deliveries {
+            self.send(to, msg);
+        }
+    }
+
+    fn on_subscribe(
+        &mut self,
+        conn: ConnectionId,
+        session: u64,
+        request: u64,
+        options: &Dict,
+        topic: &str,
+    ) {
+        let policy = match MatchPolicy::from_options(options) {
+            Ok(p) => p,
+            Err(message) => {
+                return self.error_reply(
+                    conn,
+                    Message::SUBSCRIBE,
+                    request,
+                    ERROR_INVALID_ARGUMENT,
+                    message,
+                );
+            }
+        };
+        if !policy.is_valid(topic) {
+            return self.error_reply(
+                conn,
+                Message::SUBSCRIBE,
+                request,
+                ERROR_INVALID_URI,
+                format!("invalid topic {topic:?} for match policy {policy:?}"),
+            );
+        }
+        let Some(record) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let Some(realm) = self.realms.get_mut(&record.realm) else {
+            return;
+        };
+        let subscription =
+            realm
+                .broker
+                .subscribe(session, topic, policy, &mut self.subscription_ids);
+        record.subscriptions.insert(subscription);
+        self.send(
+            conn,
+            Message::Subscribed {
+                request,
+                subscription,
+            },
+        );
+    }
+
+    fn on_unsubscribe(
+        &mut self,
+        conn: ConnectionId,
+        session: u64,
+        request: u64,
+        subscription: u64,
+    ) {
+        let Some(record) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if !record.subscriptions.remove(&subscription) {
+            return self.error_reply(
+                conn,
+                Message::UNSUBSCRIBE,
+                request,
+                ERROR_NO_SUCH_SUBSCRIPTION,
+                format!("this session has no subscription {subscription}"),
+            );
+        }
+        if let Some(realm) = self.realms.get_mut(&record.realm) {
+            realm.broker.unsubscribe(session, subscription);
+        }
+        self.send(
+            conn,
+            Message::Unsubscribed {
+                request,
+                details: None,
+            },
+        );
+    }
+
+    // ----- dealer ---------------------------------------------------------
+
+    fn on_register(
+        &mut self,
+        conn: ConnectionId,
+        session: u64,
+        request: u64,
+        options: &Dict,
+        procedure: &str,
+    ) {
+        let policy = match MatchPolicy::from_options(options) {
+            Ok(p) => p,
+            Err(message) => {
+                return self.error_reply(
+                    conn,
+                    Message::REGISTER,
+                    request,
+                    ERROR_INVALID_ARGUMENT,
+                    message,
+                );
+            }
+        };
+        match options.get("invoke") {
+            None => {}
+            Some(Value::String(s)) if s == "single" => {}
+            Some(other) => {
+                return self.error_reply(
+                    conn,
+                    Message::REGISTER,
+                    request,
+                    ERROR_OPTION_NOT_ALLOWED,
+                    format!(
+                        "invocation policy {other:?} is not supported: this router has no shared registrations (use \"single\")"
+                    ),
+                );
+            }
+        }
+        if !policy.is_valid(procedure) {
+            return self.error_reply(
+                conn,
+                Message::REGISTER,
+                request,
+                ERROR_INVALID_URI,
+                format!("invalid procedure {procedure:?} for match policy {policy:?}"),
+            );
+        }
+        if procedure.starts_with(RESERVED_PREFIX) {
+            return self.error_reply(
+                conn,
+                Message::REGISTER,
+                request,
+                ERROR_INVALID_URI,
+                format!("procedure {procedure:?} is reserved: URIs starting with \"wamp.\" belong to WAMP"),
+            );
+        }
+        let Some(record) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let Some(realm) = self.realms.get_mut(&record.realm) else {
+            return;
+        };
+        match realm
+            .dealer
+            .register(session, procedure, policy, &mut self.registration_ids)
+        {
+            Some(registration) => {
+                record.registrations.insert(registration);
+                self.send(
+                    conn,
+                    Message::Registered {
+                        request,
+                        registration,
+                    },
+                );
+            }
+            None => self.error_reply(
+                conn,
+                Message::REGISTER,
+                request,
+                ERROR_PROCEDURE_ALREADY_EXISTS,
+                format!("procedure {procedure:?} is already registered (match {policy:?})"),
+            ),
+        }
+    }
+
+    fn on_unregister(&mut self, conn: ConnectionId, session: u64, request: u64, registration: u64) {
+        let Some(record) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if !record.registrations.remove(&registration) {
+            return self.error_reply(
+                conn,
+                Message::UNREGISTER,
+                request,
+                ERROR_NO_SUCH_REGISTRATION,
+                format!("this session has no registration {registration}"),
+            );
+        }
+        if let Some(realm) = self.realms.get_mut(&record.realm) {
+            realm.dealer.unregister(session, registration);
+        }
+        self.send(
+            conn,
+            Message::Unregistered {
+                request,
+                details: None,
+            },
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_call(
+        &mut self,
+        conn: ConnectionId,
+        session: u64,
+        request: u64,
+        options: &Dict,
+        procedure: &str,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) {
+        if !is_valid_uri(procedure, false) {
+            return self.error_reply(
+                conn,
+                Message::CALL,
+                request,
+                ERROR_INVALID_URI,
+                format!("invalid procedure URI {procedure:?}"),
+            );
+        }
+        let Some(caller) = self.sessions.get(&session) else {
+            return;
+        };
+        let Some(realm) = self.realms.get(&caller.realm) else {
+            return;
+        };
+        if realm.dealer.call_in_flight(session, request) {
+            return self.protocol_violation(
+                conn,
+                format!("CALL request id {request} is already in use by a pending call"),
+            );
+        }
+        let Some((registration, reg)) = realm.dealer.lookup(procedure) else {
+            return self.error_reply(
+                conn,
+                Message::CALL,
+                request,
+                ERROR_NO_SUCH_PROCEDURE,
+                format!("no callee registered procedure {procedure:?}"),
+            );
+        };
+        let callee = reg.callee;
+        let pattern = reg.policy != MatchPolicy::Exact;
+        let Some(callee_record) = self.sessions.get(&callee) else {
+            return;
+        };
+        let receive_progress = flag(options, "receive_progress") == Some(true)
+            && callee_record.has_feature("callee", "progressive_call_results");
+        let mut details = Dict::new();
+        if flag(options, "disclose_me") == Some(true) {
+            details.insert("caller".into(), session.into());
+            details.insert("caller_authid".into(), caller.authid.clone().into());
+            details.insert("caller_authrole".into(), caller.authrole.clone().into());
+        }
+        if pattern {
+            details.insert("procedure".into(), procedure.into());
+        }
+        if receive_progress {
+            details.insert("receive_progress".into(), true.into());
+        }
+        let callee_conn = callee_record.conn;
+        let realm_name = caller.realm.clone();
+        let invocation = loop {
+            let id = self.invocation_ids.next();
+            if !self.realms.values().any(|r| r.dealer.has_invocation(id)) {
+                break id;
+            }
+        };
+        if let Some(realm) = self.realms.get_mut(&realm_name) {
+            realm.dealer.start(
+                invocation,
+                Invocation {
+                    caller: session,
+                    call_request: request,
+                    callee,
+                    receive_progress,
+                    interrupted: false,
+                },
+            );
+        }
+        self.send(
+            callee_conn,
+            Message::Invocation {
+                request: invocation,
+                registration,
+                details,
+                args,
+                kwargs,
+            },
+        );
+    }
+
+    fn on_cancel(&mut self, session: u64, request: u64, options: &Dict) {
+        let mode = match options.get("mode") {
+            None => "killnowait",
+            Some(Value::String(m)) if matches!(m.as_str(), "skip" | "kill" | "killnowait") => {
+                m.as_str()
+            }
+            Some(other) => {
+                log::warn!(
+                    "router: CANCEL of call {request} by session {session} ignored: mode {other:?} is not skip, kill or killnowait"
+                );
+                return;
+            }
+        };
+        let Some(realm_name) = self.sessions.get(&session).map(|s| s.realm.clone()) else {
+            return;
+        };
+        let Some(realm) = self.realms.get_mut(&realm_name) else {
+            return;
+        };
+        let Some(invocation) = realm.dealer.invocation_of_call(session, request) else {
+            log::debug!("router: CANCEL for call {request} that is not pending (answered?)");
+            return;
+        };
+        let Some(call) = realm.dealer.invocation(invocation).cloned() else {
+            return;
+        };
+        if call.interrupted {
+            return;
+        }
+        let callee_cancels = self
+            .sessions
+            .get(&call.callee)
+            .is_some_and(|s| s.has_feature("callee", "call_canceling"));
+        let interrupt = |mode: &str| {
+            let mut options = Dict::new();
+            options.insert("mode".into(), mode.into());
+            Message::Interrupt {
+                request: invocation,
+                options,
+            }
+        };
+        if mode == "kill" && callee_cancels {
+            if let Some(inv) = realm.dealer.invocation_mut(invocation, call.callee) {
+                inv.interrupted = true;
+            }
+            self.send_to_session(call.callee, interrupt("kill"));
+            return;
+        }
+        realm.dealer.finish(invocation);
+        if mode != "skip" && callee_cancels {
+            self.send_to_session(call.callee, interrupt("killnowait"));
+        }
+        self.send_to_session(
+            session,
+            Message::Error {
+                request_type: Message::CALL,
+                request,
+                details: Dict::new(),
+                error: ERROR_CANCELED.to_owned(),
+                args: Some(vec![Value::String(format!("call canceled (mode {mode})"))]),
+                kwargs: None,
+            },
+        );
+    }
+
+    fn on_yield(
+        &mut self,
+        session: u64,
+        request: u64,
+        options: &Dict,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) {
+        let Some(realm_name) = self.sessions.get(&session).map(|s| s.realm.clone()) else {
+            return;
+        };
+        let Some(realm) = self.realms.get_mut(&realm_name) else {
+            return;
+        };
+        let Some(call) = realm.dealer.invocation_mut(request, session) else {
+            log::debug!(
+                "router: YIELD for unknown invocation {request} from session {session} dropped (canceled?)"
+            );
+            return;
+        };
+        let progress = flag(options, "progress") == Some(true);
+        let (caller, call_request) = (call.caller, call.call_request);
+        if progress {
+            if !call.receive_progress {
+                log::warn!(
+                    "router: progressive YIELD for invocation {request} dropped: the call did not ask for progressive results"
+                );
+                return;
+            }
+        } else {
+            realm.dealer.finish(request);
+        }
+        let mut details = Dict::new();
+        if progress {
+            details.insert("progress".into(), true.into());
+        }
+        self.send_to_session(
+            caller,
+            Message::Result {
+                request: call_request,
+                details,
+                args,
+                kwargs,
+            },
+        );
+    }
+
+    fn on_invocation_error(
+        &mut self,
+        session: u64,
+        request: u64,
+        details: Dict,
+        error: String,
+        args: Option<List>,
+        kwargs: Option<Dict>,
+    ) {
+        let Some(realm_name) = self.sessions.get(&session).map(|s| s.realm.clone()) else {
+            return;
+        };
+        let Some(realm) = self.realms.get_mut(&realm_name) else {
+            return;
+        };
+        if realm.dealer.invocation_mut(request, session).is_none() {
+            log::debug!(
+                "router: ERROR for unknown invocation {request} from session {session} dropped (canceled?)"
+            );
+            return;
+        }
+        let Some(call) = realm.dealer.finish(request) else {
+            return;
+        };
+        self.send_to_session(
+            call.caller,
+            Message::Error {
+                request_type: Message::CALL,
+                request: call.call_request,
+                details,
+                error,
+                args,
+                kwargs,
+            },
+        );
+    }
+}
