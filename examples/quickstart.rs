@@ -4,6 +4,8 @@
 //!
 //! `cargo run --example quickstart`
 
+#![allow(clippy::print_stdout)] // an example that talks to its user
+
 use std::time::Duration;
 
 use fahrbahn::{ApplicationError, CallResult, Dict, Error, Value, kwargs};

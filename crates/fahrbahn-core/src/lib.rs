@@ -11,6 +11,12 @@
 //!
 //! Modules:
 //! - [`ws`]: WebSocket (RFC 6455) with permessage-deflate (RFC 7692).
+//! - [`rawsocket`]: WAMP's RawSocket framing.
+//! - [`wamp`]: WAMP v2 messages, serializers, the client session, the
+//!   client and server transports, and the embedded router.
+//!
+//! Every byte-level machine implements [`Machine`], so one driver loop runs
+//! any of them.
 //!
 //! # Example: a client and a server connected in memory
 //!

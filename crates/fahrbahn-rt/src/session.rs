@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use fahrbahn_core::wamp::{
     ApplicationError, ClientConnection, Closed, CommandError, Dict, List, Serializer,
-    SessionConfig, SessionEvent, Value, from_value, to_value,
+    SessionConfig, SessionError, SessionEvent, Value, from_value, to_value,
 };
 use fahrbahn_core::{Machine, rawsocket, ws};
 use futures_channel::{mpsc, oneshot};
@@ -636,7 +636,26 @@ impl Session {
             spawn: Arc::new(move |f| rt.spawn(f)),
         });
         runtime.spawn(Box::pin(run(shared.clone())));
-        let (id, welcome) = answer(joined_rx).await??;
+        // The join (transport handshake, HELLO, authentication, WELCOME)
+        // is bounded by the open timeout, so a silent router cannot hang us.
+        let join_timeout = options.websocket.timeouts.open;
+        let mut deadline = runtime.new_timer(Instant::now() + join_timeout);
+        let mut joined = joined_rx;
+        let joined = poll_fn(|cx| {
+            if let Poll::Ready(r) = Pin::new(&mut joined).poll(cx) {
+                return Poll::Ready(Some(r));
+            }
+            deadline.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        let Some(joined) = joined else {
+            let _ = shared.command(|inner| inner.driver.conn.session_mut().leave_normal());
+            return Err(Error::Session(SessionError::TransportClosed(format!(
+                "no WELCOME within {join_timeout:?}"
+            ))));
+        };
+        let (id, welcome) = joined
+            .map_err(|_| Error::SessionClosed("session ended before the answer".into()))??;
         Ok(Session {
             _guard: Arc::new(LeaveOnDrop(shared.clone())),
             shared,

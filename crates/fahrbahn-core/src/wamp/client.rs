@@ -82,9 +82,11 @@ impl ClientConnection {
     ) -> Self {
         let mut config = config;
         config.serializer = serializer.rawsocket_id();
+        // The serializer takes effect once the handshake is answered (see
+        // `drain_framing`): nothing may be sent before.
         Self::new(
             Framing::RawSocket(rawsocket::Connection::client(config, now)),
-            Some((serializer, false)),
+            None,
             Session::new(session),
         )
     }
@@ -245,6 +247,10 @@ impl ClientConnection {
                 },
                 Framing::RawSocket(rs) => match rs.poll_event() {
                     None => break,
+                    Some(rawsocket::Event::Connected { serializer, .. }) => {
+                        self.serializer =
+                            Serializer::from_rawsocket_id(serializer).map(|s| (s, false));
+                    }
                     Some(rawsocket::Event::Message(m)) => self.handle_payload(&m),
                     Some(rawsocket::Event::Closed(error)) => {
                         self.framing_closed = true;
