@@ -345,8 +345,8 @@ impl Router {
         self.authenticator = authenticator;
     }
 
-    /// Adds a realm (nothing happens if it exists). Clients can only join
-    /// realms whose name is a valid URI… in practice, so use one.
+    /// Adds a realm (nothing happens if it exists). Use a valid URI as the
+    /// name: that is what clients put in HELLO.
     pub fn add_realm(&mut self, name: &str) {
         if !self.realms.contains_key(name) {
             log::debug!("router: realm {name:?} added");
