@@ -31,7 +31,8 @@ pub use fahrbahn_core::ws::{
     Message, ServerConfig, Timeouts,
 };
 pub use router::{
-    ListenerConfig, ListenerInfo, Router, RouterBuilder, RouterConfig, RouterLimits, TransportKind,
+    ListenerConfig, ListenerInfo, Router, RouterBuilder, RouterConfig, RouterLimits, TlsFiles,
+    TransportKind,
 };
 pub use runtime::{
     AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime, TcpListener, Transport,

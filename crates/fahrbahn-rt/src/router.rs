@@ -50,6 +50,20 @@ pub struct ListenerConfig {
     /// A Unix socket path instead of a TCP address.
     #[serde(default)]
     pub unix: Option<String>,
+    /// Serve TLS (`wss://`, `rss://`) with this certificate and key
+    /// (needs the `tls` feature).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// PEM files for a TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The certificate chain (PEM), leaf first.
+    pub certificate: String,
+    /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: String,
 }
 
 /// Limits that protect the router from its clients.
@@ -198,6 +212,7 @@ impl RouterBuilder {
             transport: TransportKind::WebSocket,
             address: Some(address.to_owned()),
             unix: None,
+            tls: None,
         });
         self
     }
@@ -208,7 +223,14 @@ impl RouterBuilder {
             transport: TransportKind::RawSocket,
             address: Some(address.to_owned()),
             unix: None,
+            tls: None,
         });
+        self
+    }
+
+    /// Adds any listener, e.g. one with TLS.
+    pub fn listener(mut self, listener: ListenerConfig) -> Self {
+        self.config.listeners.push(listener);
         self
     }
 
@@ -218,6 +240,7 @@ impl RouterBuilder {
             transport,
             address: None,
             unix: Some(path.to_owned()),
+            tls: None,
         });
         self
     }
@@ -333,15 +356,18 @@ pub struct ListenerInfo {
     pub address: String,
     /// Whether it is a Unix socket.
     pub unix: bool,
+    /// Whether it serves TLS.
+    pub tls: bool,
 }
 
 impl ListenerInfo {
     /// A URL clients can connect to (`ws://…/ws`, `rs://…`, `unix:…`).
     pub fn url(&self) -> String {
+        let s = if self.tls { "s" } else { "" };
         match (self.unix, self.transport) {
             (true, _) => format!("unix:{}", self.address),
-            (false, TransportKind::WebSocket) => format!("ws://{}/ws", self.address),
-            (false, TransportKind::RawSocket) => format!("rs://{}", self.address),
+            (false, TransportKind::WebSocket) => format!("ws{s}://{}/ws", self.address),
+            (false, TransportKind::RawSocket) => format!("rs{s}://{}", self.address),
         }
     }
 }
@@ -406,14 +432,24 @@ impl Router {
                 }
                 (None, None) => unreachable!("validated"),
             };
+            let tls = match &l.tls {
+                Some(files) => Some(tls::acceptor(files)?),
+                None => None,
+            };
             let info = ListenerInfo {
                 transport: l.transport,
                 address: listener.address(),
                 unix,
+                tls: tls.is_some(),
             };
             log::info!("router listening on {}", info.url());
             listeners.push(info);
-            runtime.spawn(Box::pin(accept_loop(shared.clone(), listener, l.transport)));
+            runtime.spawn(Box::pin(accept_loop(
+                shared.clone(),
+                listener,
+                l.transport,
+                tls,
+            )));
         }
         Ok(Router { shared, listeners })
     }
@@ -493,7 +529,12 @@ fn remove_stale_socket(path: &str) {
     let _ = path;
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: Box<dyn AnyListener>, kind: TransportKind) {
+async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: Box<dyn AnyListener>,
+    kind: TransportKind,
+    tls: Option<tls::Acceptor>,
+) {
     loop {
         let mut accept = listener.accept_any();
         let next = poll_fn(|cx| {
@@ -512,8 +553,23 @@ async fn accept_loop(shared: Arc<Shared>, listener: Box<dyn AnyListener>, kind: 
         match next {
             None => return,
             Some(Ok(io)) => {
-                let task = serve_connection(shared.clone(), io, kind);
-                (shared.spawn)(Box::pin(task));
+                let shared2 = shared.clone();
+                let tls = tls.clone();
+                (shared.spawn)(Box::pin(async move {
+                    // The TLS handshake runs in the connection's own task,
+                    // bounded by the open timeout.
+                    let io = match tls {
+                        None => io,
+                        Some(acceptor) => {
+                            let deadline = (shared2.timer)(Instant::now() + OPEN_TIMEOUT);
+                            match tls::accept(acceptor, io, deadline).await {
+                                Some(io) => io,
+                                None => return,
+                            }
+                        }
+                    };
+                    serve_connection(shared2, io, kind).await;
+                }));
             }
             Some(Err(e)) => {
                 log::warn!("accept failed: {e}");
@@ -521,6 +577,91 @@ async fn accept_loop(shared: Arc<Shared>, listener: Box<dyn AnyListener>, kind: 
                 poll_fn(|cx| t.as_mut().poll(cx)).await;
             }
         }
+    }
+}
+
+/// How long a client may take to finish the TLS and transport handshakes.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[cfg(feature = "tls")]
+mod tls {
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    use futures_rustls::rustls;
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    use super::TlsFiles;
+    use crate::error::Error;
+    use crate::runtime::{AsyncTimer, BoxTransport};
+
+    pub(super) type Acceptor = futures_rustls::TlsAcceptor;
+
+    pub(super) fn acceptor(files: &TlsFiles) -> Result<Acceptor, Error> {
+        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&files.certificate)
+            .and_then(|it| it.collect())
+            .map_err(|e| Error::Config(format!("certificate {}: {e}", files.certificate)))?;
+        let key = PrivateKeyDer::from_pem_file(&files.key)
+            .map_err(|e| Error::Config(format!("key {}: {e}", files.key)))?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| Error::Config(format!("TLS certificate/key: {e}")))?;
+        Ok(futures_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+
+    pub(super) async fn accept(
+        acceptor: Acceptor,
+        io: BoxTransport,
+        mut deadline: Pin<Box<dyn AsyncTimer>>,
+    ) -> Option<BoxTransport> {
+        let mut handshake = acceptor.accept(io);
+        let result = std::future::poll_fn(|cx| {
+            if let std::task::Poll::Ready(r) = Pin::new(&mut handshake).poll(cx) {
+                return std::task::Poll::Ready(Some(r));
+            }
+            deadline.as_mut().poll(cx).map(|()| None)
+        })
+        .await;
+        match result {
+            Some(Ok(stream)) => Some(Box::new(stream) as BoxTransport),
+            Some(Err(e)) => {
+                log::debug!("TLS handshake failed: {e}");
+                None
+            }
+            None => {
+                log::debug!("TLS handshake timed out");
+                None
+            }
+        }
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use std::pin::Pin;
+
+    use super::TlsFiles;
+    use crate::error::Error;
+    use crate::runtime::{AsyncTimer, BoxTransport};
+
+    #[derive(Debug, Clone)]
+    pub(super) enum Acceptor {}
+
+    pub(super) fn acceptor(_files: &TlsFiles) -> Result<Acceptor, Error> {
+        Err(Error::Tls("TLS listeners need the `tls` feature".into()))
+    }
+
+    pub(super) async fn accept(
+        acceptor: Acceptor,
+        _io: BoxTransport,
+        _deadline: Pin<Box<dyn AsyncTimer>>,
+    ) -> Option<BoxTransport> {
+        match acceptor {}
     }
 }
 
@@ -552,7 +693,7 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
             ServerConnection::rawsocket(config, now)
         }
     };
-    let timer = (shared.timer)(now + Duration::from_secs(10));
+    let timer = (shared.timer)(now + OPEN_TIMEOUT);
     let mut driver = Driver::new(io, machine, timer);
     let id = {
         let mut core = shared.lock();

@@ -52,6 +52,10 @@ pub struct SessionOptions {
     /// Answers CHALLENGE messages (authentication); without one a challenge
     /// aborts the join.
     pub on_challenge: Option<ChallengeHandler>,
+    /// TLS settings for `wss://` and `rss://` (custom roots, client
+    /// certificates); default: the webpki roots.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<futures_rustls::rustls::ClientConfig>>,
 }
 
 impl fmt::Debug for SessionOptions {
@@ -76,6 +80,8 @@ impl SessionOptions {
             websocket: ws::ClientConfig::default(),
             rawsocket: rawsocket::ClientConfig::new(Serializer::Json.rawsocket_id()),
             on_challenge: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -586,7 +592,7 @@ impl Session {
             WampUrl::WebSocket(u) => {
                 let tcp = runtime.connect_tcp(&u.host, u.port).await?;
                 let io: BoxIo = if u.secure {
-                    Box::new(crate::connect::tls_stream(&u.host, tcp).await?)
+                    Self::tls(&options, &u.host, tcp).await?
                 } else {
                     Box::new(MaybeTlsStream::Plain(tcp))
                 };
@@ -605,7 +611,7 @@ impl Session {
             WampUrl::RawSocket { secure, host, port } => {
                 let tcp = runtime.connect_tcp(&host, port).await?;
                 let io: BoxIo = if secure {
-                    Box::new(crate::connect::tls_stream(&host, tcp).await?)
+                    Self::tls(&options, &host, tcp).await?
                 } else {
                     Box::new(tcp)
                 };
@@ -662,6 +668,20 @@ impl Session {
             id,
             welcome: Arc::new(welcome),
         })
+    }
+
+    async fn tls<S: futures_io::AsyncRead + futures_io::AsyncWrite + Send + Unpin + 'static>(
+        options: &SessionOptions,
+        host: &str,
+        tcp: S,
+    ) -> Result<BoxIo, Error> {
+        #[cfg(feature = "tls")]
+        if let Some(config) = &options.tls {
+            let stream = crate::connect::tls_connect_with(config.clone(), host, tcp).await?;
+            return Ok(Box::new(stream));
+        }
+        let _ = options;
+        Ok(Box::new(crate::connect::tls_stream(host, tcp).await?))
     }
 
     fn rawsocket_conn(options: &SessionOptions, now: Instant) -> ClientConnection {

@@ -1,0 +1,114 @@
+//! TLS end to end: the router serving `wss://` and `rss://` with a
+//! self-signed certificate, a client trusting exactly that certificate,
+//! and a plain WebSocket over TLS with `tls_connect_with`.
+#![cfg(all(feature = "tls", feature = "tokio"))]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use fahrbahn::{
+    CallResult, ListenerConfig, Router, Serializer, SessionOptions, TlsFiles, TransportKind,
+};
+use futures_rustls::rustls;
+
+struct Certificate {
+    dir: std::path::PathBuf,
+    roots: Arc<rustls::ClientConfig>,
+}
+
+fn certificate() -> Certificate {
+    let key =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let dir = std::env::temp_dir().join(format!("fahrbahn-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::write(dir.join("cert.pem"), key.cert.pem()).expect("write cert");
+    std::fs::write(dir.join("key.pem"), key.signing_key.serialize_pem()).expect("write key");
+    let mut store = rustls::RootCertStore::empty();
+    store.add(key.cert.der().clone()).expect("root");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let roots = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(store)
+        .with_no_client_auth();
+    Certificate {
+        dir,
+        roots: Arc::new(roots),
+    }
+}
+
+fn tls_listener(transport: TransportKind, cert: &Certificate) -> ListenerConfig {
+    ListenerConfig {
+        transport,
+        address: Some("127.0.0.1:0".into()),
+        unix: None,
+        tls: Some(TlsFiles {
+            certificate: cert.dir.join("cert.pem").display().to_string(),
+            key: cert.dir.join("key.pem").display().to_string(),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wamp_over_wss_and_rss() {
+    let cert = certificate();
+    let rt = fahrbahn::tokio::TokioRuntime;
+    let router = Router::builder()
+        .listener(tls_listener(TransportKind::WebSocket, &cert))
+        .listener(tls_listener(TransportKind::RawSocket, &cert))
+        .start(&rt)
+        .await
+        .expect("router starts");
+    // The certificate is for "localhost", so connect by that name.
+    let wss = router
+        .websocket_url()
+        .unwrap()
+        .replace("127.0.0.1", "localhost");
+    let rss = router
+        .rawsocket_url()
+        .unwrap()
+        .replace("127.0.0.1", "localhost");
+    assert!(
+        wss.starts_with("wss://") && rss.starts_with("rss://"),
+        "{wss} {rss}"
+    );
+
+    let mut options = SessionOptions::new("realm1").serializer(Serializer::MsgPack, false);
+    options.tls = Some(cert.roots.clone());
+    let callee = tokio::time::timeout(
+        Duration::from_secs(10),
+        fahrbahn::tokio::session_with(&wss, options.clone()),
+    )
+    .await
+    .expect("no timeout")
+    .expect("joins over wss");
+    callee
+        .register("com.example.tls.add2", |inv| async move {
+            let (a, b): (i64, i64) = inv.decode()?;
+            Ok(CallResult::args(vec![(a + b).into()]))
+        })
+        .await
+        .expect("registers");
+    let caller = fahrbahn::tokio::session_with(&rss, options)
+        .await
+        .expect("joins over rss");
+    let sum: i64 = caller
+        .call_typed("com.example.tls.add2", &(20, 22))
+        .await
+        .expect("call");
+    assert_eq!(sum, 42);
+
+    // Without the custom root the certificate is rejected.
+    let err = fahrbahn::tokio::session(&wss, "realm1")
+        .await
+        .expect_err("untrusted certificate");
+    assert!(
+        err.to_string().to_lowercase().contains("certificate"),
+        "{err}"
+    );
+
+    caller.leave().await.expect("leave");
+    callee.leave().await.expect("leave");
+    router.shutdown().await;
+    let _ = std::fs::remove_dir_all(&cert.dir);
+}
