@@ -164,6 +164,10 @@ impl ClientConnection {
             if let Some(closed) = self.close_framing_with(now, &e) {
                 self.session.handle_transport_closed(&closed);
             }
+            // A RawSocket ends at once: take its Closed event now, or the
+            // session's end would wait for a transport event that never
+            // comes.
+            self.drain_framing(now);
         }
     }
 

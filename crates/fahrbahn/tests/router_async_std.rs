@@ -1,0 +1,21 @@
+//! Embedded-router integration tests on async-std; the scenarios live in
+//! `router_common/mod.rs`.
+#![cfg(feature = "async-std")]
+
+#[macro_use]
+mod router_common;
+
+use std::future::Future;
+
+use fahrbahn::async_std::AsyncStdRuntime;
+
+fn run<F: Future<Output = ()>>(scenario: impl FnOnce(AsyncStdRuntime) -> F) {
+    let _watchdog = router_common::Watchdog::start();
+    async_std::task::block_on(router_common::guarded(AsyncStdRuntime, scenario));
+}
+
+router_tests!(run;
+    ws_json => crate::router_common::Transport::WsJson,
+    rs_msgpack => crate::router_common::Transport::RsMsgPack,
+    unix_cbor => crate::router_common::Transport::UnixCbor,
+);
