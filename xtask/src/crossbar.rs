@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use crate::Result;
 use crate::cargo::workspace_root;
-use crate::process::{describe, log_to, with_log};
+use crate::process::{describe, log_to};
 use crate::service::Service;
 
 /// Python requirements, relative to the workspace root (they include the
@@ -35,8 +35,6 @@ const MARKER_FILE: &str = ".fahrbahn-crossbar-venv";
 /// Bump to force a reinstall when the install steps change.
 const STAMP_VERSION: &str = "fahrbahn crossbar venv 1";
 
-/// How long crossbar may take to listen on its ports (about 3 s usually).
-const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long crossbar may take to stop after SIGTERM (about 2 s usually).
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
@@ -244,51 +242,26 @@ pub(crate) fn config(ports: Ports) -> Result<String> {
     Ok(serde_json::to_string_pretty(&config).expect("JSON values serialize"))
 }
 
-/// A running Crossbar.io node; stopped when dropped.
-pub(crate) struct Crossbar {
-    service: Service,
-    log: PathBuf,
-}
-
-impl Crossbar {
-    /// Writes the config with `ports` into `dir/crossbar/` (the node
-    /// directory), starts the node (log: `dir/crossbar.log`) and waits until
-    /// it listens.
-    pub(crate) fn start(venv: &Venv, dir: &Path, ports: Ports) -> Result<Self> {
-        let cbdir = dir.join("crossbar");
-        std::fs::create_dir_all(&cbdir).map_err(|e| format!("{}: {e}", cbdir.display()))?;
-        let config_file = cbdir.join("config.json");
-        std::fs::write(&config_file, config(ports)?)
-            .map_err(|e| format!("{}: {e}", config_file.display()))?;
-        let log = dir.join("crossbar.log");
-        let (out, err) = log_to(&log)?;
-        let mut cmd = venv.crossbar();
-        cmd.arg("start")
-            .arg("--cbdir")
-            .arg(&cbdir)
-            .args(["--loglevel", "info"])
-            .current_dir(dir)
-            .stdout(out)
-            .stderr(err);
-        let mut service = Service::spawn_group("crossbar", &mut cmd, STOP_GRACE)?;
-        for port in [ports.websocket, ports.rawsocket] {
-            service
-                .wait_for_port(port, STARTUP_TIMEOUT)
-                .map_err(|e| with_log(&log, e))?;
-        }
-        Ok(Self { service, log })
-    }
-
-    /// `None` while running, else why it is not.
-    pub(crate) fn check(&mut self) -> Option<String> {
-        let status = self.service.exited()?;
-        Some(with_log(&self.log, format!("crossbar exited ({status})")))
-    }
-
-    /// Stops the node (SIGTERM, then SIGKILL to its process group).
-    pub(crate) fn stop(&mut self) {
-        self.service.stop();
-    }
+/// Writes the config with `ports` into `dir/node/` (the node directory) and
+/// starts Crossbar.io with its output to `log`, as a [`Service`] that stops
+/// the node (SIGTERM, then SIGKILL to its process group) when dropped. The
+/// node listens a few seconds later.
+pub(crate) fn spawn(venv: &Venv, dir: &Path, ports: Ports, log: &Path) -> Result<Service> {
+    let cbdir = dir.join("node");
+    std::fs::create_dir_all(&cbdir).map_err(|e| format!("{}: {e}", cbdir.display()))?;
+    let config_file = cbdir.join("config.json");
+    std::fs::write(&config_file, config(ports)?)
+        .map_err(|e| format!("{}: {e}", config_file.display()))?;
+    let (out, err) = log_to(log)?;
+    let mut cmd = venv.crossbar();
+    cmd.arg("start")
+        .arg("--cbdir")
+        .arg(&cbdir)
+        .args(["--loglevel", "info"])
+        .current_dir(dir)
+        .stdout(out)
+        .stderr(err);
+    Service::spawn_group("crossbar", &mut cmd, STOP_GRACE)
 }
 
 #[cfg(test)]

@@ -1,22 +1,29 @@
-//! `cargo xtask interop`: Fahrbahn's WAMP client against Crossbar.io and
-//! AutobahnPython.
+//! `cargo xtask interop`: Fahrbahn's WAMP client and router against
+//! Crossbar.io and AutobahnPython.
 //!
-//! Starts a Crossbar.io router (installed into a venv on first use, see
-//! [`crossbar::Venv`]) on free ports, one AutobahnPython peer
-//! (`interop/peers/peer.py`) per run, and then runs the `wamp_interop` example
-//! of the `fahrbahn` crate once per cell of the matrix (runtime, serializer,
-//! transport):
+//! For each selected router (`--router`): starts it on free ports (Crossbar.io,
+//! installed into a venv on first use, see [`crossbar::Venv`]; or the
+//! `fahrbahn router` command of the `fahrbahn-cli` crate, built in release
+//! mode), then
+//!
+//! * against the Fahrbahn router only: runs `interop/peers/router_check.py`
+//!   (AutobahnPython clients checking the router) once per serializer and
+//!   transport ([`CHECKS`]),
+//! * against both: starts one AutobahnPython peer (`interop/peers/peer.py`)
+//!   per run and runs the `wamp_interop` example of the `fahrbahn` crate once
+//!   per cell of the matrix (runtime, serializer, transport):
 //!
 //! ```text
 //! wamp_interop --runtime R --url ws://127.0.0.1:P/ws|rs://127.0.0.1:P
 //!              --serializer json|msgpack|cbor [--batched] --prefix PREFIX --realm realm1
 //! ```
 //!
-//! It prints one line per scenario, `PASS <name>` or `FAIL <name>: <reason>`,
-//! and exits non-zero if any failed; each line is one passed or failed item,
-//! and a run that breaks (crashes, times out, prints nothing, exits non-zero
-//! without a `FAIL` line) counts as one more failure. The router, the peers
-//! and every run log to `target/interop/run/`, which is emptied first.
+//! Both programs print one line per scenario, `PASS <name>` or
+//! `FAIL <name>: <reason>`, and exit non-zero if any failed; each line is one
+//! passed or failed item, and a run that breaks (crashes, times out, prints
+//! nothing, exits non-zero without a `FAIL` line) counts as one more failure.
+//! The routers, the peers and every run log to `target/interop/run/<router>/`;
+//! `target/interop/run/` is emptied first.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -24,8 +31,8 @@ use std::time::{Duration, Instant};
 
 use crate::autobahn::RUNTIMES;
 use crate::cli::{self, Args};
-use crate::crossbar::{Crossbar, Ports, Venv};
-use crate::process::{Running, free_port, log_to, with_log};
+use crate::crossbar::{self, Ports, Venv};
+use crate::process::{self, Running, describe, free_port, log_to, with_log};
 use crate::service::Service;
 use crate::{Result, Tally, cargo};
 
@@ -36,28 +43,63 @@ const PROGRAM_FEATURES: &str = "tokio,smol,async-std";
 /// the example (any program with the same command line works).
 const PROGRAM_VAR: &str = "FAHRBAHN_INTEROP_BIN";
 
-/// The peer script, relative to the workspace root.
+/// The package and binary of the Fahrbahn router (`fahrbahn router`).
+const ROUTER_PACKAGE: &str = "fahrbahn-cli";
+const ROUTER_BIN: &str = "fahrbahn";
+/// Environment variable naming a prebuilt `fahrbahn` binary to use instead
+/// of building it.
+const ROUTER_VAR: &str = "FAHRBAHN_ROUTER_BIN";
+
+/// The scripts, relative to the workspace root.
 const PEER: &str = "interop/peers/peer.py";
+const CHECK: &str = "interop/peers/router_check.py";
 const REALM: &str = "realm1";
 
+/// How long a router may take to listen on its ports (crossbar: about 3 s).
+const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the Fahrbahn router may take to stop after SIGTERM.
+const ROUTER_GRACE: Duration = Duration::from_secs(10);
 /// How long a peer may take to join and register (they start together).
 const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a peer may take to leave after SIGTERM.
 const PEER_GRACE: Duration = Duration::from_secs(5);
-/// Time limit for one run of the program.
+/// Time limit for one run of the program or of the router check.
 const RUN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// A WAMP router to test against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RouterKind {
+    /// Crossbar.io, the reference router.
+    Crossbar,
+    /// Ours: `fahrbahn router`.
+    Fahrbahn,
+}
+
+/// Every router, in the order of the runs.
+const ROUTERS: [RouterKind; 2] = [RouterKind::Crossbar, RouterKind::Fahrbahn];
+
+impl RouterKind {
+    fn name(self) -> &'static str {
+        match self {
+            RouterKind::Crossbar => "crossbar",
+            RouterKind::Fahrbahn => "fahrbahn",
+        }
+    }
+}
 
 /// Options of `cargo xtask interop`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Options {
     runtimes: Vec<&'static str>,
+    routers: Vec<RouterKind>,
 }
 
 impl Default for Options {
-    /// Every runtime.
+    /// Every runtime and router.
     fn default() -> Self {
         Self {
             runtimes: RUNTIMES.to_vec(),
+            routers: ROUTERS.to_vec(),
         }
     }
 }
@@ -70,16 +112,11 @@ impl Options {
             match flag.as_str() {
                 "--runtime" => {
                     let value = args.value(&flag)?;
-                    options.runtimes = match RUNTIMES.iter().find(|r| **r == value) {
-                        Some(runtime) => vec![*runtime],
-                        None if value == "all" => RUNTIMES.to_vec(),
-                        None => {
-                            return Err(format!(
-                                "--runtime must be one of {} or all, not `{value}`",
-                                RUNTIMES.join(", ")
-                            ));
-                        }
-                    }
+                    options.runtimes = choose(&RUNTIMES, |r| r, &value, &flag)?;
+                }
+                "--router" => {
+                    let value = args.value(&flag)?;
+                    options.routers = choose(&ROUTERS, RouterKind::name, &value, &flag)?;
                 }
                 _ => return Err(cli::unknown(&flag)),
             }
@@ -88,10 +125,35 @@ impl Options {
     }
 }
 
+/// The choice named `value`, or all of them for `all`.
+fn choose<T: Copy>(
+    choices: &[T],
+    name: impl Fn(T) -> &'static str,
+    value: &str,
+    flag: &str,
+) -> Result<Vec<T>> {
+    if value == "all" {
+        return Ok(choices.to_vec());
+    }
+    match choices.iter().find(|c| name(**c) == value) {
+        Some(choice) => Ok(vec![*choice]),
+        None => {
+            let names: Vec<&str> = choices.iter().map(|c| name(*c)).collect();
+            Err(format!(
+                "{flag} must be one of {} or all, not `{value}`",
+                names.join(", ")
+            ))
+        }
+    }
+}
+
 /// The step of `cargo xtask test`: the default matrix, as (name, run).
 pub(crate) fn steps_for_test() -> Vec<(String, Box<dyn FnOnce() -> Tally>)> {
     let step: Box<dyn FnOnce() -> Tally> = Box::new(|| task(Options::default()));
-    vec![("interop (crossbar, default matrix)".to_owned(), step)]
+    vec![(
+        "interop (crossbar and fahrbahn router, default matrix)".to_owned(),
+        step,
+    )]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,89 +180,133 @@ impl Transport {
     }
 }
 
-/// One cell of the matrix.
+/// A serialization and transport.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Run {
-    runtime: &'static str,
+struct Cell {
     serializer: &'static str,
     batched: bool,
     transport: Transport,
 }
 
-/// The runs for `runtime`: every serializer and transport on tokio, a
-/// sample on the others (the WAMP code above the runtime is shared).
-fn matrix(runtime: &'static str) -> Vec<Run> {
-    let cells: &[(&'static str, bool, Transport)] = match runtime {
-        "tokio" => &[
-            ("json", false, WebSocket),
-            ("json", false, RawSocket),
-            ("msgpack", false, WebSocket),
-            ("msgpack", false, RawSocket),
-            ("cbor", false, WebSocket),
-            ("cbor", false, RawSocket),
-            ("json", true, WebSocket),
-        ],
-        "smol" => &[("msgpack", false, RawSocket), ("json", false, WebSocket)],
-        _ => &[("cbor", false, WebSocket)],
-    };
-    cells
-        .iter()
-        .map(|&(serializer, batched, transport)| Run {
-            runtime,
-            serializer,
-            batched,
-            transport,
-        })
-        .collect()
+const fn cell(serializer: &'static str, batched: bool, transport: Transport) -> Cell {
+    Cell {
+        serializer,
+        batched,
+        transport,
+    }
 }
 
-impl Run {
+/// The runs of `router_check.py` against the Fahrbahn router: every
+/// serializer on both transports, and json batched on WebSocket.
+const CHECKS: [Cell; 7] = [
+    cell("json", false, WebSocket),
+    cell("msgpack", false, WebSocket),
+    cell("cbor", false, WebSocket),
+    cell("json", true, WebSocket),
+    cell("json", false, RawSocket),
+    cell("msgpack", false, RawSocket),
+    cell("cbor", false, RawSocket),
+];
+
+impl Cell {
     fn serialization(&self) -> String {
         let batched = if self.batched { ".batched" } else { "" };
         format!("{}{batched}", self.serializer)
     }
 
-    /// E.g. `tokio json.batched ws`.
+    /// E.g. `json.batched ws`.
     fn name(&self) -> String {
-        let (runtime, transport) = (self.runtime, self.transport.short());
-        format!("{runtime} {} {transport}", self.serialization())
+        format!("{} {}", self.serialization(), self.transport.short())
     }
 
-    /// For file names, e.g. `tokio-json.batched-ws`.
-    fn slug(&self) -> String {
-        self.name().replace(' ', "-")
-    }
-
-    /// The URI prefix of the run's peer, e.g. `interop.py.tokio.json_batched.ws`.
-    fn prefix(&self) -> String {
-        let runtime = self.runtime.replace('-', "_");
+    /// For URI prefixes, e.g. `json_batched.ws`.
+    fn uri_part(&self) -> String {
         let serialization = self.serialization().replace('.', "_");
-        format!(
-            "interop.py.{runtime}.{serialization}.{}",
-            self.transport.short()
-        )
+        format!("{serialization}.{}", self.transport.short())
     }
 
-    /// The options the peer and the program share.
-    fn args(&self, ports: Ports) -> Vec<String> {
+    /// The options the scripts and the program share.
+    fn args(&self, ports: Ports, prefix: String) -> Vec<String> {
         let mut args = vec!["--url".to_owned(), self.transport.url(ports)];
         args.extend(["--serializer".to_owned(), self.serializer.to_owned()]);
         if self.batched {
             args.push("--batched".to_owned());
         }
-        args.extend(["--prefix".to_owned(), self.prefix()]);
+        args.extend(["--prefix".to_owned(), prefix]);
         args.extend(["--realm".to_owned(), REALM.to_owned()]);
         args
     }
 }
 
-/// Runs the matrix for the selected runtimes.
+/// One cell of the matrix of the program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Run {
+    runtime: &'static str,
+    cell: Cell,
+}
+
+/// The runs for `runtime`: every serializer and transport on tokio, a
+/// sample on the others (the WAMP code above the runtime is shared).
+fn matrix(runtime: &'static str) -> Vec<Run> {
+    let cells: &[Cell] = match runtime {
+        "tokio" => &[
+            cell("json", false, WebSocket),
+            cell("json", false, RawSocket),
+            cell("msgpack", false, WebSocket),
+            cell("msgpack", false, RawSocket),
+            cell("cbor", false, WebSocket),
+            cell("cbor", false, RawSocket),
+            cell("json", true, WebSocket),
+        ],
+        "smol" => &[
+            cell("msgpack", false, RawSocket),
+            cell("json", false, WebSocket),
+        ],
+        _ => &[cell("cbor", false, WebSocket)],
+    };
+    cells.iter().map(|&cell| Run { runtime, cell }).collect()
+}
+
+impl Run {
+    /// E.g. `tokio json.batched ws`.
+    fn name(&self) -> String {
+        format!("{} {}", self.runtime, self.cell.name())
+    }
+
+    /// The URI prefix of the run's peer, e.g. `interop.py.tokio.json_batched.ws`.
+    fn prefix(&self) -> String {
+        let runtime = self.runtime.replace('-', "_");
+        format!("interop.py.{runtime}.{}", self.cell.uri_part())
+    }
+
+    /// The options the peer and the program share.
+    fn args(&self, ports: Ports) -> Vec<String> {
+        self.cell.args(ports, self.prefix())
+    }
+}
+
+/// For file names, e.g. `tokio-json.batched-ws`.
+fn slug(name: &str) -> String {
+    name.replace(' ', "-")
+}
+
+/// A line of the summary: the router, the run and its tally.
+type Summary = (RouterKind, String, Tally);
+
+/// Runs the matrix for the selected runtimes against the selected routers.
 pub(crate) fn task(options: Options) -> Tally {
     let mut tally = Tally::default();
     let runs: Vec<Run> = options.runtimes.iter().flat_map(|r| matrix(r)).collect();
     let mut results = Vec::new();
-    let dir = match execute(&runs, &mut results) {
-        Ok(dir) => Some(dir),
+    let dir = match prepare() {
+        Ok(setup) => {
+            for &router in &options.routers {
+                if let Err(e) = execute(router, &setup, &runs, &mut results) {
+                    tally.broke(format!("{}: {e}", router.name()));
+                }
+            }
+            Some(setup.dir)
+        }
         Err(e) => {
             tally.broke(e);
             None
@@ -211,57 +317,176 @@ pub(crate) fn task(options: Options) -> Tally {
     } else if !results.is_empty() {
         println!("interop results:");
     }
-    for (name, run_tally) in &results {
-        println!("    {name:<24} {run_tally}");
+    for (router, name, run_tally) in &results {
+        println!("    {:<10}{name:<30} {run_tally}", router.name());
         tally.add(*run_tally);
     }
     tally
 }
 
-/// Prepares everything, starts the router and the peers, and does the
-/// runs; returns the run directory. Everything started is stopped on
-/// return, also on errors.
-fn execute(runs: &[Run], results: &mut Vec<(String, Tally)>) -> Result<PathBuf> {
+/// What every router's part needs.
+struct Setup {
+    /// `target/interop/run/`.
+    dir: PathBuf,
+    /// The `wamp_interop` program.
+    program: PathBuf,
+    venv: Venv,
+}
+
+/// Empties the run directory, builds the program and installs the venv.
+fn prepare() -> Result<Setup> {
     let dir = cargo::target_dir()?.join("interop").join("run");
     if dir.exists() {
         std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let program = match std::env::var_os(PROGRAM_VAR) {
-        Some(path) => {
-            eprintln!(
-                "==> program: {} (from {PROGRAM_VAR})",
-                path.to_string_lossy()
-            );
-            PathBuf::from(path)
-        }
-        None => cargo::build_example(PROGRAM_PACKAGE, PROGRAM_EXAMPLE, PROGRAM_FEATURES)?,
-    };
+    let program = prebuilt(PROGRAM_VAR, "program").map_or_else(
+        || cargo::build_example(PROGRAM_PACKAGE, PROGRAM_EXAMPLE, PROGRAM_FEATURES),
+        Ok,
+    )?;
     let venv = Venv::find_or_install()?;
+    Ok(Setup { dir, program, venv })
+}
 
+/// The path in the environment variable `var`, if set.
+fn prebuilt(var: &str, what: &str) -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os(var)?);
+    eprintln!("==> {what}: {} (from {var})", path.display());
+    Some(path)
+}
+
+/// Builds `fahrbahn` (release) and returns its path.
+fn build_router() -> Result<PathBuf> {
+    let mut cmd = cargo::command(["build", "--release", "--package", ROUTER_PACKAGE]);
+    cmd.args(["--bin", ROUTER_BIN]);
+    eprintln!("==> {}", describe(&cmd));
+    if !process::run(&mut cmd)? {
+        return Err(format!("building {ROUTER_PACKAGE} failed"));
+    }
+    let path = cargo::target_dir()?.join("release").join(ROUTER_BIN);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("{} missing after the build", path.display()))
+    }
+}
+
+/// A running router, stopped when dropped.
+struct Router {
+    kind: RouterKind,
+    service: Service,
+    log: PathBuf,
+}
+
+impl Router {
+    /// Starts `kind` on `ports` with its files in `dir` (log: `router.log`)
+    /// and waits until it listens.
+    fn start(kind: RouterKind, venv: &Venv, dir: &Path, ports: Ports) -> Result<Self> {
+        let log = dir.join("router.log");
+        let mut service = match kind {
+            RouterKind::Crossbar => crossbar::spawn(venv, dir, ports, &log)?,
+            RouterKind::Fahrbahn => {
+                let program = prebuilt(ROUTER_VAR, "router").map_or_else(build_router, Ok)?;
+                let (out, err) = log_to(&log)?;
+                let mut cmd = Command::new(program);
+                cmd.arg("router")
+                    .args(["--ws", &format!("127.0.0.1:{}", ports.websocket)])
+                    .args(["--rs", &format!("127.0.0.1:{}", ports.rawsocket)])
+                    .args(["--realm", REALM])
+                    .current_dir(dir)
+                    .stdout(out)
+                    .stderr(err);
+                Service::spawn_group("fahrbahn router", &mut cmd, ROUTER_GRACE)?
+            }
+        };
+        eprintln!(
+            "==> starting {}: {} and {} (log: {})",
+            kind.name(),
+            WebSocket.url(ports),
+            RawSocket.url(ports),
+            log.display()
+        );
+        let start = Instant::now();
+        for port in [ports.websocket, ports.rawsocket] {
+            service
+                .wait_for_port(port, ROUTER_TIMEOUT)
+                .map_err(|e| with_log(&log, e))?;
+        }
+        eprintln!("    listening after {:.1}s", start.elapsed().as_secs_f32());
+        Ok(Self { kind, service, log })
+    }
+
+    /// `None` while running, else why it is not.
+    fn check(&mut self) -> Option<String> {
+        let status = self.service.exited()?;
+        let e = format!("{} exited ({status})", self.kind.name());
+        Some(with_log(&self.log, e))
+    }
+
+    /// Stops the router (SIGTERM, then SIGKILL to its process group).
+    fn stop(&mut self) {
+        eprintln!("==> stopping {}", self.kind.name());
+        self.service.stop();
+    }
+}
+
+/// Two different free ports.
+fn free_ports() -> Result<Ports> {
     let websocket = free_port()?;
     let rawsocket = (0..10)
         .map(|_| free_port())
         .find(|port| port.as_ref() != Ok(&websocket))
         .unwrap_or_else(|| Err("no second free port".to_owned()))?;
-    let ports = Ports {
+    Ok(Ports {
         websocket,
         rawsocket,
+    })
+}
+
+/// The part of one router: starts it, runs the router checks (Fahrbahn
+/// only), starts the peers and does the runs. Everything started is stopped
+/// on return, also on errors.
+fn execute(
+    kind: RouterKind,
+    setup: &Setup,
+    runs: &[Run],
+    results: &mut Vec<Summary>,
+) -> Result<()> {
+    let dir = setup.dir.join(kind.name());
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let ports = free_ports()?;
+    let mut router = Router::start(kind, &setup.venv, &dir, ports)?;
+    let mut record = |router: &mut Router, name: String, run: &mut dyn FnMut() -> Tally| {
+        let tally = match router.check() {
+            Some(e) => {
+                let mut tally = Tally::default();
+                tally.broke(e);
+                tally
+            }
+            None => run(),
+        };
+        eprintln!("    {tally}");
+        results.push((kind, name, tally));
     };
-    eprintln!(
-        "==> starting crossbar: {} and {} (log: {})",
-        WebSocket.url(ports),
-        RawSocket.url(ports),
-        dir.join("crossbar.log").display()
-    );
-    let start = Instant::now();
-    let mut router = Crossbar::start(&venv, &dir, ports)?;
-    eprintln!("    listening after {:.1}s", start.elapsed().as_secs_f32());
+
+    if kind == RouterKind::Fahrbahn {
+        for (i, cell) in CHECKS.iter().enumerate() {
+            let name = format!("router_check {}", cell.name());
+            eprintln!("==> [{}/{}] {} {name}", i + 1, CHECKS.len(), kind.name());
+            record(&mut router, name.clone(), &mut || {
+                let prefix = format!("interop.check.{}", cell.uri_part());
+                let mut cmd = setup.venv.python();
+                cmd.arg("-u")
+                    .arg(cargo::workspace_root().join(CHECK))
+                    .args(cell.args(ports, prefix));
+                run_counted(&mut cmd, "router_check.py", &name, &dir)
+            });
+        }
+    }
 
     let start = Instant::now();
     let mut peers = Vec::new();
     for run in runs {
-        peers.push(start_peer(&venv, &dir, run, ports));
+        peers.push(start_peer(&setup.venv, &dir, run, ports));
     }
     let mut ready = 0;
     for (run, slot) in runs.iter().zip(&mut peers) {
@@ -282,30 +507,30 @@ fn execute(runs: &[Run], results: &mut Vec<(String, Tally)>) -> Result<PathBuf> 
 
     for (i, (run, peer)) in runs.iter().zip(&mut peers).enumerate() {
         let name = run.name();
-        eprintln!("==> [{}/{}] {name}", i + 1, runs.len());
-        let mut tally = Tally::default();
-        if let Some(e) = router.check() {
-            tally.broke(e);
-        } else {
-            match peer {
-                Err(e) => tally.broke(format!("no peer: {e}")),
-                Ok(peer) => {
-                    tally = run_program(&program, run, ports, &dir);
-                    if let Some(status) = peer.service.exited() {
-                        let e = format!("{name}: the peer exited during the run ({status})");
-                        tally.broke(with_log(&peer.log, e));
-                    }
-                }
+        eprintln!("==> [{}/{}] {} {name}", i + 1, runs.len(), kind.name());
+        record(&mut router, name.clone(), &mut || match peer {
+            Err(e) => {
+                let mut tally = Tally::default();
+                tally.broke(format!("no peer: {e}"));
+                tally
             }
-        }
-        eprintln!("    {tally}");
-        results.push((name, tally));
+            Ok(peer) => {
+                let mut cmd = Command::new(&setup.program);
+                cmd.args(["--runtime", run.runtime]).args(run.args(ports));
+                let mut tally = run_counted(&mut cmd, PROGRAM_EXAMPLE, &name, &dir);
+                if let Some(status) = peer.service.exited() {
+                    let e = format!("{name}: the peer exited during the run ({status})");
+                    tally.broke(with_log(&peer.log, e));
+                }
+                tally
+            }
+        });
     }
 
-    eprintln!("==> stopping the peers and crossbar");
+    eprintln!("==> stopping the peers");
     drop(peers);
     router.stop();
-    Ok(dir)
+    Ok(())
 }
 
 /// A running peer and its log file.
@@ -315,7 +540,7 @@ struct Peer {
 }
 
 fn start_peer(venv: &Venv, dir: &Path, run: &Run, ports: Ports) -> Result<Peer> {
-    let log = dir.join(format!("peer-{}.log", run.slug()));
+    let log = dir.join(format!("peer-{}.log", slug(&run.name())));
     let (out, err) = log_to(&log)?;
     let mut cmd = venv.python();
     cmd.arg("-u")
@@ -332,18 +557,14 @@ fn start_peer(venv: &Venv, dir: &Path, run: &Run, ports: Ports) -> Result<Peer> 
     Ok(Peer { service, log })
 }
 
-/// Runs the program for `run` and counts its `PASS` and `FAIL` lines.
-fn run_program(program: &Path, run: &Run, ports: Ports, dir: &Path) -> Tally {
-    let log = dir.join(format!("{}.log", run.slug()));
+/// Runs `cmd` (`what`: the program's name) for the run `name` in `dir`, with
+/// its output in `dir/<name>.log`, and counts its `PASS` and `FAIL` lines.
+fn run_counted(cmd: &mut Command, what: &str, name: &str, dir: &Path) -> Tally {
+    let log = dir.join(format!("{}.log", slug(name)));
     let result = (|| {
         let (out, err) = log_to(&log)?;
-        let mut cmd = Command::new(program);
-        cmd.args(["--runtime", run.runtime])
-            .args(run.args(ports))
-            .current_dir(dir)
-            .stdout(out)
-            .stderr(err);
-        Running::spawn(PROGRAM_EXAMPLE, &mut cmd)?.wait(RUN_TIMEOUT, || {
+        cmd.current_dir(dir).stdout(out).stderr(err);
+        Running::spawn(what, cmd)?.wait(RUN_TIMEOUT, || {
             let (tally, _) = count(&std::fs::read_to_string(&log).unwrap_or_default());
             format!("({tally} so far)")
         })
@@ -353,15 +574,11 @@ fn run_program(program: &Path, run: &Run, ports: Ports, dir: &Path) -> Tally {
     for failure in failures {
         eprintln!("    {failure}");
     }
-    let name = run.name();
     match result {
         Err(e) => tally.broke(with_log(&log, format!("{name}: {e}"))),
         Ok(status) => {
             if let Some(problem) = verdict(status, tally) {
-                tally.broke(with_log(
-                    &log,
-                    format!("{name}: {PROGRAM_EXAMPLE} {problem}"),
-                ));
+                tally.broke(with_log(&log, format!("{name}: {what} {problem}")));
             }
         }
     }
@@ -409,10 +626,23 @@ mod tests {
 
     #[test]
     fn options() {
+        assert_eq!(parse(&[]).unwrap(), Options::default());
         assert_eq!(parse(&[]).unwrap().runtimes, RUNTIMES);
+        assert_eq!(parse(&[]).unwrap().routers, ROUTERS);
         assert_eq!(parse(&["--runtime=all"]).unwrap().runtimes, RUNTIMES);
         assert_eq!(parse(&["--runtime", "smol"]).unwrap().runtimes, ["smol"]);
         assert!(parse(&["--runtime", "glommio"]).is_err());
+        let fahrbahn = parse(&["--router", "fahrbahn", "--runtime", "tokio"]).unwrap();
+        assert_eq!(fahrbahn.routers, [RouterKind::Fahrbahn]);
+        assert_eq!(fahrbahn.runtimes, ["tokio"]);
+        assert_eq!(
+            parse(&["--router=crossbar"]).unwrap().routers,
+            [RouterKind::Crossbar]
+        );
+        assert_eq!(parse(&["--router", "all"]).unwrap().routers, ROUTERS);
+        let e = parse(&["--router", "wampy"]).unwrap_err();
+        assert!(e.contains("crossbar, fahrbahn or all"), "{e}");
+        assert!(parse(&["--router"]).is_err());
         assert!(parse(&["--bogus"]).is_err());
     }
 
@@ -426,6 +656,7 @@ mod tests {
         assert_eq!(runs.len(), 10);
         assert_eq!(runs[6], "tokio json.batched ws");
         assert_eq!(runs[9], "async-std cbor ws");
+        assert_eq!(slug(&runs[6]), "tokio-json.batched-ws");
         let run = matrix("tokio")[6];
         assert_eq!(run.prefix(), "interop.py.tokio.json_batched.ws");
         assert_eq!(
@@ -446,6 +677,40 @@ mod tests {
     }
 
     #[test]
+    fn router_checks() {
+        let names: Vec<String> = CHECKS.iter().map(Cell::name).collect();
+        assert_eq!(
+            names,
+            [
+                "json ws",
+                "msgpack ws",
+                "cbor ws",
+                "json.batched ws",
+                "json rs",
+                "msgpack rs",
+                "cbor rs"
+            ]
+        );
+        // batched only on WebSocket (RawSocket has no batched mode)
+        assert!(
+            CHECKS
+                .iter()
+                .all(|c| !c.batched || c.transport == WebSocket)
+        );
+        assert_eq!(CHECKS[3].uri_part(), "json_batched.ws");
+        let ports = Ports {
+            websocket: 1,
+            rawsocket: 2,
+        };
+        assert_eq!(
+            CHECKS[6].args(ports, "p".to_owned()).join(" "),
+            "--url rs://127.0.0.1:2 --serializer cbor --prefix p --realm realm1"
+        );
+        let root = cargo::workspace_root();
+        assert!(root.join(CHECK).is_file() && root.join(PEER).is_file());
+    }
+
+    #[test]
     fn counting() {
         let output = "log line\nPASS add2\nFAIL echo: kwargs lost\nPASS  x\nFAILED\n";
         let (tally, failures) = count(output);
@@ -456,25 +721,11 @@ mod tests {
         assert!(verdict(ok, tally).is_some());
         assert!(verdict(failed, tally).is_none());
         assert!(verdict(ok, Tally::default()).is_some());
-        assert!(
-            verdict(
-                failed,
-                Tally {
-                    passed: 1,
-                    failed: 0
-                }
-            )
-            .is_some()
-        );
-        assert!(
-            verdict(
-                ok,
-                Tally {
-                    passed: 1,
-                    failed: 0
-                }
-            )
-            .is_none()
-        );
+        let passed = Tally {
+            passed: 1,
+            failed: 0,
+        };
+        assert!(verdict(failed, passed).is_some());
+        assert!(verdict(ok, passed).is_none());
     }
 }

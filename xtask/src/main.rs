@@ -3,8 +3,8 @@
 //! Tasks:
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
-//! * `interop`: the WAMP client against Crossbar.io and AutobahnPython, see
-//!   [`interop`],
+//! * `interop`: the WAMP client and router against Crossbar.io and
+//!   AutobahnPython, see [`interop`],
 //! * `test`: everything CI checks (format, lints, tests, doc tests, autobahn),
 //!   see [`test`],
 //! * `help`: usage.
@@ -45,8 +45,11 @@ tasks:
       --update-docs    regenerate docs/conformance.md from every report in
                        target/autobahn/*/
       --no-run         do not run wstest, only summarise the existing reports
-  interop [options]    the WAMP client against Crossbar.io and AutobahnPython
+  interop [options]    the WAMP client and router against Crossbar.io and
+                       AutobahnPython
       --runtime R      tokio, smol, async-std or all (default: all)
+      --router R       crossbar, fahrbahn or all (default: all): the router
+                       of the runs; fahrbahn also runs router_check.py
   test [--quick]       fmt, clippy, tests, doc tests and the default autobahn
                        matrix (--quick: without autobahn)
   help                 this text
@@ -59,8 +62,10 @@ program with the same command line instead.
 
 interop installs Crossbar.io and AutobahnPython (pinned in interop/) into
 ~/.cache/fahrbahn/crossbar-venv (override with FAHRBAHN_CROSSBAR_VENV) and runs
-the wamp_interop example; FAHRBAHN_INTEROP_BIN=PATH uses another program with
-the same command line instead. Logs go to target/interop/run/.";
+the wamp_interop example against Crossbar.io and then against `fahrbahn router`
+(the fahrbahn-cli crate, built in release mode); FAHRBAHN_INTEROP_BIN=PATH uses
+another program with the same command line instead, FAHRBAHN_ROUTER_BIN=PATH
+another fahrbahn binary. Logs go to target/interop/run/<router>/.";
 
 /// Count of passed and failed items (steps or conformance cases).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -90,8 +90,8 @@ fn steps(options: &Options) -> Vec<Step> {
     steps
 }
 
-/// The WAMP interop checks against Crossbar.io and AutobahnPython (before
-/// the long autobahn runs).
+/// The WAMP interop checks against Crossbar.io, the Fahrbahn router and
+/// AutobahnPython (before the long autobahn runs).
 fn interop_steps() -> Vec<Step> {
     crate::interop::steps_for_test()
         .into_iter()

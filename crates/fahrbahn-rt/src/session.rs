@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -183,8 +184,31 @@ enum Waiter {
     Done(oneshot::Sender<Result<(), Error>>),
 }
 
+/// Set when the caller cancels an invocation that is running.
+#[derive(Default)]
+struct Interrupt {
+    set: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Interrupt {
+    fn set(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
+        }
+    }
+
+    fn is_set(&self, cx: &Context<'_>) -> bool {
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        self.set.load(Ordering::SeqCst)
+    }
+}
+
 struct Inner {
     driver: Driver<BoxIo, ClientConnection>,
+    /// Invocations whose handlers are running, by request id.
+    running: HashMap<u64, Arc<Interrupt>>,
     driver_waker: Option<Waker>,
     waiters: HashMap<u64, Waiter>,
     handlers: HashMap<u64, Handler>,
@@ -335,15 +359,30 @@ impl Inner {
                     let _ = self.driver.conn.session_mut().yield_error(request, error);
                     return;
                 };
-                let future = handler(Invocation {
+                let mut future = handler(Invocation {
                     args,
                     kwargs,
                     details,
                 });
+                let interrupt = Arc::new(Interrupt::default());
+                self.running.insert(request, interrupt.clone());
                 let shared2 = shared.clone();
                 (shared.spawn)(Box::pin(async move {
-                    let outcome = future.await;
+                    // The handler runs until it finishes or its caller
+                    // cancels the call (INTERRUPT): then it is dropped and
+                    // the call answered with wamp.error.canceled.
+                    let outcome = poll_fn(|cx| {
+                        if interrupt.is_set(cx) {
+                            return Poll::Ready(Err(ApplicationError::new(
+                                fahrbahn_core::wamp::error::ERROR_CANCELED,
+                            )));
+                        }
+                        future.as_mut().poll(cx)
+                    })
+                    .await;
+                    drop(future);
                     let _ = shared2.command(|inner| {
+                        inner.running.remove(&request);
                         let session = inner.driver.conn.session_mut();
                         match outcome {
                             Ok(r) => session.yield_result(request, r.args, r.kwargs, Dict::new()),
@@ -354,6 +393,9 @@ impl Inner {
             }
             SessionEvent::Interrupt { request, .. } => {
                 log::debug!("invocation {request} interrupted by its caller");
+                if let Some(interrupt) = self.running.get(&request) {
+                    interrupt.set();
+                }
             }
             SessionEvent::Event {
                 subscription,
@@ -388,6 +430,9 @@ impl Inner {
                 }
                 self.subscriptions.clear();
                 self.handlers.clear();
+                for interrupt in self.running.values() {
+                    interrupt.set();
+                }
             }
             _ => {}
         }
@@ -628,6 +673,7 @@ impl Session {
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
                 driver: Driver::new(io, conn, timer),
+                running: HashMap::new(),
                 driver_waker: None,
                 waiters: HashMap::new(),
                 handlers: HashMap::new(),

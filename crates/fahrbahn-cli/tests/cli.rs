@@ -1,0 +1,419 @@
+//! End-to-end tests of the `fahrbahn` binary against an embedded router
+//! started in-process on free ports. Every wait has a timeout, and every
+//! child process is killed when its handle drops.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use fahrbahn::tokio::TokioRuntime;
+use fahrbahn::{CallResult, Dict, Router, Session, Value};
+use tokio::io::{AsyncBufReadExt, BufReader, Lines};
+use tokio::process::{Child, ChildStderr, ChildStdout, Command};
+use tokio::time::timeout;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fahrbahn");
+const LIMIT: Duration = Duration::from_secs(20);
+
+async fn start_router() -> (Router, String) {
+    let router = Router::builder()
+        .realm("realm1")
+        .websocket("127.0.0.1:0")
+        .rawsocket("127.0.0.1:0")
+        .start(&TokioRuntime)
+        .await
+        .expect("router starts");
+    let url = router.websocket_url().expect("a websocket listener");
+    (router, url)
+}
+
+async fn session(url: &str) -> Session {
+    timeout(LIMIT, fahrbahn::tokio::session(url, "realm1"))
+        .await
+        .expect("join in time")
+        .expect("join")
+}
+
+struct Output {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary to completion (within the time limit).
+async fn run(args: &[&str]) -> Output {
+    let child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn fahrbahn");
+    let out = timeout(LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("fahrbahn {args:?} did not finish in time"))
+        .expect("wait");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A long-running `fahrbahn` (subscribe, register, router).
+struct Running {
+    child: Child,
+    stdout: Lines<BufReader<ChildStdout>>,
+    stderr: Lines<BufReader<ChildStderr>>,
+}
+
+impl Running {
+    fn spawn(args: &[&str]) -> Running {
+        let mut child = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn fahrbahn");
+        let stdout = BufReader::new(child.stdout.take().unwrap()).lines();
+        let stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+        Running {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// Waits for a stderr line containing `needle`.
+    async fn stderr_until(&mut self, needle: &str) {
+        let found = timeout(LIMIT, async {
+            while let Some(line) = self.stderr.next_line().await.expect("read stderr") {
+                if line.contains(needle) {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {needle:?} on stderr in time"));
+        assert!(found, "stderr ended without {needle:?}");
+    }
+
+    async fn stdout_line(&mut self) -> String {
+        timeout(LIMIT, self.stdout.next_line())
+            .await
+            .expect("a stdout line in time")
+            .expect("read stdout")
+            .expect("stdout ended")
+    }
+
+    /// Sends SIGTERM and expects a clean exit.
+    async fn terminate(mut self) {
+        let pid = self.child.id().expect("still running");
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+        let status = timeout(LIMIT, self.child.wait())
+            .await
+            .expect("exit after SIGTERM in time")
+            .expect("wait");
+        assert!(status.success(), "exit status {status:?}");
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {text:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_prints_the_result() {
+    let (router, url) = start_router().await;
+    let callee = session(&url).await;
+    callee
+        .register("com.example.add2", |inv| async move {
+            let (a, b): (i64, i64) = inv.decode()?;
+            Ok(CallResult::args(vec![(a + b).into()]))
+        })
+        .await
+        .unwrap();
+    callee
+        .register("com.example.echo", |inv| async move {
+            Ok(CallResult::new(inv.args, inv.kwargs))
+        })
+        .await
+        .unwrap();
+
+    let out = run(&["call", "com.example.add2", "2", "3", "--url", &url]).await;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "5\n");
+
+    let out = run(&[
+        "call",
+        "--url",
+        &url,
+        "--serializer",
+        "msgpack",
+        "com.example.echo",
+        "hello",
+        "-1.5",
+        "[1, true]",
+        "--kwargs",
+        r#"{"k": {"$bytes": "AAE="}}"#,
+    ])
+    .await;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(
+        json(&out.stdout),
+        json(r#"{"args": ["hello", -1.5, [1, true]], "kwargs": {"k": {"$bytes": "AAE="}}}"#)
+    );
+
+    // RawSocket works too, with CBOR.
+    let rs = router.rawsocket_url().unwrap();
+    let out = run(&[
+        "call",
+        "com.example.echo",
+        "x",
+        "--url",
+        &rs,
+        "--serializer",
+        "cbor",
+    ])
+    .await;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    assert_eq!(out.stdout, "\"x\"\n");
+
+    callee.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_errors_exit_1() {
+    let (router, url) = start_router().await;
+    let out = run(&["call", "com.example.nothing", "--url", &url]).await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr.contains("wamp.error.no_such_procedure"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("com.example.nothing"));
+
+    let out = run(&["call", "a.b", "--url", &url, "--realm", "nope"]).await;
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("wamp.error.no_such_realm"),
+        "{}",
+        out.stderr
+    );
+    router.shutdown().await;
+
+    // Nobody listens there any more.
+    let out = run(&["call", "a.b", "--url", &url]).await;
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains(&format!("cannot connect to {url}")),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("fahrbahn router"));
+
+    // Usage errors exit 2.
+    let out = run(&["call"]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("missing URI"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_reaches_a_subscriber() {
+    let (router, url) = start_router().await;
+    let subscriber = session(&url).await;
+    let mut events = subscriber.subscribe("com.example.topic").await.unwrap();
+
+    let out = run(&[
+        "publish",
+        "com.example.topic",
+        "1",
+        "two",
+        "--kwargs",
+        r#"{"k": null}"#,
+        "--acknowledge",
+        "--url",
+        &url,
+    ])
+    .await;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+
+    let event = timeout(LIMIT, events.next())
+        .await
+        .expect("event in time")
+        .expect("an event");
+    assert_eq!(event.args, vec![Value::Int(1), Value::String("two".into())]);
+    let mut kwargs = Dict::new();
+    kwargs.insert("k".into(), Value::Null);
+    assert_eq!(event.kwargs, kwargs);
+
+    // Without --acknowledge the event still arrives (sent before GOODBYE).
+    let out = run(&["publish", "com.example.topic", "--url", &url]).await;
+    assert_eq!(out.code, Some(0), "stderr: {}", out.stderr);
+    let event = timeout(LIMIT, events.next()).await.unwrap().unwrap();
+    assert!(event.args.is_empty());
+
+    drop(events);
+    subscriber.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_prints_json_lines() {
+    let (router, url) = start_router().await;
+    let mut sub = Running::spawn(&["subscribe", "com.example.topic", "--url", &url]);
+    sub.stderr_until("subscribed to com.example.topic").await;
+
+    let publisher = session(&url).await;
+    let mut kwargs = Dict::new();
+    kwargs.insert("b".into(), Value::Bytes(vec![0, 1]));
+    publisher
+        .publish_with(
+            "com.example.topic",
+            vec!["hello".into(), 5.into()],
+            kwargs,
+            [("acknowledge".to_owned(), Value::Bool(true))].into(),
+        )
+        .await
+        .unwrap();
+    let line = sub.stdout_line().await;
+    assert_eq!(
+        json(&line),
+        json(r#"{"args": ["hello", 5], "kwargs": {"b": {"$bytes": "AAE="}}}"#)
+    );
+    publisher
+        .publish("com.example.topic", vec![], Dict::new())
+        .await
+        .unwrap();
+    assert_eq!(
+        json(&sub.stdout_line().await),
+        json(r#"{"args": [], "kwargs": {}}"#)
+    );
+
+    sub.terminate().await;
+    publisher.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_serves_a_command() {
+    let (router, url) = start_router().await;
+    let mut reg = Running::spawn(&["register", "com.example.echo", "--url", &url, "--", "echo"]);
+    reg.stderr_until("registered com.example.echo").await;
+    let mut fail = Running::spawn(&[
+        "register",
+        "com.example.fail",
+        "--url",
+        &url,
+        "--",
+        "sh",
+        "-c",
+        "echo broken >&2; exit 3",
+    ]);
+    fail.stderr_until("registered com.example.fail").await;
+
+    let caller = session(&url).await;
+    let result = timeout(
+        LIMIT,
+        caller.call(
+            "com.example.echo",
+            vec!["hello".into(), 42.into()],
+            Dict::new(),
+        ),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(result.args, vec![Value::String("hello 42".into())]);
+
+    let result = timeout(
+        LIMIT,
+        caller.call("com.example.echo", vec![42.into()], Dict::new()),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(result.args, vec![Value::Int(42)]);
+
+    let error = timeout(LIMIT, caller.call("com.example.fail", vec![], Dict::new()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    let fahrbahn::Error::Wamp(e) = error else {
+        panic!("not an application error: {error}");
+    };
+    assert_eq!(e.error, "com.fahrbahn.error.command_failed");
+    assert_eq!(e.kwargs.get("exit_code"), Some(&Value::Int(3)));
+    assert_eq!(
+        e.kwargs.get("stderr"),
+        Some(&Value::String("broken".into()))
+    );
+
+    reg.terminate().await;
+    fail.terminate().await;
+    // Once the callee left, the procedure is gone.
+    let error = timeout(LIMIT, caller.call("com.example.echo", vec![], Dict::new()))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(error.to_string().contains("no_such_procedure"), "{error}");
+    caller.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_subcommand_serves_until_sigterm() {
+    let mut router = Running::spawn(&["router", "--ws", "127.0.0.1:0", "--realm", "realm1"]);
+    let banner = router.stdout_line().await;
+    assert!(banner.contains("realm1"), "{banner}");
+    let listening = router.stdout_line().await;
+    let url = listening
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected line {listening:?}"))
+        .to_owned();
+    assert!(url.starts_with("ws://127.0.0.1:"), "{url}");
+
+    let out = run(&["call", "com.example.nothing", "--url", &url]).await;
+    assert_eq!(out.code, Some(1));
+    assert!(out.stderr.contains("no_such_procedure"), "{}", out.stderr);
+
+    router.terminate().await;
+}
+
+#[tokio::test]
+async fn help_for_every_subcommand() {
+    let out = run(&["--help"]).await;
+    assert_eq!(out.code, Some(0));
+    assert!(out.stdout.starts_with("Usage: fahrbahn"));
+    for command in ["router", "call", "publish", "subscribe", "register"] {
+        for flag in ["--help", "-h"] {
+            let out = run(&[command, flag]).await;
+            assert_eq!(out.code, Some(0), "{command} {flag}: {}", out.stderr);
+            assert!(
+                out.stdout
+                    .starts_with(&format!("Usage: fahrbahn {command}")),
+                "{command} {flag}: {}",
+                out.stdout
+            );
+        }
+    }
+    let out = run(&["--version"]).await;
+    assert_eq!(out.code, Some(0));
+    assert_eq!(
+        out.stdout,
+        format!("fahrbahn {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = run(&["bogus"]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("unknown command"));
+}
