@@ -5,17 +5,11 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::framing::{self, Framing, FramingEvent};
 use super::message::Message;
 use super::serializer::Serializer;
 use super::session::{Session, SessionConfig, SessionEvent};
 use crate::{CloseOrder, Machine, Rng, rawsocket, ws};
-
-/// The framing under the session.
-#[derive(Debug)]
-enum Framing {
-    WebSocket(Box<ws::Connection>),
-    RawSocket(rawsocket::Connection),
-}
 
 /// A WAMP client session over WebSocket or RawSocket bytes.
 ///
@@ -129,60 +123,28 @@ impl ClientConnection {
         self.pull_session_events();
         if self.session.is_closed() && !self.close_started && !self.framing_closed {
             self.close_started = true;
-            match &mut self.framing {
-                Framing::WebSocket(ws) => {
-                    if ws.is_open() {
-                        let _ = ws.close(now, ws::CloseCode::NORMAL, "");
-                    }
-                }
-                Framing::RawSocket(rs) => rs.close(),
-            }
+            self.framing.close(now, ws::CloseCode::NORMAL);
         }
     }
 
     fn send(&mut self, now: Instant, serializer: Serializer, batched: bool, msg: &Message) {
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        if batched {
-            serializer.encode_batched(msg, &mut buf);
-        } else {
-            serializer.encode(msg, &mut buf);
-        }
-        let result = match &mut self.framing {
-            Framing::WebSocket(ws) if serializer.is_binary() => {
-                ws.send_binary(&buf).map_err(|e| e.to_string())
-            }
-            Framing::WebSocket(ws) => match std::str::from_utf8(&buf) {
-                Ok(text) => ws.send_text(text).map_err(|e| e.to_string()),
-                Err(_) => Err("JSON encoder produced invalid UTF-8".to_owned()),
-            },
-            Framing::RawSocket(rs) => rs.send(&buf).map_err(|e| e.to_string()),
-        };
-        self.scratch = buf;
-        if let Err(e) = result {
+        if let Err(e) = self
+            .framing
+            .send(serializer, batched, msg, &mut self.scratch)
+        {
+            // E.g. too large for the peer: the transport is unusable.
             log::warn!("cannot send {}: {e}", msg.name());
-            if let Some(closed) = self.close_framing_with(now, &e) {
-                self.session.handle_transport_closed(&closed);
-            }
-            // A RawSocket ends at once: take its Closed event now, or the
-            // session's end would wait for a transport event that never
-            // comes.
-            self.drain_framing(now);
+            self.end_transport(now, ws::CloseCode::POLICY_VIOLATION, &e);
         }
     }
 
-    /// A message could not be sent (e.g. too large for the peer): the
-    /// transport is unusable for this session.
-    fn close_framing_with(&mut self, now: Instant, why: &str) -> Option<String> {
-        match &mut self.framing {
-            Framing::WebSocket(ws) => {
-                if ws.is_open() {
-                    let _ = ws.close(now, ws::CloseCode::POLICY_VIOLATION, "");
-                }
-            }
-            Framing::RawSocket(rs) => rs.close(),
-        }
-        Some(why.to_owned())
+    /// Closes the framing because of `why` and ends the session with it.
+    fn end_transport(&mut self, now: Instant, code: ws::CloseCode, why: &str) {
+        self.framing.close(now, code);
+        self.session.handle_transport_closed(why);
+        // A RawSocket ends at once: take its Closed event now, or the
+        // session's end would wait for a transport event that never comes.
+        self.drain_framing(now);
     }
 
     fn pull_session_events(&mut self) {
@@ -195,12 +157,7 @@ impl ClientConnection {
         let Some((serializer, batched)) = self.serializer else {
             return;
         };
-        let decoded = if batched {
-            serializer.decode_batched(payload)
-        } else {
-            serializer.decode(payload).map(|m| vec![m])
-        };
-        match decoded {
+        match framing::decode(serializer, batched, payload) {
             Ok(messages) => {
                 for m in messages {
                     self.session.handle_message(m);
@@ -220,87 +177,44 @@ impl ClientConnection {
     }
 
     fn drain_framing(&mut self, now: Instant) {
-        loop {
-            match &mut self.framing {
-                Framing::WebSocket(ws) => match ws.poll_event() {
-                    None => break,
-                    Some(ws::Event::Connected(handshake)) => {
-                        match handshake
-                            .subprotocol
-                            .as_deref()
-                            .and_then(Serializer::from_subprotocol)
-                        {
-                            Some(s) => self.serializer = Some(s),
-                            None => {
-                                let why = "the router chose no WAMP subprotocol";
-                                self.close_framing_with(now, why);
-                                self.session.handle_transport_closed(why);
-                            }
-                        }
-                    }
-                    Some(ws::Event::Message(m)) => self.handle_payload(m.as_bytes()),
-                    Some(ws::Event::Closed(closed)) => {
-                        self.framing_closed = true;
-                        let why = match &closed.error {
-                            Some(e) => e.to_string(),
-                            None => format!("WebSocket closed ({})", closed.code),
-                        };
-                        self.session.handle_transport_closed(&why);
-                    }
-                    Some(_) => {}
-                },
-                Framing::RawSocket(rs) => match rs.poll_event() {
-                    None => break,
-                    Some(rawsocket::Event::Connected { serializer, .. }) => {
-                        self.serializer =
-                            Serializer::from_rawsocket_id(serializer).map(|s| (s, false));
-                    }
-                    Some(rawsocket::Event::Message(m)) => self.handle_payload(&m),
-                    Some(rawsocket::Event::Closed(error)) => {
-                        self.framing_closed = true;
-                        let why = match error {
-                            Some(e) => e.to_string(),
-                            None => "RawSocket closed".to_owned(),
-                        };
-                        self.session.handle_transport_closed(&why);
-                    }
-                    Some(_) => {}
-                },
+        while let Some(event) = self.framing.poll_event() {
+            match event {
+                FramingEvent::Connected(Some(serializer)) => self.serializer = Some(serializer),
+                FramingEvent::Connected(None) => {
+                    let why = "the router chose no WAMP subprotocol";
+                    self.end_transport(now, ws::CloseCode::POLICY_VIOLATION, why);
+                }
+                FramingEvent::Payload(payload) => self.handle_payload(&payload),
+                FramingEvent::Closed { why, .. } => {
+                    self.framing_closed = true;
+                    self.session.handle_transport_closed(&why);
+                }
+                FramingEvent::Request(_) => {}
             }
         }
     }
-}
-
-/// Forwards a byte-level call to whichever framing is in use.
-macro_rules! framing {
-    ($self:ident, $f:ident => $e:expr) => {
-        match &mut $self.framing {
-            Framing::WebSocket($f) => $e,
-            Framing::RawSocket($f) => $e,
-        }
-    };
 }
 
 impl Machine for ClientConnection {
     type Event = SessionEvent;
 
     fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
-        framing!(self, f => f.handle_bytes(now, data));
+        self.framing.handle_bytes(now, data);
         self.process_framing(now);
     }
 
     fn handle_eof(&mut self, now: Instant) {
-        framing!(self, f => f.handle_eof(now));
+        self.framing.handle_eof(now);
         self.process_framing(now);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        framing!(self, f => f.handle_timeout(now));
+        self.framing.handle_timeout(now);
         self.process_framing(now);
     }
 
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        framing!(self, f => f.poll_transmit(buf))
+        self.framing.poll_transmit(buf)
     }
 
     fn poll_event(&mut self) -> Option<SessionEvent> {
@@ -312,10 +226,7 @@ impl Machine for ClientConnection {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        match &self.framing {
-            Framing::WebSocket(f) => f.poll_timeout(),
-            Framing::RawSocket(f) => f.poll_timeout(),
-        }
+        self.framing.poll_timeout()
     }
 
     fn is_closed(&self) -> bool {
@@ -323,16 +234,10 @@ impl Machine for ClientConnection {
     }
 
     fn close_order(&self) -> CloseOrder {
-        match &self.framing {
-            Framing::WebSocket(f) => Machine::close_order(f.as_ref()),
-            Framing::RawSocket(f) => Machine::close_order(f),
-        }
+        self.framing.close_order()
     }
 
     fn linger(&self) -> Duration {
-        match &self.framing {
-            Framing::WebSocket(f) => Machine::linger(f.as_ref()),
-            Framing::RawSocket(f) => Machine::linger(f),
-        }
+        self.framing.linger()
     }
 }

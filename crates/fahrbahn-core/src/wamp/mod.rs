@@ -40,6 +40,7 @@
 
 mod client;
 pub mod error;
+mod framing;
 mod id;
 mod message;
 pub mod router;

@@ -6,6 +6,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::framing::{self, Framing, FramingEvent};
 use super::message::Message;
 use super::serializer::Serializer;
 use crate::{CloseOrder, Machine, Rng, rawsocket, ws};
@@ -38,12 +39,6 @@ pub enum ServerEvent {
     Invalid(String),
     /// The transport ended (the reason when abnormal). The last event.
     Closed(Option<String>),
-}
-
-#[derive(Debug)]
-enum Framing {
-    WebSocket(Box<ws::Connection>),
-    RawSocket(rawsocket::Connection),
 }
 
 /// One client transport of a router.
@@ -99,50 +94,78 @@ impl ServerConnection {
         let Some((serializer, batched)) = self.serializer else {
             return Err("the transport is not connected".into());
         };
-        let mut buf = std::mem::take(&mut self.scratch);
-        buf.clear();
-        if batched {
-            serializer.encode_batched(message, &mut buf);
-        } else {
-            serializer.encode(message, &mut buf);
-        }
-        let result = match &mut self.framing {
-            Framing::WebSocket(ws) if serializer.is_binary() => {
-                ws.send_binary(&buf).map_err(|e| e.to_string())
-            }
-            Framing::WebSocket(ws) => match std::str::from_utf8(&buf) {
-                Ok(text) => ws.send_text(text).map_err(|e| e.to_string()),
-                Err(_) => Err("JSON encoder produced invalid UTF-8".to_owned()),
-            },
-            Framing::RawSocket(rs) => rs.send(&buf).map_err(|e| e.to_string()),
-        };
-        self.scratch = buf;
-        result
+        self.framing
+            .send(serializer, batched, message, &mut self.scratch)
     }
 
     /// Ends the transport (after whatever was sent so far).
     pub fn close(&mut self, now: Instant) {
-        match &mut self.framing {
-            Framing::WebSocket(ws) => {
-                if ws.is_open() {
-                    let _ = ws.close(now, ws::CloseCode::NORMAL, "");
+        self.framing.close(now, ws::CloseCode::NORMAL);
+        self.drain(now);
+    }
+
+    fn drain(&mut self, now: Instant) {
+        while let Some(event) = self.framing.poll_event() {
+            match event {
+                FramingEvent::Request(request) => self.answer_request(now, &request),
+                FramingEvent::Connected(Some((serializer, batched))) => {
+                    self.serializer = Some((serializer, batched));
+                    self.events.push_back(ServerEvent::Connected {
+                        serializer,
+                        batched,
+                    });
+                }
+                // Only WAMP subprotocols are accepted, so this cannot
+                // happen; treat it as the end of a useless transport.
+                FramingEvent::Connected(None) => {
+                    self.framing.close(now, ws::CloseCode::PROTOCOL_ERROR)
+                }
+                FramingEvent::Payload(payload) => self.push_payload(&payload),
+                FramingEvent::Closed { error, why } => {
+                    self.closed = true;
+                    self.events
+                        .push_back(ServerEvent::Closed(error.then_some(why)));
                 }
             }
-            Framing::RawSocket(rs) => rs.close(),
         }
-        self.drain(now);
+    }
+
+    /// Accepts a WebSocket upgrade that offers a WAMP subprotocol (the
+    /// first of ours the client offered); anything else gets HTTP 400.
+    fn answer_request(&mut self, now: Instant, request: &ws::HandshakeRequest) {
+        let Some(ws) = self.framing.websocket_mut() else {
+            return;
+        };
+        let offered = request.subprotocols();
+        let chosen = server_subprotocols()
+            .into_iter()
+            .find(|p| offered.contains(&p.as_str()));
+        let result = match chosen {
+            Some(p) => ws.accept(
+                now,
+                ws::Accept {
+                    subprotocol: Some(p),
+                    headers: Vec::new(),
+                },
+            ),
+            None => ws.reject(
+                400,
+                &format!(
+                    "This server only speaks WebSocket subprotocols {}",
+                    server_subprotocols().join(", ")
+                ),
+            ),
+        };
+        if let Err(e) = result {
+            log::debug!("handshake answer failed: {e}");
+        }
     }
 
     fn push_payload(&mut self, payload: &[u8]) {
         let Some((serializer, batched)) = self.serializer else {
             return;
         };
-        let decoded = if batched {
-            serializer.decode_batched(payload)
-        } else {
-            serializer.decode(payload).map(|m| vec![m])
-        };
-        match decoded {
+        match framing::decode(serializer, batched, payload) {
             Ok(messages) => self
                 .events
                 .extend(messages.into_iter().map(ServerEvent::Message)),
@@ -151,112 +174,28 @@ impl ServerConnection {
                 .push_back(ServerEvent::Invalid(format!("undecodable message: {e}"))),
         }
     }
-
-    fn drain(&mut self, now: Instant) {
-        loop {
-            match &mut self.framing {
-                Framing::WebSocket(ws) => match ws.poll_event() {
-                    None => break,
-                    Some(ws::Event::Request(request)) => {
-                        let offered = request.subprotocols();
-                        let chosen = server_subprotocols()
-                            .into_iter()
-                            .find(|p| offered.contains(&p.as_str()));
-                        let result = match chosen {
-                            Some(p) => ws.accept(
-                                now,
-                                ws::Accept {
-                                    subprotocol: Some(p),
-                                    headers: Vec::new(),
-                                },
-                            ),
-                            None => ws.reject(
-                                400,
-                                &format!(
-                                    "This server only speaks WebSocket subprotocols {}",
-                                    server_subprotocols().join(", ")
-                                ),
-                            ),
-                        };
-                        if let Err(e) = result {
-                            log::debug!("handshake answer failed: {e}");
-                        }
-                    }
-                    Some(ws::Event::Connected(handshake)) => {
-                        if let Some((serializer, batched)) = handshake
-                            .subprotocol
-                            .as_deref()
-                            .and_then(Serializer::from_subprotocol)
-                        {
-                            self.serializer = Some((serializer, batched));
-                            self.events.push_back(ServerEvent::Connected {
-                                serializer,
-                                batched,
-                            });
-                        }
-                    }
-                    Some(ws::Event::Message(m)) => self.push_payload(m.as_bytes()),
-                    Some(ws::Event::Closed(c)) => {
-                        self.closed = true;
-                        self.events
-                            .push_back(ServerEvent::Closed(c.error.map(|e| e.to_string())));
-                    }
-                    Some(_) => {}
-                },
-                Framing::RawSocket(rs) => match rs.poll_event() {
-                    None => break,
-                    Some(rawsocket::Event::Connected { serializer, .. }) => {
-                        if let Some(s) = Serializer::from_rawsocket_id(serializer) {
-                            self.serializer = Some((s, false));
-                            self.events.push_back(ServerEvent::Connected {
-                                serializer: s,
-                                batched: false,
-                            });
-                        }
-                    }
-                    Some(rawsocket::Event::Message(m)) => self.push_payload(&m),
-                    Some(rawsocket::Event::Closed(error)) => {
-                        self.closed = true;
-                        self.events
-                            .push_back(ServerEvent::Closed(error.map(|e| e.to_string())));
-                    }
-                    Some(_) => {}
-                },
-            }
-        }
-    }
-}
-
-/// Forwards a byte-level call to whichever framing is in use.
-macro_rules! framing {
-    ($self:ident, $f:ident => $e:expr) => {
-        match &mut $self.framing {
-            Framing::WebSocket($f) => $e,
-            Framing::RawSocket($f) => $e,
-        }
-    };
 }
 
 impl Machine for ServerConnection {
     type Event = ServerEvent;
 
     fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
-        framing!(self, f => f.handle_bytes(now, data));
+        self.framing.handle_bytes(now, data);
         self.drain(now);
     }
 
     fn handle_eof(&mut self, now: Instant) {
-        framing!(self, f => f.handle_eof(now));
+        self.framing.handle_eof(now);
         self.drain(now);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
-        framing!(self, f => f.handle_timeout(now));
+        self.framing.handle_timeout(now);
         self.drain(now);
     }
 
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        framing!(self, f => f.poll_transmit(buf))
+        self.framing.poll_transmit(buf)
     }
 
     fn poll_event(&mut self) -> Option<ServerEvent> {
@@ -264,10 +203,7 @@ impl Machine for ServerConnection {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        match &self.framing {
-            Framing::WebSocket(f) => f.poll_timeout(),
-            Framing::RawSocket(f) => f.poll_timeout(),
-        }
+        self.framing.poll_timeout()
     }
 
     fn is_closed(&self) -> bool {
@@ -279,10 +215,7 @@ impl Machine for ServerConnection {
     }
 
     fn linger(&self) -> Duration {
-        match &self.framing {
-            Framing::WebSocket(f) => Machine::linger(f.as_ref()),
-            Framing::RawSocket(f) => Machine::linger(f),
-        }
+        self.framing.linger()
     }
 }
 
