@@ -1,6 +1,7 @@
 //! `cargo xtask test`: everything CI checks, in order, continuing after
 //! failures so that every result shows.
 
+use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Instant;
 
@@ -52,16 +53,77 @@ impl Step {
     }
 }
 
+/// The test suites under nextest, where every test counts as one item:
+/// its output is passed through and its summary line
+/// (`N tests run: P passed, F failed, …`) read.
+fn nextest_step() -> Step {
+    let args = [
+        "nextest",
+        "run",
+        "--workspace",
+        "--all-features",
+        "--no-tests=warn",
+        "--no-fail-fast",
+    ];
+    Step {
+        name: format!("cargo {}", args.join(" ")),
+        run: Box::new(move || {
+            let mut tally = Tally::default();
+            let mut cmd = cargo::command(args);
+            cmd.stderr(Stdio::piped());
+            let mut child = match cmd.spawn() {
+                Ok(child) => child,
+                Err(e) => {
+                    tally.broke(format!("cannot run cargo nextest: {e}"));
+                    return tally;
+                }
+            };
+            let mut summary = None;
+            if let Some(stderr) = child.stderr.take() {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    eprintln!("{line}");
+                    if let Some(counts) = nextest_summary(&line) {
+                        summary = Some(counts);
+                    }
+                }
+            }
+            let ok = child.wait().is_ok_and(|status| status.success());
+            match summary {
+                Some((passed, failed)) => {
+                    tally.passed += passed;
+                    tally.failed += failed;
+                    if !ok && failed == 0 {
+                        tally.broke("cargo nextest failed");
+                    }
+                }
+                None => tally.record(ok),
+            }
+            tally
+        }),
+    }
+}
+
+/// Parses nextest's `Summary [ 1.2s] 231 tests run: 230 passed, 1 failed, …`.
+fn nextest_summary(line: &str) -> Option<(usize, usize)> {
+    let rest = line.split("tests run:").nth(1)?;
+    let mut passed = None;
+    let mut failed = 0;
+    for part in rest.split(',') {
+        let mut words = part.split_whitespace();
+        let n: usize = words.next()?.parse().ok()?;
+        match words.next() {
+            Some("passed") => passed = Some(n),
+            Some("failed") | Some("timed") => failed += n,
+            _ => {}
+        }
+    }
+    Some((passed?, failed))
+}
+
 /// The steps, in order.
 fn steps(options: &Options) -> Vec<Step> {
     let tests = if has_nextest() {
-        Step::cargo(&[
-            "nextest",
-            "run",
-            "--workspace",
-            "--all-features",
-            "--no-tests=warn",
-        ])
+        nextest_step()
     } else {
         eprintln!("note: cargo-nextest is not installed, using cargo test");
         Step::cargo(&["test", "--workspace", "--all-features"])
@@ -136,4 +198,22 @@ pub(crate) fn task(options: Options) -> Tally {
         total.add(tally);
     }
     total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nextest_summary;
+
+    #[test]
+    fn reads_nextest_summaries() {
+        assert_eq!(
+            nextest_summary("     Summary [  24.845s] 231 tests run: 231 passed, 0 skipped"),
+            Some((231, 0))
+        );
+        assert_eq!(
+            nextest_summary("     Summary [   5.1s] 10 tests run: 8 passed, 2 failed, 1 skipped"),
+            Some((8, 2))
+        );
+        assert_eq!(nextest_summary("   Compiling foo"), None);
+    }
 }
