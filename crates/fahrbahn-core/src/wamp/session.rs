@@ -333,7 +333,8 @@ enum State {
     Closed,
 }
 
-fn feature_set(names: &[&str]) -> Value {
+/// A role entry `{"features": {name: true, …}}` for HELLO or WELCOME.
+pub(crate) fn feature_set(names: &[&str]) -> Value {
     let features: Dict = names
         .iter()
         .map(|n| ((*n).to_owned(), Value::Bool(true)))

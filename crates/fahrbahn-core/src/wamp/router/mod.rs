@@ -74,6 +74,7 @@ pub use auth::{
 };
 
 use crate::Rng;
+use crate::wamp::session::feature_set;
 use crate::wamp::{Dict, IdGenerator, Message, Value};
 use broker::Broker;
 use dealer::Dealer;
@@ -162,16 +163,6 @@ pub struct RealmStats {
     pub registrations: usize,
     /// Calls waiting for their callee's answer.
     pub pending_calls: usize,
-}
-
-fn feature_set(names: &[&str]) -> Value {
-    let features: Dict = names
-        .iter()
-        .map(|n| ((*n).to_owned(), Value::Bool(true)))
-        .collect();
-    let mut role = Dict::new();
-    role.insert("features".into(), Value::Dict(features));
-    Value::Dict(role)
 }
 
 /// The roles and features the router announces in WELCOME — exactly what
