@@ -226,6 +226,13 @@ struct Inner {
 struct Shared {
     inner: Mutex<Inner>,
     spawn: Spawner,
+    /// Set when the last user handle is dropped. A flag rather than a
+    /// command under the lock: the last handle may be dropped while the
+    /// lock is held (e.g. a handler closure holding a `Session` clone,
+    /// dropped when its registration goes away).
+    leave_requested: AtomicBool,
+    /// The driver task's waker, outside the main lock for the same reason.
+    wake_driver: Mutex<Option<Waker>>,
 }
 
 impl Shared {
@@ -442,9 +449,14 @@ impl Inner {
 /// The driver task of one session.
 async fn run(shared: Arc<Shared>) {
     poll_fn(|cx| {
+        *shared.wake_driver.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
         let mut inner = shared.lock();
         inner.driver_waker = Some(cx.waker().clone());
         loop {
+            if shared.leave_requested.swap(false, Ordering::SeqCst) {
+                let _ = inner.driver.conn.session_mut().leave_normal();
+                inner.driver.conn.flush(Instant::now());
+            }
             if inner.finished {
                 if inner.driver.poll_finish(cx).is_pending() {
                     return Poll::Pending;
@@ -495,9 +507,16 @@ struct LeaveOnDrop(Arc<Shared>);
 
 impl Drop for LeaveOnDrop {
     fn drop(&mut self) {
-        let _ = self
+        self.0.leave_requested.store(true, Ordering::SeqCst);
+        let waker = self
             .0
-            .command(|inner| inner.driver.conn.session_mut().leave_normal());
+            .wake_driver
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
@@ -686,6 +705,8 @@ impl Session {
                 driver_done: false,
             }),
             spawn: Arc::new(move |f| rt.spawn(f)),
+            leave_requested: AtomicBool::new(false),
+            wake_driver: Mutex::new(None),
         });
         runtime.spawn(Box::pin(run(shared.clone())));
         // The join (transport handshake, HELLO, authentication, WELCOME)
