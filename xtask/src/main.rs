@@ -3,6 +3,8 @@
 //! Tasks:
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
+//! * `bench`: the micro-benchmarks and the echo benchmarks, written to
+//!   `docs/benchmarks.md`, see [`bench`],
 //! * `interop`: the WAMP client and router against Crossbar.io and
 //!   AutobahnPython, see [`interop`],
 //! * `test`: everything CI checks (format, lints, tests, doc tests, autobahn),
@@ -15,6 +17,7 @@
 #![allow(clippy::print_stdout, reason = "xtask is a command line tool")]
 
 mod autobahn;
+mod bench;
 mod cargo;
 mod cli;
 mod crossbar;
@@ -45,6 +48,14 @@ tasks:
       --update-docs    regenerate docs/conformance.md from every report in
                        target/autobahn/*/
       --no-run         do not run wstest, only summarise the existing reports
+  bench [options]      core micro-benchmarks (criterion) and echo benchmarks
+                       against other servers; writes docs/benchmarks.md
+      --quick          short runs (criterion ~1s each, one 2s echo run per
+                       case) instead of 3 runs of 10s per case
+      --connections N  load generator connections (default: 16)
+      --no-micro       skip the micro-benchmarks
+      --no-echo        skip the echo benchmarks
+      --note TEXT      a note for the report (e.g. about the machine's load)
   interop [options]    the WAMP client and router against Crossbar.io and
                        AutobahnPython
       --runtime R      tokio, smol, async-std or all (default: all)
@@ -119,6 +130,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("autobahn") => cli::parse(autobahn::Options::parse, &rest).map(autobahn::task),
+        Some("bench") => cli::parse(bench::Options::parse, &rest).map(bench::task),
         Some("interop") => cli::parse(interop::Options::parse, &rest).map(interop::task),
         Some("test") => cli::parse(test::Options::parse, &rest).map(test::task),
         Some(other) => Err(format!("unknown task `{other}`")),

@@ -1,0 +1,143 @@
+//! Echo benchmarks of Fahrbahn against other Rust WebSocket servers.
+//!
+//! Two programs, run by `cargo xtask bench`:
+//! * `echo_server IMPL ADDR`: an echo server on a single-threaded runtime,
+//!   for each implementation in [`SERVERS`],
+//! * `loadgen`: a closed-loop load generator (N connections, each keeps one
+//!   masked message in flight) that counts echoes per second over a fixed
+//!   window after a warm-up.
+//!
+//! This module holds the bits both share: the minimal WebSocket framing of
+//! the load generator and of the hand-written `ceiling` server.
+
+/// The echo servers of `echo_server`, in report order.
+pub const SERVERS: [&str; 7] = [
+    "fahrbahn-tokio",
+    "fahrbahn-smol",
+    "fahrbahn-async-std",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+    "ceiling",
+];
+
+/// The WebSocket opcode of a text frame.
+pub const OP_TEXT: u8 = 0x1;
+/// The WebSocket opcode of a binary frame.
+pub const OP_BINARY: u8 = 0x2;
+/// The WebSocket opcode of a close frame.
+pub const OP_CLOSE: u8 = 0x8;
+
+/// Appends a final frame header (FIN set, no RSV bits) for `len` payload
+/// bytes; with `mask`, sets the mask bit and appends the key.
+pub fn write_header(out: &mut Vec<u8>, opcode: u8, len: usize, mask: Option<[u8; 4]>) {
+    out.push(0x80 | opcode);
+    let mask_bit = if mask.is_some() { 0x80 } else { 0 };
+    if len < 126 {
+        out.push(mask_bit | len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.push(mask_bit | 126);
+        out.extend_from_slice(&len.to_be_bytes());
+    } else {
+        out.push(mask_bit | 127);
+        out.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    if let Some(key) = mask {
+        out.extend_from_slice(&key);
+    }
+}
+
+/// XORs `data` with the masking key (RFC 6455 section 5.3).
+pub fn apply_mask(data: &mut [u8], key: [u8; 4]) {
+    let word = u32::from_ne_bytes(key);
+    let mut chunks = data.chunks_exact_mut(4);
+    for chunk in &mut chunks {
+        let v = u32::from_ne_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) ^ word;
+        chunk.copy_from_slice(&v.to_ne_bytes());
+    }
+    for (i, b) in chunks.into_remainder().iter_mut().enumerate() {
+        *b ^= key[i];
+    }
+}
+
+/// A whole masked client frame carrying `payload`.
+pub fn masked_frame(opcode: u8, payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 14);
+    write_header(&mut out, opcode, payload.len(), Some(key));
+    let start = out.len();
+    out.extend_from_slice(payload);
+    apply_mask(&mut out[start..], key);
+    out
+}
+
+/// The parsed fixed part of a frame header: `(fin, opcode, masked, len)`
+/// from its first two bytes, plus how many extended length bytes follow.
+pub fn parse_head(head: [u8; 2]) -> (bool, u8, bool, u8) {
+    let fin = head[0] & 0x80 != 0;
+    let opcode = head[0] & 0x0f;
+    let masked = head[1] & 0x80 != 0;
+    let len7 = head[1] & 0x7f;
+    (fin, opcode, masked, len7)
+}
+
+/// The number of extended length bytes for a 7-bit length field.
+pub fn extended_len_bytes(len7: u8) -> usize {
+    match len7 {
+        126 => 2,
+        127 => 8,
+        _ => 0,
+    }
+}
+
+/// The payload length from the 7-bit field and its extended bytes.
+pub fn payload_len(len7: u8, ext: &[u8]) -> u64 {
+    match len7 {
+        126 => u64::from(u16::from_be_bytes([ext[0], ext[1]])),
+        127 => {
+            let mut b = [0; 8];
+            b.copy_from_slice(&ext[..8]);
+            u64::from_be_bytes(b)
+        }
+        n => u64::from(n),
+    }
+}
+
+/// The client's upgrade request for `host` (a fixed key: the load generator
+/// checks the status only).
+pub fn upgrade_request(host: &str) -> String {
+    format!(
+        "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+}
+
+/// A message payload of `len` bytes: ASCII for text (valid UTF-8), a byte
+/// pattern for binary.
+pub fn payload(len: usize, text: bool) -> Vec<u8> {
+    if text {
+        (0..len).map(|i| b'a' + (i % 26) as u8).collect()
+    } else {
+        (0..len).map(|i| (i * 31 + 7) as u8).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_round_trip_and_header_lengths() {
+        for len in [0, 20, 125, 126, 1024, 65535, 65536] {
+            let data = payload(len, false);
+            let frame = masked_frame(OP_BINARY, &data, [1, 2, 3, 4]);
+            let (fin, opcode, masked, len7) = parse_head([frame[0], frame[1]]);
+            assert!(fin && masked);
+            assert_eq!(opcode, OP_BINARY);
+            let ext = extended_len_bytes(len7);
+            assert_eq!(payload_len(len7, &frame[2..2 + ext]), len as u64);
+            let mut body = frame[2 + ext + 4..].to_vec();
+            apply_mask(&mut body, [1, 2, 3, 4]);
+            assert_eq!(body, data);
+        }
+    }
+}

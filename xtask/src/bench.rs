@@ -1,0 +1,905 @@
+//! `cargo xtask bench [--quick]`: the core micro-benchmarks (criterion) and
+//! the echo benchmarks of Fahrbahn against other Rust WebSocket servers,
+//! summarised in `docs/benchmarks.md`.
+//!
+//! The echo benchmarks run each server of the `bench` crate in turn, pinned
+//! to CPU 0 (`taskset -c 0`, when taskset exists), with the closed-loop load
+//! generator pinned to CPU 1; every case (binary and text, 20 B, 1 KiB,
+//! 16 KiB) runs `runs` times and reports the median rate. The server's CPU
+//! time over the measuring window comes from `/proc/<pid>/stat`.
+//! Every micro-benchmark result and every echo case counts as one passed or
+//! failed item; a benchmark that fails to run counts as failed.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead as _, BufReader};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::cli::{self, Args};
+use crate::process::{describe, free_port, log_to, with_log};
+use crate::report::now_utc;
+use crate::{Result, Tally, cargo};
+
+/// The generated file, relative to the workspace root.
+pub(crate) const BENCHMARKS: &str = "docs/benchmarks.md";
+
+/// The echo servers of the `bench` crate, in report order (the first is the
+/// one the ratios are for).
+const SERVERS: [&str; 7] = [
+    "fahrbahn-tokio",
+    "fahrbahn-smol",
+    "fahrbahn-async-std",
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+    "ceiling",
+];
+
+/// The servers Fahrbahn is compared with in the ratio table.
+const PEERS: [&str; 4] = [
+    "tokio-tungstenite",
+    "fastwebsockets",
+    "tokio-websockets",
+    "ceiling",
+];
+
+const KINDS: [&str; 2] = ["binary", "text"];
+const SIZES: [usize; 3] = [20, 1 << 10, 16 << 10];
+
+/// The criterion benchmark groups of fahrbahn-core, in report order.
+const MICRO_GROUPS: [&str; 6] = [
+    "parse_unmask",
+    "build_mask",
+    "utf8",
+    "deflate_round_trip",
+    "wamp_encode",
+    "wamp_decode",
+];
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug)]
+pub(crate) struct Options {
+    /// Short runs: criterion for about a second per benchmark, one echo run
+    /// of 2 s per case.
+    quick: bool,
+    /// Open connections of the load generator.
+    connections: usize,
+    /// Skip the micro-benchmarks.
+    no_micro: bool,
+    /// Skip the echo benchmarks.
+    no_echo: bool,
+    /// A note for the report, e.g. about the machine's load.
+    note: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            quick: false,
+            connections: 16,
+            no_micro: false,
+            no_echo: false,
+            note: None,
+        }
+    }
+}
+
+impl Options {
+    /// Parses the options of `cargo xtask bench`.
+    pub(crate) fn parse(args: &mut Args) -> Result<Self> {
+        let mut options = Self::default();
+        while let Some(flag) = args.next_flag()? {
+            match flag.as_str() {
+                "--quick" => options.quick = true,
+                "--no-micro" => options.no_micro = true,
+                "--no-echo" => options.no_echo = true,
+                "--connections" => {
+                    let value = args.value(&flag)?;
+                    options.connections = value
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| format!("--connections: bad count `{value}`"))?;
+                }
+                "--note" => options.note = Some(args.value(&flag)?),
+                _ => return Err(cli::unknown(&flag)),
+            }
+        }
+        Ok(options)
+    }
+
+    /// Runs per echo case, their length and the warm-up before each.
+    fn echo_plan(&self) -> (usize, Duration, Duration) {
+        if self.quick {
+            (1, Duration::from_secs(2), Duration::from_millis(500))
+        } else {
+            (3, Duration::from_secs(10), Duration::from_secs(2))
+        }
+    }
+}
+
+/// Runs the benchmarks and writes the report.
+pub(crate) fn task(options: Options) -> Tally {
+    let mut tally = Tally::default();
+    let root = cargo::workspace_root();
+    let target = match cargo::target_dir() {
+        Ok(target) => target,
+        Err(e) => {
+            tally.broke(e);
+            return tally;
+        }
+    };
+
+    let micro = if options.no_micro {
+        Vec::new()
+    } else {
+        run_micro(&options, &target, &mut tally)
+    };
+    let echo = if options.no_echo {
+        BTreeMap::new()
+    } else {
+        run_echo(&options, &target, &mut tally)
+    };
+
+    let md = markdown(&options, &micro, &echo);
+    let out = root.join(BENCHMARKS);
+    match std::fs::write(&out, md) {
+        Ok(()) => {
+            eprintln!("==> wrote {}", out.display());
+            tally.pass();
+        }
+        Err(e) => tally.broke(format!("{}: {e}", out.display())),
+    }
+    tally
+}
+
+// ----- micro-benchmarks -------------------------------------------------
+
+/// One criterion result.
+#[derive(Debug, Clone)]
+struct Micro {
+    group: String,
+    function: String,
+    value: String,
+    /// Median time per iteration, ns.
+    median_ns: f64,
+    /// Bytes or elements per iteration.
+    throughput: Throughput,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Throughput {
+    Bytes(f64),
+    Elements(f64),
+}
+
+impl Micro {
+    /// Bytes/s or elements/s.
+    fn per_second(&self) -> f64 {
+        let n = match self.throughput {
+            Throughput::Bytes(n) | Throughput::Elements(n) => n,
+        };
+        n / self.median_ns * 1e9
+    }
+
+    fn formatted(&self) -> String {
+        let rate = self.per_second();
+        match self.throughput {
+            Throughput::Bytes(_) => format!("{:.2} GiB/s", rate / f64::from(1u32 << 30)),
+            Throughput::Elements(_) => format!("{:.2} M/s", rate / 1e6),
+        }
+    }
+}
+
+fn run_micro(options: &Options, target: &Path, tally: &mut Tally) -> Vec<Micro> {
+    let criterion_dir = target.join("criterion");
+    // Stale results of earlier runs must not show up as this run's.
+    for group in MICRO_GROUPS {
+        let _ = std::fs::remove_dir_all(criterion_dir.join(group));
+    }
+    let mut cmd = cargo::command([
+        "bench",
+        "--package",
+        "fahrbahn-core",
+        "--bench",
+        "ws",
+        "--bench",
+        "wamp",
+        "--",
+        "--noplot",
+    ]);
+    if options.quick {
+        cmd.args(["--warm-up-time", "0.5", "--measurement-time", "1"]);
+    }
+    eprintln!("\n==> {}", describe(&cmd));
+    match crate::process::run(&mut cmd) {
+        Ok(true) => {}
+        Ok(false) => tally.broke("the micro-benchmarks failed"),
+        Err(e) => tally.broke(e),
+    }
+    let results = match read_criterion(&criterion_dir) {
+        Ok(results) => results,
+        Err(e) => {
+            tally.broke(e);
+            return Vec::new();
+        }
+    };
+    for group in MICRO_GROUPS {
+        let count = results.iter().filter(|m| m.group == group).count();
+        if count == 0 {
+            tally.broke(format!("no criterion results for the group {group}"));
+        }
+        for _ in 0..count {
+            tally.pass();
+        }
+    }
+    results
+}
+
+/// Every `*/new/benchmark.json` (with its `estimates.json`) below `dir`.
+fn read_criterion(dir: &Path) -> Result<Vec<Micro>> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let entries = std::fs::read_dir(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                if path.file_name().is_some_and(|n| n == "new") {
+                    if let Some(micro) = read_result(&path) {
+                        found.push(micro);
+                    }
+                } else {
+                    stack.push(path);
+                }
+            }
+        }
+    }
+    found.retain(|m| MICRO_GROUPS.contains(&m.group.as_str()));
+    found.sort_by_key(|m| {
+        let group = MICRO_GROUPS.iter().position(|g| *g == m.group);
+        (group, value_rank(&m.value), m.function.clone())
+    });
+    Ok(found)
+}
+
+fn read_result(dir: &Path) -> Option<Micro> {
+    let read = |name: &str| -> Option<Value> {
+        let text = std::fs::read_to_string(dir.join(name)).ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let benchmark = read("benchmark.json")?;
+    let estimates = read("estimates.json")?;
+    let throughput = &benchmark["throughput"];
+    let throughput = if let Some(n) = throughput["Bytes"].as_f64() {
+        Throughput::Bytes(n)
+    } else {
+        Throughput::Elements(throughput["Elements"].as_f64()?)
+    };
+    Some(Micro {
+        group: benchmark["group_id"].as_str()?.to_owned(),
+        function: benchmark["function_id"].as_str()?.to_owned(),
+        value: benchmark["value_str"].as_str()?.to_owned(),
+        median_ns: estimates["median"]["point_estimate"].as_f64()?,
+        throughput,
+    })
+}
+
+/// Sort key of criterion parameter strings: sizes, then serializers.
+fn value_rank(value: &str) -> (usize, String) {
+    const ORDER: [&str; 7] = [
+        "20B",
+        "1KiB",
+        "16KiB",
+        "1MiB",
+        "JSON",
+        "MessagePack",
+        "CBOR",
+    ];
+    let rank = ORDER
+        .iter()
+        .position(|v| *v == value)
+        .unwrap_or(ORDER.len());
+    (rank, value.to_owned())
+}
+
+// ----- echo benchmarks --------------------------------------------------
+
+/// One echo case: implementation, kind, size.
+type Case = (String, &'static str, usize);
+
+/// One run of the load generator.
+#[derive(Debug, Clone, Copy)]
+struct EchoRun {
+    /// Echoes per second.
+    rate: f64,
+    /// The server's CPU time over the window, as a share of one CPU.
+    server_cpu: Option<f64>,
+}
+
+/// The median of each case's runs.
+type EchoResults = BTreeMap<Case, EchoRun>;
+
+fn run_echo(options: &Options, target: &Path, tally: &mut Tally) -> EchoResults {
+    let mut results = EchoResults::new();
+    let mut cmd = cargo::command(["build", "--release", "--package", "bench", "--bins"]);
+    eprintln!("\n==> {}", describe(&cmd));
+    match crate::process::run(&mut cmd) {
+        Ok(true) => {}
+        Ok(false) => {
+            tally.broke("building the bench crate failed");
+            return results;
+        }
+        Err(e) => {
+            tally.broke(e);
+            return results;
+        }
+    }
+    let bin = target.join("release");
+    let server_bin = bin.join("echo_server");
+    let loadgen_bin = bin.join("loadgen");
+    let log_dir = target.join("bench");
+    if let Err(e) = std::fs::create_dir_all(&log_dir) {
+        tally.broke(format!("{}: {e}", log_dir.display()));
+        return results;
+    }
+    let taskset = has_taskset();
+    if !taskset {
+        eprintln!("note: taskset is missing, the processes are not pinned to CPUs");
+    }
+    let cases = KINDS.len() * SIZES.len();
+    for server in SERVERS {
+        eprintln!("\n==> echo server {server}");
+        let log = log_dir.join(format!("{server}.log"));
+        let port = match free_port() {
+            Ok(port) => port,
+            Err(e) => {
+                tally.broke(e);
+                continue;
+            }
+        };
+        let mut cmd = pinned(taskset, "0", &server_bin);
+        cmd.args([server, &format!("127.0.0.1:{port}")]);
+        let started = log_to(&log).and_then(|(out, err)| {
+            cmd.stdout(out).stderr(err);
+            Guard::spawn(server, &mut cmd)
+        });
+        let mut guard = match started.and_then(|mut g| g.wait_for_port(port).map(|()| g)) {
+            Ok(guard) => guard,
+            Err(e) => {
+                for _ in 0..cases {
+                    tally.broke(with_log(&log, format!("{server}: {e}")));
+                }
+                continue;
+            }
+        };
+        for kind in KINDS {
+            for size in SIZES {
+                let case = (server.to_owned(), kind, size);
+                match echo_case(options, taskset, &loadgen_bin, &mut guard, port, kind, size) {
+                    Ok(run) => {
+                        eprintln!(
+                            "    {server} {kind} {}: {:.0} msg/s, server CPU {}",
+                            size_name(size),
+                            run.rate,
+                            cpu_text(run.server_cpu)
+                        );
+                        results.insert(case, run);
+                        tally.pass();
+                    }
+                    Err(e) => tally.broke(with_log(
+                        &log,
+                        format!("{server} {kind} {}: {e}", size_name(size)),
+                    )),
+                }
+            }
+        }
+        guard.kill();
+    }
+    results
+}
+
+/// Runs one case `runs` times; the median run by rate.
+fn echo_case(
+    options: &Options,
+    taskset: bool,
+    loadgen: &Path,
+    server: &mut Guard,
+    port: u16,
+    kind: &str,
+    size: usize,
+) -> Result<EchoRun> {
+    let (runs, duration, warmup) = options.echo_plan();
+    let mut done = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        if let Some(status) = server.exited()? {
+            return Err(format!("the server exited ({status})"));
+        }
+        let mut cmd = pinned(taskset, "1", loadgen);
+        cmd.args(["--addr", &format!("127.0.0.1:{port}")])
+            .args(["--connections", &options.connections.to_string()])
+            .args(["--size", &size.to_string(), "--kind", kind])
+            .args(["--warmup", &warmup.as_secs_f64().to_string()])
+            .args(["--duration", &duration.as_secs_f64().to_string()]);
+        done.push(load_run(&mut cmd, server.pid(), warmup + duration)?);
+    }
+    done.sort_by(|a, b| a.rate.total_cmp(&b.rate));
+    Ok(done[done.len() / 2])
+}
+
+/// Runs the load generator once, sampling the server's CPU time when it
+/// announces the start and the end of its window.
+fn load_run(cmd: &mut Command, server_pid: u32, expected: Duration) -> Result<EchoRun> {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut guard = Guard::spawn("loadgen", cmd)?;
+    let stdout = guard.child.stdout.take().expect("stdout is piped");
+    let stderr = guard.child.stderr.take().expect("stderr is piped");
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+            text.push_str(&line);
+            text.push('\n');
+        }
+        text
+    });
+    // CPU seconds of the server at the start and the end of the window,
+    // and the result line.
+    let reader = std::thread::spawn(move || {
+        let (mut start, mut end, mut result) = (None, None, None);
+        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            match line.trim() {
+                "window start" => start = cpu_seconds(server_pid),
+                "window end" => end = cpu_seconds(server_pid),
+                r if r.starts_with("result ") => result = Some(r.to_owned()),
+                _ => {}
+            }
+        }
+        (start, end, result)
+    });
+    let status = guard.wait(expected + Duration::from_secs(30));
+    let (start, end, result) = reader.join().unwrap_or_default();
+    let stderr = errors.join().unwrap_or_default();
+    let status = status?;
+    let result = result.ok_or_else(|| format!("loadgen printed no result ({status})"))?;
+    if !status.success() {
+        return Err(format!(
+            "loadgen failed ({status}): {result}\n{}",
+            stderr.trim()
+        ));
+    }
+    let field = |name: &str| -> Option<f64> {
+        result
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .and_then(|v| v.parse().ok())
+    };
+    let rate = field("rate").ok_or_else(|| format!("bad loadgen result `{result}`"))?;
+    let secs = field("secs").unwrap_or(expected.as_secs_f64());
+    let server_cpu = start.zip(end).map(|(start, end)| (end - start) / secs);
+    Ok(EchoRun { rate, server_cpu })
+}
+
+/// User plus system CPU time of a process so far, in seconds.
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may
+    // contain spaces: state is field 3, utime 14, stime 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / clock_ticks())
+}
+
+/// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux when that fails).
+fn clock_ticks() -> f64 {
+    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .filter(|t: &f64| *t > 0.0)
+            .unwrap_or(100.0)
+    })
+}
+
+fn has_taskset() -> bool {
+    Command::new("taskset")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `program`, pinned to `cpu` with taskset when it is there (taskset execs
+/// the program: the pid stays the program's).
+fn pinned(taskset: bool, cpu: &str, program: &Path) -> Command {
+    if taskset {
+        let mut cmd = Command::new("taskset");
+        cmd.args(["-c", cpu]).arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A child process that is killed when dropped (like
+/// [`crate::process::Running`], with access to its pid and pipes).
+struct Guard {
+    name: String,
+    child: Child,
+}
+
+impl Guard {
+    fn spawn(name: &str, cmd: &mut Command) -> Result<Self> {
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot start {name} ({}): {e}", describe(cmd)))?;
+        Ok(Self {
+            name: name.to_owned(),
+            child,
+        })
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        self.child
+            .try_wait()
+            .map_err(|e| format!("{}: {e}", self.name))
+    }
+
+    fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.exited()? {
+                return Ok(status);
+            }
+            if start.elapsed() >= timeout {
+                self.kill();
+                return Err(format!(
+                    "{} did not finish within {}s and was killed",
+                    self.name,
+                    timeout.as_secs()
+                ));
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for_port(&mut self, port: u16) -> Result<()> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.exited()? {
+                return Err(format!("exited ({status}) before listening on {addr}"));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() >= Duration::from_secs(20) {
+                return Err(format!("did not listen on {addr} within 20s"));
+            }
+            sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+// ----- the report -------------------------------------------------------
+
+fn size_name(size: usize) -> String {
+    match size {
+        s if s >= 1 << 20 && s % (1 << 20) == 0 => format!("{} MiB", s >> 20),
+        s if s >= 1 << 10 && s % (1 << 10) == 0 => format!("{} KiB", s >> 10),
+        s => format!("{s} B"),
+    }
+}
+
+fn cpu_text(cpu: Option<f64>) -> String {
+    cpu.map_or_else(|| "?".to_owned(), |c| format!("{:.0}%", c * 100.0))
+}
+
+/// A command's trimmed stdout, if it ran.
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = Command::new(program).args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// CPU model, cores, kernel and toolchain.
+fn machine_info() -> Vec<(&'static str, String)> {
+    let lscpu = output("lscpu", &[]).unwrap_or_default();
+    let lscpu_field = |name: &str| {
+        lscpu.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            (k.trim() == name).then(|| v.trim().to_owned())
+        })
+    };
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = lscpu_field("Model name")
+        .or_else(|| {
+            cpuinfo.lines().find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                (k.trim() == "model name").then(|| v.trim().to_owned())
+            })
+        })
+        .unwrap_or_else(|| "?".to_owned());
+    let cpus = lscpu_field("CPU(s)").unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or_else(|_| "?".to_owned(), |n| n.to_string())
+    });
+    let mut info = vec![("CPU", model), ("CPUs", cpus)];
+    if let Some(threads) = lscpu_field("Thread(s) per core") {
+        info.push(("Threads per core", threads));
+    }
+    if let Some(hv) = lscpu_field("Hypervisor vendor") {
+        info.push(("Hypervisor", hv));
+    }
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .or_else(|_| output("uname", &["-r"]).ok_or(()))
+        .unwrap_or_else(|_| "?".to_owned());
+    info.push(("Kernel", kernel));
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    info.push((
+        "rustc",
+        output(&rustc, &["-V"]).unwrap_or_else(|| "?".to_owned()),
+    ));
+    info
+}
+
+fn markdown(options: &Options, micro: &[Micro], echo: &EchoResults) -> String {
+    let (runs, duration, warmup) = options.echo_plan();
+    let mode = if options.quick { "quick" } else { "full" };
+    let mut md = String::from(
+        "# Benchmarks\n\n\
+         <!-- Generated by `cargo xtask bench`; do not edit. -->\n\n",
+    );
+    md.push_str(&format!(
+        "Generated {} by `cargo xtask bench{}` ({mode} mode). Figures depend on \
+         the machine and its load; compare ratios within one report, not \
+         absolute numbers across reports.\n\n",
+        now_utc(),
+        if options.quick { " --quick" } else { "" },
+    ));
+    if let Some(note) = &options.note {
+        md.push_str(&format!("**Note:** {note}\n\n"));
+    }
+    md.push_str("## Machine\n\n| | |\n|---|---|\n");
+    for (key, value) in machine_info() {
+        md.push_str(&format!("| {key} | {value} |\n"));
+    }
+
+    md.push_str(
+        "\n## Core micro-benchmarks\n\n\
+         criterion, `cargo bench -p fahrbahn-core --bench ws --bench wamp`; \
+         median of the samples. Sources: `crates/fahrbahn-core/benches/`.\n",
+    );
+    if micro.is_empty() {
+        md.push_str("\nNot run.\n");
+    } else {
+        micro_tables(&mut md, micro);
+    }
+
+    md.push_str(&format!(
+        "\n## Echo throughput\n\n\
+         Closed loop: {} connections, each with one masked message in flight \
+         (send, read the whole echo, check it, send again); echoes per second \
+         over {}s after a {}s warm-up, median of {runs} run{}. Each server runs \
+         on a single-threaded runtime without permessage-deflate, pinned to \
+         CPU 0; the load generator (`bench/src/bin/loadgen.rs`, one thread) \
+         is pinned to CPU 1. *CPU* is the server's user + system time over \
+         the window as a share of one CPU; *per CPU-s* is echoes per second of \
+         server CPU time. `ceiling` is a hand-written server (raw TCP on \
+         tokio's current-thread runtime, unfragmented frames only, no UTF-8 \
+         check, no WebSocket library): the ceiling of the harness. \
+         Servers: `bench/src/bin/echo_server.rs`.\n",
+        options.connections,
+        duration.as_secs_f64(),
+        warmup.as_secs_f64(),
+        if runs == 1 { "" } else { "s" },
+    ));
+    if echo.is_empty() {
+        md.push_str("\nNot run.\n");
+    } else {
+        echo_tables(&mut md, echo);
+    }
+    md
+}
+
+fn micro_tables(md: &mut String, micro: &[Micro]) {
+    let tables: [(&str, &[&str]); 4] = [
+        (
+            "Frames (parse + unmask on the server, build + mask on the client)",
+            &["parse_unmask", "build_mask"],
+        ),
+        (
+            "UTF-8 validation (a text message through the server connection; the validators alone on the same bytes)",
+            &["utf8"],
+        ),
+        (
+            "permessage-deflate round trip (client compress + mask, server unmask + inflate + validate)",
+            &["deflate_round_trip"],
+        ),
+        (
+            "WAMP CALL encode / decode (messages per second)",
+            &["wamp_encode", "wamp_decode"],
+        ),
+    ];
+    for (title, groups) in tables {
+        let rows: Vec<&Micro> = micro
+            .iter()
+            .filter(|m| groups.contains(&m.group.as_str()))
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        // Columns: (group, function) in order of appearance.
+        let mut columns: Vec<(&str, &str)> = Vec::new();
+        let mut values: Vec<&str> = Vec::new();
+        for m in &rows {
+            if !columns.contains(&(m.group.as_str(), m.function.as_str())) {
+                columns.push((m.group.as_str(), m.function.as_str()));
+            }
+            if !values.contains(&m.value.as_str()) {
+                values.push(m.value.as_str());
+            }
+        }
+        columns.sort_by_key(|(g, _)| groups.iter().position(|x| x == g));
+        let label = |(g, f): (&str, &str)| {
+            if groups.len() == 1 {
+                f.to_owned()
+            } else {
+                g.to_owned()
+            }
+        };
+        let utf8 = groups == ["utf8"];
+        md.push_str(&format!("\n### {title}\n\n| |"));
+        for &column in &columns {
+            md.push_str(&format!(" {} |", label(column)));
+        }
+        if utf8 {
+            md.push_str(" fahrbahn / simdutf8 | fahrbahn / std |");
+        }
+        md.push_str("\n|---|");
+        md.push_str(&"--:|".repeat(columns.len() + if utf8 { 2 } else { 0 }));
+        md.push('\n');
+        for value in values {
+            let find = |(g, f): (&str, &str)| {
+                rows.iter()
+                    .find(|m| m.group == g && m.function == f && m.value == value)
+            };
+            md.push_str(&format!("| {value} |"));
+            for &column in &columns {
+                let cell = find(column).map_or_else(|| "–".to_owned(), |m| m.formatted());
+                md.push_str(&format!(" {cell} |"));
+            }
+            if utf8 {
+                let rate = |f| find(("utf8", f)).map(|m| m.per_second());
+                let ours = rate("fahrbahn_text_message");
+                for peer in ["simdutf8_basic", "std_from_utf8"] {
+                    md.push_str(&format!(" {} |", ratio(ours, rate(peer))));
+                }
+            }
+            md.push('\n');
+        }
+    }
+}
+
+fn ratio(ours: Option<f64>, theirs: Option<f64>) -> String {
+    match (ours, theirs) {
+        (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+        _ => "–".to_owned(),
+    }
+}
+
+fn echo_tables(md: &mut String, echo: &EchoResults) {
+    let get =
+        |server: &str, kind: &'static str, size: usize| echo.get(&(server.to_owned(), kind, size));
+    for kind in KINDS {
+        md.push_str(&format!(
+            "\n### {kind} messages: thousand echoes/s (server CPU, echoes per server CPU-s)\n\n| server |"
+        ));
+        for size in SIZES {
+            md.push_str(&format!(" {} |", size_name(size)));
+        }
+        md.push_str("\n|---|");
+        md.push_str(&"--:|".repeat(SIZES.len()));
+        md.push('\n');
+        for server in SERVERS {
+            md.push_str(&format!("| {server} |"));
+            for size in SIZES {
+                let cell = get(server, kind, size).map_or_else(
+                    || "failed".to_owned(),
+                    |run| {
+                        let per_cpu = run.server_cpu.filter(|c| *c > 0.0).map_or_else(
+                            || "?".to_owned(),
+                            |c| format!("{:.0}k", run.rate / c / 1e3),
+                        );
+                        format!(
+                            "{:.1}k ({}, {per_cpu})",
+                            run.rate / 1e3,
+                            cpu_text(run.server_cpu)
+                        )
+                    },
+                );
+                md.push_str(&format!(" {cell} |"));
+            }
+            md.push('\n');
+        }
+    }
+    let ours = SERVERS[0];
+    md.push_str(&format!(
+        "\n### Ratios: {ours} / peer (echoes per second; in parentheses per server CPU-s)\n\n| case |"
+    ));
+    for peer in PEERS {
+        md.push_str(&format!(" vs {peer} |"));
+    }
+    md.push_str("\n|---|");
+    md.push_str(&"--:|".repeat(PEERS.len()));
+    md.push('\n');
+    for kind in KINDS {
+        for size in SIZES {
+            md.push_str(&format!("| {kind} {} |", size_name(size)));
+            let mine = get(ours, kind, size);
+            for peer in PEERS {
+                let theirs = get(peer, kind, size);
+                let rate = ratio(mine.map(|r| r.rate), theirs.map(|r| r.rate));
+                let per_cpu = |r: &EchoRun| r.server_cpu.filter(|c| *c > 0.0).map(|c| r.rate / c);
+                let efficiency = ratio(mine.and_then(per_cpu), theirs.and_then(per_cpu));
+                md.push_str(&format!(" {rate} ({efficiency}) |"));
+            }
+            md.push('\n');
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_ratios() {
+        assert_eq!(size_name(20), "20 B");
+        assert_eq!(size_name(1024), "1 KiB");
+        assert_eq!(size_name(16 << 10), "16 KiB");
+        assert_eq!(ratio(Some(3.0), Some(2.0)), "1.50×");
+        assert_eq!(ratio(Some(3.0), None), "–");
+    }
+
+    #[test]
+    fn proc_stat_of_self() {
+        assert!(cpu_seconds(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn report_without_results() {
+        let md = markdown(&Options::default(), &[], &EchoResults::new());
+        assert!(md.contains("## Machine"));
+        assert!(md.contains("Not run."));
+    }
+}
