@@ -61,8 +61,8 @@ tasks:
       --runtime R      tokio, smol, async-std or all (default: all)
       --router R       crossbar, fahrbahn or all (default: all): the router
                        of the runs; fahrbahn also runs router_check.py
-  test [--quick]       fmt, clippy, tests, doc tests and the default autobahn
-                       matrix (--quick: without autobahn)
+  test [--quick]       fmt, clippy, tests, doc tests, the interop suite and the
+                       default autobahn matrix (--quick: without autobahn)
   help                 this text
 
 Reports go to target/autobahn/<runtime>-<role>/. wstest is taken from PATH or
