@@ -4,14 +4,15 @@
 
 #[macro_use]
 mod common;
+mod harness;
 
 use std::future::Future;
 
 use fahrbahn::async_std::AsyncStdRuntime;
 
 fn run<F: Future<Output = ()>>(scenario: impl FnOnce(AsyncStdRuntime) -> F) {
-    let _watchdog = common::Watchdog::start(std::thread::current().name().unwrap_or("?"));
-    async_std::task::block_on(common::guarded(AsyncStdRuntime, scenario));
+    let _watchdog = harness::Watchdog::start();
+    async_std::task::block_on(harness::guarded(AsyncStdRuntime, scenario));
 }
 
 scenario_tests!(run, async_std);

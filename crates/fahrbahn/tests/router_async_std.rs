@@ -4,14 +4,15 @@
 
 #[macro_use]
 mod router_common;
+mod harness;
 
 use std::future::Future;
 
 use fahrbahn::async_std::AsyncStdRuntime;
 
 fn run<F: Future<Output = ()>>(scenario: impl FnOnce(AsyncStdRuntime) -> F) {
-    let _watchdog = router_common::Watchdog::start();
-    async_std::task::block_on(router_common::guarded(AsyncStdRuntime, scenario));
+    let _watchdog = harness::Watchdog::start();
+    async_std::task::block_on(harness::guarded(AsyncStdRuntime, scenario));
 }
 
 router_tests!(run;

@@ -4,14 +4,15 @@
 
 #[macro_use]
 mod router_common;
+mod harness;
 
 use std::future::Future;
 
 use fahrbahn::smol::SmolRuntime;
 
 fn run<F: Future<Output = ()>>(scenario: impl FnOnce(SmolRuntime) -> F) {
-    let _watchdog = router_common::Watchdog::start();
-    smol::block_on(router_common::guarded(SmolRuntime, scenario));
+    let _watchdog = harness::Watchdog::start();
+    smol::block_on(harness::guarded(SmolRuntime, scenario));
 }
 
 router_tests!(run;

@@ -4,19 +4,20 @@
 
 #[macro_use]
 mod router_common;
+mod harness;
 
 use std::future::Future;
 
 use fahrbahn::tokio::TokioRuntime;
 
 fn run<F: Future<Output = ()>>(scenario: impl FnOnce(TokioRuntime) -> F) {
-    let _watchdog = router_common::Watchdog::start();
+    let _watchdog = harness::Watchdog::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(router_common::guarded(TokioRuntime, scenario));
+    runtime.block_on(harness::guarded(TokioRuntime, scenario));
 }
 
 router_tests!(run;

@@ -4,14 +4,15 @@
 
 #[macro_use]
 mod common;
+mod harness;
 
 use std::future::Future;
 
 use fahrbahn::smol::SmolRuntime;
 
 fn run<F: Future<Output = ()>>(scenario: impl FnOnce(SmolRuntime) -> F) {
-    let _watchdog = common::Watchdog::start(std::thread::current().name().unwrap_or("?"));
-    smol::block_on(common::guarded(SmolRuntime, scenario));
+    let _watchdog = harness::Watchdog::start();
+    smol::block_on(harness::guarded(SmolRuntime, scenario));
 }
 
 scenario_tests!(run, smol);

@@ -4,19 +4,20 @@
 
 #[macro_use]
 mod common;
+mod harness;
 
 use std::future::Future;
 
 use fahrbahn::tokio::TokioRuntime;
 
 fn run<F: Future<Output = ()>>(scenario: impl FnOnce(TokioRuntime) -> F) {
-    let _watchdog = common::Watchdog::start(std::thread::current().name().unwrap_or("?"));
+    let _watchdog = harness::Watchdog::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .unwrap();
-    runtime.block_on(common::guarded(TokioRuntime, scenario));
+    runtime.block_on(harness::guarded(TokioRuntime, scenario));
 }
 
 scenario_tests!(run, tokio);

@@ -6,25 +6,19 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::harness::{JoinHandle, Sleep, spawn};
 use fahrbahn::core::ws::HandshakeError;
 use fahrbahn::{
-    Accept, AsyncTimer, ClientConfig, CloseCode, Closed, DeflateConfig, Error, Handshake,
-    HandshakeRequest, Message, Runtime, ServerConfig, TcpListener as _, WebSocket,
+    Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Error, Handshake, HandshakeRequest,
+    Message, Runtime, ServerConfig, TcpListener as _, WebSocket,
 };
 use futures_util::future::{Either, select};
 use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use futures_util::{SinkExt, StreamExt as _};
-
-/// How long one scenario may run before it fails.
-pub(crate) const SCENARIO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long before the watchdog aborts the whole test process (for hangs
-/// that a timer cannot interrupt, e.g. a blocked executor thread).
-const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Defines one `#[test]` per scenario. `$run` is a function
 /// `fn run<F: Future<Output = ()>>(scenario: impl FnOnce(Rt) -> F)` of the
@@ -60,7 +54,7 @@ macro_rules! scenario_tests {
                     .await
                     .unwrap();
                 let url = format!("ws://{}/facade", listener.local_addr().unwrap());
-                let server = common::spawn(&rt, async move {
+                let server = crate::harness::spawn(&rt, async move {
                     let mut ws = fahrbahn::$module::accept(&listener, fahrbahn::ServerConfig::default())
                         .await
                         .unwrap();
@@ -101,122 +95,6 @@ macro_rules! scenario_tests {
             }
         )*
     };
-}
-
-// ----- harness -------------------------------------------------------------
-
-/// Aborts the process if it is still alive after [`WATCHDOG_TIMEOUT`];
-/// dropping it disarms it.
-pub(crate) struct Watchdog {
-    _disarm: mpsc::Sender<()>,
-}
-
-impl Watchdog {
-    pub(crate) fn start(name: &str) -> Self {
-        let (tx, rx) = mpsc::channel::<()>();
-        let name = name.to_owned();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG_TIMEOUT) {
-                eprintln!("watchdog: test {name} hung for {WATCHDOG_TIMEOUT:?}; aborting");
-                std::process::abort();
-            }
-        });
-        Self { _disarm: tx }
-    }
-}
-
-/// A runtime timer as a future.
-struct Sleep(Pin<Box<dyn AsyncTimer>>);
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-/// Runs `future`, panicking if it takes longer than `limit` (measured with
-/// the runtime's own timer).
-pub(crate) async fn timeout<R: Runtime, F: Future>(
-    rt: &R,
-    limit: Duration,
-    future: F,
-) -> F::Output {
-    let timer = Sleep(rt.new_timer(Instant::now() + limit));
-    match select(pin!(future), timer).await {
-        Either::Left((out, _)) => out,
-        Either::Right(((), _)) => panic!("timed out after {limit:?}"),
-    }
-}
-
-/// Runs a whole scenario under the per-scenario timeout (the files call this
-/// inside their `block_on`, with the watchdog armed).
-pub(crate) async fn guarded<R: Runtime, F: Future<Output = ()>>(
-    rt: R,
-    scenario: impl FnOnce(R) -> F,
-) {
-    let fut = scenario(rt.clone());
-    timeout(&rt, SCENARIO_TIMEOUT, fut).await;
-}
-
-struct Slot<T> {
-    value: Option<T>,
-    finished: bool,
-    waker: Option<Waker>,
-}
-
-/// The result of a task started with [`spawn`]; panics when awaited if
-/// the task panicked.
-pub(crate) struct JoinHandle<T>(Arc<Mutex<Slot<T>>>);
-
-struct Completer<T>(Arc<Mutex<Slot<T>>>);
-
-impl<T> Drop for Completer<T> {
-    fn drop(&mut self) {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        slot.finished = true;
-        if let Some(w) = slot.waker.take() {
-            w.wake();
-        }
-    }
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = slot.value.take() {
-            return Poll::Ready(v);
-        }
-        if slot.finished {
-            panic!("spawned task panicked (see its message above)");
-        }
-        slot.waker = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-/// Spawns `future` on the runtime and returns a handle to its output.
-pub(crate) fn spawn<R, T, F>(rt: &R, future: F) -> JoinHandle<T>
-where
-    R: Runtime,
-    T: Send + 'static,
-    F: Future<Output = T> + Send + 'static,
-{
-    let slot = Arc::new(Mutex::new(Slot {
-        value: None,
-        finished: false,
-        waker: None,
-    }));
-    let completer = Completer(slot.clone());
-    rt.spawn(Box::pin(async move {
-        let value = future.await;
-        completer.0.lock().unwrap().value = Some(value);
-        drop(completer);
-    }));
-    JoinHandle(slot)
 }
 
 // ----- helpers -------------------------------------------------------------

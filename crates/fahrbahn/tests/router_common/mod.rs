@@ -10,26 +10,21 @@
 
 use std::future::Future;
 use std::path::PathBuf;
-use std::pin::{Pin, pin};
+use std::pin::pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
+use crate::harness::{sleep, spawn, timeout};
 use fahrbahn::core::wamp::Message as Wamp;
 use fahrbahn::{
-    ApplicationError, AsyncTimer, CallResult, ClientConfig, Dict, Error, Message, Router,
-    RouterConfig, RouterLimits, Runtime, Serializer, Session, SessionError, SessionOptions,
-    TransportKind, Value, kwargs,
+    ApplicationError, CallResult, ClientConfig, Dict, Error, Message, Router, RouterConfig,
+    RouterLimits, Runtime, Serializer, Session, SessionError, SessionOptions, TransportKind, Value,
+    kwargs,
 };
 use futures_util::future::{Either, join_all, select};
 use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-/// How long one scenario may run before it fails.
-const SCENARIO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long before the watchdog aborts the whole test process.
-const WATCHDOG_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long one awaited step (an answer, an event, a close) may take.
 const STEP: Duration = Duration::from_secs(5);
 
@@ -87,71 +82,9 @@ macro_rules! router_tests {
     };
 }
 
-// ----- harness -------------------------------------------------------------
-
-/// Aborts the process if it is still alive after [`WATCHDOG_TIMEOUT`];
-/// dropping it disarms it.
-pub(crate) struct Watchdog {
-    _disarm: mpsc::Sender<()>,
-}
-
-impl Watchdog {
-    pub(crate) fn start() -> Self {
-        let name = std::thread::current().name().unwrap_or("?").to_owned();
-        let (tx, rx) = mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            if let Err(mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(WATCHDOG_TIMEOUT) {
-                eprintln!("watchdog: test {name} hung for {WATCHDOG_TIMEOUT:?}; aborting");
-                std::process::abort();
-            }
-        });
-        Self { _disarm: tx }
-    }
-}
-
-/// A runtime timer as a future.
-struct Sleep(Pin<Box<dyn AsyncTimer>>);
-
-impl Future for Sleep {
-    type Output = ();
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.0.as_mut().poll(cx)
-    }
-}
-
-/// Sleeps on the runtime's timer.
-async fn sleep<R: Runtime>(rt: &R, d: Duration) {
-    Sleep(rt.new_timer(Instant::now() + d)).await
-}
-
-/// Runs `future`, panicking (with `what`) if it takes longer than `limit`.
-async fn timeout<R: Runtime, F: Future>(
-    rt: &R,
-    limit: Duration,
-    what: &str,
-    future: F,
-) -> F::Output {
-    let timer = Sleep(rt.new_timer(Instant::now() + limit));
-    match select(pin!(future), timer).await {
-        Either::Left((out, _)) => out,
-        Either::Right(((), _)) => panic!("timed out after {limit:?}: {what}"),
-    }
-}
-
 /// [`timeout`] with the default [`STEP`].
 async fn step<R: Runtime, F: Future>(rt: &R, what: &str, future: F) -> F::Output {
     timeout(rt, STEP, what, future).await
-}
-
-/// Runs a whole scenario under the per-scenario timeout (called by the
-/// files inside their `block_on`, with a [`Watchdog`] armed).
-pub(crate) async fn guarded<R: Runtime, F: Future<Output = ()>>(
-    rt: R,
-    scenario: impl FnOnce(R) -> F,
-) {
-    let fut = scenario(rt.clone());
-    timeout(&rt, SCENARIO_TIMEOUT, "whole scenario", fut).await;
 }
 
 /// Waits (polling) until `cond` holds.
@@ -161,64 +94,6 @@ async fn wait_until<R: Runtime>(rt: &R, what: &str, mut cond: impl FnMut() -> bo
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         sleep(rt, Duration::from_millis(10)).await;
     }
-}
-
-struct Slot<T> {
-    value: Option<T>,
-    finished: bool,
-    waker: Option<Waker>,
-}
-
-/// The result of a task started with [`spawn`]; panics when awaited if the
-/// task panicked.
-struct JoinHandle<T>(Arc<Mutex<Slot<T>>>);
-
-struct Completer<T>(Arc<Mutex<Slot<T>>>);
-
-impl<T> Drop for Completer<T> {
-    fn drop(&mut self) {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        slot.finished = true;
-        if let Some(w) = slot.waker.take() {
-            w.wake();
-        }
-    }
-}
-
-impl<T> Future for JoinHandle<T> {
-    type Output = T;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<T> {
-        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(v) = slot.value.take() {
-            return Poll::Ready(v);
-        }
-        if slot.finished {
-            panic!("spawned task panicked (see its message above)");
-        }
-        slot.waker = Some(cx.waker().clone());
-        Poll::Pending
-    }
-}
-
-fn spawn<R, T, F>(rt: &R, future: F) -> JoinHandle<T>
-where
-    R: Runtime,
-    T: Send + 'static,
-    F: Future<Output = T> + Send + 'static,
-{
-    let slot = Arc::new(Mutex::new(Slot {
-        value: None,
-        finished: false,
-        waker: None,
-    }));
-    let completer = Completer(slot.clone());
-    rt.spawn(Box::pin(async move {
-        let value = future.await;
-        completer.0.lock().unwrap().value = Some(value);
-        drop(completer);
-    }));
-    JoinHandle(slot)
 }
 
 // ----- router fixture --------------------------------------------------------
