@@ -709,19 +709,23 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
         id
     };
     let mut closing = false;
+    // Swapped with the outbox's queue each round, so the two buffers keep
+    // their capacity instead of allocating a queue per batch.
+    let mut batch = VecDeque::new();
     poll_fn(|cx| {
         loop {
             // Deliver what the router queued for this client.
-            let (batch, close) = {
+            let close = {
                 let mut core = shared.lock();
                 let Some(out) = core.outboxes.get_mut(&id) else {
                     return Poll::Ready(());
                 };
                 out.waker = Some(cx.waker().clone());
-                (std::mem::take(&mut out.queue), out.close)
+                std::mem::swap(&mut out.queue, &mut batch);
+                out.close
             };
-            for msg in &batch {
-                if let Err(e) = driver.conn.send(msg) {
+            for msg in batch.drain(..) {
+                if let Err(e) = driver.conn.send(&msg) {
                     log::debug!("cannot deliver {} to {id:?}: {e}", msg.name());
                 }
             }

@@ -222,14 +222,42 @@ impl Connection {
 
     /// Feeds bytes from the transport.
     pub fn handle_bytes(&mut self, _now: Instant, data: &[u8]) {
-        if matches!(self.state, State::Closed) {
-            return;
+        match self.state {
+            State::Closed => {}
+            State::Handshake => {
+                self.inbuf.extend_from_slice(data);
+                if self.read_handshake() {
+                    self.read_buffered();
+                }
+            }
+            // The common case: nothing buffered, so frames are read
+            // straight from `data` and only a trailing partial frame is
+            // copied.
+            State::Open if self.inbuf.is_empty() => {
+                let (consumed, needed) = self.read_frames(data);
+                if matches!(self.state, State::Open) && consumed < data.len() {
+                    self.inbuf.reserve(needed.max(data.len() - consumed));
+                    self.inbuf.extend_from_slice(&data[consumed..]);
+                }
+            }
+            State::Open => {
+                self.inbuf.extend_from_slice(data);
+                self.read_buffered();
+            }
         }
-        self.inbuf.extend_from_slice(data);
-        if matches!(self.state, State::Handshake) && !self.read_handshake() {
-            return;
+    }
+
+    /// Reads the frames buffered in `inbuf`, keeping what is left.
+    fn read_buffered(&mut self) {
+        let mut buf = std::mem::take(&mut self.inbuf);
+        let (consumed, needed) = self.read_frames(&buf);
+        if matches!(self.state, State::Open) {
+            buf.drain(..consumed);
+            // Make room for the whole pending frame once (bounded by
+            // max_len, checked when its header was read).
+            buf.reserve(needed.saturating_sub(buf.len()));
+            self.inbuf = buf;
         }
-        self.read_frames();
     }
 
     /// Returns true once the handshake is done.
@@ -293,39 +321,38 @@ impl Connection {
         });
     }
 
-    fn read_frames(&mut self) {
+    /// Handles every complete frame at the start of `buf`. Returns how
+    /// many bytes were consumed and the size of the incomplete frame that
+    /// follows, when its header is known.
+    fn read_frames(&mut self, buf: &[u8]) -> (usize, usize) {
         let mut pos = 0;
-        while matches!(self.state, State::Open) && self.inbuf.len() - pos >= 4 {
-            let head = &self.inbuf[pos..pos + 4];
+        while matches!(self.state, State::Open) && buf.len() - pos >= 4 {
+            let head = &buf[pos..pos + 4];
             let kind = head[0];
             let len = u32::from_be_bytes([0, head[1], head[2], head[3]]) as usize;
             if kind & 0xF8 != 0 || kind > FRAME_PONG {
                 self.end(Some(RawSocketError::BadFrameType(kind)));
-                return;
+                return (pos, 0);
             }
             if len > self.max_len() {
                 self.end(Some(RawSocketError::FrameTooLong {
                     len,
                     max: self.max_len(),
                 }));
-                return;
+                return (pos, 0);
             }
-            if self.inbuf.len() - pos - 4 < len {
-                // Make room for the whole frame once (bounded by max_len).
-                self.inbuf.reserve(len + 4 - (self.inbuf.len() - pos));
-                break;
+            if buf.len() - pos - 4 < len {
+                return (pos, 4 + len);
             }
-            let payload = self.inbuf[pos + 4..pos + 4 + len].to_vec();
+            let payload = &buf[pos + 4..pos + 4 + len];
             pos += 4 + len;
             match kind {
-                FRAME_MESSAGE => self.events.push_back(Event::Message(payload)),
-                FRAME_PING => self.write_frame(FRAME_PONG, &payload),
-                _ => self.events.push_back(Event::Pong(payload)),
+                FRAME_MESSAGE => self.events.push_back(Event::Message(payload.to_vec())),
+                FRAME_PING => self.write_frame(FRAME_PONG, payload),
+                _ => self.events.push_back(Event::Pong(payload.to_vec())),
             }
         }
-        if matches!(self.state, State::Open) {
-            self.inbuf.drain(..pos);
-        }
+        (pos, 0)
     }
 
     /// The transport ended.
