@@ -21,6 +21,23 @@ pub const SERVERS: [&str; 7] = [
     "ceiling",
 ];
 
+/// The permessage-deflate echo servers of `echo_server` (level 1), each on
+/// a single-threaded runtime. No deflate-capable peer crate is among them:
+/// tokio-tungstenite, fastwebsockets and tokio-websockets do not implement
+/// permessage-deflate, and soketto 0.8's inflater fails on every message
+/// once the workspace's `flate2` uses the zlib-rs backend (see
+/// docs/benchmarks.md).
+pub const DEFLATE_SERVERS: [&str; 2] = ["fahrbahn-tokio-deflate", "fahrbahn-smol-deflate"];
+
+/// The load of the permessage-deflate case: connections and message size.
+pub const DEFLATE_LOAD: (usize, usize) = (100, 1 << 10);
+
+/// The load generator's permessage-deflate offer: no context takeover on
+/// either side (soketto compresses every message on its own), default
+/// windows.
+pub const DEFLATE_OFFER: &str =
+    "permessage-deflate; client_no_context_takeover; server_no_context_takeover";
+
 /// The WebSocket opcode of a text frame.
 pub const OP_TEXT: u8 = 0x1;
 /// The WebSocket opcode of a binary frame.
@@ -105,10 +122,44 @@ pub fn payload_len(len7: u8, ext: &[u8]) -> u64 {
 /// The client's upgrade request for `host` (a fixed key: the load generator
 /// checks the status only).
 pub fn upgrade_request(host: &str) -> String {
+    upgrade_request_with(host, None)
+}
+
+/// The upgrade request, with a `Sec-WebSocket-Extensions` header when
+/// `extensions` is given.
+pub fn upgrade_request_with(host: &str, extensions: Option<&str>) -> String {
+    let extensions = extensions
+        .map(|e| format!("Sec-WebSocket-Extensions: {e}\r\n"))
+        .unwrap_or_default();
     format!(
         "GET / HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         {extensions}\r\n"
     )
+}
+
+/// A text payload of `len` bytes that compresses like real traffic: JSON
+/// records with varying numbers.
+pub fn json_payload(len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 80);
+    out.push(b'[');
+    let mut i = 0u64;
+    while out.len() < len {
+        let value = i.wrapping_mul(2_654_435_761) % 100_000;
+        out.extend_from_slice(
+            format!(
+                "{{\"id\":{i},\"sensor\":\"s-{}\",\"value\":{}.{},\"ok\":{}}},",
+                i % 97,
+                value / 100,
+                value % 100,
+                i % 3 != 0
+            )
+            .as_bytes(),
+        );
+        i += 1;
+    }
+    out.truncate(len);
+    out
 }
 
 /// A message payload of `len` bytes: ASCII for text (valid UTF-8), a byte

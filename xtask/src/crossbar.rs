@@ -247,13 +247,32 @@ pub(crate) fn config(ports: Ports) -> Result<String> {
 /// the node (SIGTERM, then SIGKILL to its process group) when dropped. The
 /// node listens a few seconds later.
 pub(crate) fn spawn(venv: &Venv, dir: &Path, ports: Ports, log: &Path) -> Result<Service> {
+    spawn_pinned(venv, dir, ports, log, None)
+}
+
+/// Like [`spawn`], with the node (and so its worker processes) pinned to
+/// the CPUs `cpus` (a `taskset -c` list) when given.
+pub(crate) fn spawn_pinned(
+    venv: &Venv,
+    dir: &Path,
+    ports: Ports,
+    log: &Path,
+    cpus: Option<&str>,
+) -> Result<Service> {
     let cbdir = dir.join("node");
     std::fs::create_dir_all(&cbdir).map_err(|e| format!("{}: {e}", cbdir.display()))?;
     let config_file = cbdir.join("config.json");
     std::fs::write(&config_file, config(ports)?)
         .map_err(|e| format!("{}: {e}", config_file.display()))?;
     let (out, err) = log_to(log)?;
-    let mut cmd = venv.crossbar();
+    let mut cmd = match cpus {
+        Some(cpus) => {
+            let mut cmd = safe(Command::new("taskset"));
+            cmd.args(["-c", cpus]).arg(venv.bin("crossbar"));
+            cmd
+        }
+        None => venv.crossbar(),
+    };
     cmd.arg("start")
         .arg("--cbdir")
         .arg(&cbdir)

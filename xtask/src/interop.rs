@@ -53,7 +53,7 @@ const ROUTER_VAR: &str = "FAHRBAHN_ROUTER_BIN";
 /// The scripts, relative to the workspace root.
 const PEER: &str = "interop/peers/peer.py";
 const CHECK: &str = "interop/peers/router_check.py";
-const REALM: &str = "realm1";
+pub(crate) const REALM: &str = "realm1";
 
 /// How long a router may take to listen on its ports (crossbar: about 3 s).
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -354,6 +354,11 @@ fn prebuilt(var: &str, what: &str) -> Option<PathBuf> {
     Some(path)
 }
 
+/// The `fahrbahn` binary: the one named by [`ROUTER_VAR`], else built.
+pub(crate) fn router_program() -> Result<PathBuf> {
+    prebuilt(ROUTER_VAR, "router").map_or_else(build_router, Ok)
+}
+
 /// Builds `fahrbahn` (release) and returns its path.
 fn build_router() -> Result<PathBuf> {
     let mut cmd = cargo::command(["build", "--release", "--package", ROUTER_PACKAGE]);
@@ -385,7 +390,7 @@ impl Router {
         let mut service = match kind {
             RouterKind::Crossbar => crossbar::spawn(venv, dir, ports, &log)?,
             RouterKind::Fahrbahn => {
-                let program = prebuilt(ROUTER_VAR, "router").map_or_else(build_router, Ok)?;
+                let program = router_program()?;
                 let (out, err) = log_to(&log)?;
                 let mut cmd = Command::new(program);
                 cmd.arg("router")
@@ -430,7 +435,7 @@ impl Router {
 }
 
 /// Two different free ports.
-fn free_ports() -> Result<Ports> {
+pub(crate) fn free_ports() -> Result<Ports> {
     let websocket = free_port()?;
     let rawsocket = (0..10)
         .map(|_| free_port())

@@ -18,6 +18,9 @@
 
 mod autobahn;
 mod bench;
+mod bench_instructions;
+mod bench_memory;
+mod bench_wamp;
 mod cargo;
 mod cli;
 mod crossbar;
@@ -52,9 +55,13 @@ tasks:
                        against other servers; writes docs/benchmarks.md
       --quick          short runs (criterion ~1s each, one 2s echo run per
                        case) instead of 3 runs of 10s per case
-      --connections N  load generator connections (default: 16)
       --no-micro       skip the micro-benchmarks
-      --no-echo        skip the echo benchmarks
+      --no-echo        skip the echo benchmarks (rates, idle memory,
+                       instruction counts)
+      --no-instructions  skip the instruction counts under callgrind
+      --no-wamp        skip the WAMP benchmarks (RPC and pub/sub through the
+                       fahrbahn router and Crossbar.io, with Fahrbahn's client
+                       and AutobahnPython)
       --note TEXT      a note for the report (e.g. about the machine's load)
   interop [options]    the WAMP client and router against Crossbar.io and
                        AutobahnPython

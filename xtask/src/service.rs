@@ -104,6 +104,12 @@ impl Service {
         Ok(service)
     }
 
+    /// The child's process id (the group id too, for
+    /// [`Service::spawn_group`]).
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The exit status if the child has exited.
     pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()

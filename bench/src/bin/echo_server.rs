@@ -7,39 +7,61 @@
 //! current-thread runtime, one unfragmented frame at a time, no UTF-8
 //! check, no HTTP validation): the ceiling of the harness rather than a
 //! WebSocket library.
+//!
+//! `echo_server IMPL ADDR --exit-after N` exits (status 0) once N
+//! connections have ended: the instruction counts run the server under
+//! callgrind, which writes its counts when the process exits.
 
 #![allow(clippy::print_stdout, reason = "a command line tool")]
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bench::SERVERS;
+use bench::{DEFLATE_SERVERS, SERVERS};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [name, addr] = args.as_slice() else {
-        eprintln!(
-            "usage: echo_server IMPL ADDR   (IMPL: {})",
-            SERVERS.join(", ")
-        );
-        return ExitCode::from(2);
+    let (name, addr) = match args.as_slice() {
+        [name, addr] => (name, addr),
+        [name, addr, flag, n] if flag == "--exit-after" => {
+            let Ok(n) = n.parse::<usize>() else {
+                eprintln!("error: --exit-after: `{n}` is not a count");
+                return ExitCode::from(2);
+            };
+            EXIT_AFTER.store(n, Ordering::Relaxed);
+            (name, addr)
+        }
+        _ => {
+            eprintln!(
+                "usage: echo_server IMPL ADDR [--exit-after N]   (IMPL: {})",
+                SERVERS.join(", ")
+            );
+            return ExitCode::from(2);
+        }
     };
     let Ok(addr) = addr.parse::<SocketAddr>() else {
         eprintln!("error: `{addr}` is not an address like 127.0.0.1:9001");
         return ExitCode::from(2);
     };
     let result = match name.as_str() {
-        "fahrbahn-tokio" => tokio_current_thread(fahrbahn_tokio(addr)),
-        "fahrbahn-smol" => fahrbahn_smol(addr),
+        "fahrbahn-tokio" => tokio_current_thread(fahrbahn_tokio(addr, plain())),
+        "fahrbahn-tokio-deflate" => tokio_current_thread(fahrbahn_tokio(addr, deflate())),
+        "fahrbahn-smol-deflate" => fahrbahn_smol(addr, deflate()),
+        "fahrbahn-smol" => fahrbahn_smol(addr, plain()),
         "fahrbahn-async-std" => fahrbahn_async_std(addr),
         "tokio-tungstenite" => tokio_current_thread(tungstenite(addr)),
         "fastwebsockets" => tokio_current_thread(fastwebsockets(addr)),
         "tokio-websockets" => tokio_current_thread(tokio_websockets(addr)),
         "ceiling" => tokio_current_thread(ceiling::serve(addr)),
         other => {
-            eprintln!("error: unknown server `{other}` ({})", SERVERS.join(", "));
+            eprintln!(
+                "error: unknown server `{other}` ({}, {})",
+                SERVERS.join(", "),
+                DEFLATE_SERVERS.join(", ")
+            );
             return ExitCode::from(2);
         }
     };
@@ -61,54 +83,83 @@ fn tokio_current_thread(
         .block_on(server)
 }
 
+/// `--exit-after`: the number of ended connections to exit after (0: never).
+static EXIT_AFTER: AtomicUsize = AtomicUsize::new(0);
+static ENDED: AtomicUsize = AtomicUsize::new(0);
+
+/// Called by every connection task when it ends.
+fn connection_ended() {
+    let limit = EXIT_AFTER.load(Ordering::Relaxed);
+    if ENDED.fetch_add(1, Ordering::Relaxed) + 1 == limit {
+        std::process::exit(0);
+    }
+}
+
 fn listening(name: &str, addr: SocketAddr) {
     eprintln!("{name} echo server listening on ws://{addr}");
 }
 
 // ----- Fahrbahn ---------------------------------------------------------
 
-async fn fahrbahn_tokio(addr: SocketAddr) -> Result<(), BoxError> {
+/// The server configuration without permessage-deflate.
+fn plain() -> fahrbahn::ServerConfig {
+    fahrbahn::ServerConfig::default()
+}
+
+/// The server configuration with permessage-deflate at level 1 (soketto's
+/// fixed level), accepting the load generator's offer.
+fn deflate() -> fahrbahn::ServerConfig {
+    fahrbahn::ServerConfig {
+        deflate: Some(fahrbahn::core::ws::DeflateConfig {
+            level: 1,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+async fn fahrbahn_tokio(addr: SocketAddr, config: fahrbahn::ServerConfig) -> Result<(), BoxError> {
     let listener = fahrbahn::tokio::bind(addr).await?;
     listening("fahrbahn-tokio", addr);
     loop {
-        let mut ws =
-            match fahrbahn::tokio::accept(&listener, fahrbahn::ServerConfig::default()).await {
-                Ok(ws) => ws,
-                Err(e) => {
-                    eprintln!("handshake failed: {e}");
-                    continue;
-                }
-            };
+        let mut ws = match fahrbahn::tokio::accept(&listener, config.clone()).await {
+            Ok(ws) => ws,
+            Err(e) => {
+                eprintln!("handshake failed: {e}");
+                continue;
+            }
+        };
         tokio::spawn(async move {
             while let Some(Ok(msg)) = ws.recv().await {
                 if ws.send(msg).await.is_err() {
                     break;
                 }
             }
+            connection_ended();
         });
     }
 }
 
-fn fahrbahn_smol(addr: SocketAddr) -> Result<(), BoxError> {
+fn fahrbahn_smol(addr: SocketAddr, config: fahrbahn::ServerConfig) -> Result<(), BoxError> {
     let ex = smol::LocalExecutor::new();
     smol::block_on(ex.run(async {
         let listener = fahrbahn::smol::bind(addr).await?;
         listening("fahrbahn-smol", addr);
         loop {
-            let mut ws =
-                match fahrbahn::smol::accept(&listener, fahrbahn::ServerConfig::default()).await {
-                    Ok(ws) => ws,
-                    Err(e) => {
-                        eprintln!("handshake failed: {e}");
-                        continue;
-                    }
-                };
+            let mut ws = match fahrbahn::smol::accept(&listener, config.clone()).await {
+                Ok(ws) => ws,
+                Err(e) => {
+                    eprintln!("handshake failed: {e}");
+                    continue;
+                }
+            };
             ex.spawn(async move {
                 while let Some(Ok(msg)) = ws.recv().await {
                     if ws.send(msg).await.is_err() {
                         break;
                     }
                 }
+                connection_ended();
             })
             .detach();
         }
@@ -142,6 +193,7 @@ fn fahrbahn_async_std(addr: SocketAddr) -> Result<(), BoxError> {
                         break;
                     }
                 }
+                connection_ended();
             });
         }
     })
@@ -170,6 +222,7 @@ async fn tungstenite(addr: SocketAddr) -> Result<(), BoxError> {
                     break;
                 }
             }
+            connection_ended();
         });
     }
 }
@@ -205,6 +258,7 @@ async fn fastwebsockets(addr: SocketAddr) -> Result<(), BoxError> {
                     eprintln!("connection failed: {e}");
                 }
             }
+            connection_ended();
         });
         Ok(response)
     }
@@ -247,6 +301,7 @@ async fn tokio_websockets(addr: SocketAddr) -> Result<(), BoxError> {
                     break;
                 }
             }
+            connection_ended();
         });
     }
 }
@@ -276,6 +331,7 @@ mod ceiling {
                         eprintln!("connection failed: {e}");
                     }
                 }
+                super::connection_ended();
             });
         }
     }

@@ -12,7 +12,38 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::runtime::AsyncTimer;
 
+/// Size of the read buffer: one per thread, shared by every connection the
+/// thread drives (see [`read_into`]).
 const READ_BUF: usize = 64 << 10;
+
+thread_local! {
+    /// The thread's read buffer. Bytes read are handed to the machine in the
+    /// same poll, so nothing stays in it between polls and an idle
+    /// connection costs no buffer at all.
+    static READ_SCRATCH: std::cell::Cell<Option<Box<[u8]>>> = const { std::cell::Cell::new(None) };
+}
+
+/// Reads once from `io` into the thread's read buffer and hands what was
+/// read to `consume`: `Ok(0)` is the end of the stream.
+///
+/// A transport that is itself driven by a [`Driver`] on the same thread
+/// finds the buffer taken and reads into one of its own for that poll.
+fn read_into<S: AsyncRead + Unpin, T>(
+    io: &mut S,
+    cx: &mut Context<'_>,
+    consume: impl FnOnce(&[u8]) -> T,
+) -> Poll<io::Result<T>> {
+    let mut buf = READ_SCRATCH
+        .take()
+        .unwrap_or_else(|| vec![0; READ_BUF].into_boxed_slice());
+    let result = match Pin::new(io).poll_read(cx, &mut buf) {
+        Poll::Ready(Ok(n)) => Poll::Ready(Ok(consume(&buf[..n]))),
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+        Poll::Pending => Poll::Pending,
+    };
+    READ_SCRATCH.set(Some(buf));
+    result
+}
 
 /// Who is waiting to write: the reading side (pongs, close replies) or the
 /// writing side of a split connection. The transport keeps one write waker
@@ -43,7 +74,6 @@ pub(crate) struct Driver<S, M> {
     pub(crate) conn: M,
     timer: Pin<Box<dyn AsyncTimer>>,
     armed: Option<Instant>,
-    read_buf: Box<[u8]>,
     out: Vec<u8>,
     out_pos: usize,
     write_wakers: [Option<Waker>; 2],
@@ -57,7 +87,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             conn,
             timer,
             armed: None,
-            read_buf: vec![0; READ_BUF].into_boxed_slice(),
             out: Vec::new(),
             out_pos: 0,
             write_wakers: [None, None],
@@ -145,14 +174,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             if let Poll::Ready(Err(e)) = self.poll_write_out(cx, Side::Reader) {
                 return self.fail_io(e);
             }
-            match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
-                Poll::Ready(Ok(n)) => {
-                    let now = Instant::now();
-                    if n == 0 {
-                        self.conn.handle_eof(now);
-                    } else {
-                        self.conn.handle_bytes(now, &self.read_buf[..n]);
-                    }
+            let conn = &mut self.conn;
+            let read = read_into(&mut self.io, cx, |bytes| {
+                let now = Instant::now();
+                if bytes.is_empty() {
+                    conn.handle_eof(now);
+                } else {
+                    conn.handle_bytes(now, bytes);
+                }
+                now
+            });
+            match read {
+                Poll::Ready(Ok(now)) => {
                     // Input first, then timers: a pong already received is
                     // never reported as a ping timeout.
                     if self.conn.poll_timeout().is_some_and(|t| t <= now) {
@@ -212,9 +245,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                 }
                 Shutdown::Lingering => {
                     let ended = loop {
-                        match Pin::new(&mut self.io).poll_read(cx, &mut self.read_buf) {
-                            Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break true,
-                            Poll::Ready(Ok(_)) => {}
+                        match read_into(&mut self.io, cx, <[u8]>::is_empty) {
+                            Poll::Ready(Ok(true)) | Poll::Ready(Err(_)) => break true,
+                            Poll::Ready(Ok(false)) => {}
                             Poll::Pending => break false,
                         }
                     };
