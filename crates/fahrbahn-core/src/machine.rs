@@ -35,6 +35,12 @@ pub trait Machine {
     fn handle_timeout(&mut self, now: Instant);
     /// Appends bytes to send to `buf`; returns how many.
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize;
+    /// Like [`poll_transmit`](Self::poll_transmit), possibly one buffer at
+    /// a time (a large payload swapped into an empty `buf` rather than
+    /// copied); callers repeat until it returns 0.
+    fn poll_transmit_chunk(&mut self, buf: &mut Vec<u8>) -> usize {
+        self.poll_transmit(buf)
+    }
     /// The next event.
     fn poll_event(&mut self) -> Option<Self::Event>;
     /// The next deadline.

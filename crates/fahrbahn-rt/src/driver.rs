@@ -2,7 +2,8 @@
 //! [`Machine`] of the core, arms its timer, and performs the transport
 //! close. Every runtime adapter and every user-facing type goes through it.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::Instant;
@@ -15,6 +16,12 @@ use crate::runtime::AsyncTimer;
 /// Size of the read buffer: one per thread, shared by every connection the
 /// thread drives (see [`read_into`]).
 const READ_BUF: usize = 64 << 10;
+
+/// Buffers gathered into one vectored write, at most.
+const MAX_SLICES: usize = 16;
+
+/// Written-out buffers up to this capacity are kept for the next output.
+const RECYCLE_MAX: usize = 64 << 10;
 
 thread_local! {
     /// The thread's read buffer. Bytes read are handed to the machine in the
@@ -74,8 +81,12 @@ pub(crate) struct Driver<S, M> {
     pub(crate) conn: M,
     timer: Pin<Box<dyn AsyncTimer>>,
     armed: Option<Instant>,
-    out: Vec<u8>,
+    /// Output taken from the machine, in order; `out_pos` bytes of the
+    /// first buffer are written.
+    out: VecDeque<Vec<u8>>,
     out_pos: usize,
+    /// An empty buffer for the machine's next output.
+    spare: Vec<u8>,
     write_wakers: [Option<Waker>; 2],
     shutdown: Shutdown,
 }
@@ -87,8 +98,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             conn,
             timer,
             armed: None,
-            out: Vec::new(),
+            out: VecDeque::new(),
             out_pos: 0,
+            spare: Vec::new(),
             write_wakers: [None, None],
             shutdown: Shutdown::Running,
         }
@@ -96,7 +108,36 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
 
     /// Bytes queued but not yet written.
     pub(crate) fn pending_output(&self) -> usize {
-        self.out.len() - self.out_pos
+        self.out.iter().map(Vec::len).sum::<usize>() - self.out_pos
+    }
+
+    /// Takes the machine's output, a buffer at a time (large payloads come
+    /// in their own buffers, uncopied).
+    fn take_output(&mut self) {
+        while self.out.len() < MAX_SLICES && self.conn.poll_transmit_chunk(&mut self.spare) > 0 {
+            self.out.push_back(std::mem::take(&mut self.spare));
+        }
+    }
+
+    /// Marks `n` more bytes as written, recycling finished buffers.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            let Some(front) = self.out.front() else {
+                return;
+            };
+            let left = front.len() - self.out_pos;
+            if n < left {
+                self.out_pos += n;
+                return;
+            }
+            n -= left;
+            self.out_pos = 0;
+            let mut done = self.out.pop_front().expect("front exists");
+            if self.spare.capacity() == 0 && done.capacity() <= RECYCLE_MAX {
+                done.clear();
+                self.spare = done;
+            }
+        }
     }
 
     /// Writes everything the connection queued. Ready(Ok) once all of it
@@ -107,17 +148,27 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
         side: Side,
     ) -> Poll<io::Result<()>> {
         loop {
-            if self.out_pos == self.out.len() {
-                self.out.clear();
-                self.out_pos = 0;
-                if self.conn.poll_transmit(&mut self.out) == 0 {
+            if self.out.is_empty() {
+                self.take_output();
+                if self.out.is_empty() {
                     break;
                 }
             }
-            match Pin::new(&mut self.io).poll_write(cx, &self.out[self.out_pos..]) {
+            let written = if self.out.len() == 1 {
+                Pin::new(&mut self.io).poll_write(cx, &self.out[0][self.out_pos..])
+            } else {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                for (i, (slice, buf)) in slices.iter_mut().zip(&self.out).enumerate() {
+                    let skip = if i == 0 { self.out_pos } else { 0 };
+                    *slice = IoSlice::new(&buf[skip..]);
+                }
+                let n = self.out.len().min(MAX_SLICES);
+                Pin::new(&mut self.io).poll_write_vectored(cx, &slices[..n])
+            };
+            match written {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
-                    self.out_pos += n;
+                    self.advance(n);
                     self.wake_other_writer(side);
                 }
                 Poll::Ready(Err(e)) if e.kind() == io::ErrorKind::Interrupted => {}

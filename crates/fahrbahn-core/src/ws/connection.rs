@@ -10,7 +10,7 @@ use super::deflate::{self, Agreement};
 use super::error::{Error, HandshakeError, ProtocolError, SendError};
 use super::frame::{self, FrameHeader, MAX_HEADER_LEN, OpCode};
 use super::handshake::{self, HandshakeRequest};
-use super::mask::apply_mask;
+use super::mask::{apply_mask, mask_extend};
 use super::message::{CloseCode, Message};
 use super::utf8::Utf8Validator;
 use crate::Rng;
@@ -129,6 +129,13 @@ struct Incoming {
     data: Vec<u8>,
 }
 
+/// Messages at least this long are sent from their own buffer rather than
+/// copied behind their header.
+const OWNED_SEND_MIN: usize = 2048;
+
+/// Spent output buffers up to this capacity are kept for reuse.
+const RECYCLE_MAX: usize = 64 << 10;
+
 /// A WebSocket connection as a sans-IO state machine (client or server).
 ///
 /// Feed it with [`handle_bytes`](Self::handle_bytes),
@@ -147,7 +154,11 @@ pub struct Connection {
     rng: Rng,
     /// Bytes of the HTTP head (and whatever followed it) until it is parsed.
     head: Vec<u8>,
+    /// Bytes to send, after everything in `sealed`.
     out: Vec<u8>,
+    /// Buffers to send before `out`, in order: large payloads handed over
+    /// by [`Connection::send`] go out as they are, without a copy.
+    sealed: VecDeque<Vec<u8>>,
     events: VecDeque<Event>,
     read: ReadState,
     header_buf: [u8; MAX_HEADER_LEN],
@@ -221,6 +232,7 @@ impl Connection {
             rng,
             head: Vec::new(),
             out: Vec::new(),
+            sealed: VecDeque::new(),
             events: VecDeque::new(),
             read: ReadState::Header,
             header_buf: [0; MAX_HEADER_LEN],
@@ -381,12 +393,37 @@ impl Connection {
 
     // ----- commands -----------------------------------------------------
 
-    /// Queues a data message.
+    /// Queues a data message. A large message's buffer is sent as it is
+    /// (masked in place by a client), without a copy.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
-        match &message {
-            Message::Text(s) => self.send_text(s),
-            Message::Binary(b) => self.send_binary(b),
+        let (opcode, payload) = match message {
+            Message::Text(s) => (OpCode::Text, s.into_bytes()),
+            Message::Binary(b) => (OpCode::Binary, b),
+        };
+        if payload.len() < OWNED_SEND_MIN || self.compresses(payload.len()) {
+            return self.send_data(opcode, &payload);
         }
+        self.check_sendable()?;
+        let mask = self.mask_key();
+        let mut payload = payload;
+        frame::write_header(&mut self.out, true, false, opcode, mask, payload.len());
+        if let Some(key) = mask {
+            apply_mask(&mut payload, key, 0);
+        }
+        self.sealed.push_back(std::mem::take(&mut self.out));
+        self.sealed.push_back(payload);
+        Ok(())
+    }
+
+    /// Whether a message of `len` bytes would be compressed.
+    #[cfg(feature = "deflate")]
+    fn compresses(&self, len: usize) -> bool {
+        self.deflate.as_ref().is_some_and(|c| c.wants(len))
+    }
+
+    #[cfg(not(feature = "deflate"))]
+    fn compresses(&self, _len: usize) -> bool {
+        false
     }
 
     /// Queues a text message.
@@ -493,12 +530,49 @@ impl Connection {
     /// Appends the bytes to send to `buf`; returns how many were added.
     #[must_use = "the bytes must be written to the transport"]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
-        let n = self.out.len();
-        if buf.is_empty() {
-            std::mem::swap(buf, &mut self.out);
+        let mut n = 0;
+        loop {
+            let added = self.poll_transmit_chunk(buf);
+            if added == 0 {
+                return n;
+            }
+            n += added;
+        }
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), one buffer at a time:
+    /// into an empty `buf`, a large message's own buffer is swapped in
+    /// rather than copied (`buf`'s allocation is kept for reuse). Call it
+    /// until it returns 0; writers that gather buffers (`writev`) send
+    /// large messages without a copy this way.
+    #[must_use = "the bytes must be written to the transport"]
+    pub fn poll_transmit_chunk(&mut self, buf: &mut Vec<u8>) -> usize {
+        if self.out.is_empty() && self.sealed.is_empty() {
+            return 0;
+        }
+        let spent = if let Some(mut chunk) = self.sealed.pop_front() {
+            let n = chunk.len();
+            if buf.is_empty() {
+                std::mem::swap(buf, &mut chunk);
+            } else {
+                buf.extend_from_slice(&chunk);
+                chunk.clear();
+            }
+            (n, chunk)
         } else {
-            buf.extend_from_slice(&self.out);
-            self.out.clear();
+            let n = self.out.len();
+            if buf.is_empty() {
+                std::mem::swap(buf, &mut self.out);
+            } else {
+                buf.extend_from_slice(&self.out);
+                self.out.clear();
+            }
+            return n;
+        };
+        // Keep a spent buffer for the next header or small message.
+        let (n, chunk) = spent;
+        if self.out.capacity() == 0 && chunk.capacity() <= RECYCLE_MAX {
+            self.out = chunk;
         }
         n
     }
@@ -867,11 +941,10 @@ impl Connection {
                 let codec = self.deflate.as_mut().expect("compressed implies deflate");
                 codec.decompress(&self.scratch, &mut inc.data, self.limits.max_message_size)?;
             }
+        } else if let Some(key) = key {
+            mask_extend(&mut inc.data, chunk, key, frame.offset);
         } else {
             inc.data.extend_from_slice(chunk);
-            if let Some(key) = key {
-                apply_mask(&mut inc.data[start..], key, frame.offset);
-            }
         }
         frame.offset += chunk.len();
         // A whole uncompressed message read in one piece is validated once,
@@ -1080,6 +1153,10 @@ impl crate::Machine for Connection {
 
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         Connection::poll_transmit(self, buf)
+    }
+
+    fn poll_transmit_chunk(&mut self, buf: &mut Vec<u8>) -> usize {
+        Connection::poll_transmit_chunk(self, buf)
     }
 
     fn poll_event(&mut self) -> Option<Event> {

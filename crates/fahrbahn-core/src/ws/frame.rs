@@ -1,7 +1,7 @@
 //! Frame headers (RFC 6455 section 5.2): parsing and writing.
 
 use super::error::ProtocolError;
-use super::mask::apply_mask;
+use super::mask::mask_extend;
 
 /// Frame opcodes defined by RFC 6455.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +114,13 @@ pub(crate) fn write_frame(
     mask: Option<[u8; 4]>,
     payload: &[u8],
 ) {
+    out.reserve(MAX_HEADER_LEN + payload.len());
     write_header(out, fin, rsv1, opcode, mask, payload.len());
-    let start = out.len();
-    out.extend_from_slice(payload);
-    if let Some(key) = mask {
-        apply_mask(&mut out[start..], key, 0);
+    match mask {
+        Some(key) => {
+            mask_extend(out, payload, key, 0);
+        }
+        None => out.extend_from_slice(payload),
     }
 }
 
@@ -133,7 +135,7 @@ pub(crate) fn write_header(
 ) {
     let b0 = (u8::from(fin) << 7) | (u8::from(rsv1) << 6) | opcode.as_u8();
     let mask_bit = if mask.is_some() { 0x80 } else { 0 };
-    out.reserve(MAX_HEADER_LEN + len);
+    out.reserve(MAX_HEADER_LEN);
     out.push(b0);
     if len < 126 {
         out.push(mask_bit | len as u8);
@@ -152,6 +154,7 @@ pub(crate) fn write_header(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ws::mask::apply_mask;
 
     #[test]
     fn rfc_examples_parse() {
