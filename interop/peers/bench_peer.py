@@ -23,7 +23,10 @@ URIs are unique per process (bench.<pid>.<nanos>.*). After the warm-up it
 prints "window start", measures for --duration, prints "window end" and then
 one line
 
-  result rate=R count=N secs=S [p50_us=P p99_us=Q] [per_subscriber=R published=N]
+  result rate=R count=N secs=S [p50_us=P p99_us=Q p90_us=.. p999_us=.. max_us=..]
+         [per_subscriber=R published=N]
+
+(latencies for seq only).
 
 Any error (a failed call, a lost or reordered event, a stalled subscriber, a
 session that ends early) exits with status 1.
@@ -201,7 +204,8 @@ async def rpc(opts, prefix):
     line = f"result rate={count / secs:.1f} count={count} secs={secs:.3f}"
     if sequential:
         latencies.sort()
-        line += f" p50_us={percentile(latencies, 0.50) * 1e6:.1f} p99_us={percentile(latencies, 0.99) * 1e6:.1f}"
+        for name, p in [("p50", 0.50), ("p99", 0.99), ("p90", 0.90), ("p999", 0.999), ("max", 1.0)]:
+            line += f" {name}_us={percentile(latencies, p) * 1e6:.1f}"
     say(line)
 
 

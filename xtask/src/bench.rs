@@ -31,6 +31,9 @@ use crate::{Result, Tally, cargo};
 /// The generated file, relative to the workspace root.
 pub(crate) const BENCHMARKS: &str = "docs/benchmarks.md";
 
+/// The report of `--quick`, relative to the target directory.
+const QUICK_REPORT: &str = "bench/benchmarks-quick.md";
+
 /// The echo servers of the `bench` crate, in report order (the first is the
 /// one the ratios are for).
 pub(crate) const SERVERS: [&str; 7] = [
@@ -176,7 +179,15 @@ pub(crate) fn task(options: Options) -> Tally {
 
     let mut md = markdown(&options, &micro, &echo);
     bench_wamp::markdown(&mut md, &wamp);
-    let out = root.join(BENCHMARKS);
+    // A quick run never replaces the full report in docs/.
+    let out = if options.quick {
+        target.join(QUICK_REPORT)
+    } else {
+        root.join(BENCHMARKS)
+    };
+    if let Some(dir) = out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     match std::fs::write(&out, md) {
         Ok(()) => {
             eprintln!("==> wrote {}", out.display());

@@ -6,14 +6,16 @@
 //! {`wamp_bench` of the `bench` crate, `interop/peers/bench_peer.py` on
 //! AutobahnPython asyncio} × transports {WebSocket, RawSocket} × serializers
 //! {json, msgpack} × tests {sequential RPC, 100 calls in flight, pub/sub to
-//! 1 and to 10 subscribers}. Both clients have the same command line and
+//! 1 and to 10 subscribers}, plus sequential RPC with the client on the
+//! router's CPU for Fahrbahn ↔ Fahrbahn and for the baseline,
+//! AutobahnPython ↔ Crossbar.io. Both clients have the same command line and
 //! output (see `bench/src/bin/wamp_bench.rs`). Each router is started once,
 //! on free ports, pinned to CPU 0 (`taskset`, when it exists; Crossbar's
 //! worker processes inherit the pinning), and serves every case of its part;
-//! each client run is pinned to CPU 1. The router's CPU time over the
-//! measuring window is the user + system time of its whole process tree,
-//! from `/proc`, sampled when the client prints `window start` and
-//! `window end`; the client's likewise.
+//! each client run is pinned to CPU 1 (CPU 0 in the one-CPU case). The
+//! router's CPU time over the measuring window is the user + system time of
+//! its whole process tree, from `/proc`, sampled when the client prints
+//! `window start` and `window end`; the client's likewise.
 //!
 //! Full mode: [`FULL_RUNS`] runs per case, the median by rate is reported.
 //! Quick mode: one short run per case on WebSocket json and RawSocket
@@ -21,6 +23,7 @@
 //! `target/bench/wamp/<router>/`.
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
@@ -182,6 +185,9 @@ impl Cell {
 pub(crate) enum Test {
     /// Sequential RPC.
     Seq,
+    /// Sequential RPC with the client on the router's CPU (ours and the
+    /// baseline only): without the wake-ups of an idle CPU.
+    SeqOneCpu,
     /// [`INFLIGHT`] calls in flight.
     Pipe,
     /// Pub/sub to one subscriber.
@@ -190,12 +196,19 @@ pub(crate) enum Test {
     PubSub10,
 }
 
-const TESTS: [Test; 4] = [Test::Seq, Test::Pipe, Test::PubSub1, Test::PubSub10];
+const TESTS: [Test; 5] = [
+    Test::Seq,
+    Test::SeqOneCpu,
+    Test::Pipe,
+    Test::PubSub1,
+    Test::PubSub10,
+];
 
 impl Test {
     fn slug(self) -> &'static str {
         match self {
             Test::Seq => "seq",
+            Test::SeqOneCpu => "seq-one-cpu",
             Test::Pipe => "pipe",
             Test::PubSub1 => "pubsub1",
             Test::PubSub10 => "pubsub10",
@@ -205,6 +218,7 @@ impl Test {
     fn short(self) -> &'static str {
         match self {
             Test::Seq => "sequential RPC",
+            Test::SeqOneCpu => "sequential RPC, one CPU",
             Test::Pipe => "RPC ×100 in flight",
             Test::PubSub1 => "pub/sub 1 sub",
             Test::PubSub10 => "pub/sub 10 subs",
@@ -214,6 +228,9 @@ impl Test {
     fn title(self) -> String {
         match self {
             Test::Seq => "Sequential RPC (calls/s)".to_owned(),
+            Test::SeqOneCpu => {
+                "Sequential RPC, client and router both on CPU 0 (calls/s)".to_owned()
+            }
             Test::Pipe => format!("RPC, {INFLIGHT} calls in flight (calls/s)"),
             Test::PubSub1 => "Pub/sub, 1 subscriber (events delivered/s)".to_owned(),
             Test::PubSub10 => {
@@ -226,7 +243,7 @@ impl Test {
     /// The client options of the test.
     fn args(self) -> Vec<String> {
         let (test, more): (&str, &[&str]) = match self {
-            Test::Seq => ("seq", &[]),
+            Test::Seq | Test::SeqOneCpu => ("seq", &[]),
             Test::Pipe => ("pipe", &[]),
             Test::PubSub1 => ("pubsub", &["--subscribers", "1"]),
             Test::PubSub10 => ("pubsub", &["--subscribers", "10"]),
@@ -240,6 +257,24 @@ impl Test {
             args.extend(["--window".to_owned(), WINDOW.to_string()]);
         }
         args
+    }
+
+    fn sequential(self) -> bool {
+        matches!(self, Test::Seq | Test::SeqOneCpu)
+    }
+
+    /// The CPU the client is pinned to.
+    fn client_cpu(self) -> &'static str {
+        if self == Test::SeqOneCpu { "0" } else { "1" }
+    }
+
+    /// The client ↔ router pairs of the test.
+    fn pairs(self) -> &'static [(ClientKind, RouterKind)] {
+        if self == Test::SeqOneCpu {
+            &PAIRS[..2]
+        } else {
+            &PAIRS
+        }
     }
 }
 
@@ -271,8 +306,8 @@ pub(crate) struct Plan {
 }
 
 impl Plan {
-    /// Full mode: 64 cases of 3 runs of about 4.5 s (~15 min); quick mode:
-    /// 32 cases of one run of about 2.5 s (~1.5 min).
+    /// Full mode: 72 cases of 3 runs of about 3.5 s (~13 min); quick mode:
+    /// 36 cases of one run of about 2.5 s (~1.5 min).
     fn new(quick: bool) -> Self {
         if quick {
             Self {
@@ -287,7 +322,7 @@ impl Plan {
                 quick,
                 runs: FULL_RUNS,
                 warmup: Duration::from_secs(1),
-                duration: Duration::from_millis(2500),
+                duration: Duration::from_secs(2),
                 cells: CELLS.to_vec(),
             }
         }
@@ -297,7 +332,7 @@ impl Plan {
         let mut keys = Vec::new();
         for &cell in &self.cells {
             for test in TESTS {
-                for (client, r) in PAIRS {
+                for &(client, r) in test.pairs() {
                     if r == router {
                         keys.push((client, router, cell, test));
                     }
@@ -344,9 +379,9 @@ pub(crate) fn run(quick: bool, target: &Path, tally: &mut Tally) -> WampResults 
         if let Err(e) = router_part(&setup, &plan, router, &keys, &mut results, tally) {
             // every case not done yet fails
             for key in keys {
-                if !results.cases.contains_key(&key) {
+                if let Entry::Vacant(slot) = results.cases.entry(key) {
                     tally.broke(format!("{}: {e}", name(key)));
-                    results.cases.insert(key, None);
+                    slot.insert(None);
                 }
             }
         }
@@ -456,7 +491,11 @@ impl Router {
                 .wait_for_port(port, ROUTER_TIMEOUT)
                 .map_err(|e| with_log(&log, e))?;
         }
-        Ok(Self { service, ports, log })
+        Ok(Self {
+            service,
+            ports,
+            log,
+        })
     }
 }
 
@@ -514,15 +553,21 @@ fn describe_run(run: &WampRun) -> String {
 /// Runs a case `plan.runs` times; the median run by rate.
 fn run_case(setup: &Setup, plan: &Plan, router: &Router, dir: &Path, key: Key) -> Result<WampRun> {
     let (client, _, cell, test) = key;
-    let log = dir.join(format!("{}-{}-{}.log", client.slug(), cell.slug(), test.slug()));
+    let log = dir.join(format!(
+        "{}-{}-{}.log",
+        client.slug(),
+        cell.slug(),
+        test.slug()
+    ));
     let mut runs = Vec::with_capacity(plan.runs);
     for _ in 0..plan.runs {
         let mut cmd = match client {
-            ClientKind::Fahrbahn => pinned(setup.taskset, "1", &setup.client),
+            ClientKind::Fahrbahn => pinned(setup.taskset, test.client_cpu(), &setup.client),
             ClientKind::Python => {
                 let venv = setup.venv.as_ref().map_err(Clone::clone)?;
                 let python = venv.python();
-                let mut cmd = pinned(setup.taskset, "1", Path::new(python.get_program()));
+                let program = Path::new(python.get_program());
+                let mut cmd = pinned(setup.taskset, test.client_cpu(), program);
                 cmd.env("PYTHONSAFEPATH", "1")
                     .arg("-u")
                     .arg(cargo::workspace_root().join(PEER));
@@ -691,7 +736,14 @@ impl TreeTicks {
     /// The CPU ticks of `root` and all its descendants; `None` if `root`
     /// is gone.
     fn sum(&self, root: u32) -> Option<u64> {
-        let mut total = self.0.iter().find(|p| p.0 == root)?.2;
+        let mut total = match self.0.iter().find(|p| p.0 == root) {
+            Some(&(_, _, ticks)) => ticks,
+            // not in the snapshot: once more on its own
+            None => {
+                let stat = std::fs::read_to_string(format!("/proc/{root}/stat")).ok()?;
+                parse_stat(&stat)?.1
+            }
+        };
         let mut frontier = vec![root];
         while let Some(parent) = frontier.pop() {
             for &(pid, ppid, ticks) in &self.0 {
@@ -749,7 +801,7 @@ pub(crate) fn markdown(md: &mut String, results: &WampResults) {
         md.push_str("Not run.\n");
         return;
     };
-    let _ = write!(
+    let _ = writeln!(
         md,
         "Calls and events per second through a WAMP router on 127.0.0.1, for \
          every pair of client (Fahrbahn's `wamp_bench`, `bench/src/bin/wamp_bench.rs`, \
@@ -758,7 +810,7 @@ pub(crate) fn markdown(md: &mut String, results: &WampResults) {
          both as pinned in `interop/requirements.txt`), anonymous sessions in realm \
          `{REALM}`, each session on its own connection, all sessions of a run in \
          one client process, no permessage-deflate. The router is pinned to CPU 0, \
-         the client to CPU 1. *Sequential RPC*: a callee session registers an echo \
+         the client to CPU 1 (when `taskset` exists). *Sequential RPC*: a callee session registers an echo \
          procedure, a caller session calls it with one integer and awaits each \
          result before the next call; p50/p99 are the latencies of those calls. \
          *{INFLIGHT} in flight*: the same with {INFLIGHT} calls outstanding at all \
@@ -769,7 +821,7 @@ pub(crate) fn markdown(md: &mut String, results: &WampResults) {
          events delivered per second summed over the subscribers (the publication \
          rate times the subscribers). {} The figures in parentheses are the \
          router's and the client's CPU time over the window (user + system of the \
-         whole process tree, from `/proc`) as a share of one CPU. {}\n",
+         whole process tree, from `/proc`) as a share of one CPU. {}",
         if plan.runs == 1 {
             format!(
                 "One run of {}s after a {}s warm-up per case.",
@@ -793,9 +845,12 @@ pub(crate) fn markdown(md: &mut String, results: &WampResults) {
     let _ = writeln!(
         md,
         "\nA sequential call crosses between the two CPUs four times (CALL, \
-         INVOCATION, YIELD, RESULT), each time waking a process that was idle: \
-         its rate is bound by the machine's wake-up latency rather than by CPU \
-         time (in a VM, waking an idle vCPU can cost tens of µs). \
+         INVOCATION, YIELD, RESULT), each time waking a process on a CPU that \
+         went idle: its rate is bound by the machine's wake-up latency more than \
+         by CPU time (in a VM, waking an idle vCPU can cost tens of µs, and that \
+         time partly shows as CPU time of the woken process). The *one CPU* \
+         variant runs the client on the router's CPU 0, for Fahrbahn and the \
+         baseline only: no CPU idles in between, the processes take turns. \
          The WAMP part took {:.0}s.",
         results.elapsed.as_secs_f64()
     );
@@ -803,7 +858,7 @@ pub(crate) fn markdown(md: &mut String, results: &WampResults) {
     for test in TESTS {
         let _ = write!(md, "\n### {}\n\n| client ↔ router |", test.title());
         table_head(md, &plan.cells);
-        for pair in PAIRS {
+        for &pair in test.pairs() {
             let _ = write!(md, "| {} |", pair_title(pair));
             for &cell in &plan.cells {
                 let text = match results.cases.get(&(pair.0, pair.1, cell, test)) {
@@ -820,10 +875,12 @@ pub(crate) fn markdown(md: &mut String, results: &WampResults) {
             }
             md.push('\n');
         }
-        if test == Test::Seq {
-            md.push_str("\nLatency of the sequential calls, p50 / p99 (µs):\n\n| client ↔ router |");
+        if test.sequential() {
+            md.push_str(
+                "\nLatency of the sequential calls, p50 / p99 (µs):\n\n| client ↔ router |",
+            );
             table_head(md, &plan.cells);
-            for pair in PAIRS {
+            for &pair in test.pairs() {
                 let _ = write!(md, "| {} |", pair_title(pair));
                 for &cell in &plan.cells {
                     let text = match results.cases.get(&(pair.0, pair.1, cell, test)) {
@@ -864,20 +921,28 @@ pub(crate) fn markdown(md: &mut String, results: &WampResults) {
                     .flatten()
             };
             let (mine, theirs) = (get(ours), get(baseline));
-            let text = |run: Option<WampRun>| run.map_or_else(|| "failed".to_owned(), |r| rate_text(r.rate));
+            let text = |run: Option<WampRun>| {
+                run.map_or_else(|| "failed".to_owned(), |r| rate_text(r.rate))
+            };
             let target = match (mine, theirs) {
                 (Some(a), Some(b)) if b.rate > 0.0 => {
-                    if a.rate >= 10.0 * b.rate { "met" } else { "**missed**" }
+                    if a.rate >= 10.0 * b.rate {
+                        "met"
+                    } else {
+                        "**missed**"
+                    }
                 }
                 _ => "?",
             };
-            let latency = match (test, mine) {
-                (Test::Seq, Some(WampRun { p99_us: Some(p99), .. })) => {
+            let latency = match mine {
+                _ if !test.sequential() => String::new(),
+                Some(WampRun {
+                    p99_us: Some(p99), ..
+                }) => {
                     let verdict = if p99 < 1000.0 { "met" } else { "**missed**" };
                     format!("{verdict} ({p99:.0} µs)")
                 }
-                (Test::Seq, _) => "?".to_owned(),
-                _ => "".to_owned(),
+                _ => "?".to_owned(),
             };
             let _ = writeln!(
                 md,
@@ -912,8 +977,8 @@ mod tests {
         let count = |plan: &Plan| {
             plan.keys(RouterKind::Fahrbahn).len() + plan.keys(RouterKind::Crossbar).len()
         };
-        assert_eq!(count(&full), 64);
-        assert_eq!(count(&quick), 32);
+        assert_eq!(count(&full), 72);
+        assert_eq!(count(&quick), 36);
         // every pair appears in quick mode
         for pair in PAIRS {
             let keys = quick.keys(pair.1);
@@ -939,7 +1004,10 @@ mod tests {
     fn results_and_cpu() {
         let run = parse_result(
             "result rate=3064.9 count=6133 secs=2 p50_us=319.2 p99_us=685.2",
-            Some(((Some(100), Some(10)), (Some(100 + clock_ticks() as u64), Some(10)))),
+            Some((
+                (Some(100), Some(10)),
+                (Some(100 + clock_ticks() as u64), Some(10)),
+            )),
         )
         .unwrap();
         assert_eq!(run.rate, 3064.9);
@@ -952,7 +1020,13 @@ mod tests {
 
         let stat = "42 (a (b) c) S 7 42 42 0 -1 4194560 1 0 0 0 250 30 0 0 20 0 1 0";
         assert_eq!(parse_stat(stat), Some((7, 280)));
-        let tree = TreeTicks(vec![(1, 0, 5), (7, 1, 1), (8, 7, 2), (9, 8, 4), (10, 1, 100)]);
+        let tree = TreeTicks(vec![
+            (1, 0, 5),
+            (7, 1, 1),
+            (8, 7, 2),
+            (9, 8, 4),
+            (10, 1, 100),
+        ]);
         assert_eq!(tree.sum(7), Some(7));
         assert_eq!(tree.sum(11), None);
         assert!(tree_ticks().sum(std::process::id()).is_some());
@@ -987,7 +1061,12 @@ mod tests {
         markdown(&mut md, &results);
         assert!(md.contains("| fahrbahn ↔ fahrbahn router | 20.0k (router 85%, client 50%) |"));
         assert!(md.contains("| 200 / 400 |"), "{md}");
-        assert!(md.contains("| sequential RPC WebSocket json | 20.0k | 1.7k | 11.63× | met | met (400 µs) |"), "{md}");
+        assert!(
+            md.contains(
+                "| sequential RPC WebSocket json | 20.0k | 1.7k | 11.63× | met | met (400 µs) |"
+            ),
+            "{md}"
+        );
         assert!(md.contains("| failed |"));
         assert_eq!(rate_text(494_322.2), "494k");
         assert_eq!(rate_text(3064.9), "3.1k");

@@ -53,8 +53,10 @@ tasks:
       --no-run         do not run wstest, only summarise the existing reports
   bench [options]      core micro-benchmarks (criterion) and echo benchmarks
                        against other servers; writes docs/benchmarks.md
-      --quick          short runs (criterion ~1s each, one 2s echo run per
-                       case) instead of 3 runs of 10s per case
+      --quick          short runs (criterion ~1s each, one 1.5s echo run per
+                       case, fewer messages under callgrind, one short WAMP
+                       run per case), written to target/bench/benchmarks-quick.md
+                       instead of docs/benchmarks.md
       --no-micro       skip the micro-benchmarks
       --no-echo        skip the echo benchmarks (rates, idle memory,
                        instruction counts)

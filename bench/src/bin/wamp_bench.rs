@@ -28,7 +28,8 @@
 //! it prints `window start`, measures for `--duration`, prints `window end`
 //! (xtask samples the router's CPU time at these lines, like for `loadgen`)
 //! and then one line
-//! `result rate=R count=N secs=S [p50_us=P p99_us=Q] [per_subscriber=R published=N]`.
+//! `result rate=R count=N secs=S [p50_us=P p99_us=Q p90_us=.. p999_us=.. max_us=..]
+//! [per_subscriber=R published=N]` (latencies for `seq` only).
 //! Any error (a failed call, a lost or reordered event, a stalled
 //! subscriber, a session that ends early) exits with status 1.
 
@@ -324,7 +325,14 @@ async fn rpc(options: &Options, prefix: &str) -> Result<(), BoxError> {
         let mut latencies = shared.latencies.take();
         latencies.sort_unstable();
         let us = |p: f64| percentile(&latencies, p) as f64 / 1e3;
-        line.push_str(&format!(" p50_us={:.1} p99_us={:.1}", us(0.50), us(0.99)));
+        line.push_str(&format!(
+            " p50_us={:.1} p99_us={:.1} p90_us={:.1} p999_us={:.1} max_us={:.1}",
+            us(0.50),
+            us(0.99),
+            us(0.90),
+            us(0.999),
+            us(1.0)
+        ));
     }
     say(&line);
     Ok(())
