@@ -119,7 +119,6 @@ pub(crate) struct Options {
     note: Option<String>,
 }
 
-
 impl Options {
     /// Parses the options of `cargo xtask bench`.
     pub(crate) fn parse(args: &mut Args) -> Result<Self> {
