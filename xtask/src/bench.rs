@@ -142,7 +142,7 @@ impl Options {
         if self.quick {
             (1, Duration::from_millis(1500), Duration::from_millis(500))
         } else {
-            (3, Duration::from_secs(5), Duration::from_secs(1))
+            (3, Duration::from_secs(3), Duration::from_secs(1))
         }
     }
 }

@@ -87,6 +87,8 @@ pub(crate) struct Driver<S, M> {
     out_pos: usize,
     /// An empty buffer for the machine's next output.
     spare: Vec<u8>,
+    /// Bytes were written since the last successful flush.
+    unflushed: bool,
     write_wakers: [Option<Waker>; 2],
     shutdown: Shutdown,
 }
@@ -101,6 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             out: VecDeque::new(),
             out_pos: 0,
             spare: Vec::new(),
+            unflushed: false,
             write_wakers: [None, None],
             shutdown: Shutdown::Running,
         }
@@ -168,6 +171,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             match written {
                 Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
                 Poll::Ready(Ok(n)) => {
+                    self.unflushed = true;
                     self.advance(n);
                     self.wake_other_writer(side);
                 }
@@ -179,7 +183,14 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                 }
             }
         }
-        Pin::new(&mut self.io).poll_flush(cx)
+        if !self.unflushed {
+            return Poll::Ready(Ok(()));
+        }
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            self.unflushed = false;
+        }
+        flushed
     }
 
     fn wake_other_writer(&mut self, side: Side) {

@@ -7,25 +7,28 @@
 /// Works on 8-byte words with the key rotated to the right phase, falling
 /// back to bytes only at the ends; no `unsafe`.
 pub(crate) fn apply_mask(data: &mut [u8], key: [u8; 4], offset: usize) -> usize {
-    let phase = offset % 4;
-    let mut rotated = [0u8; 4];
-    for (i, b) in rotated.iter_mut().enumerate() {
-        *b = key[(phase + i) % 4];
-    }
-    let mut pattern = [0u8; 8];
-    pattern[..4].copy_from_slice(&rotated);
-    pattern[4..].copy_from_slice(&rotated);
-    let word64 = u64::from_ne_bytes(pattern);
+    let rotated = rotate_key(key, offset);
+    let word = u64::from(u32::from_le_bytes(rotated));
+    let word64 = u64::from_le(word | word << 32);
     let mut chunks = data.chunks_exact_mut(8);
     for chunk in &mut chunks {
         let v = u64::from_ne_bytes((&*chunk).try_into().expect("8-byte chunk")) ^ word64;
         chunk.copy_from_slice(&v.to_ne_bytes());
     }
     let rest = chunks.into_remainder();
-    for (i, b) in rest.iter_mut().enumerate() {
-        *b ^= rotated[i % 4];
+    for (b, k) in rest.iter_mut().zip(rotated.iter().cycle()) {
+        *b ^= k;
     }
     offset + data.len()
+}
+
+/// The key as it applies from payload position `offset` on.
+fn rotate_key(key: [u8; 4], offset: usize) -> [u8; 4] {
+    // Little-endian: the lowest byte is the first; rotating right by one
+    // byte moves key[1] into it.
+    u32::from_le_bytes(key)
+        .rotate_right(8 * (offset % 4) as u32)
+        .to_le_bytes()
 }
 
 /// Appends `src` XORed with the 4-byte `key` to `dst`, where `src[0]` is at
@@ -42,13 +45,7 @@ pub(crate) fn mask_extend(dst: &mut Vec<u8>, src: &[u8], key: [u8; 4], offset: u
         dst.extend_from_slice(src);
         return apply_mask(&mut dst[start..], key, offset);
     }
-    let phase = offset % 4;
-    let rotated = [
-        key[phase],
-        key[(phase + 1) % 4],
-        key[(phase + 2) % 4],
-        key[(phase + 3) % 4],
-    ];
+    let rotated = rotate_key(key, offset);
     let mut pattern = [0u8; BLOCK];
     for lane in pattern.chunks_exact_mut(4) {
         lane.copy_from_slice(&rotated);
