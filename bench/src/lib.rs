@@ -38,6 +38,33 @@ pub const DEFLATE_LOAD: (usize, usize) = (100, 1 << 10);
 pub const DEFLATE_OFFER: &str =
     "permessage-deflate; client_no_context_takeover; server_no_context_takeover";
 
+/// Runs a command line tool's `main` future on tokio's current-thread
+/// runtime (one OS thread, so pinning bounds its share of the machine) in a
+/// `LocalSet`; errors are printed and give exit status 1.
+pub fn run_local<F, E>(main: F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = Result<std::process::ExitCode, E>>,
+    E: std::fmt::Display,
+{
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match tokio::task::LocalSet::new().block_on(&runtime, main) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The WebSocket opcode of a text frame.
 pub const OP_TEXT: u8 = 0x1;
 /// The WebSocket opcode of a binary frame.

@@ -585,7 +585,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 }
 
 /// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux when that fails).
-fn clock_ticks() -> f64 {
+pub(crate) fn clock_ticks() -> f64 {
     static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
     *TICKS.get_or_init(|| {
         Command::new("getconf")

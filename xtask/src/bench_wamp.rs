@@ -32,7 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::bench::{has_taskset, pinned, ratio};
+use crate::bench::{clock_ticks, has_taskset, pinned, ratio};
 use crate::crossbar::{self, Ports, Venv};
 use crate::interop::{self, REALM};
 use crate::process::{describe, log_to, with_log};
@@ -755,21 +755,6 @@ impl TreeTicks {
         }
         Some(total)
     }
-}
-
-/// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux when that fails).
-fn clock_ticks() -> f64 {
-    static TICKS: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
-    *TICKS.get_or_init(|| {
-        Command::new("getconf")
-            .arg("CLK_TCK")
-            .output()
-            .ok()
-            .and_then(|o| String::from_utf8(o.stdout).ok())
-            .and_then(|s| s.trim().parse().ok())
-            .filter(|t: &f64| *t > 0.0)
-            .unwrap_or(100.0)
-    })
 }
 
 // ----- the report -------------------------------------------------------

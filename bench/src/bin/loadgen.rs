@@ -136,32 +136,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let local = tokio::task::LocalSet::new();
-    let result = if options.idle {
-        local.block_on(&runtime, hold_idle(options))
-    } else if let Some(messages) = options.messages {
-        local.block_on(&runtime, run_count(options, messages))
-    } else {
-        local.block_on(&runtime, run(options))
-    };
-    match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("error: {e}");
+    bench::run_local(async move {
+        let ok = if options.idle {
+            hold_idle(options).await?
+        } else if let Some(messages) = options.messages {
+            run_count(options, messages).await?
+        } else {
+            run(options).await?
+        };
+        Ok::<_, BoxError>(if ok {
+            ExitCode::SUCCESS
+        } else {
             ExitCode::FAILURE
-        }
-    }
+        })
+    })
 }
 
 /// Counters shared by the connection tasks (one thread: plain cells).
