@@ -707,6 +707,14 @@ pub(crate) fn size_name(size: usize) -> String {
     }
 }
 
+/// The server's CPU time per echo, µs.
+fn cpu_per_echo(run: &EchoRun) -> String {
+    match run.server_cpu {
+        Some(cpu) if run.rate > 0.0 => format!("{:.1} µs", cpu / run.rate * 1e6),
+        _ => "?".to_owned(),
+    }
+}
+
 fn cpu_text(cpu: Option<f64>) -> String {
     cpu.map_or_else(|| "?".to_owned(), |c| format!("{:.0}%", c * 100.0))
 }
@@ -801,8 +809,8 @@ fn markdown(options: &Options, micro: &[Micro], echo: &EchoReport) -> String {
          on a single-threaded runtime without permessage-deflate, pinned to \
          CPU 0; the load generator (`bench/src/bin/loadgen.rs`, one thread) \
          is pinned to CPU 1. *CPU* is the server's user + system time over \
-         the window as a share of one CPU; *per CPU-s* is echoes per second of \
-         server CPU time. `ceiling` is a hand-written server (raw TCP on \
+         the window as a share of one CPU; *µs/echo* is the server's CPU time \
+         (user + system) per echoed message. `ceiling` is a hand-written server (raw TCP on \
          tokio's current-thread runtime, unfragmented frames only, no UTF-8 \
          check, no WebSocket library): the ceiling of the harness. \
          Servers: `bench/src/bin/echo_server.rs`.\n",
@@ -912,7 +920,7 @@ fn echo_tables(md: &mut String, echo: &EchoResults) {
         |server: &str, kind: &'static str, load: Load| echo.get(&(server.to_owned(), kind, load));
     for kind in KINDS {
         md.push_str(&format!(
-            "\n### {kind} messages: thousand echoes/s (server CPU, echoes per server CPU-s)\n\n| server |"
+            "\n### {kind} messages: thousand echoes/s (server CPU, server CPU µs/echo)\n\n| server |"
         ));
         for load in LOADS {
             md.push_str(&format!(" {} |", load.name()));
@@ -926,14 +934,11 @@ fn echo_tables(md: &mut String, echo: &EchoResults) {
                 let cell = get(server, kind, load).map_or_else(
                     || "failed".to_owned(),
                     |run| {
-                        let per_cpu = run.server_cpu.filter(|c| *c > 0.0).map_or_else(
-                            || "?".to_owned(),
-                            |c| format!("{:.0}k", run.rate / c / 1e3),
-                        );
                         format!(
-                            "{:.1}k ({}, {per_cpu})",
+                            "{:.1}k ({}, {})",
                             run.rate / 1e3,
-                            cpu_text(run.server_cpu)
+                            cpu_text(run.server_cpu),
+                            cpu_per_echo(run)
                         )
                     },
                 );
@@ -944,14 +949,14 @@ fn echo_tables(md: &mut String, echo: &EchoResults) {
     }
     let ours = SERVERS[0];
     md.push_str(&format!(
-        "\n### Ratios: {ours} / peer (echoes per second; in parentheses per server CPU-s)\n\n| case |"
+        "\n### Ratios: {ours} / peer (echoes per second; in parentheses the peer's server CPU time per echo over ours: above 1 means we use less)\n\n| case |"
     ));
     for peer in PEERS {
         md.push_str(&format!(" vs {peer} |"));
     }
-    md.push_str("\n|---|");
+    md.push_str(" target |\n|---|");
     md.push_str(&"--:|".repeat(PEERS.len()));
-    md.push('\n');
+    md.push_str("---|\n");
     for kind in KINDS {
         for load in LOADS {
             md.push_str(&format!("| {kind} {} |", load.name()));
@@ -963,9 +968,40 @@ fn echo_tables(md: &mut String, echo: &EchoResults) {
                 let efficiency = ratio(mine.and_then(per_cpu), theirs.and_then(per_cpu));
                 md.push_str(&format!(" {rate} ({efficiency}) |"));
             }
-            md.push('\n');
+            md.push_str(&format!(" {} |\n", rate_verdict(echo, kind, load)));
         }
     }
+}
+
+/// The echo-rate targets of a case: at least the fastest peer library, and
+/// at 16 KiB at least 1.10× fastwebsockets.
+fn rate_verdict(echo: &EchoResults, kind: &'static str, load: Load) -> String {
+    let get =
+        |server: &str, kind: &'static str, load: Load| echo.get(&(server.to_owned(), kind, load));
+    let Some(mine) = get(SERVERS[0], kind, load).map(|r| r.rate) else {
+        return String::new();
+    };
+    let libraries = ["tokio-tungstenite", "fastwebsockets", "tokio-websockets"];
+    let fastest = libraries
+        .iter()
+        .filter_map(|p| get(p, kind, load).map(|r| (r.rate, *p)))
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    let mut verdict = match fastest {
+        Some((rate, peer)) if mine >= rate => format!("≥ fastest ({peer}): met"),
+        Some((rate, peer)) => format!("≥ fastest ({peer}): **missed** ({:.2}×)", mine / rate),
+        None => String::new(),
+    };
+    if load.size >= 16 << 10 {
+        if let Some(fast) = get("fastwebsockets", kind, load).map(|r| r.rate) {
+            let met = if mine >= 1.10 * fast {
+                "met"
+            } else {
+                "**missed**"
+            };
+            verdict.push_str(&format!("; ≥ 1.10× fastwebsockets: {met}"));
+        }
+    }
+    verdict
 }
 
 /// The permessage-deflate case.
@@ -980,20 +1016,17 @@ fn deflate_table(md: &mut String, echo: &EchoResults) {
          0.10 and tokio-websockets 0.13 do not implement permessage-deflate, and \
          soketto 0.8 (tried) fails to inflate every message when the workspace's \
          `flate2` uses the zlib-rs backend (`incomplete deflate stream`).\n\n\
-         | server | thousand echoes/s | server CPU | echoes per server CPU-s |\n|---|--:|--:|--:|\n",
+         | server | thousand echoes/s | server CPU | server CPU µs/echo |\n|---|--:|--:|--:|\n",
         load.name()
     ));
     for server in DEFLATE_SERVERS {
         match echo.get(&(server.to_owned(), DEFLATE, load)) {
             Some(run) => {
-                let per_cpu = run
-                    .server_cpu
-                    .filter(|c| *c > 0.0)
-                    .map_or_else(|| "?".to_owned(), |c| format!("{:.0}k", run.rate / c / 1e3));
                 md.push_str(&format!(
-                    "| {server} | {:.1}k | {} | {per_cpu} |\n",
+                    "| {server} | {:.1}k | {} | {} |\n",
                     run.rate / 1e3,
-                    cpu_text(run.server_cpu)
+                    cpu_text(run.server_cpu),
+                    cpu_per_echo(run)
                 ));
             }
             None => md.push_str(&format!("| {server} | failed | | |\n")),
@@ -1017,6 +1050,27 @@ mod tests {
     #[test]
     fn proc_stat_of_self() {
         assert!(cpu_seconds(std::process::id()).is_some());
+    }
+
+    #[test]
+    fn rate_targets() {
+        let load = LOADS[2];
+        let run = |rate| EchoRun {
+            rate,
+            server_cpu: Some(0.5),
+        };
+        let mut echo = EchoResults::new();
+        echo.insert((SERVERS[0].to_owned(), "binary", load), run(120.0));
+        echo.insert(("fastwebsockets".to_owned(), "binary", load), run(100.0));
+        echo.insert(("tokio-websockets".to_owned(), "binary", load), run(80.0));
+        let verdict = rate_verdict(&echo, "binary", load);
+        assert_eq!(
+            verdict,
+            "≥ fastest (fastwebsockets): met; ≥ 1.10× fastwebsockets: met"
+        );
+        echo.insert(("tokio-websockets".to_owned(), "binary", load), run(130.0));
+        assert!(rate_verdict(&echo, "binary", load).contains("**missed** (0.92×)"));
+        assert_eq!(cpu_per_echo(&run(100.0)), "5000.0 µs");
     }
 
     #[test]
