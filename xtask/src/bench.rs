@@ -178,6 +178,7 @@ pub(crate) fn task(options: Options) -> Tally {
 
     let mut md = markdown(&options, &micro, &echo);
     bench_wamp::markdown(&mut md, &wamp);
+    md.push_str(include_str!("bench_notes.md"));
     // A quick run never replaces the full report in docs/.
     let out = if options.quick {
         target.join(QUICK_REPORT)
