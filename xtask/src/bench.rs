@@ -12,11 +12,9 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread::sleep;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -24,9 +22,12 @@ use crate::bench_instructions::{self, InstructionResults};
 use crate::bench_memory::{self, MemoryResults};
 use crate::bench_wamp::{self, WampResults};
 use crate::cli::{self, Args};
-use crate::process::{describe, free_port, log_to, with_log};
+use crate::process::{Running, describe, free_port, log_to, with_log};
 use crate::report::now_utc;
 use crate::{Result, Tally, cargo};
+
+/// How long a benchmark server may take to listen.
+pub(crate) const SERVER_START: Duration = Duration::from_secs(20);
 
 /// The generated file, relative to the workspace root.
 pub(crate) const BENCHMARKS: &str = "docs/benchmarks.md";
@@ -451,17 +452,18 @@ fn echo_rates(
         cmd.args([server, &format!("127.0.0.1:{port}")]);
         let started = log_to(&log).and_then(|(out, err)| {
             cmd.stdout(out).stderr(err);
-            Guard::spawn(server, &mut cmd)
+            Running::spawn(server, &mut cmd)
         });
-        let mut guard = match started.and_then(|mut g| g.wait_for_port(port).map(|()| g)) {
-            Ok(guard) => guard,
-            Err(e) => {
-                for _ in 0..cases.len() {
-                    tally.broke(with_log(&log, format!("{server}: {e}")));
+        let mut guard =
+            match started.and_then(|mut g| g.wait_for_port(port, SERVER_START).map(|()| g)) {
+                Ok(guard) => guard,
+                Err(e) => {
+                    for _ in 0..cases.len() {
+                        tally.broke(with_log(&log, format!("{server}: {e}")));
+                    }
+                    continue;
                 }
-                continue;
-            }
-        };
+            };
         for &(kind, load) in cases {
             {
                 let case = (server.to_owned(), kind, load);
@@ -493,7 +495,7 @@ fn echo_case(
     options: &Options,
     taskset: bool,
     loadgen: &Path,
-    server: &mut Guard,
+    server: &mut Running,
     port: u16,
     kind: &str,
     load: Load,
@@ -525,7 +527,7 @@ fn echo_case(
 /// announces the start and the end of its window.
 fn load_run(cmd: &mut Command, server_pid: u32, expected: Duration) -> Result<EchoRun> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut guard = Guard::spawn("loadgen", cmd)?;
+    let mut guard = Running::spawn("loadgen", cmd)?;
     let stdout = guard.child.stdout.take().expect("stdout is piped");
     let stderr = guard.child.stderr.take().expect("stderr is piped");
     let errors = std::thread::spawn(move || {
@@ -550,7 +552,7 @@ fn load_run(cmd: &mut Command, server_pid: u32, expected: Duration) -> Result<Ec
         }
         (start, end, result)
     });
-    let status = guard.wait(expected + Duration::from_secs(30));
+    let status = guard.wait(expected + Duration::from_secs(30), String::new);
     let (start, end, result) = reader.join().unwrap_or_default();
     let stderr = errors.join().unwrap_or_default();
     let status = status?;
@@ -618,83 +620,6 @@ pub(crate) fn pinned(taskset: bool, cpu: &str, program: &Path) -> Command {
         cmd
     } else {
         Command::new(program)
-    }
-}
-
-/// A child process that is killed when dropped (like
-/// [`crate::process::Running`], with access to its pid and pipes).
-pub(crate) struct Guard {
-    name: String,
-    pub(crate) child: Child,
-}
-
-impl Guard {
-    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Result<Self> {
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot start {name} ({}): {e}", describe(cmd)))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-        })
-    }
-
-    pub(crate) fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    pub(crate) fn exited(&mut self) -> Result<Option<std::process::ExitStatus>> {
-        self.child
-            .try_wait()
-            .map_err(|e| format!("{}: {e}", self.name))
-    }
-
-    pub(crate) fn wait(&mut self, timeout: Duration) -> Result<std::process::ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.exited()? {
-                return Ok(status);
-            }
-            if start.elapsed() >= timeout {
-                self.kill();
-                return Err(format!(
-                    "{} did not finish within {}s and was killed",
-                    self.name,
-                    timeout.as_secs()
-                ));
-            }
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub(crate) fn wait_for_port(&mut self, port: u16) -> Result<()> {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.exited()? {
-                return Err(format!("exited ({status}) before listening on {addr}"));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() {
-                return Ok(());
-            }
-            if start.elapsed() >= Duration::from_secs(20) {
-                return Err(format!("did not listen on {addr} within 20s"));
-            }
-            sleep(Duration::from_millis(50));
-        }
-    }
-
-    pub(crate) fn kill(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        self.kill();
     }
 }
 

@@ -14,8 +14,8 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::bench::{Guard, KINDS, LOADS, Load, SERVERS, pinned, ratio};
-use crate::process::{free_port, with_log};
+use crate::bench::{KINDS, LOADS, Load, SERVERS, pinned, ratio};
+use crate::process::{Running, free_port, with_log};
 use crate::{Result, Tally};
 
 /// The target of the issue: at most this share of fastwebsockets'
@@ -165,7 +165,7 @@ fn count_once(
         .args([server, &addr, "--exit-after", &load.connections.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut guard = Guard::spawn(server, &mut cmd)?;
+    let mut guard = Running::spawn(server, &mut cmd)?;
     // Wait for the server's "listening" line: a probe connection would
     // count as one of the connections it exits after.
     let stderr = guard.child.stderr.take().expect("stderr is piped");
@@ -188,12 +188,12 @@ fn count_once(
         .args(["--messages", &messages.to_string()])
         .stdout(Stdio::null())
         .stderr(Stdio::null());
-    let mut loadgen = Guard::spawn("loadgen", &mut load_cmd)?;
-    let status = loadgen.wait(Duration::from_secs(600))?;
+    let mut loadgen = Running::spawn("loadgen", &mut load_cmd)?;
+    let status = loadgen.wait(Duration::from_secs(600), String::new)?;
     if !status.success() {
         return Err(format!("the load generator failed ({status})"));
     }
-    let status = guard.wait(Duration::from_secs(60))?;
+    let status = guard.wait(Duration::from_secs(60), String::new)?;
     if !status.success() {
         return Err(format!("the server did not exit cleanly ({status})"));
     }

@@ -12,8 +12,8 @@ use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::Duration;
 
-use crate::bench::{Guard, SERVERS, pinned, ratio};
-use crate::process::{free_port, log_to, with_log};
+use crate::bench::{SERVER_START, SERVERS, pinned, ratio};
+use crate::process::{Running, free_port, log_to, with_log};
 use crate::{Result, Tally};
 
 /// Connections held open, at most (fewer when the open-files limit is
@@ -87,8 +87,8 @@ fn measure(
     cmd.args([server, &addr]);
     let (out, err) = log_to(log)?;
     cmd.stdout(out).stderr(err);
-    let mut guard = Guard::spawn(server, &mut cmd)?;
-    guard.wait_for_port(port)?;
+    let mut guard = Running::spawn(server, &mut cmd)?;
+    guard.wait_for_port(port, SERVER_START)?;
     sleep(Duration::from_millis(300));
     let before_kib = resident_kib(guard.pid())?;
 
@@ -98,7 +98,7 @@ fn measure(
         .args(["--duration", "120"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut loadgen = Guard::spawn("loadgen", &mut load)?;
+    let mut loadgen = Running::spawn("loadgen", &mut load)?;
     let stdout = loadgen.child.stdout.take().expect("stdout is piped");
     let stderr = loadgen.child.stderr.take().expect("stderr is piped");
     let (opened, ready) = mpsc::channel();

@@ -58,7 +58,8 @@ pub(crate) fn run(cmd: &mut Command) -> Result<bool> {
 /// A spawned child process that is killed when dropped.
 pub(crate) struct Running {
     name: String,
-    child: Child,
+    /// The child (for its pipes).
+    pub(crate) child: Child,
 }
 
 impl Running {
@@ -71,6 +72,11 @@ impl Running {
             name: name.to_owned(),
             child,
         })
+    }
+
+    /// The child's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The exit status if the child has exited.

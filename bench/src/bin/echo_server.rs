@@ -101,6 +101,19 @@ fn listening(name: &str, addr: SocketAddr) {
 
 // ----- Fahrbahn ---------------------------------------------------------
 
+/// Echoes every message of one Fahrbahn connection (any runtime).
+async fn fahrbahn_echo<S>(mut ws: fahrbahn::WebSocket<S>)
+where
+    S: futures_util::io::AsyncRead + futures_util::io::AsyncWrite + Unpin,
+{
+    while let Some(Ok(msg)) = ws.recv().await {
+        if ws.send(msg).await.is_err() {
+            break;
+        }
+    }
+    connection_ended();
+}
+
 /// The server configuration without permessage-deflate.
 fn plain() -> fahrbahn::ServerConfig {
     fahrbahn::ServerConfig::default()
@@ -122,21 +135,14 @@ async fn fahrbahn_tokio(addr: SocketAddr, config: fahrbahn::ServerConfig) -> Res
     let listener = fahrbahn::tokio::bind(addr).await?;
     listening("fahrbahn-tokio", addr);
     loop {
-        let mut ws = match fahrbahn::tokio::accept(&listener, config.clone()).await {
+        let ws = match fahrbahn::tokio::accept(&listener, config.clone()).await {
             Ok(ws) => ws,
             Err(e) => {
                 eprintln!("handshake failed: {e}");
                 continue;
             }
         };
-        tokio::spawn(async move {
-            while let Some(Ok(msg)) = ws.recv().await {
-                if ws.send(msg).await.is_err() {
-                    break;
-                }
-            }
-            connection_ended();
-        });
+        tokio::spawn(fahrbahn_echo(ws));
     }
 }
 
@@ -146,22 +152,14 @@ fn fahrbahn_smol(addr: SocketAddr, config: fahrbahn::ServerConfig) -> Result<(),
         let listener = fahrbahn::smol::bind(addr).await?;
         listening("fahrbahn-smol", addr);
         loop {
-            let mut ws = match fahrbahn::smol::accept(&listener, config.clone()).await {
+            let ws = match fahrbahn::smol::accept(&listener, config.clone()).await {
                 Ok(ws) => ws,
                 Err(e) => {
                     eprintln!("handshake failed: {e}");
                     continue;
                 }
             };
-            ex.spawn(async move {
-                while let Some(Ok(msg)) = ws.recv().await {
-                    if ws.send(msg).await.is_err() {
-                        break;
-                    }
-                }
-                connection_ended();
-            })
-            .detach();
+            ex.spawn(fahrbahn_echo(ws)).detach();
         }
     }))
 }
@@ -177,24 +175,16 @@ fn fahrbahn_async_std(addr: SocketAddr) -> Result<(), BoxError> {
         let listener = fahrbahn::async_std::bind(addr).await?;
         listening("fahrbahn-async-std", addr);
         loop {
-            let mut ws =
-                match fahrbahn::async_std::accept(&listener, fahrbahn::ServerConfig::default())
-                    .await
-                {
-                    Ok(ws) => ws,
-                    Err(e) => {
-                        eprintln!("handshake failed: {e}");
-                        continue;
-                    }
-                };
-            async_std::task::spawn(async move {
-                while let Some(Ok(msg)) = ws.recv().await {
-                    if ws.send(msg).await.is_err() {
-                        break;
-                    }
+            let ws = match fahrbahn::async_std::accept(&listener, fahrbahn::ServerConfig::default())
+                .await
+            {
+                Ok(ws) => ws,
+                Err(e) => {
+                    eprintln!("handshake failed: {e}");
+                    continue;
                 }
-                connection_ended();
-            });
+            };
+            async_std::task::spawn(fahrbahn_echo(ws));
         }
     })
 }

@@ -209,7 +209,6 @@ struct Inner {
     driver: Driver<BoxIo, ClientConnection>,
     /// Invocations whose handlers are running, by request id.
     running: HashMap<u64, Arc<Interrupt>>,
-    driver_waker: Option<Waker>,
     waiters: HashMap<u64, Waiter>,
     handlers: HashMap<u64, Handler>,
     subscriptions: HashMap<u64, Vec<mpsc::UnboundedSender<Event>>>,
@@ -231,13 +230,27 @@ struct Shared {
     /// lock is held (e.g. a handler closure holding a `Session` clone,
     /// dropped when its registration goes away).
     leave_requested: AtomicBool,
-    /// The driver task's waker, outside the main lock for the same reason.
-    wake_driver: Mutex<Option<Waker>>,
+    /// The driver task's waker, outside the main lock for the same reason
+    /// (see [`Shared::wake_driver`]).
+    driver_waker: Mutex<Option<Waker>>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the driver task. Takes only the waker's own lock, so it may be
+    /// called with or without the main lock held.
+    fn wake_driver(&self) {
+        let waker = self
+            .driver_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 
     /// Runs a command on the session, flushes it and wakes the driver.
@@ -251,9 +264,7 @@ impl Shared {
         }
         let result = f(&mut inner).map_err(Error::Command);
         inner.driver.conn.flush(Instant::now());
-        if let Some(w) = inner.driver_waker.take() {
-            w.wake();
-        }
+        self.wake_driver();
         result
     }
 }
@@ -449,9 +460,16 @@ impl Inner {
 /// The driver task of one session.
 async fn run(shared: Arc<Shared>) {
     poll_fn(|cx| {
-        *shared.wake_driver.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        {
+            let mut waker = shared
+                .driver_waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
         let mut inner = shared.lock();
-        inner.driver_waker = Some(cx.waker().clone());
         loop {
             if shared.leave_requested.swap(false, Ordering::SeqCst) {
                 let _ = inner.driver.conn.session_mut().leave_normal();
@@ -508,15 +526,7 @@ struct LeaveOnDrop(Arc<Shared>);
 impl Drop for LeaveOnDrop {
     fn drop(&mut self) {
         self.0.leave_requested.store(true, Ordering::SeqCst);
-        let waker = self
-            .0
-            .wake_driver
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(w) = waker {
-            w.wake();
-        }
+        self.0.wake_driver();
     }
 }
 
@@ -693,7 +703,6 @@ impl Session {
             inner: Mutex::new(Inner {
                 driver: Driver::new(io, conn, timer),
                 running: HashMap::new(),
-                driver_waker: None,
                 waiters: HashMap::new(),
                 handlers: HashMap::new(),
                 subscriptions: HashMap::new(),
@@ -706,7 +715,7 @@ impl Session {
             }),
             spawn: Arc::new(move |f| rt.spawn(f)),
             leave_requested: AtomicBool::new(false),
-            wake_driver: Mutex::new(None),
+            driver_waker: Mutex::new(None),
         });
         runtime.spawn(Box::pin(run(shared.clone())));
         // The join (transport handshake, HELLO, authentication, WELCOME)
@@ -966,9 +975,7 @@ impl Session {
             }
             let _ = inner.driver.conn.session_mut().leave_normal();
             inner.driver.conn.flush(Instant::now());
-            if let Some(w) = inner.driver_waker.take() {
-                w.wake();
-            }
+            self.shared.wake_driver();
         }
         let _ = rx.await;
         match self.close_info().and_then(|c| c.error) {

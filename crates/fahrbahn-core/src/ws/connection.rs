@@ -136,6 +136,20 @@ const OWNED_SEND_MIN: usize = 2048;
 /// Spent output buffers up to this capacity are kept for reuse.
 const RECYCLE_MAX: usize = 64 << 10;
 
+/// Moves the bytes of `src` to the end of `buf`, leaving `src` empty:
+/// by swapping the two when `buf` is empty, by copying otherwise. Returns
+/// how many bytes moved.
+fn hand_over(src: &mut Vec<u8>, buf: &mut Vec<u8>) -> usize {
+    let n = src.len();
+    if buf.is_empty() {
+        std::mem::swap(buf, src);
+    } else {
+        buf.extend_from_slice(src);
+        src.clear();
+    }
+    n
+}
+
 /// A WebSocket connection as a sans-IO state machine (client or server).
 ///
 /// Feed it with [`handle_bytes`](Self::handle_bytes),
@@ -396,7 +410,7 @@ impl Connection {
     /// Queues a data message. A large message's buffer is sent as it is
     /// (masked in place by a client), without a copy.
     pub fn send(&mut self, message: Message) -> Result<(), SendError> {
-        let (opcode, payload) = match message {
+        let (opcode, mut payload) = match message {
             Message::Text(s) => (OpCode::Text, s.into_bytes()),
             Message::Binary(b) => (OpCode::Binary, b),
         };
@@ -405,7 +419,6 @@ impl Connection {
         }
         self.check_sendable()?;
         let mask = self.mask_key();
-        let mut payload = payload;
         frame::write_header(&mut self.out, true, false, opcode, mask, payload.len());
         if let Some(key) = mask {
             apply_mask(&mut payload, key, 0);
@@ -547,30 +560,12 @@ impl Connection {
     /// large messages without a copy this way.
     #[must_use = "the bytes must be written to the transport"]
     pub fn poll_transmit_chunk(&mut self, buf: &mut Vec<u8>) -> usize {
-        if self.out.is_empty() && self.sealed.is_empty() {
-            return 0;
-        }
-        let spent = if let Some(mut chunk) = self.sealed.pop_front() {
-            let n = chunk.len();
-            if buf.is_empty() {
-                std::mem::swap(buf, &mut chunk);
-            } else {
-                buf.extend_from_slice(&chunk);
-                chunk.clear();
-            }
-            (n, chunk)
-        } else {
-            let n = self.out.len();
-            if buf.is_empty() {
-                std::mem::swap(buf, &mut self.out);
-            } else {
-                buf.extend_from_slice(&self.out);
-                self.out.clear();
-            }
-            return n;
+        let Some(mut chunk) = self.sealed.pop_front() else {
+            return hand_over(&mut self.out, buf);
         };
-        // Keep a spent buffer for the next header or small message.
-        let (n, chunk) = spent;
+        let n = hand_over(&mut chunk, buf);
+        // `chunk` is now an empty spent buffer: keep it for the next header
+        // or small message.
         if self.out.capacity() == 0 && chunk.capacity() <= RECYCLE_MAX {
             self.out = chunk;
         }
