@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
+use std::time::Instant;
+
 use fahrbahn_core::Rng;
 use fahrbahn_core::wamp::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_CANCELED, ERROR_INVALID_URI,
@@ -9,12 +11,17 @@ use fahrbahn_core::wamp::error::{
     ERROR_NO_SUCH_SUBSCRIPTION, ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROTOCOL_VIOLATION,
 };
 use fahrbahn_core::wamp::router::{
+    CloseReason,
     AuthDecision, AuthenticateContext, Authenticator, ConnectionId, HelloContext, Router,
     RouterConfig, RouterEvent, router_roles,
 };
 use fahrbahn_core::wamp::{
     Dict, List, Message, Session, SessionConfig, SessionEvent, Value, client_roles, is_valid_id,
 };
+
+fn now() -> Instant {
+    Instant::now()
+}
 
 fn d(entries: &[(&str, Value)]) -> Dict {
     entries
@@ -63,7 +70,7 @@ impl Net {
     }
 
     fn send(&mut self, conn: ConnectionId, msg: Message) {
-        self.router.handle_message(conn, msg);
+        self.router.handle_message(now(), conn, msg);
         self.pump();
     }
 
@@ -88,7 +95,7 @@ impl Net {
     }
 
     fn join(&mut self) -> (ConnectionId, u64) {
-        let conn = self.router.attach();
+        let conn = self.router.attach(now());
         self.send(conn, hello("realm1"));
         match self.recv(conn) {
             Message::Welcome { session, .. } => (conn, session),
@@ -179,7 +186,7 @@ fn error_uri(msg: &Message) -> &str {
 #[test]
 fn join_welcome_details_and_events() {
     let mut net = Net::new();
-    let conn = net.router.attach();
+    let conn = net.router.attach(now());
     net.send(conn, hello("realm1"));
     let Message::Welcome { session, details } = net.recv(conn) else {
         panic!("no WELCOME")
@@ -210,10 +217,10 @@ fn join_welcome_details_and_events() {
 #[test]
 fn unknown_realm_is_aborted_and_closed() {
     let mut net = Net::new();
-    let conn = net.router.attach();
+    let conn = net.router.attach(now());
     net.send(conn, hello("nope"));
     assert_eq!(error_uri(&net.recv(conn)), ERROR_NO_SUCH_REALM);
-    assert_eq!(net.take_events(), [RouterEvent::CloseTransport { conn }]);
+    assert_eq!(net.take_events(), [RouterEvent::CloseTransport { conn, reason: CloseReason::Aborted }]);
     // Later input is ignored.
     net.send(conn, hello("realm1"));
     net.quiet(conn);
@@ -225,16 +232,17 @@ fn auto_created_realms() {
     let config = RouterConfig {
         realms: vec![],
         auto_create_realms: true,
+        ..RouterConfig::default()
     };
     let mut net = Net::with(Router::new(config, Rng::from_seed(1)));
-    let conn = net.router.attach();
+    let conn = net.router.attach(now());
     net.send(conn, hello("com.example.new"));
     assert!(matches!(net.recv(conn), Message::Welcome { .. }));
     assert_eq!(
         net.router.realm_stats("com.example.new").unwrap().sessions,
         1
     );
-    let bad = net.router.attach();
+    let bad = net.router.attach(now());
     net.send(bad, hello("not a uri"));
     assert_eq!(error_uri(&net.recv(bad)), ERROR_INVALID_URI);
 }
@@ -950,7 +958,7 @@ fn protocol_violations_are_isolated() {
                 conn: bad,
                 session: bad_session
             },
-            RouterEvent::CloseTransport { conn: bad }
+            RouterEvent::CloseTransport { conn: bad, reason: CloseReason::Aborted }
         ]
     );
     net.send(bad, hello("realm1"));
@@ -990,7 +998,7 @@ fn protocol_violations_are_isolated() {
 fn other_violations() {
     let mut net = Net::new();
     // Before HELLO.
-    let c = net.router.attach();
+    let c = net.router.attach(now());
     net.send(
         c,
         Message::Call {
@@ -1007,7 +1015,7 @@ fn other_violations() {
     net.send(c, hello("realm1"));
     assert_eq!(error_uri(&net.recv(c)), ERROR_PROTOCOL_VIOLATION);
     // HELLO without roles.
-    let c = net.router.attach();
+    let c = net.router.attach(now());
     net.send(
         c,
         Message::Hello {
@@ -1063,7 +1071,7 @@ fn other_violations() {
                 conn: c,
                 session: s
             },
-            RouterEvent::CloseTransport { conn: c }
+            RouterEvent::CloseTransport { conn: c, reason: CloseReason::Aborted }
         ]
     );
 }
@@ -1073,9 +1081,9 @@ fn shutdown_says_goodbye_to_everyone() {
     let mut net = Net::new();
     let (a, sa) = net.join();
     let (b, sb) = net.join();
-    let idle = net.router.attach();
+    let idle = net.router.attach(now());
     net.take_events();
-    net.router.shutdown("maintenance");
+    net.router.shutdown(now(), "maintenance");
     net.pump();
     for c in [a, b] {
         match net.recv(c) {
@@ -1095,7 +1103,7 @@ fn shutdown_says_goodbye_to_everyone() {
         conn: b,
         session: sb
     }));
-    assert!(events.contains(&RouterEvent::CloseTransport { conn: idle }));
+    assert!(events.contains(&RouterEvent::CloseTransport { conn: idle, reason: CloseReason::Shutdown }));
     assert_eq!(net.router.session_count(), 0);
     // Input other than GOODBYE is ignored until the reply.
     net.send(a, publish(1, "x.y", Dict::new(), None));
@@ -1108,8 +1116,8 @@ fn shutdown_says_goodbye_to_everyone() {
         },
     );
     net.quiet(a);
-    assert_eq!(net.take_events(), [RouterEvent::CloseTransport { conn: a }]);
-    let late = net.router.attach();
+    assert_eq!(net.take_events(), [RouterEvent::CloseTransport { conn: a, reason: CloseReason::Goodbye }]);
+    let late = net.router.attach(now());
     net.send(late, hello("realm1"));
     assert_eq!(error_uri(&net.recv(late)), CLOSE_SYSTEM_SHUTDOWN);
     assert!(net.router.is_shut_down());
@@ -1118,8 +1126,8 @@ fn shutdown_says_goodbye_to_everyone() {
 #[test]
 fn detach_discards_queued_messages() {
     let mut router = Router::new(RouterConfig::with_realm("realm1"), Rng::from_seed(3));
-    let conn = router.attach();
-    router.handle_message(conn, hello("realm1"));
+    let conn = router.attach(now());
+    router.handle_message(now(), conn, hello("realm1"));
     router.detach(conn);
     assert!(router.poll_outgoing().is_none());
     assert!(matches!(
@@ -1132,7 +1140,7 @@ fn detach_discards_queued_messages() {
     ));
     assert_eq!(router.connection_count(), 0);
     // Input for a detached connection is ignored.
-    router.handle_message(conn, hello("realm1"));
+    router.handle_message(now(), conn, hello("realm1"));
     assert!(router.poll_outgoing().is_none());
 }
 
@@ -1172,8 +1180,8 @@ fn challenge_response_authentication() {
     let mut config = SessionConfig::new("realm1");
     config.authid = Some("alice".into());
     config.authmethods = vec!["ticket".into()];
-    let conn = net.router.attach();
-    let Message::Hello { realm, details } = Session::new(config.clone()).poll_message().unwrap()
+    let conn = net.router.attach(now());
+    let Message::Hello { realm, details } = Session::new(config.clone(), now()).poll_message().unwrap()
     else {
         panic!()
     };
@@ -1195,12 +1203,12 @@ fn challenge_response_authentication() {
     assert_eq!(details["authrole"], Value::from("user"));
     assert_eq!(details["authmethod"], Value::from("ticket"));
 
-    let conn = net.router.attach();
+    let conn = net.router.attach(now());
     net.send(conn, hello("realm1"));
     assert_eq!(error_uri(&net.recv(conn)), "wamp.error.not_authorized");
 
-    let conn = net.router.attach();
-    let Message::Hello { realm, details } = Session::new(config).poll_message().unwrap() else {
+    let conn = net.router.attach(now());
+    let Message::Hello { realm, details } = Session::new(config, now()).poll_message().unwrap() else {
         panic!()
     };
     net.send(conn, Message::Hello { realm, details });
@@ -1225,13 +1233,13 @@ fn run(router: &mut Router, clients: &mut [(ConnectionId, Session)]) {
         let mut moved = false;
         for (conn, s) in clients.iter_mut() {
             while let Some(m) = s.poll_message() {
-                router.handle_message(*conn, m);
+                router.handle_message(now(), *conn, m);
                 moved = true;
             }
         }
         while let Some((conn, m)) = router.poll_outgoing() {
             if let Some((_, s)) = clients.iter_mut().find(|(c, _)| *c == conn) {
-                s.handle_message(m);
+                s.handle_message(now(), m);
                 moved = true;
             }
         }
@@ -1245,7 +1253,7 @@ fn run(router: &mut Router, clients: &mut [(ConnectionId, Session)]) {
 fn works_with_the_client_session() {
     let mut router = Router::new(RouterConfig::with_realm("realm1"), Rng::from_seed(9));
     let mut clients: Vec<(ConnectionId, Session)> = (0..2)
-        .map(|_| (router.attach(), Session::new(SessionConfig::new("realm1"))))
+        .map(|_| (router.attach(now()), Session::new(SessionConfig::new("realm1"), now())))
         .collect();
     run(&mut router, &mut clients);
     for (_, s) in &mut clients {
@@ -1302,7 +1310,7 @@ fn works_with_the_client_session() {
         clients[1].1.poll_event(),
         Some(SessionEvent::Event { .. })
     ));
-    clients[1].1.leave_normal().unwrap();
+    clients[1].1.leave_normal(now()).unwrap();
     run(&mut router, &mut clients);
     assert!(
         matches!(clients[1].1.poll_event(), Some(SessionEvent::Closed(c)) if c.error.is_none())

@@ -4,10 +4,16 @@
 
 use std::collections::BTreeSet;
 
+use std::time::Instant;
+
 use fahrbahn_core::Rng;
 use fahrbahn_core::wamp::router::{ConnectionId, Router, RouterConfig, RouterEvent};
 use fahrbahn_core::wamp::{Dict, Message, Value, client_roles};
 use proptest::prelude::*;
+
+fn now() -> Instant {
+    Instant::now()
+}
 
 const SLOTS: usize = 4;
 const PROCEDURES: [&str; 3] = ["p.a", "p.b", "p.c"];
@@ -123,7 +129,7 @@ impl Model {
             while let Some(event) = self.router.poll_event() {
                 any = true;
                 match event {
-                    RouterEvent::CloseTransport { conn } => self.detach(conn),
+                    RouterEvent::CloseTransport { conn, .. } => self.detach(conn),
                     RouterEvent::Left { conn, .. } => self.forget(conn),
                     RouterEvent::Joined { .. } => {}
                     other => panic!("unexpected event {other:?}"),
@@ -191,7 +197,7 @@ impl Model {
 
     fn send(&mut self, slot: usize, msg: Message) {
         if let Some(conn) = self.slots[slot].conn {
-            self.router.handle_message(conn, msg);
+            self.router.handle_message(now(), conn, msg);
         }
     }
 
@@ -204,7 +210,7 @@ impl Model {
         match *op {
             Op::Join(s) => {
                 if self.slots[s].conn.is_none() {
-                    self.slots[s].conn = Some(self.router.attach());
+                    self.slots[s].conn = Some(self.router.attach(now()));
                 }
                 self.send(
                     s,

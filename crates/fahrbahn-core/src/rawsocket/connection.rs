@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::error::{HandshakeErrorCode, RawSocketError};
+use super::error::{Error, HandshakeErrorCode};
 use crate::{CloseOrder, Machine};
 
 const MAGIC: u8 = 0x7F;
@@ -83,8 +83,26 @@ pub enum Event {
     Message(Vec<u8>),
     /// The peer answered a ping.
     Pong(Vec<u8>),
-    /// The connection ended; `None` for a normal end of stream or close.
-    Closed(Option<RawSocketError>),
+    /// The connection ended; the last event.
+    Closed(Closed),
+}
+
+/// How a RawSocket connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closed {
+    /// Whether the peer ended it (end of stream, a refused handshake, a
+    /// broken frame) rather than we (a [`Connection::close`] call, a
+    /// timeout).
+    pub by_peer: bool,
+    /// Why it ended abnormally; `None` for a clean end.
+    pub error: Option<Error>,
+}
+
+impl Closed {
+    /// Whether the connection ended cleanly.
+    pub fn is_clean(&self) -> bool {
+        self.error.is_none()
+    }
 }
 
 #[derive(Debug)]
@@ -172,21 +190,21 @@ impl Connection {
     }
 
     /// Queues a message.
-    pub fn send(&mut self, message: &[u8]) -> Result<(), RawSocketError> {
+    pub fn send(&mut self, message: &[u8]) -> Result<(), Error> {
         self.send_frame(FRAME_MESSAGE, message)
     }
 
     /// Queues a ping (its pong arrives as [`Event::Pong`]).
-    pub fn ping(&mut self, payload: &[u8]) -> Result<(), RawSocketError> {
+    pub fn ping(&mut self, payload: &[u8]) -> Result<(), Error> {
         self.send_frame(FRAME_PING, payload)
     }
 
-    fn send_frame(&mut self, kind: u8, payload: &[u8]) -> Result<(), RawSocketError> {
+    fn send_frame(&mut self, kind: u8, payload: &[u8]) -> Result<(), Error> {
         if !self.is_open() {
-            return Err(RawSocketError::NotOpen);
+            return Err(Error::NotOpen);
         }
         if payload.len() > self.peer_max_len {
-            return Err(RawSocketError::MessageTooLong {
+            return Err(Error::MessageTooLong {
                 len: payload.len(),
                 max: self.peer_max_len,
             });
@@ -207,17 +225,17 @@ impl Connection {
     /// GOODBYE comes first, then the transport closes).
     pub fn close(&mut self) {
         if !matches!(self.state, State::Closed) {
-            self.end(None);
+            self.end(false, None);
         }
     }
 
-    fn end(&mut self, error: Option<RawSocketError>) {
+    fn end(&mut self, by_peer: bool, error: Option<Error>) {
         if let Some(e) = &error {
             log::debug!("RawSocket connection failed: {e}");
         }
         self.state = State::Closed;
         self.inbuf = Vec::new();
-        self.events.push_back(Event::Closed(error));
+        self.events.push_back(Event::Closed(Closed { by_peer, error }));
     }
 
     /// Feeds bytes from the transport.
@@ -264,7 +282,7 @@ impl Connection {
     fn read_handshake(&mut self) -> bool {
         if let Some(&first) = self.inbuf.first() {
             if first != MAGIC {
-                self.end(Some(RawSocketError::BadMagic(first)));
+                self.end(true, Some(Error::BadMagic(first)));
                 return false;
             }
         }
@@ -278,11 +296,11 @@ impl Connection {
             Role::Client { serializer } => {
                 if lo == 0 {
                     let code = HandshakeErrorCode::from_code(hi);
-                    self.end(Some(RawSocketError::Rejected(code)));
+                    self.end(true, Some(Error::Rejected(code)));
                     return false;
                 }
                 if lo != serializer {
-                    self.end(Some(RawSocketError::SerializerMismatch {
+                    self.end(true, Some(Error::SerializerMismatch {
                         requested: serializer,
                         answered: lo,
                     }));
@@ -300,7 +318,7 @@ impl Connection {
                 };
                 if let Some(code) = refusal {
                     self.out.extend_from_slice(&[MAGIC, code.code() << 4, 0, 0]);
-                    self.end(Some(RawSocketError::Refused(code)));
+                    self.end(true, Some(Error::Refused(code)));
                     return false;
                 }
                 self.out
@@ -331,11 +349,11 @@ impl Connection {
             let kind = head[0];
             let len = u32::from_be_bytes([0, head[1], head[2], head[3]]) as usize;
             if kind & 0xF8 != 0 || kind > FRAME_PONG {
-                self.end(Some(RawSocketError::BadFrameType(kind)));
+                self.end(true, Some(Error::BadFrameType(kind)));
                 return (pos, 0);
             }
             if len > self.max_len() {
-                self.end(Some(RawSocketError::FrameTooLong {
+                self.end(true, Some(Error::FrameTooLong {
                     len,
                     max: self.max_len(),
                 }));
@@ -359,15 +377,15 @@ impl Connection {
     pub fn handle_eof(&mut self, _now: Instant) {
         match self.state {
             State::Closed => {}
-            State::Open if self.inbuf.is_empty() => self.end(None),
-            _ => self.end(Some(RawSocketError::ConnectionReset)),
+            State::Open if self.inbuf.is_empty() => self.end(true, None),
+            _ => self.end(true, Some(Error::ConnectionReset)),
         }
     }
 
     /// Runs due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.open_deadline.is_some_and(|t| t <= now) && matches!(self.state, State::Handshake) {
-            self.end(Some(RawSocketError::OpenTimeout));
+            self.end(false, Some(Error::OpenTimeout));
         }
     }
 
@@ -526,9 +544,10 @@ mod tests {
         c.handle_bytes(now, &buf);
         assert_eq!(
             c.poll_event(),
-            Some(Event::Closed(Some(RawSocketError::Rejected(
-                HandshakeErrorCode::SerializerUnsupported
-            ))))
+            Some(Event::Closed(Closed {
+                by_peer: true,
+                error: Some(Error::Rejected(HandshakeErrorCode::SerializerUnsupported))
+            }))
         );
         let mut s = Connection::server(ServerConfig::new(vec![1]), now);
         s.handle_bytes(now, &[0x7F, 0xF1, 0, 1]);
@@ -544,14 +563,14 @@ mod tests {
         s.handle_bytes(now, b"GET / HTTP/1.1\r\n");
         assert_eq!(
             s.poll_event(),
-            Some(Event::Closed(Some(RawSocketError::BadMagic(b'G'))))
+            Some(Event::Closed(Closed { by_peer: true, error: Some(Error::BadMagic(b'G')) }))
         );
         let (_, mut s, now) = pair(1);
         let _ = s.poll_event();
         s.handle_bytes(now, &[0x08, 0, 0, 0]);
         assert_eq!(
             s.poll_event(),
-            Some(Event::Closed(Some(RawSocketError::BadFrameType(8))))
+            Some(Event::Closed(Closed { by_peer: true, error: Some(Error::BadFrameType(8)) }))
         );
     }
 
@@ -572,7 +591,7 @@ mod tests {
         let _ = (c.poll_event(), s.poll_event());
         assert_eq!(
             c.send(&[0; 1025]),
-            Err(RawSocketError::MessageTooLong {
+            Err(Error::MessageTooLong {
                 len: 1025,
                 max: 1024
             })
@@ -582,10 +601,10 @@ mod tests {
         c.handle_bytes(now, &[0, 0, 2, 1]);
         assert_eq!(
             c.poll_event(),
-            Some(Event::Closed(Some(RawSocketError::FrameTooLong {
-                len: 513,
-                max: 512
-            })))
+            Some(Event::Closed(Closed {
+                by_peer: true,
+                error: Some(Error::FrameTooLong { len: 513, max: 512 })
+            }))
         );
     }
 
@@ -597,12 +616,12 @@ mod tests {
         s.handle_eof(now);
         assert_eq!(
             s.poll_event(),
-            Some(Event::Closed(Some(RawSocketError::ConnectionReset)))
+            Some(Event::Closed(Closed { by_peer: true, error: Some(Error::ConnectionReset) }))
         );
         let (_, mut s, now) = pair(1);
         let _ = s.poll_event();
         s.handle_eof(now);
-        assert_eq!(s.poll_event(), Some(Event::Closed(None)));
+        assert_eq!(s.poll_event(), Some(Event::Closed(Closed { by_peer: true, error: None })));
     }
 
     #[test]
@@ -613,7 +632,7 @@ mod tests {
         s.handle_timeout(t);
         assert_eq!(
             s.poll_event(),
-            Some(Event::Closed(Some(RawSocketError::OpenTimeout)))
+            Some(Event::Closed(Closed { by_peer: false, error: Some(Error::OpenTimeout) }))
         );
     }
 }

@@ -59,7 +59,7 @@ impl fmt::Display for HandshakeErrorCode {
 /// Why a RawSocket connection ended abnormally, or a command failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub enum RawSocketError {
+pub enum Error {
     /// The first byte was not the magic 0x7F: not a RawSocket peer.
     BadMagic(u8),
     /// The server refused our handshake.
@@ -97,41 +97,41 @@ pub enum RawSocketError {
     NotOpen,
 }
 
-impl fmt::Display for RawSocketError {
+impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RawSocketError::BadMagic(b) => {
+            Error::BadMagic(b) => {
                 write!(
                     f,
                     "not a RawSocket peer (first byte {b:#04x}, expected 0x7f)"
                 )
             }
-            RawSocketError::Rejected(c) => write!(f, "server refused the handshake: {c}"),
-            RawSocketError::Refused(c) => write!(f, "refused the client's handshake: {c}"),
-            RawSocketError::SerializerMismatch {
+            Error::Rejected(c) => write!(f, "server refused the handshake: {c}"),
+            Error::Refused(c) => write!(f, "refused the client's handshake: {c}"),
+            Error::SerializerMismatch {
                 requested,
                 answered,
             } => write!(
                 f,
                 "asked for serializer {requested}, server answered {answered}"
             ),
-            RawSocketError::BadFrameType(t) => write!(f, "invalid frame type byte {t:#04x}"),
-            RawSocketError::FrameTooLong { len, max } => {
+            Error::BadFrameType(t) => write!(f, "invalid frame type byte {t:#04x}"),
+            Error::FrameTooLong { len, max } => {
                 write!(f, "frame of {len} bytes exceeds the maximum of {max}")
             }
-            RawSocketError::MessageTooLong { len, max } => {
+            Error::MessageTooLong { len, max } => {
                 write!(
                     f,
                     "message of {len} bytes exceeds the peer's maximum of {max}"
                 )
             }
-            RawSocketError::OpenTimeout => f.write_str("RawSocket handshake timed out"),
-            RawSocketError::ConnectionReset => {
+            Error::OpenTimeout => f.write_str("RawSocket handshake timed out"),
+            Error::ConnectionReset => {
                 f.write_str("transport ended during the handshake or inside a frame")
             }
-            RawSocketError::NotOpen => f.write_str("the RawSocket connection is not open"),
+            Error::NotOpen => f.write_str("the RawSocket connection is not open"),
         }
     }
 }
 
-impl std::error::Error for RawSocketError {}
+impl std::error::Error for Error {}

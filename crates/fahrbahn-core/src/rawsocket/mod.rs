@@ -26,5 +26,5 @@
 mod connection;
 mod error;
 
-pub use connection::{ClientConfig, Connection, Event, ServerConfig, max_len_for_exponent};
-pub use error::{HandshakeErrorCode, RawSocketError};
+pub use connection::{ClientConfig, Closed, Connection, Event, ServerConfig, max_len_for_exponent};
+pub use error::{Error, HandshakeErrorCode};

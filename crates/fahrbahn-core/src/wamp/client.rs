@@ -5,25 +5,28 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::framing::{self, Framing, FramingEvent};
-use super::message::Message;
+use super::codec::Codec;
+use super::framing::{Framing, FramingEvent};
 use super::serializer::Serializer;
 use super::session::{Session, SessionConfig, SessionEvent};
+use super::transport::{TransportClosed, TransportError};
 use crate::{CloseOrder, Machine, Rng, rawsocket, ws};
 
 /// A WAMP client session over WebSocket or RawSocket bytes.
 ///
-/// Commands go to the [`Session`] ([`session_mut`](Self::session_mut));
-/// the connection encodes, frames and transmits what it queues.
+/// Commands go to the [`Session`] ([`session_mut`](Self::session_mut)); they
+/// only change its state. The connection encodes, frames and transmits what
+/// they queued when its output is polled ([`Machine::poll_transmit`]), as
+/// every machine of the core does: there is no separate flush step.
 ///
 /// ```
 /// use std::time::Instant;
 /// use fahrbahn_core::{Machine, Rng};
-/// use fahrbahn_core::wamp::{ClientConnection, Serializer, SessionConfig};
+/// use fahrbahn_core::wamp::{ClientConnection, Codec, Serializer, SessionConfig};
 ///
 /// let mut conn = ClientConnection::websocket(
 ///     fahrbahn_core::ws::ClientConfig::new("127.0.0.1:8080", "/ws"),
-///     &[(Serializer::MsgPack, false), (Serializer::Json, false)],
+///     &[Codec::new(Serializer::MsgPack), Codec::new(Serializer::Json)],
 ///     SessionConfig::new("realm1"),
 ///     Rng::from_seed(1),
 ///     Instant::now(),
@@ -35,64 +38,62 @@ use crate::{CloseOrder, Machine, Rng, rawsocket, ws};
 #[derive(Debug)]
 pub struct ClientConnection {
     framing: Framing,
-    /// Serializer and batching, once the framing is connected.
-    serializer: Option<(Serializer, bool)>,
+    /// The codec, once the framing is connected.
+    codec: Option<Codec>,
     session: Session,
     /// Session events, with the session's `Closed` held back until the
     /// framing has closed too.
     events: VecDeque<SessionEvent>,
     framing_closed: bool,
     close_started: bool,
+    /// The latest time passed in.
+    now: Instant,
     scratch: Vec<u8>,
 }
 
 impl ClientConnection {
     /// A session over a WebSocket client connection, offering the given
-    /// serializers (in order of preference) as subprotocols.
+    /// codecs (in order of preference) as subprotocols.
     pub fn websocket(
         mut config: ws::ClientConfig,
-        serializers: &[(Serializer, bool)],
+        codecs: &[Codec],
         session: SessionConfig,
         rng: Rng,
         now: Instant,
     ) -> Self {
-        config.subprotocols = serializers
-            .iter()
-            .map(|(s, batched)| s.subprotocol(*batched).to_owned())
-            .collect();
+        config.subprotocols = codecs.iter().map(|c| c.subprotocol().to_owned()).collect();
         Self::new(
             Framing::WebSocket(Box::new(ws::Connection::client(config, rng, now))),
-            None,
-            Session::new(session),
+            Session::new(session, now),
+            now,
         )
     }
 
-    /// A session over a RawSocket client connection.
+    /// A session over a RawSocket client connection. Nothing is sent
+    /// before the handshake is answered.
     pub fn rawsocket(
-        config: rawsocket::ClientConfig,
+        mut config: rawsocket::ClientConfig,
         serializer: Serializer,
         session: SessionConfig,
         now: Instant,
     ) -> Self {
-        let mut config = config;
         config.serializer = serializer.rawsocket_id();
-        // The serializer takes effect once the handshake is answered (see
-        // `drain_framing`): nothing may be sent before.
         Self::new(
             Framing::RawSocket(rawsocket::Connection::client(config, now)),
-            None,
-            Session::new(session),
+            Session::new(session, now),
+            now,
         )
     }
 
-    fn new(framing: Framing, serializer: Option<(Serializer, bool)>, session: Session) -> Self {
+    fn new(framing: Framing, session: Session, now: Instant) -> Self {
         Self {
             framing,
-            serializer,
+            codec: None,
             session,
             events: VecDeque::new(),
             framing_closed: false,
             close_started: false,
+            now,
             scratch: Vec::new(),
         }
     }
@@ -107,87 +108,84 @@ impl ClientConnection {
         &self.session
     }
 
-    /// The negotiated serializer (and whether batched), once connected.
-    pub fn serializer(&self) -> Option<(Serializer, bool)> {
-        self.serializer
+    /// The negotiated codec, once connected.
+    pub fn codec(&self) -> Option<Codec> {
+        self.codec
     }
 
-    /// Encodes and frames what the session queued; closes the framing
-    /// once the session has ended. Call after every command.
-    pub fn flush(&mut self, now: Instant) {
-        if let Some((serializer, batched)) = self.serializer {
+    /// Moves what the session queued into the framing (once connected),
+    /// and closes the framing once the session has ended.
+    fn pump(&mut self) {
+        // Commands that end the session carry their own `now`.
+        let now = self.now.max(self.session.now());
+        if let Some(codec) = self.codec {
             while let Some(msg) = self.session.poll_message() {
-                self.send(now, serializer, batched, &msg);
+                if let Err(e) = self.framing.send(codec, &msg, &mut self.scratch) {
+                    // E.g. too large for the peer: the transport is unusable.
+                    log::warn!("cannot send {}: {e}", msg.name());
+                    self.end_transport(now, TransportError::Send(e));
+                }
             }
         }
-        self.pull_session_events();
+        while let Some(e) = self.session.poll_event() {
+            self.events.push_back(e);
+        }
         if self.session.is_closed() && !self.close_started && !self.framing_closed {
             self.close_started = true;
             self.framing.close(now, ws::CloseCode::NORMAL);
+            // A RawSocket ends at once.
+            self.drain_framing(now);
         }
     }
 
-    fn send(&mut self, now: Instant, serializer: Serializer, batched: bool, msg: &Message) {
-        if let Err(e) = self
-            .framing
-            .send(serializer, batched, msg, &mut self.scratch)
-        {
-            // E.g. too large for the peer: the transport is unusable.
-            log::warn!("cannot send {}: {e}", msg.name());
-            self.end_transport(now, ws::CloseCode::POLICY_VIOLATION, &e);
-        }
-    }
-
-    /// Closes the framing because of `why` and ends the session with it.
-    fn end_transport(&mut self, now: Instant, code: ws::CloseCode, why: &str) {
+    /// Closes the framing because of `error` and ends the session with it.
+    fn end_transport(&mut self, now: Instant, error: TransportError) {
+        let code = match &error {
+            TransportError::Send(_) | TransportError::NoWampSubprotocol => {
+                ws::CloseCode::POLICY_VIOLATION
+            }
+            _ => ws::CloseCode::PROTOCOL_ERROR,
+        };
         self.framing.close(now, code);
-        self.session.handle_transport_closed(why);
+        self.close_started = true;
+        self.session
+            .handle_transport_closed(now, TransportClosed::failed(false, error));
         // A RawSocket ends at once: take its Closed event now, or the
         // session's end would wait for a transport event that never comes.
         self.drain_framing(now);
     }
 
-    fn pull_session_events(&mut self) {
-        while let Some(e) = self.session.poll_event() {
-            self.events.push_back(e);
-        }
-    }
-
-    fn handle_payload(&mut self, payload: &[u8]) {
-        let Some((serializer, batched)) = self.serializer else {
+    fn handle_payload(&mut self, now: Instant, payload: &[u8]) {
+        let Some(codec) = self.codec else {
             return;
         };
-        match framing::decode(serializer, batched, payload) {
+        match codec.decode(payload) {
             Ok(messages) => {
                 for m in messages {
-                    self.session.handle_message(m);
+                    self.session.handle_message(now, m);
                 }
             }
-            Err(e) => self
-                .session
-                .protocol_violation(format!("undecodable message: {e}")),
+            Err(e) => self.session.handle_decode_error(now, e),
         }
     }
 
-    fn process_framing(&mut self, now: Instant) {
+    fn process(&mut self, now: Instant) {
+        self.now = self.now.max(now);
         self.drain_framing(now);
-        self.flush(now);
-        // Closing the framing may have ended it at once (RawSocket).
-        self.drain_framing(now);
+        self.pump();
     }
 
     fn drain_framing(&mut self, now: Instant) {
         while let Some(event) = self.framing.poll_event() {
             match event {
-                FramingEvent::Connected(Some(serializer)) => self.serializer = Some(serializer),
+                FramingEvent::Connected(Some(codec)) => self.codec = Some(codec),
                 FramingEvent::Connected(None) => {
-                    let why = "the router chose no WAMP subprotocol";
-                    self.end_transport(now, ws::CloseCode::POLICY_VIOLATION, why);
+                    self.end_transport(now, TransportError::NoWampSubprotocol);
                 }
-                FramingEvent::Payload(payload) => self.handle_payload(&payload),
-                FramingEvent::Closed { why, .. } => {
+                FramingEvent::Payload(payload) => self.handle_payload(now, &payload),
+                FramingEvent::Closed(closed) => {
                     self.framing_closed = true;
-                    self.session.handle_transport_closed(&why);
+                    self.session.handle_transport_closed(now, closed);
                 }
                 FramingEvent::Request(_) => {}
             }
@@ -200,25 +198,27 @@ impl Machine for ClientConnection {
 
     fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
         self.framing.handle_bytes(now, data);
-        self.process_framing(now);
+        self.process(now);
     }
 
     fn handle_eof(&mut self, now: Instant) {
         self.framing.handle_eof(now);
-        self.process_framing(now);
+        self.process(now);
     }
 
     fn handle_timeout(&mut self, now: Instant) {
         self.framing.handle_timeout(now);
-        self.process_framing(now);
+        self.session.handle_timeout(now);
+        self.process(now);
     }
 
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        self.pump();
         self.framing.poll_transmit(buf)
     }
 
     fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.pull_session_events();
+        self.pump();
         match self.events.front() {
             Some(SessionEvent::Closed(_)) if !self.framing_closed => None,
             _ => self.events.pop_front(),
@@ -226,7 +226,10 @@ impl Machine for ClientConnection {
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
-        self.framing.poll_timeout()
+        match (self.framing.poll_timeout(), self.session.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     fn is_closed(&self) -> bool {

@@ -59,6 +59,8 @@ pub const ERROR_PAYLOAD_SIZE_EXCEEDED: &str = "wamp.error.payload_size_exceeded"
 pub const ERROR_UNAVAILABLE: &str = "wamp.error.unavailable";
 /// `wamp.error.feature_not_supported`: A feature the peer did not announce.
 pub const ERROR_FEATURE_NOT_SUPPORTED: &str = "wamp.error.feature_not_supported";
+/// `wamp.error.cannot_authenticate`: A client cannot answer the router's CHALLENGE (ABORT reason, as AutobahnPython sends).
+pub const ERROR_CANNOT_AUTHENTICATE: &str = "wamp.error.cannot_authenticate";
 /// `wamp.close.normal`: A normal close.
 pub const CLOSE_NORMAL: &str = "wamp.close.normal";
 /// `wamp.close.goodbye_and_out`: The reply to a GOODBYE.

@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::error::DecodeError;
+use super::codec::Codec;
 use super::message::Message;
 use super::serializer::Serializer;
+use super::transport::{SendError, TransportClosed};
 use crate::{CloseOrder, Machine, rawsocket, ws};
 
 /// WebSocket or RawSocket framing, either role.
@@ -23,31 +24,13 @@ pub(crate) enum FramingEvent {
     /// A WebSocket server received an upgrade request: accept or reject it
     /// with [`Framing::websocket_mut`].
     Request(ws::HandshakeRequest),
-    /// The transport handshake finished; the serializer the peers agreed
-    /// on, if it is a WAMP one.
-    Connected(Option<(Serializer, bool)>),
+    /// The transport handshake finished; the codec the peers agreed on, if
+    /// it is a WAMP one.
+    Connected(Option<Codec>),
     /// One WebSocket message or RawSocket frame.
     Payload(Vec<u8>),
-    /// The transport ended: why, in words.
-    Closed {
-        /// Whether it ended abnormally.
-        error: bool,
-        /// A description for logs and session errors.
-        why: String,
-    },
-}
-
-/// Decodes one payload into its messages (several when batched).
-pub(crate) fn decode(
-    serializer: Serializer,
-    batched: bool,
-    payload: &[u8],
-) -> Result<Vec<Message>, DecodeError> {
-    if batched {
-        serializer.decode_batched(payload)
-    } else {
-        serializer.decode(payload).map(|m| vec![m])
-    }
+    /// The transport ended.
+    Closed(TransportClosed),
 }
 
 impl Framing {
@@ -63,26 +46,22 @@ impl Framing {
     /// for JSON, binary otherwise, or one RawSocket frame.
     pub(crate) fn send(
         &mut self,
-        serializer: Serializer,
-        batched: bool,
+        codec: Codec,
         message: &Message,
         scratch: &mut Vec<u8>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SendError> {
         scratch.clear();
-        if batched {
-            serializer.encode_batched(message, scratch);
-        } else {
-            serializer.encode(message, scratch);
-        }
+        codec.encode(message, scratch);
         match self {
-            Framing::WebSocket(ws) if serializer.is_binary() => {
-                ws.send_binary(scratch).map_err(|e| e.to_string())
+            Framing::WebSocket(ws) if codec.serializer.is_binary() => {
+                ws.send_binary(scratch).map_err(SendError::WebSocket)
             }
-            Framing::WebSocket(ws) => match std::str::from_utf8(scratch) {
-                Ok(text) => ws.send_text(text).map_err(|e| e.to_string()),
-                Err(_) => Err("JSON encoder produced invalid UTF-8".to_owned()),
-            },
-            Framing::RawSocket(rs) => rs.send(scratch).map_err(|e| e.to_string()),
+            Framing::WebSocket(ws) => {
+                // The JSON encoder (serde_json) writes UTF-8 only.
+                let text = std::str::from_utf8(scratch).expect("JSON is UTF-8");
+                ws.send_text(text).map_err(SendError::WebSocket)
+            }
+            Framing::RawSocket(rs) => rs.send(scratch).map_err(SendError::RawSocket),
         }
     }
 
@@ -109,30 +88,18 @@ impl Framing {
                         handshake
                             .subprotocol
                             .as_deref()
-                            .and_then(Serializer::from_subprotocol),
+                            .and_then(Codec::from_subprotocol),
                     ),
                     ws::Event::Message(m) => FramingEvent::Payload(m.into_bytes()),
-                    ws::Event::Closed(closed) => FramingEvent::Closed {
-                        error: closed.error.is_some(),
-                        why: match &closed.error {
-                            Some(e) => e.to_string(),
-                            None => format!("WebSocket closed ({})", closed.code),
-                        },
-                    },
+                    ws::Event::Closed(closed) => FramingEvent::Closed((&closed).into()),
                     ws::Event::Ping(_) | ws::Event::Pong(_) => continue,
                 },
                 Framing::RawSocket(rs) => match rs.poll_event()? {
                     rawsocket::Event::Connected { serializer, .. } => FramingEvent::Connected(
-                        Serializer::from_rawsocket_id(serializer).map(|s| (s, false)),
+                        Serializer::from_rawsocket_id(serializer).map(Codec::new),
                     ),
                     rawsocket::Event::Message(m) => FramingEvent::Payload(m),
-                    rawsocket::Event::Closed(error) => FramingEvent::Closed {
-                        error: error.is_some(),
-                        why: match error {
-                            Some(e) => e.to_string(),
-                            None => "RawSocket closed".to_owned(),
-                        },
-                    },
+                    rawsocket::Event::Closed(closed) => FramingEvent::Closed(closed.into()),
                     rawsocket::Event::Pong(_) => continue,
                 },
             };

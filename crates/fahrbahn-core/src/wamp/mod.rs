@@ -39,6 +39,7 @@
 //! ```
 
 mod client;
+mod codec;
 pub mod error;
 mod framing;
 mod id;
@@ -47,10 +48,12 @@ pub mod router;
 mod serializer;
 mod server;
 mod session;
+mod transport;
 mod uri;
 mod value;
 
 pub use client::ClientConnection;
+pub use codec::Codec;
 pub use error::DecodeError;
 pub use id::{IdGenerator, MAX_ID, is_valid_id, random_id};
 pub use message::Message;
@@ -60,6 +63,7 @@ pub use session::{
     ApplicationError, Closed, CommandError, RequestKind, Session, SessionConfig, SessionError,
     SessionEvent, client_roles,
 };
+pub use transport::{SendError, TransportClosed, TransportError};
 pub use uri::{is_valid_uri, is_valid_uri_pattern};
 pub use value::{Dict, List, Value, ValueError, from_value, to_value};
 

@@ -6,9 +6,13 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::framing::{self, Framing, FramingEvent};
+use super::codec::Codec;
+use super::error::ERROR_PROTOCOL_VIOLATION;
+use super::framing::{Framing, FramingEvent};
 use super::message::Message;
 use super::serializer::Serializer;
+use super::transport::{SendError, TransportClosed, TransportError};
+use super::value::{Dict, Value};
 use crate::{CloseOrder, Machine, Rng, rawsocket, ws};
 
 /// Every WAMP WebSocket subprotocol we serve, in order of preference.
@@ -24,28 +28,23 @@ pub fn server_subprotocols() -> Vec<String> {
 
 /// What a [`ServerConnection`] reports.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum ServerEvent {
-    /// The transport handshake finished with this serializer.
-    Connected {
-        /// The serializer.
-        serializer: Serializer,
-        /// Whether batched.
-        batched: bool,
-    },
+    /// The transport handshake finished with this codec.
+    Connected(Codec),
     /// A message from the client.
     Message(Message),
-    /// The client sent something that does not decode: the router should
-    /// abort the session with `wamp.error.protocol_violation`.
-    Invalid(String),
-    /// The transport ended (the reason when abnormal). The last event.
-    Closed(Option<String>),
+    /// The transport ended; the last event. A client that sent something
+    /// that does not decode gets ABORT `wamp.error.protocol_violation` and
+    /// is closed with [`TransportError::Decode`].
+    Closed(TransportClosed),
 }
 
 /// One client transport of a router.
 #[derive(Debug)]
 pub struct ServerConnection {
     framing: Framing,
-    serializer: Option<(Serializer, bool)>,
+    codec: Option<Codec>,
     events: VecDeque<ServerEvent>,
     closed: bool,
     scratch: Vec<u8>,
@@ -76,58 +75,80 @@ impl ServerConnection {
     fn new(framing: Framing) -> Self {
         Self {
             framing,
-            serializer: None,
+            codec: None,
             events: VecDeque::new(),
             closed: false,
             scratch: Vec::new(),
         }
     }
 
-    /// The negotiated serializer, once connected.
-    pub fn serializer(&self) -> Option<(Serializer, bool)> {
-        self.serializer
+    /// The negotiated codec, once connected.
+    pub fn codec(&self) -> Option<Codec> {
+        self.codec
     }
 
     /// Encodes and frames a message for the client. Fails when the
     /// transport is not open or the message is too large for the client.
-    pub fn send(&mut self, message: &Message) -> Result<(), String> {
-        let Some((serializer, batched)) = self.serializer else {
-            return Err("the transport is not connected".into());
+    pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
+        let Some(codec) = self.codec.filter(|_| !self.closed) else {
+            return Err(SendError::NotConnected);
         };
-        self.framing
-            .send(serializer, batched, message, &mut self.scratch)
+        self.framing.send(codec, message, &mut self.scratch)
     }
 
-    /// Ends the transport (after whatever was sent so far).
-    pub fn close(&mut self, now: Instant) {
-        self.framing.close(now, ws::CloseCode::NORMAL);
+    /// Ends the transport after whatever was sent so far; a WebSocket
+    /// closes with `code` (e.g. from
+    /// [`CloseReason::close_code`](super::router::CloseReason::close_code)).
+    pub fn close(&mut self, now: Instant, code: ws::CloseCode) {
+        self.framing.close(now, code);
         self.drain(now);
     }
 
     fn drain(&mut self, now: Instant) {
         while let Some(event) = self.framing.poll_event() {
+            if self.closed {
+                continue; // failed already: the rest is not delivered
+            }
             match event {
                 FramingEvent::Request(request) => self.answer_request(now, &request),
-                FramingEvent::Connected(Some((serializer, batched))) => {
-                    self.serializer = Some((serializer, batched));
-                    self.events.push_back(ServerEvent::Connected {
-                        serializer,
-                        batched,
-                    });
+                FramingEvent::Connected(Some(codec)) => {
+                    self.codec = Some(codec);
+                    self.events.push_back(ServerEvent::Connected(codec));
                 }
                 // Only WAMP subprotocols are accepted, so this cannot
                 // happen; treat it as the end of a useless transport.
                 FramingEvent::Connected(None) => {
-                    self.framing.close(now, ws::CloseCode::PROTOCOL_ERROR)
+                    self.fail(now, TransportError::NoWampSubprotocol);
                 }
-                FramingEvent::Payload(payload) => self.push_payload(&payload),
-                FramingEvent::Closed { error, why } => {
+                FramingEvent::Payload(payload) => self.push_payload(now, &payload),
+                FramingEvent::Closed(closed) => {
                     self.closed = true;
-                    self.events
-                        .push_back(ServerEvent::Closed(error.then_some(why)));
+                    self.events.push_back(ServerEvent::Closed(closed));
                 }
             }
         }
+    }
+
+    /// Ends the transport because the client broke it: what it sent so far
+    /// is delivered, then ABORT (for a message that does not decode) and
+    /// the close; [`ServerEvent::Closed`] with `error` comes at once.
+    fn fail(&mut self, now: Instant, error: TransportError) {
+        log::debug!("closing a WAMP transport: {error}");
+        if let (TransportError::Decode(e), Some(codec)) = (&error, self.codec) {
+            let mut details = Dict::new();
+            details.insert("message".into(), Value::String(format!("undecodable message: {e}")));
+            let abort = Message::Abort {
+                details,
+                reason: ERROR_PROTOCOL_VIOLATION.to_owned(),
+            };
+            if let Err(e) = self.framing.send(codec, &abort, &mut self.scratch) {
+                log::debug!("cannot send ABORT: {e}");
+            }
+        }
+        self.framing.close(now, ws::CloseCode::PROTOCOL_ERROR);
+        self.closed = true;
+        self.events
+            .push_back(ServerEvent::Closed(TransportClosed::failed(true, error)));
     }
 
     /// Accepts a WebSocket upgrade that offers a WAMP subprotocol (the
@@ -161,17 +182,15 @@ impl ServerConnection {
         }
     }
 
-    fn push_payload(&mut self, payload: &[u8]) {
-        let Some((serializer, batched)) = self.serializer else {
+    fn push_payload(&mut self, now: Instant, payload: &[u8]) {
+        let Some(codec) = self.codec else {
             return;
         };
-        match framing::decode(serializer, batched, payload) {
+        match codec.decode(payload) {
             Ok(messages) => self
                 .events
                 .extend(messages.into_iter().map(ServerEvent::Message)),
-            Err(e) => self
-                .events
-                .push_back(ServerEvent::Invalid(format!("undecodable message: {e}"))),
+            Err(e) => self.fail(now, TransportError::Decode(e)),
         }
     }
 }
@@ -243,7 +262,7 @@ mod tests {
         pump(&mut client, &mut server, now);
         assert!(matches!(
             server.poll_event(),
-            Some(ServerEvent::Connected { .. })
+            Some(ServerEvent::Connected(_))
         ));
         assert!(matches!(
             server.poll_event(),
@@ -265,15 +284,15 @@ mod tests {
     #[test]
     fn client_joins_over_every_transport_and_serializer() {
         let now = Instant::now();
-        for (s, batched) in [
-            (Serializer::Json, false),
-            (Serializer::Json, true),
-            (Serializer::MsgPack, false),
-            (Serializer::Cbor, true),
+        for codec in [
+            Codec::new(Serializer::Json),
+            Codec::batched(Serializer::Json),
+            Codec::new(Serializer::MsgPack),
+            Codec::batched(Serializer::Cbor),
         ] {
             let client = ClientConnection::websocket(
                 ws::ClientConfig::default(),
-                &[(s, batched)],
+                &[codec],
                 SessionConfig::new("realm1"),
                 Rng::from_seed(1),
                 now,
@@ -309,7 +328,7 @@ mod tests {
         assert!(buf.starts_with(b"HTTP/1.1 400"));
         assert!(matches!(
             server.poll_event(),
-            Some(ServerEvent::Closed(Some(_)))
+            Some(ServerEvent::Closed(TransportClosed { error: Some(_), .. }))
         ));
     }
 
@@ -320,9 +339,20 @@ mod tests {
         server.handle_bytes(now, &[0x7F, 0xF1, 0, 0]);
         assert!(matches!(
             server.poll_event(),
-            Some(ServerEvent::Connected { .. })
+            Some(ServerEvent::Connected(_))
         ));
         server.handle_bytes(now, &[0, 0, 0, 3, b'[', b'x', b']']);
-        assert!(matches!(server.poll_event(), Some(ServerEvent::Invalid(_))));
+        assert!(matches!(
+            server.poll_event(),
+            Some(ServerEvent::Closed(TransportClosed {
+                error: Some(TransportError::Decode(_)),
+                ..
+            }))
+        ));
+        assert!(server.is_closed());
+        // The client got ABORT wamp.error.protocol_violation.
+        let mut buf = Vec::new();
+        let _ = server.poll_transmit(&mut buf);
+        assert!(String::from_utf8_lossy(&buf).contains("wamp.error.protocol_violation"));
     }
 }

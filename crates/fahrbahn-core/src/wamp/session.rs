@@ -2,15 +2,17 @@
 //! subscriber) as a sans-IO state machine over [`Message`]s.
 //!
 //! ```
+//! use std::time::Instant;
 //! use fahrbahn_core::wamp::{Message, Session, SessionConfig, SessionEvent, Dict};
 //!
-//! let mut session = Session::new(SessionConfig::new("realm1"));
+//! let now = Instant::now();
+//! let mut session = Session::new(SessionConfig::new("realm1"), now);
 //! assert!(matches!(session.poll_message(), Some(Message::Hello { .. })));
-//! session.handle_message(Message::Welcome { session: 42, details: Dict::new() });
+//! session.handle_message(now, Message::Welcome { session: 42, details: Dict::new() });
 //! assert!(matches!(session.poll_event(), Some(SessionEvent::Joined { session: 42, .. })));
 //! let request = session.call("com.example.add2", vec![1.into(), 2.into()], Dict::new(), Dict::new()).unwrap();
 //! assert!(matches!(session.poll_message(), Some(Message::Call { .. })));
-//! session.handle_message(Message::Result { request, details: Dict::new(), args: Some(vec![3.into()]), kwargs: None });
+//! session.handle_message(now, Message::Result { request, details: Dict::new(), args: Some(vec![3.into()]), kwargs: None });
 //! match session.poll_event() {
 //!     Some(SessionEvent::Result { args, .. }) => assert_eq!(args, vec![3.into()]),
 //!     other => panic!("{other:?}"),
@@ -19,10 +21,15 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
+use std::time::{Duration, Instant};
 
-use super::error::{CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, ERROR_PROTOCOL_VIOLATION};
+use super::error::{
+    CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, DecodeError, ERROR_CANNOT_AUTHENTICATE, ERROR_NETWORK_FAILURE,
+    ERROR_PROTOCOL_VIOLATION, ERROR_TIMEOUT,
+};
 use super::id::IdGenerator;
 use super::message::Message;
+use super::transport::TransportClosed;
 use super::uri::{is_valid_uri, is_valid_uri_pattern};
 use super::value::{Dict, List, Value};
 
@@ -39,6 +46,13 @@ pub struct SessionConfig {
     pub authextra: Dict,
     /// The `agent` string announced in HELLO.
     pub agent: String,
+    /// How long joining may take, from the start to WELCOME (default
+    /// 10 s). Then the session aborts with [`SessionError::JoinTimeout`].
+    pub join_timeout: Duration,
+    /// How long to wait for the router's GOODBYE reply after
+    /// [`Session::leave`] (default 5 s). Then the session ends with
+    /// [`SessionError::LeaveTimeout`].
+    pub leave_timeout: Duration,
 }
 
 impl SessionConfig {
@@ -50,6 +64,8 @@ impl SessionConfig {
             authid: None,
             authextra: Dict::new(),
             agent: concat!("Fahrbahn/", env!("CARGO_PKG_VERSION")).to_owned(),
+            join_timeout: Duration::from_secs(10),
+            leave_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -136,8 +152,24 @@ pub enum SessionError {
     /// The router broke the protocol; we aborted with
     /// `wamp.error.protocol_violation` and this explanation.
     ProtocolViolation(String),
+    /// The router sent a message that does not decode; we aborted with
+    /// `wamp.error.protocol_violation`.
+    Decode(DecodeError),
     /// The transport ended before the session did.
-    TransportClosed(String),
+    TransportClosed(TransportClosed),
+    /// No WELCOME within [`SessionConfig::join_timeout`]; we aborted.
+    JoinTimeout(Duration),
+    /// No GOODBYE reply within [`SessionConfig::leave_timeout`].
+    LeaveTimeout(Duration),
+    /// We could not answer the router's CHALLENGE (no handler, the handler
+    /// failed, or a method we did not offer); we aborted with
+    /// `wamp.error.cannot_authenticate`.
+    CannotAuthenticate {
+        /// The challenged method.
+        authmethod: String,
+        /// Why.
+        message: String,
+    },
 }
 
 impl SessionError {
@@ -145,11 +177,16 @@ impl SessionError {
     pub fn uri(&self) -> &str {
         match self {
             SessionError::Aborted { reason, .. } => reason,
-            SessionError::ProtocolViolation(_) => ERROR_PROTOCOL_VIOLATION,
-            SessionError::TransportClosed(_) => super::error::ERROR_NETWORK_FAILURE,
+            SessionError::ProtocolViolation(_) | SessionError::Decode(_) => {
+                ERROR_PROTOCOL_VIOLATION
+            }
+            SessionError::TransportClosed(_) => ERROR_NETWORK_FAILURE,
+            SessionError::JoinTimeout(_) | SessionError::LeaveTimeout(_) => ERROR_TIMEOUT,
+            SessionError::CannotAuthenticate { .. } => ERROR_CANNOT_AUTHENTICATE,
         }
     }
 }
+
 
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -161,13 +198,36 @@ impl fmt::Display for SessionError {
                 }
                 Ok(())
             }
-            SessionError::ProtocolViolation(why) => write!(f, "protocol violation: {why}"),
-            SessionError::TransportClosed(why) => write!(f, "transport closed: {why}"),
+            SessionError::ProtocolViolation(why) => {
+                write!(f, "the router broke the WAMP protocol: {why}")
+            }
+            SessionError::Decode(e) => write!(f, "the router sent an undecodable message: {e}"),
+            SessionError::TransportClosed(closed) => {
+                write!(f, "the session ended with its transport: {closed}")
+            }
+            SessionError::JoinTimeout(d) => {
+                write!(f, "the router did not welcome the session within {d:?}")
+            }
+            SessionError::LeaveTimeout(d) => {
+                write!(f, "the router did not answer GOODBYE within {d:?}")
+            }
+            SessionError::CannotAuthenticate {
+                authmethod,
+                message,
+            } => write!(f, "cannot answer the {authmethod} challenge: {message}"),
         }
     }
 }
 
-impl std::error::Error for SessionError {}
+impl std::error::Error for SessionError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SessionError::Decode(e) => Some(e),
+            SessionError::TransportClosed(c) => c.error.as_ref().map(|e| e as _),
+            _ => None,
+        }
+    }
+}
 
 /// A command was used wrongly.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -390,6 +450,14 @@ pub fn client_roles() -> Dict {
 #[derive(Debug)]
 pub struct Session {
     state: State,
+    /// Methods offered in HELLO (a CHALLENGE for another is refused).
+    authmethods: Vec<String>,
+    join_timeout: Duration,
+    leave_timeout: Duration,
+    /// When joining or leaving must be done.
+    deadline: Option<Instant>,
+    /// The latest time passed in.
+    now: Instant,
     requests: IdGenerator,
     pending: HashMap<u64, RequestKind>,
     registrations: HashSet<u64>,
@@ -430,8 +498,10 @@ fn payload(args: List, kwargs: Dict) -> (Option<List>, Option<Dict>) {
 }
 
 impl Session {
-    /// A session that starts by sending HELLO.
-    pub fn new(config: SessionConfig) -> Self {
+    /// A session that starts by sending HELLO at `now`; it must be
+    /// welcomed within [`SessionConfig::join_timeout`].
+    pub fn new(config: SessionConfig, now: Instant) -> Self {
+        let offered = config.authmethods.clone();
         let mut details = Dict::new();
         details.insert("roles".into(), Value::Dict(client_roles()));
         details.insert("agent".into(), Value::String(config.agent));
@@ -454,6 +524,11 @@ impl Session {
         });
         Self {
             state: State::Joining,
+            authmethods: offered,
+            join_timeout: config.join_timeout,
+            leave_timeout: config.leave_timeout,
+            deadline: Some(now + config.join_timeout),
+            now,
             requests: IdGenerator::new(),
             pending: HashMap::new(),
             registrations: HashSet::new(),
@@ -492,6 +567,18 @@ impl Session {
         self.events.pop_front()
     }
 
+    /// When to call [`handle_timeout`](Self::handle_timeout) next: the
+    /// join deadline while joining, the GOODBYE deadline while leaving.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The latest time passed to an input or command.
+    pub(crate) fn now(&self) -> Instant {
+        self.now
+    }
+
     // ----- commands -----------------------------------------------------
 
     fn check_established(&self) -> Result<(), CommandError> {
@@ -506,6 +593,42 @@ impl Session {
         let id = self.requests.next();
         self.pending.insert(id, kind);
         id
+    }
+
+    /// Refuses a [`SessionEvent::Challenge`] the application cannot answer:
+    /// the session aborts with `wamp.error.cannot_authenticate` and ends
+    /// with [`SessionError::CannotAuthenticate`].
+    pub fn decline_challenge(
+        &mut self,
+        now: Instant,
+        authmethod: &str,
+        message: impl Into<String>,
+    ) -> Result<(), CommandError> {
+        self.now = now;
+        if self.state != State::Authenticating {
+            return Err(CommandError::NoChallenge);
+        }
+        self.cannot_authenticate(authmethod, message.into());
+        Ok(())
+    }
+
+    fn cannot_authenticate(&mut self, authmethod: &str, message: String) {
+        log::debug!("cannot answer the {authmethod} challenge: {message}");
+        let mut details = Dict::new();
+        details.insert("message".into(), Value::String(message.clone()));
+        self.out.push_back(Message::Abort {
+            details: details.clone(),
+            reason: ERROR_CANNOT_AUTHENTICATE.to_owned(),
+        });
+        self.close(
+            ERROR_CANNOT_AUTHENTICATE.to_owned(),
+            details,
+            false,
+            Some(SessionError::CannotAuthenticate {
+                authmethod: authmethod.to_owned(),
+                message,
+            }),
+        );
     }
 
     /// Answers a [`SessionEvent::Challenge`].
@@ -695,8 +818,11 @@ impl Session {
     }
 
     /// Leaves the realm with GOODBYE (`reason` e.g. `wamp.close.normal`);
-    /// [`SessionEvent::Closed`] follows the router's reply.
-    pub fn leave(&mut self, reason: &str) -> Result<(), CommandError> {
+    /// [`SessionEvent::Closed`] follows the router's reply, or
+    /// [`SessionConfig::leave_timeout`] without one. Before WELCOME, the
+    /// join is aborted instead.
+    pub fn leave(&mut self, now: Instant, reason: &str) -> Result<(), CommandError> {
+        self.now = now;
         match self.state {
             State::Established => {}
             State::Leaving | State::Closed => return Err(CommandError::Closed),
@@ -715,49 +841,79 @@ impl Session {
             reason: reason.to_owned(),
         });
         self.state = State::Leaving;
+        self.deadline = Some(now + self.leave_timeout);
         Ok(())
     }
 
     /// Leaves with `wamp.close.normal`.
-    pub fn leave_normal(&mut self) -> Result<(), CommandError> {
-        self.leave(CLOSE_NORMAL)
+    pub fn leave_normal(&mut self, now: Instant) -> Result<(), CommandError> {
+        self.leave(now, CLOSE_NORMAL)
     }
 
     // ----- inputs -------------------------------------------------------
 
     /// The transport ended (or failed) under the session.
-    pub fn handle_transport_closed(&mut self, why: &str) {
+    pub fn handle_transport_closed(&mut self, now: Instant, closed: TransportClosed) {
+        self.now = now;
         if self.state != State::Closed {
-            let error = Some(SessionError::TransportClosed(why.to_owned()));
-            self.close(
-                super::error::ERROR_NETWORK_FAILURE.to_owned(),
-                Dict::new(),
-                true,
-                error,
-            );
+            let error = Some(SessionError::TransportClosed(closed));
+            self.close(ERROR_NETWORK_FAILURE.to_owned(), Dict::new(), true, error);
+        }
+    }
+
+    /// A payload from the router did not decode: the session aborts with
+    /// `wamp.error.protocol_violation` and ends with
+    /// [`SessionError::Decode`].
+    pub fn handle_decode_error(&mut self, now: Instant, error: DecodeError) {
+        self.now = now;
+        let why = format!("undecodable message: {error}");
+        self.abort_violation(why, SessionError::Decode(error));
+    }
+
+    /// A deadline from [`poll_timeout`](Self::poll_timeout) passed: a join
+    /// without WELCOME is aborted, a leave without GOODBYE reply ends.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = now;
+        if self.deadline.is_none_or(|d| d > now) {
+            return;
+        }
+        match self.state {
+            State::Joining | State::Authenticating => {
+                let mut details = Dict::new();
+                details.insert("message".into(), "no WELCOME in time".into());
+                self.out.push_back(Message::Abort {
+                    details: details.clone(),
+                    reason: ERROR_TIMEOUT.to_owned(),
+                });
+                let error = SessionError::JoinTimeout(self.join_timeout);
+                self.close(ERROR_TIMEOUT.to_owned(), details, false, Some(error));
+            }
+            State::Leaving => {
+                let error = SessionError::LeaveTimeout(self.leave_timeout);
+                self.close(CLOSE_NORMAL.to_owned(), Dict::new(), false, Some(error));
+            }
+            State::Established | State::Closed => self.deadline = None,
         }
     }
 
     /// Ends the session because the router broke the protocol: sends
     /// ABORT `wamp.error.protocol_violation` with `why`.
-    pub fn protocol_violation(&mut self, why: impl Into<String>) {
+    fn protocol_violation(&mut self, why: String) {
+        self.abort_violation(why.clone(), SessionError::ProtocolViolation(why));
+    }
+
+    fn abort_violation(&mut self, why: String, error: SessionError) {
         if self.state == State::Closed {
             return;
         }
-        let why = why.into();
         log::warn!("WAMP protocol violation: {why}");
         let mut details = Dict::new();
-        details.insert("message".into(), Value::String(why.clone()));
+        details.insert("message".into(), Value::String(why));
         self.out.push_back(Message::Abort {
             details: details.clone(),
             reason: ERROR_PROTOCOL_VIOLATION.to_owned(),
         });
-        self.close(
-            ERROR_PROTOCOL_VIOLATION.to_owned(),
-            details,
-            false,
-            Some(SessionError::ProtocolViolation(why)),
-        );
+        self.close(ERROR_PROTOCOL_VIOLATION.to_owned(), details, false, Some(error));
     }
 
     fn close(
@@ -768,6 +924,7 @@ impl Session {
         error: Option<SessionError>,
     ) {
         self.state = State::Closed;
+        self.deadline = None;
         self.pending.clear();
         self.invocations.clear();
         self.events.push_back(SessionEvent::Closed(Closed {
@@ -779,7 +936,8 @@ impl Session {
     }
 
     /// Handles a message from the router.
-    pub fn handle_message(&mut self, message: Message) {
+    pub fn handle_message(&mut self, now: Instant, message: Message) {
+        self.now = now;
         match self.state {
             State::Closed => {}
             State::Joining | State::Authenticating => self.handle_joining(message),
@@ -791,9 +949,19 @@ impl Session {
         match message {
             Message::Welcome { session, details } => {
                 self.state = State::Established;
+                self.deadline = None;
                 self.session_id = Some(session);
                 self.events
                     .push_back(SessionEvent::Joined { session, details });
+            }
+            Message::Challenge { authmethod, .. }
+                if self.state == State::Joining && !self.authmethods.contains(&authmethod) =>
+            {
+                let message = format!(
+                    "the router challenged {authmethod:?}, which this session did not offer ({:?})",
+                    self.authmethods
+                );
+                self.cannot_authenticate(&authmethod, message);
             }
             Message::Challenge { authmethod, extra } if self.state == State::Joining => {
                 self.state = State::Authenticating;
@@ -1030,10 +1198,14 @@ impl Session {
 mod tests {
     use super::*;
 
+    fn now() -> Instant {
+        Instant::now()
+    }
+
     fn joined() -> Session {
-        let mut s = Session::new(SessionConfig::new("realm1"));
+        let mut s = Session::new(SessionConfig::new("realm1"), now());
         let _ = s.poll_message();
-        s.handle_message(Message::Welcome {
+        s.handle_message(now(), Message::Welcome {
             session: 7,
             details: Dict::new(),
         });
@@ -1043,7 +1215,7 @@ mod tests {
 
     #[test]
     fn hello_announces_roles() {
-        let mut s = Session::new(SessionConfig::new("realm1"));
+        let mut s = Session::new(SessionConfig::new("realm1"), now());
         match s.poll_message() {
             Some(Message::Hello { realm, details }) => {
                 assert_eq!(realm, "realm1");
@@ -1061,7 +1233,7 @@ mod tests {
         let mut s = joined();
         let req = s.register("com.example.f", Dict::new()).unwrap();
         assert!(matches!(s.poll_message(), Some(Message::Register { .. })));
-        s.handle_message(Message::Registered {
+        s.handle_message(now(), Message::Registered {
             request: req,
             registration: 99,
         });
@@ -1072,7 +1244,7 @@ mod tests {
                 registration: 99
             })
         );
-        s.handle_message(Message::Invocation {
+        s.handle_message(now(), Message::Invocation {
             request: 5,
             registration: 99,
             details: Dict::new(),
@@ -1104,7 +1276,7 @@ mod tests {
         let _ = s.poll_message();
         let mut kw = Dict::new();
         kw.insert("a".into(), 1.into());
-        s.handle_message(Message::Error {
+        s.handle_message(now(), Message::Error {
             request_type: Message::CALL,
             request: req,
             details: Dict::new(),
@@ -1127,7 +1299,7 @@ mod tests {
     #[test]
     fn unexpected_messages_are_protocol_violations() {
         let mut s = joined();
-        s.handle_message(Message::Result {
+        s.handle_message(now(), Message::Result {
             request: 1234,
             details: Dict::new(),
             args: None,
@@ -1149,9 +1321,9 @@ mod tests {
             Err(CommandError::Closed)
         );
 
-        let mut s = Session::new(SessionConfig::new("realm1"));
+        let mut s = Session::new(SessionConfig::new("realm1"), now());
         let _ = s.poll_message();
-        s.handle_message(Message::Event {
+        s.handle_message(now(), Message::Event {
             subscription: 1,
             publication: 2,
             details: Dict::new(),
@@ -1164,9 +1336,9 @@ mod tests {
     #[test]
     fn goodbye_both_ways() {
         let mut s = joined();
-        s.leave_normal().unwrap();
+        s.leave_normal(now()).unwrap();
         assert!(matches!(s.poll_message(), Some(Message::Goodbye { .. })));
-        s.handle_message(Message::Goodbye {
+        s.handle_message(now(), Message::Goodbye {
             details: Dict::new(),
             reason: CLOSE_GOODBYE_AND_OUT.into(),
         });
@@ -1179,7 +1351,7 @@ mod tests {
             }))
         ));
         let mut s = joined();
-        s.handle_message(Message::Goodbye {
+        s.handle_message(now(), Message::Goodbye {
             details: Dict::new(),
             reason: "wamp.close.system_shutdown".into(),
         });
@@ -1199,11 +1371,11 @@ mod tests {
 
     #[test]
     fn abort_on_join_and_invalid_uris() {
-        let mut s = Session::new(SessionConfig::new("nope"));
+        let mut s = Session::new(SessionConfig::new("nope"), now());
         let _ = s.poll_message();
         let mut details = Dict::new();
         details.insert("message".into(), "no realm".into());
-        s.handle_message(Message::Abort {
+        s.handle_message(now(), Message::Abort {
             details,
             reason: "wamp.error.no_such_realm".into(),
         });
@@ -1230,13 +1402,13 @@ mod tests {
         let req = s.call("a.b", vec![], Dict::new(), Dict::new()).unwrap();
         let mut progress = Dict::new();
         progress.insert("progress".into(), true.into());
-        s.handle_message(Message::Result {
+        s.handle_message(now(), Message::Result {
             request: req,
             details: progress,
             args: Some(vec![1.into()]),
             kwargs: None,
         });
-        s.handle_message(Message::Result {
+        s.handle_message(now(), Message::Result {
             request: req,
             details: Dict::new(),
             args: Some(vec![2.into()]),

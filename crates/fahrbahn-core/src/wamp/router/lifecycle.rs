@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use std::mem;
 
 use super::{
-    AGENT, AuthDecision, AuthenticateContext, ConnState, ConnectionId, HelloContext, PendingJoin,
-    Router, RouterEvent, SessionRecord, router_roles,
+    AGENT, AuthDecision, AuthenticateContext, CloseReason, ConnState, ConnectionId, HelloContext,
+    PendingJoin, Router, RouterEvent, SessionRecord, router_roles,
 };
 use crate::wamp::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_AUTHENTICATION_FAILED, ERROR_CANCELED,
@@ -33,7 +33,7 @@ impl Router {
             ConnState::Closing => match msg {
                 Message::Goodbye { .. } | Message::Abort { .. } => {
                     *state = ConnState::Closed;
-                    self.events.push_back(RouterEvent::CloseTransport { conn });
+                    self.close_transport(conn, CloseReason::Goodbye);
                 }
                 other => log::debug!(
                     "router: {} on {conn} ignored while waiting for GOODBYE",
@@ -44,7 +44,7 @@ impl Router {
                 Message::Hello { realm, details } => self.on_hello(conn, realm, details),
                 Message::Abort { .. } => {
                     *state = ConnState::Closed;
-                    self.events.push_back(RouterEvent::CloseTransport { conn });
+                    self.close_transport(conn, CloseReason::Aborted);
                 }
                 other => {
                     self.protocol_violation(conn, format!("{} received before HELLO", other.name()))
@@ -64,7 +64,7 @@ impl Router {
                     {
                         self.reserved.remove(&pending.session);
                     }
-                    self.events.push_back(RouterEvent::CloseTransport { conn });
+                    self.close_transport(conn, CloseReason::Aborted);
                 }
                 other => self.protocol_violation(
                     conn,
@@ -201,6 +201,7 @@ impl Router {
                     },
                 );
                 self.conns.insert(conn, ConnState::Joined(session));
+                self.set_deadline(conn, None);
                 log::debug!("router: session {session} joined realm {realm:?} on {conn}");
                 self.send(conn, Message::Welcome { session, details });
                 self.events.push_back(RouterEvent::Joined {
@@ -216,6 +217,7 @@ impl Router {
                 pending.challenge = extra.clone();
                 self.conns
                     .insert(conn, ConnState::Authenticating(Box::new(pending)));
+                self.set_deadline(conn, Some(self.hello_timeout));
                 self.send(conn, Message::Challenge { authmethod, extra });
             }
             AuthDecision::Deny { reason, message } => {
@@ -241,7 +243,7 @@ impl Router {
                 reason: reason.to_owned(),
             },
         );
-        self.events.push_back(RouterEvent::CloseTransport { conn });
+        self.close_transport(conn, CloseReason::Aborted);
     }
 
     /// The client on `conn` broke the protocol: its session (if any) ends,
@@ -268,6 +270,7 @@ impl Router {
     pub(super) fn on_goodbye(&mut self, conn: ConnectionId, session: u64) {
         self.end_session(session);
         self.conns.insert(conn, ConnState::Idle);
+        self.set_deadline(conn, Some(self.hello_timeout));
         self.send(
             conn,
             Message::Goodbye {
@@ -281,7 +284,7 @@ impl Router {
     pub(super) fn on_abort(&mut self, conn: ConnectionId, session: u64) {
         self.end_session(session);
         self.conns.insert(conn, ConnState::Closed);
-        self.events.push_back(RouterEvent::CloseTransport { conn });
+        self.close_transport(conn, CloseReason::Aborted);
     }
 
     /// Removes a session with everything it owns: subscriptions,
@@ -358,6 +361,7 @@ impl Router {
                 let session = *session;
                 self.end_session(session);
                 self.conns.insert(conn, ConnState::Closing);
+                self.set_deadline(conn, Some(self.goodbye_timeout));
                 self.send(
                     conn,
                     Message::Goodbye {
@@ -373,9 +377,43 @@ impl Router {
             }
             Some(ConnState::Idle) => {
                 self.conns.insert(conn, ConnState::Closed);
-                self.events.push_back(RouterEvent::CloseTransport { conn });
+                self.close_transport(conn, CloseReason::Shutdown);
             }
             Some(ConnState::Closing | ConnState::Closed) | None => {}
+        }
+    }
+
+    /// The deadline of `conn` passed: whatever it was waiting for did not
+    /// come.
+    pub(super) fn expire(&mut self, conn: ConnectionId) {
+        match self.conns.get(&conn) {
+            Some(ConnState::Idle) => {
+                log::debug!("router: no HELLO on {conn} in time: closing it");
+                self.conns.insert(conn, ConnState::Closed);
+                self.close_transport(conn, CloseReason::Timeout);
+            }
+            Some(ConnState::Authenticating(_)) => {
+                if let Some(ConnState::Authenticating(pending)) =
+                    self.conns.insert(conn, ConnState::Closed)
+                {
+                    self.reserved.remove(&pending.session);
+                }
+                log::debug!("router: no AUTHENTICATE on {conn} in time: aborting");
+                self.send(
+                    conn,
+                    Message::Abort {
+                        details: message_details("no AUTHENTICATE in time"),
+                        reason: ERROR_AUTHENTICATION_FAILED.to_owned(),
+                    },
+                );
+                self.close_transport(conn, CloseReason::Timeout);
+            }
+            Some(ConnState::Closing) => {
+                log::debug!("router: no GOODBYE reply on {conn} in time: closing it");
+                self.conns.insert(conn, ConnState::Closed);
+                self.close_transport(conn, CloseReason::Timeout);
+            }
+            Some(ConnState::Joined(_) | ConnState::Closed) | None => {}
         }
     }
 }

@@ -1,14 +1,31 @@
 //! An embedded WAMP v2 router (broker and dealer) as a sans-IO state
 //! machine over many sessions.
 //!
+//! It follows the core's sans-IO contract: inputs take the time (`now`),
+//! outputs are polled, and [`poll_timeout`](Router::poll_timeout) says when
+//! to call [`handle_timeout`](Router::handle_timeout).
+//!
 //! The serving layer [`attach`](Router::attach)es each transport that
 //! connects, feeds every decoded client message to
-//! [`handle_message`](Router::handle_message), delivers what
-//! [`poll_outgoing`](Router::poll_outgoing) returns (in order), and reacts
-//! to [`poll_event`](Router::poll_event) — in particular
+//! [`handle_message`](Router::handle_message), and delivers each
+//! connection's queued messages in order: a task per connection drains its
+//! own with [`poll_transmit_to`](Router::poll_transmit_to) (and learns which
+//! connections got new messages from [`poll_ready`](Router::poll_ready)); a
+//! single-threaded driver or a test can drain all of them in global order
+//! with [`poll_outgoing`](Router::poll_outgoing). It reacts to
+//! [`poll_event`](Router::poll_event) — in particular
 //! [`RouterEvent::CloseTransport`]: close that transport once its queued
 //! messages are flushed. When a transport drops, call
 //! [`detach`](Router::detach).
+//!
+//! Protocol decisions are made here, where they are tested
+//! deterministically: a client that sends no HELLO (or no AUTHENTICATE)
+//! within [`RouterConfig::hello_timeout`] is disconnected; a client whose
+//! queue of undelivered messages exceeds [`RouterConfig::outbound_queue`]
+//! is disconnected as a slow consumer (its session leaves, its queue is
+//! dropped, the other sessions do not notice); after
+//! [`shutdown`](Router::shutdown) a client that does not answer GOODBYE
+//! within [`RouterConfig::goodbye_timeout`] is disconnected.
 //!
 //! What the router implements (and announces in WELCOME, see
 //! [`router_roles`]):
@@ -30,21 +47,23 @@
 //! # Example
 //!
 //! ```
+//! use std::time::Instant;
 //! use fahrbahn_core::Rng;
 //! use fahrbahn_core::wamp::router::{Router, RouterConfig, RouterEvent};
 //! use fahrbahn_core::wamp::{Dict, Message, client_roles};
 //!
+//! let now = Instant::now();
 //! let mut router = Router::new(RouterConfig::with_realm("realm1"), Rng::from_seed(1));
-//! let conn = router.attach();
+//! let conn = router.attach(now);
 //! let mut details = Dict::new();
 //! details.insert("roles".into(), client_roles().into());
-//! router.handle_message(conn, Message::Hello { realm: "realm1".into(), details });
+//! router.handle_message(now, conn, Message::Hello { realm: "realm1".into(), details });
 //! let Some((to, Message::Welcome { session, .. })) = router.poll_outgoing() else { panic!() };
 //! assert_eq!(to, conn);
 //! assert!(matches!(router.poll_event(), Some(RouterEvent::Joined { session: s, .. }) if s == session));
 //!
 //! // Nobody registered this procedure.
-//! router.handle_message(conn, Message::Call {
+//! router.handle_message(now, conn, Message::Call {
 //!     request: 1,
 //!     options: Dict::new(),
 //!     procedure: "com.example.add2".into(),
@@ -68,6 +87,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
+use std::time::{Duration, Instant};
 
 pub use auth::{
     AnonymousAuthenticator, AuthDecision, AuthenticateContext, Authenticator, HelloContext,
@@ -86,8 +106,9 @@ use dealer::Dealer;
 /// let config = RouterConfig::with_realm("realm1");
 /// assert_eq!(config.realms, ["realm1"]);
 /// assert!(!config.auto_create_realms);
+/// assert_eq!(config.outbound_queue, 4096);
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct RouterConfig {
     /// The realms that exist from the start.
     pub realms: Vec<String>,
@@ -95,6 +116,29 @@ pub struct RouterConfig {
     /// must be a valid URI), instead of answering
     /// `wamp.error.no_such_realm`.
     pub auto_create_realms: bool,
+    /// How long a connection may stay without a session: from
+    /// [`Router::attach`] (or a finished GOODBYE) to HELLO, and from each
+    /// CHALLENGE to AUTHENTICATE (default 10 s). Then it is closed.
+    pub hello_timeout: Duration,
+    /// How long a client may take to answer the router's GOODBYE after
+    /// [`Router::shutdown`] (default 2 s). Then it is closed.
+    pub goodbye_timeout: Duration,
+    /// Messages queued for one connection and not yet taken by the serving
+    /// layer, at most (default 4096). A client that falls further behind is
+    /// disconnected as a slow consumer.
+    pub outbound_queue: usize,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        Self {
+            realms: Vec::new(),
+            auto_create_realms: false,
+            hello_timeout: Duration::from_secs(10),
+            goodbye_timeout: Duration::from_secs(2),
+            outbound_queue: 4096,
+        }
+    }
 }
 
 impl RouterConfig {
@@ -102,8 +146,53 @@ impl RouterConfig {
     pub fn with_realm(realm: impl Into<String>) -> Self {
         Self {
             realms: vec![realm.into()],
-            auto_create_realms: false,
+            ..Self::default()
         }
+    }
+}
+
+/// Why the router asks for a transport to be closed
+/// ([`RouterEvent::CloseTransport`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// An ABORT was sent or received (protocol violation, refused
+    /// authentication, unknown realm, the client aborted).
+    Aborted,
+    /// The client answered the router's GOODBYE.
+    Goodbye,
+    /// The client did not keep up with its messages
+    /// ([`RouterConfig::outbound_queue`]); its queue was dropped.
+    SlowConsumer,
+    /// No HELLO or AUTHENTICATE within [`RouterConfig::hello_timeout`], or
+    /// no GOODBYE reply within [`RouterConfig::goodbye_timeout`].
+    Timeout,
+    /// The router shuts down and the connection had no session.
+    Shutdown,
+}
+
+impl CloseReason {
+    /// The WebSocket close code to end the transport with.
+    pub fn close_code(self) -> crate::ws::CloseCode {
+        use crate::ws::CloseCode;
+        match self {
+            CloseReason::Aborted | CloseReason::Goodbye => CloseCode::NORMAL,
+            CloseReason::SlowConsumer => CloseCode::POLICY_VIOLATION,
+            CloseReason::Timeout => CloseCode::POLICY_VIOLATION,
+            CloseReason::Shutdown => CloseCode::GOING_AWAY,
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CloseReason::Aborted => "session aborted",
+            CloseReason::Goodbye => "session closed",
+            CloseReason::SlowConsumer => "slow consumer: too many undelivered messages",
+            CloseReason::Timeout => "timed out waiting for the client",
+            CloseReason::Shutdown => "router shutting down",
+        })
     }
 }
 
@@ -143,11 +232,12 @@ pub enum RouterEvent {
         session: u64,
     },
     /// Close this transport once the messages queued for it are
-    /// delivered: an ABORT was sent or received, or a router-initiated
-    /// GOODBYE was answered. Further input on it is ignored.
+    /// delivered. Further input on it is ignored.
     CloseTransport {
         /// The connection.
         conn: ConnectionId,
+        /// Why.
+        reason: CloseReason,
     },
 }
 
@@ -272,9 +362,88 @@ pub struct Router {
     subscription_ids: IdGenerator,
     registration_ids: IdGenerator,
     invocation_ids: IdGenerator,
-    outgoing: VecDeque<(ConnectionId, Message)>,
+    output: Output,
     events: VecDeque<RouterEvent>,
+    /// Per connection, when it must have made progress (HELLO,
+    /// AUTHENTICATE, GOODBYE reply), and the same ordered by time.
+    deadline_of: BTreeMap<ConnectionId, Instant>,
+    deadlines: BTreeSet<(Instant, ConnectionId)>,
+    hello_timeout: Duration,
+    goodbye_timeout: Duration,
+    /// The time of the input being handled (`None` before the first).
+    now: Option<Instant>,
     shut_down: bool,
+}
+
+/// The messages queued per connection, in order, with a global sequence
+/// so they can also be drained in the order they were queued.
+#[derive(Debug)]
+struct Output {
+    queues: BTreeMap<ConnectionId, VecDeque<(u64, Message)>>,
+    /// `(sequence of the first queued message, connection)` for every
+    /// non-empty queue.
+    heads: BTreeSet<(u64, ConnectionId)>,
+    /// Connections whose queue became non-empty, not yet reported by
+    /// [`Router::poll_ready`]; `flagged` holds the same set.
+    ready: VecDeque<ConnectionId>,
+    flagged: BTreeSet<ConnectionId>,
+    /// Connections over the queue bound, to disconnect once the current
+    /// input is handled.
+    overflowed: BTreeSet<ConnectionId>,
+    limit: usize,
+    next_seq: u64,
+}
+
+impl Output {
+    fn push(&mut self, conn: ConnectionId, msg: Message) {
+        let Some(queue) = self.queues.get_mut(&conn) else {
+            return;
+        };
+        if self.overflowed.contains(&conn) {
+            return;
+        }
+        if queue.len() >= self.limit {
+            self.overflowed.insert(conn);
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if queue.is_empty() {
+            self.heads.insert((seq, conn));
+            if self.flagged.insert(conn) {
+                self.ready.push_back(conn);
+            }
+        }
+        queue.push_back((seq, msg));
+    }
+
+    fn pop(&mut self, conn: ConnectionId) -> Option<Message> {
+        let queue = self.queues.get_mut(&conn)?;
+        let (seq, msg) = queue.pop_front()?;
+        self.heads.remove(&(seq, conn));
+        if let Some((next, _)) = queue.front() {
+            self.heads.insert((*next, conn));
+        }
+        Some(msg)
+    }
+
+    /// Drops everything queued for `conn`; `forget` also forgets the
+    /// connection.
+    fn clear(&mut self, conn: ConnectionId, forget: bool) {
+        let queue = if forget {
+            self.queues.remove(&conn)
+        } else {
+            self.queues.get_mut(&conn).map(std::mem::take)
+        };
+        if let Some((seq, _)) = queue.as_ref().and_then(|q| q.front()) {
+            self.heads.remove(&(*seq, conn));
+        }
+        if forget {
+            self.flagged.remove(&conn);
+            self.ready.retain(|c| *c != conn);
+            self.overflowed.remove(&conn);
+        }
+    }
 }
 
 impl fmt::Debug for Router {
@@ -283,7 +452,7 @@ impl fmt::Debug for Router {
             .field("realms", &self.realms.keys().collect::<Vec<_>>())
             .field("connections", &self.conns.len())
             .field("sessions", &self.sessions.len())
-            .field("outgoing", &self.outgoing.len())
+            .field("queued", &self.output.heads.len())
             .field("shut_down", &self.shut_down)
             .finish_non_exhaustive()
     }
@@ -306,8 +475,21 @@ impl Router {
             subscription_ids: IdGenerator::new(),
             registration_ids: IdGenerator::new(),
             invocation_ids: IdGenerator::new(),
-            outgoing: VecDeque::new(),
+            output: Output {
+                queues: BTreeMap::new(),
+                heads: BTreeSet::new(),
+                ready: VecDeque::new(),
+                flagged: BTreeSet::new(),
+                overflowed: BTreeSet::new(),
+                limit: config.outbound_queue.max(1),
+                next_seq: 0,
+            },
             events: VecDeque::new(),
+            deadline_of: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
+            hello_timeout: config.hello_timeout,
+            goodbye_timeout: config.goodbye_timeout,
+            now: None,
             shut_down: false,
         };
         for realm in &config.realms {
@@ -347,17 +529,22 @@ impl Router {
 
     /// A transport connected: returns its id for
     /// [`handle_message`](Self::handle_message) and
-    /// [`detach`](Self::detach).
-    pub fn attach(&mut self) -> ConnectionId {
+    /// [`detach`](Self::detach). It must say HELLO within
+    /// [`RouterConfig::hello_timeout`].
+    pub fn attach(&mut self, now: Instant) -> ConnectionId {
+        self.now = Some(now);
         self.next_conn += 1;
         let conn = ConnectionId(self.next_conn);
         self.conns.insert(conn, ConnState::Idle);
+        self.output.queues.insert(conn, VecDeque::new());
+        self.set_deadline(conn, Some(self.hello_timeout));
         conn
     }
 
     /// A message from the client on `conn`. Input on unknown (detached)
     /// or closed connections is ignored.
-    pub fn handle_message(&mut self, conn: ConnectionId, msg: Message) {
+    pub fn handle_message(&mut self, now: Instant, conn: ConnectionId, msg: Message) {
+        self.now = Some(now);
         let joined = match self.conns.get(&conn) {
             None => {
                 log::debug!("router: {} from unknown {conn} ignored", msg.name());
@@ -370,12 +557,35 @@ impl Router {
             Some(session) => self.handle_session_message(conn, session, msg),
             None => self.handle_unjoined_message(conn, msg),
         }
+        self.disconnect_slow_consumers();
+    }
+
+    /// Runs the deadlines that are due: connections without HELLO or
+    /// AUTHENTICATE in time, and GOODBYE replies that did not come, are
+    /// closed ([`CloseReason::Timeout`]).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.now = Some(now);
+        while let Some(&(at, conn)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.deadline_of.remove(&conn);
+            self.expire(conn);
+        }
+        self.disconnect_slow_consumers();
+    }
+
+    /// The next deadline: when to call [`handle_timeout`](Self::handle_timeout).
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.deadlines.first().map(|(at, _)| *at)
     }
 
     /// The transport of `conn` dropped: its session (if any) leaves, as if
     /// it had been aborted, and messages still queued for it are
     /// discarded.
     pub fn detach(&mut self, conn: ConnectionId) {
+        self.set_deadline(conn, None);
         match self.conns.remove(&conn) {
             Some(ConnState::Joined(session)) => self.end_session(session),
             Some(ConnState::Authenticating(pending)) => {
@@ -384,9 +594,11 @@ impl Router {
             Some(_) => {}
             None => return,
         }
-        self.outgoing.retain(|(c, _)| *c != conn);
-        self.events
-            .retain(|e| !matches!(e, RouterEvent::CloseTransport { conn: c } if *c == conn));
+        self.output.clear(conn, true);
+        self.events.retain(
+            |e| !matches!(e, RouterEvent::CloseTransport { conn: c, .. } if *c == conn),
+        );
+        self.disconnect_slow_consumers();
     }
 
     /// Ends every session with GOODBYE `wamp.close.system_shutdown`
@@ -394,19 +606,43 @@ impl Router {
     /// are aborted or closed. Later HELLOs are refused with ABORT
     /// `wamp.close.system_shutdown`. Each joined session's transport gets
     /// [`RouterEvent::CloseTransport`] when the client answers the
-    /// GOODBYE.
-    pub fn shutdown(&mut self, message: &str) {
+    /// GOODBYE, or after [`RouterConfig::goodbye_timeout`].
+    pub fn shutdown(&mut self, now: Instant, message: &str) {
+        self.now = Some(now);
         self.shut_down = true;
         let conns: Vec<ConnectionId> = self.conns.keys().copied().collect();
         for conn in conns {
             self.shutdown_conn(conn, message);
         }
+        self.disconnect_slow_consumers();
     }
 
-    /// The next message to deliver, with its connection. Per connection,
-    /// messages come in the order they must be sent.
+    /// The next message to deliver, with its connection, in the order the
+    /// router queued them over all connections (for single-threaded
+    /// drivers and tests; a task per connection uses
+    /// [`poll_transmit_to`](Self::poll_transmit_to)).
     pub fn poll_outgoing(&mut self) -> Option<(ConnectionId, Message)> {
-        self.outgoing.pop_front()
+        let &(_, conn) = self.output.heads.first()?;
+        self.output.pop(conn).map(|msg| (conn, msg))
+    }
+
+    /// The next message to deliver on `conn`, in order.
+    pub fn poll_transmit_to(&mut self, conn: ConnectionId) -> Option<Message> {
+        self.output.pop(conn)
+    }
+
+    /// A connection whose queue became non-empty since it was last
+    /// reported: wake whoever delivers its messages. Each connection is
+    /// reported once until this returns it.
+    pub fn poll_ready(&mut self) -> Option<ConnectionId> {
+        let conn = self.output.ready.pop_front()?;
+        self.output.flagged.remove(&conn);
+        Some(conn)
+    }
+
+    /// Messages queued for `conn` and not yet taken.
+    pub fn queued(&self, conn: ConnectionId) -> usize {
+        self.output.queues.get(&conn).map_or(0, VecDeque::len)
     }
 
     /// The next event.
@@ -456,7 +692,50 @@ impl Router {
 
     fn send(&mut self, conn: ConnectionId, msg: Message) {
         log::trace!("router: {} to {conn}", msg.name());
-        self.outgoing.push_back((conn, msg));
+        self.output.push(conn, msg);
+    }
+
+    /// Asks the serving layer to close `conn`.
+    fn close_transport(&mut self, conn: ConnectionId, reason: CloseReason) {
+        self.set_deadline(conn, None);
+        self.events
+            .push_back(RouterEvent::CloseTransport { conn, reason });
+    }
+
+    /// Sets (`Some(after)`: now + after) or clears the deadline of `conn`.
+    fn set_deadline(&mut self, conn: ConnectionId, after: Option<Duration>) {
+        if let Some(at) = self.deadline_of.remove(&conn) {
+            self.deadlines.remove(&(at, conn));
+        }
+        if let (Some(after), Some(now)) = (after, self.now) {
+            let at = now + after;
+            self.deadline_of.insert(conn, at);
+            self.deadlines.insert((at, conn));
+        }
+    }
+
+    /// Disconnects the connections whose queue overflowed while the last
+    /// input was handled: their queue is dropped, their session leaves.
+    fn disconnect_slow_consumers(&mut self) {
+        while let Some(conn) = self.output.overflowed.pop_first() {
+            log::warn!(
+                "router: {conn} does not keep up with its messages (more than {} queued): disconnecting it",
+                self.output.limit
+            );
+            // Drop its queue; without one, nothing more is queued for it.
+            // Its session's end may queue messages for others (and
+            // overflow them in turn: the loop takes those too).
+            self.output.clear(conn, false);
+            self.output.queues.remove(&conn);
+            match self.conns.insert(conn, ConnState::Closed) {
+                Some(ConnState::Joined(session)) => self.end_session(session),
+                Some(ConnState::Authenticating(pending)) => {
+                    self.reserved.remove(&pending.session);
+                }
+                _ => {}
+            }
+            self.close_transport(conn, CloseReason::SlowConsumer);
+        }
     }
 
     fn send_to_session(&mut self, session: u64, msg: Message) {

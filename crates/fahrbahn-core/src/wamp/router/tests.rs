@@ -1,6 +1,10 @@
 //! Unit tests of the router's internals and corner cases.
 
 use super::*;
+
+fn now() -> Instant {
+    Instant::now()
+}
 use crate::wamp::error::{ERROR_CANCELED, ERROR_OPTION_NOT_ALLOWED, ERROR_PROTOCOL_VIOLATION};
 
 fn roles(callee_features: &[&str]) -> Dict {
@@ -15,11 +19,10 @@ fn router() -> Router {
 }
 
 fn join(router: &mut Router, roles: Dict) -> (ConnectionId, u64) {
-    let conn = router.attach();
+    let conn = router.attach(now());
     let mut details = Dict::new();
     details.insert("roles".into(), Value::Dict(roles));
-    router.handle_message(
-        conn,
+    router.handle_message(now(), conn,
         Message::Hello {
             realm: "r".into(),
             details,
@@ -36,8 +39,7 @@ fn drain(router: &mut Router) -> Vec<(ConnectionId, Message)> {
 }
 
 fn register(router: &mut Router, conn: ConnectionId, procedure: &str) {
-    router.handle_message(
-        conn,
+    router.handle_message(now(), conn,
         Message::Register {
             request: 1,
             options: Dict::new(),
@@ -51,8 +53,7 @@ fn register(router: &mut Router, conn: ConnectionId, procedure: &str) {
 }
 
 fn call(router: &mut Router, conn: ConnectionId, request: u64, procedure: &str, options: Dict) {
-    router.handle_message(
-        conn,
+    router.handle_message(now(), conn,
         Message::Call {
             request,
             options,
@@ -73,8 +74,7 @@ fn kill_without_callee_call_canceling_answers_at_once() {
     drain(&mut r);
     let mut options = Dict::new();
     options.insert("mode".into(), "kill".into());
-    r.handle_message(
-        caller,
+    r.handle_message(now(), caller,
         Message::Cancel {
             request: 1,
             options,
@@ -107,8 +107,7 @@ fn receive_progress_needs_callee_support() {
             other => panic!("{other:?}"),
         }
         // Cancel (killnowait) so request id 7 is free again.
-        r.handle_message(
-            plain,
+        r.handle_message(now(), plain,
             Message::Cancel {
                 request: 7,
                 options: Dict::new(),
@@ -127,8 +126,7 @@ fn invalid_cancel_mode_is_ignored() {
     drain(&mut r);
     let mut options = Dict::new();
     options.insert("mode".into(), "explode".into());
-    r.handle_message(
-        callee,
+    r.handle_message(now(), callee,
         Message::Cancel {
             request: 1,
             options,
@@ -144,8 +142,7 @@ fn shared_registrations_are_refused() {
     let (c, _) = join(&mut r, roles(&[]));
     let mut options = Dict::new();
     options.insert("invoke".into(), "roundrobin".into());
-    r.handle_message(
-        c,
+    r.handle_message(now(), c,
         Message::Register {
             request: 1,
             options,
@@ -176,31 +173,30 @@ impl Authenticator for Strict {
 #[test]
 fn authentication_releases_reserved_ids() {
     let mut r = router().with_authenticator(Box::new(Strict));
-    let a = r.attach();
+    let a = r.attach(now());
     let mut details = Dict::new();
     details.insert("roles".into(), Value::Dict(roles(&[])));
     let hello = Message::Hello {
         realm: "r".into(),
         details,
     };
-    r.handle_message(a, hello.clone());
+    r.handle_message(now(), a, hello.clone());
     assert!(matches!(
         r.poll_outgoing(),
         Some((_, Message::Challenge { .. }))
     ));
     assert_eq!(r.reserved.len(), 1);
     // Anything but AUTHENTICATE now is a violation.
-    r.handle_message(a, hello.clone());
+    r.handle_message(now(), a, hello.clone());
     assert!(matches!(
         r.poll_outgoing(),
         Some((_, Message::Abort { reason, .. })) if reason == ERROR_PROTOCOL_VIOLATION
     ));
     assert!(r.reserved.is_empty());
-    let b = r.attach();
-    r.handle_message(b, hello.clone());
+    let b = r.attach(now());
+    r.handle_message(now(), b, hello.clone());
     r.poll_outgoing();
-    r.handle_message(
-        b,
+    r.handle_message(now(), b,
         Message::Authenticate {
             signature: "x".into(),
             extra: Dict::new(),
@@ -211,8 +207,8 @@ fn authentication_releases_reserved_ids() {
         r.poll_outgoing(),
         Some((_, Message::Abort { reason, .. })) if reason == crate::wamp::error::ERROR_AUTHENTICATION_FAILED
     ));
-    let c = r.attach();
-    r.handle_message(c, hello);
+    let c = r.attach(now());
+    r.handle_message(now(), c, hello);
     r.poll_outgoing();
     r.detach(c);
     assert!(r.reserved.is_empty());
@@ -223,8 +219,7 @@ fn authentication_releases_reserved_ids() {
 fn anonymous_router_refuses_authenticate() {
     let mut r = router();
     let (c, _) = join(&mut r, roles(&[]));
-    r.handle_message(
-        c,
+    r.handle_message(now(), c,
         Message::Authenticate {
             signature: String::new(),
             extra: Dict::new(),
