@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime};
+use fahrbahn_rt::{AnyListener, AsyncTimer, Executor, BoxFuture, BoxTransport, Runtime};
 use futures_io::{AsyncRead, AsyncWrite};
 
 /// The async-std runtime.
@@ -149,9 +149,10 @@ impl AnyListener for UnixListener {
     }
 }
 
-impl Runtime for AsyncStdRuntime {
-    type TcpStream = TcpStream;
-    type TcpListener = TcpListener;
+impl Executor for AsyncStdRuntime {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
         Box::pin(Timer(async_io::Timer::at(deadline)))
@@ -160,6 +161,11 @@ impl Runtime for AsyncStdRuntime {
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         async_std::task::spawn(future);
     }
+}
+
+impl Runtime for AsyncStdRuntime {
+    type TcpStream = TcpStream;
+    type TcpListener = TcpListener;
 
     fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<TcpStream>> {
         let target = format!("{host}:{port}");

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use fahrbahn_core::ws::ClientConfig;
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::error::Error;
+use crate::error::{Error, TlsError, UrlError};
 use crate::runtime::Runtime;
 use crate::websocket::WebSocket;
 
@@ -40,9 +40,11 @@ impl WsUrl {
         } else if let Some(r) = url.strip_prefix("wss://") {
             (true, r)
         } else {
-            return Err(Error::Url(format!(
-                "{url:?} does not start with ws:// or wss://"
-            )));
+            return Err(UrlError::Scheme {
+                url: url.to_owned(),
+                expected: "ws:// or wss://",
+            }
+            .into());
         };
         let (authority, path) = match rest.find(['/', '?']) {
             Some(i) if rest.as_bytes()[i] == b'/' => (&rest[..i], rest[i..].to_owned()),
@@ -51,19 +53,27 @@ impl WsUrl {
         };
         let path = path.split('#').next().unwrap_or("/").to_owned();
         if authority.contains('@') {
-            return Err(Error::Url(
-                "user info in WebSocket URLs is not supported".into(),
-            ));
+            return Err(UrlError::UserInfo {
+                url: url.to_owned(),
+            }
+            .into());
         }
         let default_port = if secure { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
             let (h, after) = v6
                 .split_once(']')
-                .ok_or_else(|| Error::Url(format!("unclosed '[' in {url:?}")))?;
+                .ok_or_else(|| UrlError::Authority {
+                    url: url.to_owned(),
+                })?;
             let port = match after.strip_prefix(':') {
                 Some(p) => parse_port(p, url)?,
                 None if after.is_empty() => default_port,
-                None => return Err(Error::Url(format!("bad authority in {url:?}"))),
+                None => {
+                    return Err(UrlError::Authority {
+                        url: url.to_owned(),
+                    }
+                    .into());
+                }
             };
             (h.to_owned(), port)
         } else {
@@ -73,7 +83,10 @@ impl WsUrl {
             }
         };
         if host.is_empty() {
-            return Err(Error::Url(format!("no host in {url:?}")));
+            return Err(UrlError::NoHost {
+                url: url.to_owned(),
+            }
+            .into());
         }
         Ok(Self {
             secure,
@@ -99,9 +112,11 @@ impl WsUrl {
     }
 }
 
-fn parse_port(p: &str, url: &str) -> Result<u16, Error> {
-    p.parse()
-        .map_err(|_| Error::Url(format!("bad port {p:?} in {url:?}")))
+fn parse_port(p: &str, url: &str) -> Result<u16, UrlError> {
+    p.parse().map_err(|_| UrlError::Port {
+        url: url.to_owned(),
+        port: p.to_owned(),
+    })
 }
 
 /// A TCP stream, or TLS over one.
@@ -231,7 +246,9 @@ pub async fn tls_connect_with<S: AsyncRead + AsyncWrite + Unpin>(
     tcp: S,
 ) -> Result<MaybeTlsStream<S>, Error> {
     let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|e| Error::Tls(format!("bad server name {host:?}: {e}")))?;
+        .map_err(|_| TlsError::ServerName {
+            host: host.to_owned(),
+        })?;
     let stream = futures_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await?;
@@ -240,5 +257,5 @@ pub async fn tls_connect_with<S: AsyncRead + AsyncWrite + Unpin>(
 
 #[cfg(not(feature = "tls"))]
 pub(crate) async fn tls_stream<S>(_host: &str, _tcp: S) -> Result<MaybeTlsStream<S>, Error> {
-    Err(Error::Tls("wss:// needs the `tls` feature".into()))
+    Err(TlsError::Disabled.into())
 }

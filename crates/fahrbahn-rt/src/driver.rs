@@ -11,7 +11,7 @@ use std::time::Instant;
 use fahrbahn_core::{CloseOrder, Machine};
 use futures_io::{AsyncRead, AsyncWrite};
 
-use crate::runtime::AsyncTimer;
+use crate::runtime::{AsyncTimer, ExecutorHandle};
 
 /// Size of the read buffer: one per thread, shared by every connection the
 /// thread drives (see [`read_into`]).
@@ -79,7 +79,10 @@ enum Shutdown {
 pub(crate) struct Driver<S, M> {
     pub(crate) io: S,
     pub(crate) conn: M,
-    timer: Pin<Box<dyn AsyncTimer>>,
+    /// The runtime's clock, timers and tasks.
+    pub(crate) exec: ExecutorHandle,
+    /// Created on first use.
+    timer: Option<Pin<Box<dyn AsyncTimer>>>,
     armed: Option<Instant>,
     /// Output taken from the machine, in order; `out_pos` bytes of the
     /// first buffer are written.
@@ -94,11 +97,12 @@ pub(crate) struct Driver<S, M> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
-    pub(crate) fn new(io: S, conn: M, timer: Pin<Box<dyn AsyncTimer>>) -> Self {
+    pub(crate) fn new(io: S, conn: M, exec: ExecutorHandle) -> Self {
         Self {
             io,
             conn,
-            timer,
+            exec,
+            timer: None,
             armed: None,
             out: VecDeque::new(),
             out_pos: 0,
@@ -107,6 +111,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             write_wakers: [None, None],
             shutdown: Shutdown::Running,
         }
+    }
+
+    /// The current time on the runtime's clock.
+    pub(crate) fn now(&self) -> Instant {
+        self.exec.now()
+    }
+
+    /// The timer, moved to `deadline`.
+    fn timer_at(&mut self, deadline: Instant) -> Pin<&mut dyn AsyncTimer> {
+        match &mut self.timer {
+            Some(timer) => timer.as_mut().reset(deadline),
+            None => self.timer = Some(self.exec.new_timer(deadline)),
+        }
+        self.timer.as_mut().expect("just set").as_mut()
     }
 
     /// Bytes queued but not yet written.
@@ -207,11 +225,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             self.armed = None;
             return false;
         };
-        if self.armed != Some(deadline) {
-            self.timer.as_mut().reset(deadline);
+        if self.armed != Some(deadline) || self.timer.is_none() {
+            self.timer_at(deadline);
             self.armed = Some(deadline);
         }
-        if self.timer.as_mut().poll(cx).is_ready() {
+        let timer = self.timer.as_mut().expect("armed");
+        if timer.as_mut().poll(cx).is_ready() {
             self.armed = None;
             return true;
         }
@@ -237,8 +256,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                 return self.fail_io(e);
             }
             let conn = &mut self.conn;
+            let exec = &self.exec;
             let read = read_into(&mut self.io, cx, |bytes| {
-                let now = Instant::now();
+                let now = exec.now();
                 if bytes.is_empty() {
                     conn.handle_eof(now);
                 } else {
@@ -258,7 +278,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                 Poll::Ready(Err(e)) => return self.fail_io(e),
                 Poll::Pending => {
                     if self.poll_timer(cx, self.conn.poll_timeout()) {
-                        self.conn.handle_timeout(Instant::now());
+                        let now = self.now();
+                        self.conn.handle_timeout(now);
                         continue;
                     }
                     return Poll::Pending;
@@ -288,8 +309,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                     Poll::Ready(Err(_)) => self.shutdown = Shutdown::Done,
                     Poll::Ready(Ok(())) => {
                         self.armed = None;
-                        let linger = Instant::now() + self.conn.linger();
-                        self.timer.as_mut().reset(linger);
+                        let linger = self.now() + self.conn.linger();
+                        self.timer_at(linger);
                         self.shutdown = match self.conn.close_order() {
                             CloseOrder::CloseFirst => Shutdown::Closing,
                             CloseOrder::WaitForPeer => Shutdown::Lingering,
@@ -313,7 +334,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                             Poll::Pending => break false,
                         }
                     };
-                    let timed_out = !ended && self.timer.as_mut().poll(cx).is_ready();
+                    let timed_out = !ended
+                        && self
+                            .timer
+                            .as_mut()
+                            .is_some_and(|t| t.as_mut().poll(cx).is_ready());
                     if !ended && !timed_out {
                         return Poll::Pending;
                     }

@@ -21,10 +21,10 @@ mod websocket;
 #[cfg(feature = "tls")]
 pub use connect::tls_connect_with;
 pub use connect::{MaybeTlsStream, WsUrl, connect, connect_with};
-pub use error::Error;
+pub use error::{ConfigError, Error, TlsError, UrlError};
 pub use fahrbahn_core::wamp::{
-    ApplicationError, Dict, List, Serializer, SessionConfig, SessionError, Value, from_value,
-    to_value,
+    ApplicationError, Codec, Dict, List, Serializer, SessionConfig, SessionError, Value,
+    from_value, to_value,
 };
 pub use fahrbahn_core::ws::{
     Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake, HandshakeRequest, Limits,
@@ -35,7 +35,8 @@ pub use router::{
     TransportKind,
 };
 pub use runtime::{
-    AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime, TcpListener, Transport,
+    AnyListener, AsyncTimer, BoxFuture, BoxTransport, Executor, ExecutorHandle, Runtime,
+    TcpListener, Transport,
 };
 pub use session::{
     CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,

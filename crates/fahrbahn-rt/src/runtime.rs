@@ -62,21 +62,41 @@ pub trait TcpListener: Send + Sync + 'static {
     fn local_addr(&self) -> io::Result<SocketAddr>;
 }
 
-/// An async runtime, as the driver sees it: timers, tasks and TCP.
+/// The object-safe half of a [`Runtime`]: its clock, timers and tasks.
+///
+/// `fahrbahn-rt` reads the time only through [`now`](Self::now) and waits
+/// only on [`new_timer`](Self::new_timer), so a runtime with a simulated
+/// clock (e.g. tokio with `tokio::time::pause()`) runs the whole stack on
+/// simulated time. The async layer keeps it as an [`ExecutorHandle`].
+pub trait Executor: Send + Sync + Debug + 'static {
+    /// The current time on this runtime's clock.
+    fn now(&self) -> Instant;
+    /// A timer that fires at `deadline` (on the same clock as
+    /// [`now`](Self::now)).
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>>;
+    /// Runs `future` in the background.
+    fn spawn(&self, future: BoxFuture<'static, ()>);
+}
+
+/// A shared, type-erased [`Executor`].
+pub type ExecutorHandle = std::sync::Arc<dyn Executor>;
+
+/// An async runtime, as the driver sees it: the [`Executor`] (clock,
+/// timers, tasks) plus TCP and Unix sockets.
 ///
 /// Implemented by `fahrbahn-tokio`, `fahrbahn-smol` and `fahrbahn-async-std`;
 /// each implementation is a few dozen lines. Streams use the `futures-io`
 /// traits.
-pub trait Runtime: Clone + Send + Sync + Debug + 'static {
+pub trait Runtime: Executor + Clone {
     /// A connected TCP stream.
     type TcpStream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     /// A TCP listener whose connections are `TcpStream`s.
     type TcpListener: TcpListener<Stream = Self::TcpStream>;
 
-    /// A timer that fires at `deadline`.
-    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>>;
-    /// Runs `future` in the background.
-    fn spawn(&self, future: BoxFuture<'static, ()>);
+    /// This runtime as a shared [`ExecutorHandle`].
+    fn handle(&self) -> ExecutorHandle {
+        std::sync::Arc::new(self.clone())
+    }
     /// Connects to `host:port` (host may be a name or an address).
     fn connect_tcp(&self, host: &str, port: u16)
     -> BoxFuture<'static, io::Result<Self::TcpStream>>;

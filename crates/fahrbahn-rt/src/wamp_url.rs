@@ -3,7 +3,7 @@
 //! socket).
 
 use crate::connect::WsUrl;
-use crate::error::Error;
+use crate::error::{Error, UrlError};
 
 /// Where and how to reach a WAMP router.
 ///
@@ -45,7 +45,10 @@ impl WampUrl {
             .or_else(|| url.strip_prefix("unix:"))
         {
             if path.is_empty() {
-                return Err(Error::Url(format!("no socket path in {url:?}")));
+                return Err(UrlError::NoSocketPath {
+                    url: url.to_owned(),
+                }
+                .into());
             }
             return Ok(WampUrl::Unix {
                 path: path.to_owned(),
@@ -56,17 +59,20 @@ impl WampUrl {
         } else if let Some(r) = url.strip_prefix("rss://") {
             (true, r)
         } else {
-            return Err(Error::Url(format!(
-                "{url:?}: expected ws://, wss://, rs://, rss:// or unix:"
-            )));
+            return Err(UrlError::Scheme {
+                url: url.to_owned(),
+                expected: "ws://, wss://, rs://, rss:// or unix:",
+            }
+            .into());
         };
         // Reuse the WebSocket URL parser for host and port.
         let scheme = if secure { "wss://" } else { "ws://" };
         let parsed = WsUrl::parse(&format!("{scheme}{}", rest.trim_end_matches('/')))?;
         if !rest.contains(':') || parsed.path != "/" {
-            return Err(Error::Url(format!(
-                "{url:?}: RawSocket URLs need host:port and no path"
-            )));
+            return Err(UrlError::RawSocketShape {
+                url: url.to_owned(),
+            }
+            .into());
         }
         Ok(WampUrl::RawSocket {
             secure,

@@ -4,7 +4,6 @@ use std::future::poll_fn;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use fahrbahn_core::Rng;
 use fahrbahn_core::ws::{
@@ -70,10 +69,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         io: S,
         config: ClientConfig,
     ) -> Result<Self, Error> {
-        let now = Instant::now();
-        let timer = runtime.new_timer(now + config.timeouts.open);
+        let now = runtime.now();
         let conn = Connection::client(config, os_rng(), now);
-        Self::handshake(Driver::new(io, conn, timer), None).await
+        Self::handshake(Driver::new(io, conn, runtime.handle()), None).await
     }
 
     /// Runs the server handshake over an accepted stream (e.g. from any
@@ -105,10 +103,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         config: ServerConfig,
         decide: Option<RequestCallback<'_>>,
     ) -> Result<Self, Error> {
-        let now = Instant::now();
-        let timer = runtime.new_timer(now + config.timeouts.open);
+        let now = runtime.now();
         let conn = Connection::server(config, os_rng(), now);
-        Self::handshake(Driver::new(io, conn, timer), decide).await
+        Self::handshake(Driver::new(io, conn, runtime.handle()), decide).await
     }
 
     async fn handshake(
@@ -133,7 +130,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
                         None => Ok(Accept::default()),
                     };
                     match verdict {
-                        Ok(accept) => driver.conn.accept(Instant::now(), accept)?,
+                        Ok(accept) => {
+                            let now = driver.now();
+                            driver.conn.accept(now, accept)?
+                        }
                         Err((status, body)) => driver.conn.reject(status, &body)?,
                     }
                 }
@@ -250,7 +250,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Inner<S> {
         reason: &str,
     ) -> Poll<Result<(), Error>> {
         if self.driver.conn.is_open() {
-            self.driver.conn.close(Instant::now(), code, reason)?;
+            let now = self.driver.now();
+            self.driver.conn.close(now, code, reason)?;
         }
         loop {
             match self.poll_recv(cx) {
@@ -355,11 +356,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WsWriter<S> {
 
     /// Starts the closing handshake; the reading half sees the end.
     pub async fn close(&mut self, code: CloseCode, reason: &str) -> Result<(), Error> {
-        self.shared
-            .lock()
-            .driver
-            .conn
-            .close(Instant::now(), code, reason)?;
+        {
+            let mut inner = self.shared.lock();
+            let now = inner.driver.now();
+            inner.driver.conn.close(now, code, reason)?;
+        }
         poll_fn(|cx| self.shared.lock().driver.poll_write_out(cx, Side::Writer)).await?;
         Ok(())
     }
@@ -386,7 +387,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Sink<Message> for WsWriter<S> {
         let mut inner = self.shared.lock();
         let driver = &mut inner.driver;
         if driver.conn.is_open() {
-            driver.conn.close(Instant::now(), CloseCode::NORMAL, "")?;
+            let now = driver.now();
+            driver.conn.close(now, CloseCode::NORMAL, "")?;
         }
         Poll::Ready(Ok(std::task::ready!(
             driver.poll_write_out(cx, Side::Writer)

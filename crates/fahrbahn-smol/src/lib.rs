@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime};
+use fahrbahn_rt::{AnyListener, AsyncTimer, Executor, BoxFuture, BoxTransport, Runtime};
 
 /// The smol runtime (tasks go to smol's global executor).
 #[derive(Debug, Clone, Copy, Default)]
@@ -76,9 +76,10 @@ impl AnyListener for UnixListener {
     }
 }
 
-impl Runtime for SmolRuntime {
-    type TcpStream = smol::net::TcpStream;
-    type TcpListener = TcpListener;
+impl Executor for SmolRuntime {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
 
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
         Box::pin(Timer(smol::Timer::at(deadline)))
@@ -87,6 +88,11 @@ impl Runtime for SmolRuntime {
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         smol::spawn(future).detach();
     }
+}
+
+impl Runtime for SmolRuntime {
+    type TcpStream = smol::net::TcpStream;
+    type TcpListener = TcpListener;
 
     fn connect_tcp(
         &self,

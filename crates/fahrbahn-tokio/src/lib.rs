@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Runtime};
+use fahrbahn_rt::{AnyListener, AsyncTimer, Executor, BoxFuture, BoxTransport, Runtime};
 use tokio::io::ReadBuf;
 
 /// The tokio runtime (the ambient one: call from inside a tokio runtime).
@@ -123,9 +123,10 @@ impl AnyListener for UnixListener {
     }
 }
 
-impl Runtime for TokioRuntime {
-    type TcpStream = TcpStream;
-    type TcpListener = TcpListener;
+impl Executor for TokioRuntime {
+    fn now(&self) -> Instant {
+        tokio::time::Instant::now().into_std()
+    }
 
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
         Box::pin(Timer(Box::pin(tokio::time::sleep_until(deadline.into()))))
@@ -134,6 +135,11 @@ impl Runtime for TokioRuntime {
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         tokio::spawn(future);
     }
+}
+
+impl Runtime for TokioRuntime {
+    type TcpStream = TcpStream;
+    type TcpListener = TcpListener;
 
     fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<TcpStream>> {
         let host = host.to_owned();

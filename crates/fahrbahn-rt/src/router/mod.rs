@@ -1,0 +1,377 @@
+//! Serving the embedded WAMP router: listeners on TCP and Unix sockets,
+//! WebSocket and RawSocket transports, one task per connection, and the
+//! sans-IO router core shared under one lock.
+//!
+//! This layer only moves bytes, arms timers and spawns tasks. Every
+//! protocol decision is the core's
+//! ([`fahrbahn_core::wamp::router::Router`]): when a client without HELLO
+//! is closed, when a slow consumer is disconnected, how long shutdown waits
+//! for GOODBYE replies.
+//!
+//! Outbound flow: a connection's task takes messages from the core's
+//! per-connection queue only while its socket accepts bytes. A client that
+//! does not read lets its queue grow in the core until
+//! [`RouterLimits::outbound_queue`]; then the core disconnects it (its
+//! queue dropped, its session detached so its pending calls fail) — one slow
+//! or flooding client never makes the router buffer without bound or stall
+//! the others.
+
+mod config;
+mod serve;
+mod tls;
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+use fahrbahn_core::wamp::router::{
+    CloseReason, ConnectionId, Router as CoreRouter, RouterConfig as CoreConfig, RouterEvent,
+};
+
+pub use config::{ListenerConfig, RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind};
+
+use crate::error::{ConfigError, Error};
+use crate::runtime::{AnyListener, AsyncTimer, ExecutorHandle, Runtime};
+
+/// What the serving layer keeps per connection.
+#[derive(Default)]
+struct Slot {
+    /// The connection task's waker.
+    waker: Option<Waker>,
+    /// The core asked to close the transport.
+    close: Option<CloseReason>,
+}
+
+impl Slot {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// The router core and who to wake when it has something for them.
+struct Core {
+    router: CoreRouter,
+    slots: HashMap<ConnectionId, Slot>,
+    /// The timer task's waker, and the deadline it is armed for.
+    timer_waker: Option<Waker>,
+    armed: Option<Instant>,
+    /// Woken when the last connection is gone.
+    empty_waiters: Vec<Waker>,
+}
+
+impl Core {
+    /// Wakes the connections the core queued messages or events for, and
+    /// the timer task when the next deadline moved.
+    fn route(&mut self) {
+        while let Some(conn) = self.router.poll_ready() {
+            if let Some(slot) = self.slots.get_mut(&conn) {
+                slot.wake();
+            }
+        }
+        while let Some(event) = self.router.poll_event() {
+            if let RouterEvent::CloseTransport { conn, reason } = event {
+                if let Some(slot) = self.slots.get_mut(&conn) {
+                    log::debug!("closing {conn}: {reason}");
+                    slot.close = Some(reason);
+                    slot.wake();
+                }
+            }
+        }
+        if self.router.poll_timeout() != self.armed {
+            if let Some(w) = self.timer_waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// Forgets a connection whose transport has ended.
+    fn remove(&mut self, conn: ConnectionId) {
+        if self.slots.remove(&conn).is_some() {
+            self.router.detach(conn);
+            self.route();
+        }
+        if self.slots.is_empty() {
+            for w in self.empty_waiters.drain(..) {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Stops the accept loops.
+struct Stop {
+    stopped: AtomicBool,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl Stop {
+    fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        for w in self
+            .wakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            w.wake();
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::SeqCst)
+    }
+
+    /// Registers `waker` to be woken by [`stop`](Self::stop), once.
+    fn register(&self, waker: &Waker) {
+        let mut wakers = self.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+    }
+}
+
+struct Shared {
+    core: Mutex<Core>,
+    stop: Stop,
+    limits: RouterLimits,
+    exec: ExecutorHandle,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A timer future at `deadline` on the runtime's clock.
+    async fn sleep_until(&self, deadline: Instant) {
+        let mut timer = self.exec.new_timer(deadline);
+        poll_fn(|cx| timer.as_mut().poll(cx)).await;
+    }
+}
+
+/// Where a running listener is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerInfo {
+    /// Its transport.
+    pub transport: TransportKind,
+    /// `127.0.0.1:8080` or a Unix socket path.
+    pub address: String,
+    /// Whether it is a Unix socket.
+    pub unix: bool,
+    /// Whether it serves TLS.
+    pub tls: bool,
+}
+
+impl ListenerInfo {
+    /// A URL clients can connect to (`ws://…/ws`, `rs://…`, `unix:…`).
+    pub fn url(&self) -> String {
+        let s = if self.tls { "s" } else { "" };
+        match (self.unix, self.transport) {
+            (true, _) => format!("unix:{}", self.address),
+            (false, TransportKind::WebSocket) => format!("ws{s}://{}/ws", self.address),
+            (false, TransportKind::RawSocket) => format!("rs{s}://{}", self.address),
+        }
+    }
+}
+
+/// A running embedded WAMP router.
+pub struct Router {
+    shared: Arc<Shared>,
+    listeners: Vec<ListenerInfo>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Router")
+            .field("listeners", &self.listeners)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Router {
+    /// A builder.
+    pub fn builder() -> RouterBuilder {
+        RouterBuilder::default()
+    }
+
+    async fn start<R: Runtime>(runtime: &R, config: RouterConfig) -> Result<Router, Error> {
+        config.validate()?;
+        let limits = config.limits;
+        let core = CoreRouter::new(
+            CoreConfig {
+                realms: config.realms.clone(),
+                outbound_queue: limits.outbound_queue,
+                hello_timeout: Duration::from_secs(limits.hello_timeout_secs),
+                ..CoreConfig::default()
+            },
+            crate::websocket::os_rng(),
+        );
+        let shared = Arc::new(Shared {
+            core: Mutex::new(Core {
+                router: core,
+                slots: HashMap::new(),
+                timer_waker: None,
+                armed: None,
+                empty_waiters: Vec::new(),
+            }),
+            stop: Stop {
+                stopped: AtomicBool::new(false),
+                wakers: Mutex::new(Vec::new()),
+            },
+            limits,
+            exec: runtime.handle(),
+        });
+        let mut listeners = Vec::new();
+        for l in &config.listeners {
+            let (listener, unix): (Box<dyn AnyListener>, bool) = match (&l.address, &l.unix) {
+                (Some(addr), _) => {
+                    let addr = addr.parse().map_err(|source| ConfigError::Address {
+                        address: addr.clone(),
+                        source,
+                    })?;
+                    (Box::new(runtime.bind_tcp(addr).await?), false)
+                }
+                (None, Some(path)) => {
+                    remove_stale_socket(path);
+                    (runtime.bind_unix(path).await?, true)
+                }
+                (None, None) => unreachable!("validated"),
+            };
+            let tls = match &l.tls {
+                Some(files) => Some(tls::acceptor(files)?),
+                None => None,
+            };
+            let info = ListenerInfo {
+                transport: l.transport,
+                address: listener.address(),
+                unix,
+                tls: tls.is_some(),
+            };
+            log::info!("router listening on {}", info.url());
+            listeners.push(info);
+            runtime.spawn(Box::pin(serve::accept_loop(
+                shared.clone(),
+                listener,
+                l.transport,
+                tls,
+            )));
+        }
+        runtime.spawn(Box::pin(run_timers(shared.clone())));
+        Ok(Router { shared, listeners })
+    }
+
+    /// The listeners, with their bound addresses.
+    pub fn listeners(&self) -> &[ListenerInfo] {
+        &self.listeners
+    }
+
+    /// The URL of the first WebSocket listener.
+    pub fn websocket_url(&self) -> Option<String> {
+        self.url_of(TransportKind::WebSocket)
+    }
+
+    /// The URL of the first RawSocket listener.
+    pub fn rawsocket_url(&self) -> Option<String> {
+        self.url_of(TransportKind::RawSocket)
+    }
+
+    fn url_of(&self, kind: TransportKind) -> Option<String> {
+        self.listeners
+            .iter()
+            .find(|l| l.transport == kind)
+            .map(ListenerInfo::url)
+    }
+
+    /// How many transports are connected.
+    pub fn connection_count(&self) -> usize {
+        self.shared.lock().slots.len()
+    }
+
+    /// Stops accepting, says GOODBYE (`wamp.close.system_shutdown`) to
+    /// every session, and waits until the transports are closed: clients
+    /// that do not answer GOODBYE within the core's goodbye timeout (2 s)
+    /// are closed by the core, and each transport's close is bounded by its
+    /// own close timeout; the wait as a whole is capped at 10 s.
+    pub async fn shutdown(self) {
+        self.shared.stop.stop();
+        {
+            let mut core = self.shared.lock();
+            let now = self.shared.exec.now();
+            core.router.shutdown(now, "the router is shutting down");
+            core.route();
+        }
+        let cap = self.shared.exec.now() + Duration::from_secs(10);
+        let mut timer = self.shared.exec.new_timer(cap);
+        poll_fn(|cx| {
+            let mut core = self.shared.lock();
+            if core.slots.is_empty() {
+                return Poll::Ready(());
+            }
+            if !core.empty_waiters.iter().any(|w| w.will_wake(cx.waker())) {
+                core.empty_waiters.push(cx.waker().clone());
+            }
+            drop(core);
+            timer.as_mut().poll(cx)
+        })
+        .await;
+        // Wake the timer task so that it ends.
+        if let Some(w) = self.shared.lock().timer_waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// Runs the core's deadlines (HELLO, AUTHENTICATE, GOODBYE replies) on the
+/// runtime's timer, until the router has shut down and every connection
+/// is gone.
+async fn run_timers(shared: Arc<Shared>) {
+    let mut timer: Option<Pin<Box<dyn AsyncTimer>>> = None;
+    poll_fn(|cx| {
+        loop {
+            let mut core = shared.lock();
+            if shared.stop.is_stopped() && core.slots.is_empty() {
+                return Poll::Ready(());
+            }
+            core.timer_waker = Some(cx.waker().clone());
+            core.armed = core.router.poll_timeout();
+            let Some(deadline) = core.armed else {
+                return Poll::Pending;
+            };
+            drop(core);
+            let t = match &mut timer {
+                Some(t) => {
+                    t.as_mut().reset(deadline);
+                    t
+                }
+                None => timer.insert(shared.exec.new_timer(deadline)),
+            };
+            if t.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let mut core = shared.lock();
+            core.router.handle_timeout(shared.exec.now());
+            core.route();
+        }
+    })
+    .await;
+}
+
+fn remove_stale_socket(path: &str) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if let Ok(meta) = std::fs::symlink_metadata(path) {
+            if meta.file_type().is_socket() {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}

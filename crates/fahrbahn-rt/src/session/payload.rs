@@ -1,0 +1,103 @@
+//! What calls, invocations and subscriptions carry.
+
+use fahrbahn_core::wamp::{ApplicationError, Dict, List, Value, from_value, to_value};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::Error;
+
+/// The result of a call: positional and keyword results.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallResult {
+    /// Positional results.
+    pub args: List,
+    /// Keyword results.
+    pub kwargs: Dict,
+    /// RESULT details.
+    pub details: Dict,
+}
+
+impl CallResult {
+    /// A result with positional values.
+    pub fn args(args: List) -> Self {
+        Self {
+            args,
+            ..Self::default()
+        }
+    }
+
+    /// A result from positional and keyword values.
+    pub fn new(args: List, kwargs: Dict) -> Self {
+        Self {
+            args,
+            kwargs,
+            details: Dict::new(),
+        }
+    }
+
+    /// The first positional result, decoded.
+    pub fn first<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let v = self.args.first().cloned().unwrap_or(Value::Null);
+        Ok(from_value(v)?)
+    }
+
+    /// All positional results, decoded (e.g. into a tuple or a `Vec`).
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        Ok(from_value(Value::List(self.args.clone()))?)
+    }
+}
+
+/// A call to one of our procedures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    /// Positional arguments.
+    pub args: List,
+    /// Keyword arguments.
+    pub kwargs: Dict,
+    /// INVOCATION details (caller, procedure for pattern registrations…).
+    pub details: Dict,
+}
+
+impl Invocation {
+    /// The positional arguments decoded (e.g. into a tuple).
+    pub fn decode<T: DeserializeOwned>(&self) -> Result<T, ApplicationError> {
+        from_value(Value::List(self.args.clone())).map_err(|e| {
+            ApplicationError::new(fahrbahn_core::wamp::error::ERROR_INVALID_ARGUMENT)
+                .with_args(vec![Value::String(e.to_string())])
+        })
+    }
+}
+
+/// An event received on a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// The publication id.
+    pub publication: u64,
+    /// Positional payload.
+    pub args: List,
+    /// Keyword payload.
+    pub kwargs: Dict,
+    /// EVENT details (publisher, topic for pattern subscriptions…).
+    pub details: Dict,
+}
+
+/// Converts serializable arguments into a WAMP positional list: a tuple or
+/// sequence becomes the list, any other value a one-element list.
+pub fn to_args<T: Serialize + ?Sized>(args: &T) -> Result<List, Error> {
+    match to_value(args)? {
+        Value::List(l) => Ok(l),
+        Value::Null => Ok(List::new()),
+        other => Ok(vec![other]),
+    }
+}
+
+/// Shortcut: a one-element kwargs dictionary builder.
+///
+/// ```
+/// use fahrbahn_rt::kwargs;
+/// let kw = kwargs([("a", 1.into()), ("b", "x".into())]);
+/// assert_eq!(kw.len(), 2);
+/// ```
+pub fn kwargs<const N: usize>(pairs: [(&str, Value); N]) -> Dict {
+    pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+}

@@ -1,0 +1,383 @@
+//! The session's background task: the driver loop over the sans-IO
+//! [`ClientConnection`], and the routing of results, events and
+//! invocations back to their waiters.
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
+
+use fahrbahn_core::Machine;
+use fahrbahn_core::wamp::{
+    ApplicationError, ClientConnection, Closed, CommandError, Dict, SessionEvent,
+};
+use futures_channel::{mpsc, oneshot};
+
+use super::options::ChallengeHandler;
+use super::payload::{CallResult, Event, Invocation};
+use crate::driver::{Driver, Side};
+use crate::error::Error;
+use crate::runtime::{BoxFuture, BoxTransport};
+
+pub(super) type Handler = Arc<
+    dyn Fn(Invocation) -> BoxFuture<'static, Result<CallResult, ApplicationError>> + Send + Sync,
+>;
+
+pub(super) enum Waiter {
+    Call(oneshot::Sender<Result<CallResult, Error>>),
+    Register(oneshot::Sender<Result<u64, Error>>, Handler),
+    Subscribe(
+        oneshot::Sender<Result<u64, Error>>,
+        mpsc::UnboundedSender<Event>,
+    ),
+    Done(oneshot::Sender<Result<(), Error>>),
+}
+
+/// Set when the caller cancels an invocation that is running.
+#[derive(Default)]
+pub(super) struct Interrupt {
+    set: AtomicBool,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Interrupt {
+    fn set(&self) {
+        self.set.store(true, Ordering::SeqCst);
+        if let Some(w) = self.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
+        }
+    }
+
+    fn is_set(&self, cx: &Context<'_>) -> bool {
+        *self.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+        self.set.load(Ordering::SeqCst)
+    }
+}
+
+pub(super) struct Inner {
+    pub(super) driver: Driver<BoxTransport, ClientConnection>,
+    /// Invocations whose handlers are running, by request id.
+    pub(super) running: HashMap<u64, Arc<Interrupt>>,
+    pub(super) waiters: HashMap<u64, Waiter>,
+    pub(super) handlers: HashMap<u64, Handler>,
+    pub(super) subscriptions: HashMap<u64, Vec<mpsc::UnboundedSender<Event>>>,
+    pub(super) joined: Option<oneshot::Sender<Result<(u64, Dict), Error>>>,
+    pub(super) closed: Option<Closed>,
+    pub(super) close_waiters: Vec<oneshot::Sender<()>>,
+    pub(super) on_challenge: Option<ChallengeHandler>,
+    /// The session ended; the driver is ending the transport.
+    pub(super) finished: bool,
+    /// The driver task has returned.
+    pub(super) driver_done: bool,
+}
+
+pub(super) struct Shared {
+    pub(super) inner: Mutex<Inner>,
+    /// Set when the last user handle is dropped. A flag rather than a
+    /// command under the lock: the last handle may be dropped while the
+    /// lock is held (e.g. a handler closure holding a `Session` clone,
+    /// dropped when its registration goes away).
+    pub(super) leave_requested: AtomicBool,
+    /// The driver task's waker, outside the main lock for the same reason
+    /// (see [`Shared::wake_driver`]).
+    pub(super) driver_waker: Mutex<Option<Waker>>,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Wakes the driver task. Takes only the waker's own lock, so it may be
+    /// called with or without the main lock held.
+    pub(super) fn wake_driver(&self) {
+        let waker = self
+            .driver_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Runs a command on the session and wakes the driver, whose next
+    /// output poll transmits what the command queued.
+    pub(super) fn command<T>(
+        &self,
+        f: impl FnOnce(&mut Inner) -> Result<T, CommandError>,
+    ) -> Result<T, Error> {
+        let mut inner = self.lock();
+        if inner.closed.is_some() {
+            return Err(inner.session_error());
+        }
+        let result = f(&mut inner).map_err(Error::Command);
+        self.wake_driver();
+        result
+    }
+}
+
+impl Inner {
+    /// Why requests fail once the session has ended.
+    pub(super) fn session_error(&self) -> Error {
+        match &self.closed {
+            Some(c) => match &c.error {
+                Some(e) => Error::Session(e.clone()),
+                None => Error::SessionClosed(c.clone()),
+            },
+            None => Error::Io(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the session's driver task has ended",
+            )),
+        }
+    }
+
+    fn dispatch(&mut self, event: SessionEvent, shared: &Arc<Shared>) {
+        match event {
+            SessionEvent::Joined { session, details } => {
+                if let Some(tx) = self.joined.take() {
+                    let _ = tx.send(Ok((session, details)));
+                }
+            }
+            SessionEvent::Challenge { authmethod, extra } => {
+                let answer = match &self.on_challenge {
+                    Some(h) => h(&authmethod, &extra).map_err(|e| e.to_string()),
+                    None => Err("no challenge handler is set (SessionOptions::on_challenge)".into()),
+                };
+                let now = self.driver.now();
+                let session = self.driver.conn.session_mut();
+                let _ = match answer {
+                    Ok((signature, extra)) => session.authenticate(signature, extra),
+                    Err(message) => session.decline_challenge(now, &authmethod, message),
+                };
+            }
+            SessionEvent::Result {
+                request,
+                args,
+                kwargs,
+                details,
+                progress,
+            } => {
+                if progress {
+                    return; // progressive results: only the final one is delivered
+                }
+                if let Some(Waiter::Call(tx)) = self.waiters.remove(&request) {
+                    let _ = tx.send(Ok(CallResult {
+                        args,
+                        kwargs,
+                        details,
+                    }));
+                }
+            }
+            SessionEvent::Failed { request, error, .. } => {
+                let err = Error::Wamp(error);
+                match self.waiters.remove(&request) {
+                    Some(Waiter::Call(tx)) => {
+                        let _ = tx.send(Err(err));
+                    }
+                    Some(Waiter::Register(tx, _)) | Some(Waiter::Subscribe(tx, _)) => {
+                        let _ = tx.send(Err(err));
+                    }
+                    Some(Waiter::Done(tx)) => {
+                        let _ = tx.send(Err(err));
+                    }
+                    None => {}
+                }
+            }
+            SessionEvent::Registered {
+                request,
+                registration,
+            } => {
+                if let Some(Waiter::Register(tx, handler)) = self.waiters.remove(&request) {
+                    self.handlers.insert(registration, handler);
+                    let _ = tx.send(Ok(registration));
+                }
+            }
+            SessionEvent::Subscribed {
+                request,
+                subscription,
+            } => {
+                if let Some(Waiter::Subscribe(tx, sink)) = self.waiters.remove(&request) {
+                    self.subscriptions
+                        .entry(subscription)
+                        .or_default()
+                        .push(sink);
+                    let _ = tx.send(Ok(subscription));
+                }
+            }
+            SessionEvent::Unregistered { request }
+            | SessionEvent::Unsubscribed { request }
+            | SessionEvent::Published { request, .. } => {
+                if let Some(Waiter::Done(tx)) = self.waiters.remove(&request) {
+                    let _ = tx.send(Ok(()));
+                }
+            }
+            SessionEvent::Invocation {
+                request,
+                registration,
+                args,
+                kwargs,
+                details,
+            } => {
+                let Some(handler) = self.handlers.get(&registration).cloned() else {
+                    let error = ApplicationError::new(
+                        fahrbahn_core::wamp::error::ERROR_NO_SUCH_REGISTRATION,
+                    );
+                    let _ = self.driver.conn.session_mut().yield_error(request, error);
+                    return;
+                };
+                let mut future = handler(Invocation {
+                    args,
+                    kwargs,
+                    details,
+                });
+                let interrupt = Arc::new(Interrupt::default());
+                self.running.insert(request, interrupt.clone());
+                let shared2 = shared.clone();
+                self.driver.exec.spawn(Box::pin(async move {
+                    // The handler runs until it finishes or its caller
+                    // cancels the call (INTERRUPT): then it is dropped and
+                    // the call answered with wamp.error.canceled.
+                    let outcome = poll_fn(|cx| {
+                        if interrupt.is_set(cx) {
+                            return Poll::Ready(Err(ApplicationError::new(
+                                fahrbahn_core::wamp::error::ERROR_CANCELED,
+                            )));
+                        }
+                        future.as_mut().poll(cx)
+                    })
+                    .await;
+                    drop(future);
+                    let _ = shared2.command(|inner| {
+                        inner.running.remove(&request);
+                        let session = inner.driver.conn.session_mut();
+                        match outcome {
+                            Ok(r) => session.yield_result(request, r.args, r.kwargs, Dict::new()),
+                            Err(e) => session.yield_error(request, e),
+                        }
+                    });
+                }));
+            }
+            SessionEvent::Interrupt { request, .. } => {
+                log::debug!("invocation {request} interrupted by its caller");
+                if let Some(interrupt) = self.running.get(&request) {
+                    interrupt.set();
+                }
+            }
+            SessionEvent::Event {
+                subscription,
+                publication,
+                args,
+                kwargs,
+                details,
+            } => {
+                if let Some(sinks) = self.subscriptions.get_mut(&subscription) {
+                    let event = Event {
+                        publication,
+                        args,
+                        kwargs,
+                        details,
+                    };
+                    sinks.retain(|s| s.unbounded_send(event.clone()).is_ok());
+                }
+            }
+            SessionEvent::Closed(closed) => {
+                self.closed = Some(closed);
+                if let Some(tx) = self.joined.take() {
+                    let _ = tx.send(Err(self.session_error()));
+                }
+                for (_, waiter) in std::mem::take(&mut self.waiters) {
+                    let e = self.session_error();
+                    match waiter {
+                        Waiter::Call(tx) => drop(tx.send(Err(e))),
+                        Waiter::Register(tx, _) | Waiter::Subscribe(tx, _) => drop(tx.send(Err(e))),
+                        Waiter::Done(tx) => drop(tx.send(Err(e))),
+                    }
+                }
+                self.subscriptions.clear();
+                self.handlers.clear();
+                for interrupt in self.running.values() {
+                    interrupt.set();
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The driver task of one session.
+pub(super) async fn run(shared: Arc<Shared>) {
+    poll_fn(|cx| {
+        {
+            let mut waker = shared
+                .driver_waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        let mut inner = shared.lock();
+        loop {
+            if shared.leave_requested.swap(false, Ordering::SeqCst) {
+                let now = inner.driver.now();
+                let _ = inner.driver.conn.session_mut().leave_normal(now);
+            }
+            if inner.finished {
+                if inner.driver.poll_finish(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                inner.driver_done = true;
+                for tx in inner.close_waiters.drain(..) {
+                    let _ = tx.send(());
+                }
+                return Poll::Ready(());
+            }
+            match inner.driver.poll_event(cx) {
+                Poll::Ready(Ok(event)) => {
+                    let last = matches!(event, SessionEvent::Closed(_));
+                    inner.dispatch(event, &shared);
+                    if last {
+                        inner.finished = true;
+                    }
+                }
+                Poll::Ready(Err(e)) => {
+                    log::debug!("WAMP transport failed: {e}");
+                    // Let the machine see the end; its events follow.
+                    let now = inner.driver.now();
+                    inner.driver.conn.handle_eof(now);
+                    if inner.driver.conn.is_closed() && inner.closed.is_none() {
+                        while let Some(event) = inner.driver.conn.poll_event() {
+                            inner.dispatch(event, &shared);
+                        }
+                        inner.finished = true;
+                    }
+                }
+                Poll::Pending => {
+                    if let Poll::Ready(Err(e)) = inner.driver.poll_write_out(cx, Side::Reader) {
+                        log::debug!("WAMP transport write failed: {e}");
+                        let now = inner.driver.now();
+                        inner.driver.conn.handle_eof(now);
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+            }
+        }
+    })
+    .await;
+}
+
+
+/// Leaves the session when the last user handle is dropped.
+pub(super) struct LeaveOnDrop(pub(super) Arc<Shared>);
+
+impl Drop for LeaveOnDrop {
+    fn drop(&mut self) {
+        self.0.leave_requested.store(true, Ordering::SeqCst);
+        self.0.wake_driver();
+    }
+}
+
