@@ -7,12 +7,14 @@
 //!   format (the codecs use them);
 //! - `to_value`, `from_value`: typed access, with the key (de)serializers
 //!   in `key_serializer`, `key_deserializer`;
+//! - `json`: the JSON text of a value ([`Json`], `Display`);
 //! - `error`: [`ValueError`].
 
 mod deserialize;
 mod error;
 mod from;
 mod from_value;
+mod json;
 mod key_deserializer;
 mod key_serializer;
 mod serialize;
@@ -23,6 +25,7 @@ use std::collections::BTreeMap;
 pub(crate) use deserialize::ValueSeed;
 pub use error::ValueError;
 pub use from_value::from_value;
+pub use json::Json;
 pub use to_value::to_value;
 
 /// Largest preallocation for lists/dicts from a size hint: the hint may come
