@@ -57,8 +57,8 @@ async fn main() -> Result<(), Error> {
     {
         Err(Error::Wamp(e)) => {
             println!(
-                "caller: com.example.divide(1, 0) failed as expected: {e} {:?}",
-                e.kwargs
+                "caller: com.example.divide(1, 0) failed as expected: {e} {}",
+                fahrbahn::Json(&e.kwargs)
             );
             assert_eq!(e.error, "com.example.error.division_by_zero");
         }
@@ -85,7 +85,11 @@ async fn main() -> Result<(), Error> {
             .await
             .expect("the event arrives")
             .expect("the subscription is open");
-        println!("subscriber: received {:?} {:?}", event.args, event.kwargs);
+        println!(
+            "subscriber: received {} {}",
+            fahrbahn::Json(&event.args),
+            fahrbahn::Json(&event.kwargs)
+        );
         assert_eq!(event.kwargs.get("n"), Some(&Value::from(n)));
     }
 

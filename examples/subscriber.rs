@@ -1,5 +1,5 @@
-//! A WAMP subscriber: prints every event on `com.example.topic` as JSON-ish
-//! debug output, until Ctrl-C.
+//! A WAMP subscriber: prints every event on `com.example.topic`, its
+//! payload as JSON, until Ctrl-C.
 //!
 //! `cargo run --example subscriber -- ws://127.0.0.1:8080/ws realm1`
 
@@ -16,7 +16,12 @@ async fn main() -> Result<(), fahrbahn::Error> {
     loop {
         tokio::select! {
             event = events.next() => match event {
-                Some(e) => eprintln!("event {}: args {:?} kwargs {:?}", e.publication, e.args, e.kwargs),
+                Some(e) => eprintln!(
+                    "event {}: args {} kwargs {}",
+                    e.publication,
+                    fahrbahn::Json(&e.args),
+                    fahrbahn::Json(&e.kwargs)
+                ),
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,

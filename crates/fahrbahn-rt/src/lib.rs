@@ -23,7 +23,7 @@ pub use connect::tls_connect_with;
 pub use connect::{MaybeTlsStream, WsUrl, connect, connect_with};
 pub use error::{ConfigError, Error, TlsError, UrlError};
 pub use fahrbahn_core::wamp::{
-    ApplicationError, Codec, Dict, List, Serializer, SessionConfig, SessionError, Value,
+    ApplicationError, Codec, Dict, Json, List, Serializer, SessionConfig, SessionError, Value,
     from_value, to_value,
 };
 pub use fahrbahn_core::ws::{

@@ -1,7 +1,8 @@
 //! WAMP v2 (the Web Application Messaging Protocol) message layer, sans-IO.
 //!
 //! - [`Value`], [`Dict`], [`List`]: the dynamic values in messages, with
-//!   typed access through serde ([`to_value`], [`from_value`]).
+//!   typed access through serde ([`to_value`], [`from_value`]); they
+//!   display as JSON, and [`Json`] displays a message's `args`/`kwargs`.
 //! - [`Message`]: every basic and advanced profile message, with
 //!   validation of the array form ([`Message::from_value`]).
 //! - [`Serializer`]: JSON, MessagePack and CBOR codecs, subprotocol names,
@@ -65,7 +66,7 @@ pub use session::{
 };
 pub use transport::{SendError, TransportClosed, TransportError};
 pub use uri::{is_valid_uri, is_valid_uri_pattern};
-pub use value::{Dict, List, Value, ValueError, from_value, to_value};
+pub use value::{Dict, Json, List, Value, ValueError, from_value, to_value};
 
 #[cfg(test)]
 mod tests;

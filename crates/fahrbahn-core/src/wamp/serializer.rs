@@ -4,11 +4,11 @@
 use std::fmt;
 
 use serde::de::DeserializeSeed;
-use serde::ser::{Serialize, SerializeMap, SerializeSeq};
+use serde::ser::{Serialize, SerializeSeq};
 
 use super::error::DecodeError;
 use super::message::{Elem, Message};
-use super::value::{Dict, List, Value, ValueSeed};
+use super::value::{Json, Value, ValueSeed};
 
 /// The deepest nesting of lists and dictionaries the decoders accept
 /// (the message list itself is level 1).
@@ -330,9 +330,7 @@ impl Serialize for Wire<'_> {
     }
 }
 
-/// JSON view of a value: [`Value::Bytes`] as `"\u0000"` + base64.
-struct Json<'a, T: ?Sized>(&'a T);
-
+/// The JSON view of a message: its dictionaries and lists as [`Json`].
 impl Serialize for Json<'_, Wire<'_>> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self.0 {
@@ -352,42 +350,5 @@ impl Serialize for Json<'_, Wire<'_>> {
                 seq.end()
             }
         }
-    }
-}
-
-impl Serialize for Json<'_, Value> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0 {
-            Value::Bytes(b) => {
-                use base64::Engine as _;
-                let mut text = String::with_capacity(1 + b.len().div_ceil(3) * 4);
-                text.push('\0');
-                base64::engine::general_purpose::STANDARD.encode_string(b, &mut text);
-                s.serialize_str(&text)
-            }
-            Value::List(l) => Json(l).serialize(s),
-            Value::Dict(d) => Json(d).serialize(s),
-            other => other.serialize(s),
-        }
-    }
-}
-
-impl Serialize for Json<'_, List> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
-        for v in self.0 {
-            seq.serialize_element(&Json(v))?;
-        }
-        seq.end()
-    }
-}
-
-impl Serialize for Json<'_, Dict> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in self.0 {
-            map.serialize_entry(k, &Json(v))?;
-        }
-        map.end()
     }
 }
