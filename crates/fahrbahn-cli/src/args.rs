@@ -181,7 +181,7 @@ impl RouterArgs {
 #[command(args_override_self = true)]
 pub(crate) struct CallArgs {
     /// The procedure to call
-    #[arg(value_name = "URI")]
+    #[arg(value_name = "URI", value_parser = unmarked)]
     pub(crate) procedure: String,
     /// Positional arguments: JSON, or else strings
     #[arg(value_name = "ARGS", value_parser = json_arg)]
@@ -208,7 +208,7 @@ pub(crate) struct CallArgs {
 #[command(args_override_self = true)]
 pub(crate) struct PublishArgs {
     /// The topic to publish to
-    #[arg(value_name = "TOPIC")]
+    #[arg(value_name = "TOPIC", value_parser = unmarked)]
     pub(crate) topic: String,
     /// Positional payload: JSON, or else strings
     #[arg(value_name = "ARGS", value_parser = json_arg)]
@@ -236,7 +236,7 @@ pub(crate) struct PublishArgs {
 #[command(args_override_self = true)]
 pub(crate) struct SubscribeArgs {
     /// The topic to subscribe to
-    #[arg(value_name = "TOPIC")]
+    #[arg(value_name = "TOPIC", allow_negative_numbers = true)]
     pub(crate) topic: String,
     /// Match policy [default: exact]
     #[arg(long = "match", value_name = "POLICY", value_parser = match_policy(), allow_hyphen_values = true)]
@@ -253,13 +253,19 @@ pub(crate) struct SubscribeArgs {
 #[command(args_override_self = true)]
 pub(crate) struct RegisterArgs {
     /// The procedure to register
-    #[arg(value_name = "URI")]
+    #[arg(value_name = "URI", allow_negative_numbers = true)]
     pub(crate) procedure: String,
     /// Match policy [default: exact]
     #[arg(long = "match", value_name = "POLICY", value_parser = match_policy(), allow_hyphen_values = true)]
     pub(crate) match_policy: Option<String>,
     /// The command (and its arguments) that serves each invocation
-    #[arg(value_name = "COMMAND", required = true, num_args = 1.., trailing_var_arg = true)]
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_negative_numbers = true
+    )]
     pub(crate) command: Vec<String>,
     #[command(flatten)]
     pub(crate) connect: Connect,
@@ -280,9 +286,13 @@ fn match_policy() -> PossibleValuesParser {
 
 /// A positional `ARG`: JSON, or else the text as a string.
 fn json_arg(arg: &str) -> Result<Value, String> {
-    Ok(json::parse_arg(
-        arg.strip_prefix(NUMBER_MARK).unwrap_or(arg),
-    ))
+    Ok(json::parse_arg(&unmarked(arg)?))
+}
+
+/// A positional argument of `call` or `publish`, without the mark of
+/// [`normalize`].
+fn unmarked(arg: &str) -> Result<String, String> {
+    Ok(arg.strip_prefix(NUMBER_MARK).unwrap_or(arg).to_owned())
 }
 
 /// `--kwargs`: a JSON object.
@@ -532,6 +542,21 @@ mod tests {
             panic!("not a publish");
         };
         assert_eq!(pa.args, vec![Value::Int(-3)]);
+        // Even as the URI or TOPIC.
+        assert_eq!(call(&["call", "-1", "-2"]).procedure, "-1");
+        let Ok(Command::Publish(pa)) = p(&["publish", "-1e-2"]) else {
+            panic!("not a publish");
+        };
+        assert_eq!(pa.topic, "-1e-2");
+        let Ok(Command::Subscribe(s)) = p(&["subscribe", "-1"]) else {
+            panic!("not a subscribe");
+        };
+        assert_eq!(s.topic, "-1");
+        let Ok(Command::Register(r)) = p(&["register", "-1", "-2", "-3"]) else {
+            panic!("not a register");
+        };
+        assert_eq!(r.procedure, "-1");
+        assert_eq!(r.command, ["-2", "-3"]);
         // Not a JSON number: an (unknown) option, as before.
         assert_eq!(kind(&["call", "a", "-1."]), ErrorKind::UnknownArgument);
         assert_eq!(kind(&["call", "a", "-x"]), ErrorKind::UnknownArgument);
@@ -598,6 +623,17 @@ mod tests {
         let c = call(&["--realm", "r", "call", "a.b", "-1"]);
         assert_eq!(c.connect.realm, "r");
         assert_eq!(c.args, vec![Value::Int(-1)]);
+        // Flags too.
+        let c = call(&["--envelope", "call", "a.b", "1"]);
+        assert!(c.envelope);
+        assert_eq!(
+            (c.procedure.as_str(), &c.args[..]),
+            ("a.b", &[Value::Int(1)][..])
+        );
+        // Unknown ones are reported by the subcommand.
+        let e = err(&["--bogus", "call", "a.b"]);
+        assert!(e.contains("unexpected argument '--bogus'"), "{e}");
+        assert!(e.contains("Usage: fahrbahn call"), "{e}");
         // Only the subcommand's own options.
         assert_eq!(kind(&["--url", "x", "router"]), ErrorKind::UnknownArgument);
     }
