@@ -372,19 +372,17 @@ fn normalize(mut args: Vec<OsString>) -> Vec<OsString> {
         }
         i += 1;
     }
-    let Some(name) = args.get(i) else {
+    if i == args.len() {
+        // No subcommand: clap reports the first option.
         return args;
-    };
-    let Some(sub) = name.to_str().and_then(|n| cli.find_subcommand(n)) else {
-        // clap reports the unknown subcommand (with suggestions).
-        return args;
-    };
+    }
     let rest = args.split_off(i + 1);
-    args.truncate(i + 1);
     args.drain(..i);
     args.extend(leading);
     args.extend(rest);
-    if matches!(sub.get_name(), "call" | "publish") {
+    // An unknown subcommand (first now) is clap's to report, with suggestions.
+    let sub = args[0].to_str().and_then(|name| cli.find_subcommand(name));
+    if let Some(sub) = sub.filter(|s| matches!(s.get_name(), "call" | "publish")) {
         let mut rest = args.iter_mut().skip(1);
         while let Some(arg) = rest.next() {
             let Some(text) = arg.to_str() else { continue };
@@ -456,9 +454,11 @@ mod tests {
             ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
         );
         assert_eq!(kind(&["frobnicate"]), ErrorKind::InvalidSubcommand);
-        let e = err(&["cal", "a.b"]);
-        assert!(e.contains("unrecognized subcommand 'cal'"), "{e}");
-        assert!(e.contains("similar subcommand exists: 'call'"), "{e}");
+        for args in [&["cal", "a.b"][..], &["--url", "ws://x", "cal", "a.b"]] {
+            let e = err(args);
+            assert!(e.contains("unrecognized subcommand 'cal'"), "{e}");
+            assert!(e.contains("similar subcommand exists: 'call'"), "{e}");
+        }
     }
 
     #[test]
