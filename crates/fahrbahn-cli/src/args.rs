@@ -1,9 +1,21 @@
-//! Command line parsing (hand-written: a handful of subcommands and
-//! options do not need a framework).
+//! Command line parsing with clap (derive API).
+//!
+//! Two things the old hand-written parser accepted that clap does not
+//! express directly are handled by [`normalize`] before clap sees the
+//! arguments:
+//!
+//! - options given before the subcommand name apply to it
+//!   (`fahrbahn --url rs://host:8081 call a.b` is `fahrbahn call a.b --url
+//!   rs://host:8081`);
+//! - a positional `ARG` of `call`/`publish` that starts with a dash but is a
+//!   JSON number (`-1`, `-2.5e-3`) is an argument, not an option.
 
-use std::fmt;
+use std::ffi::OsString;
 
-use fahrbahn::{Dict, List, Serializer};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+use fahrbahn::{Dict, Serializer, Value};
 
 use crate::json;
 
@@ -16,179 +28,106 @@ pub(crate) const DEFAULT_WS: &str = "127.0.0.1:8080";
 /// The router's default RawSocket address.
 pub(crate) const DEFAULT_RS: &str = "127.0.0.1:8081";
 
-/// Which help text to show.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Topic {
-    Main,
-    Router,
-    Call,
-    Publish,
-    Subscribe,
-    Register,
-}
+/// Marks a positional argument [`normalize`] found to be a negative JSON
+/// number. No real argument starts with NUL (command lines are C strings).
+const NUMBER_MARK: char = '\0';
 
-impl Topic {
-    fn from_name(name: &str) -> Option<Topic> {
-        Some(match name {
-            "router" => Topic::Router,
-            "call" => Topic::Call,
-            "publish" | "pub" => Topic::Publish,
-            "subscribe" | "sub" => Topic::Subscribe,
-            "register" | "reg" => Topic::Register,
-            _ => return None,
-        })
-    }
-
-    /// The subcommand's name (`fahrbahn` for the top level).
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Topic::Main => "",
-            Topic::Router => "router",
-            Topic::Call => "call",
-            Topic::Publish => "publish",
-            Topic::Subscribe => "subscribe",
-            Topic::Register => "register",
-        }
-    }
-
-    /// The one-line usage.
-    pub(crate) fn usage(self) -> &'static str {
-        match self {
-            Topic::Main => "fahrbahn <router|call|publish|subscribe|register> [OPTIONS] ...",
-            Topic::Router => {
-                "fahrbahn router [--config FILE] [--ws ADDR]... [--rs ADDR]... [--realm NAME]..."
-            }
-            Topic::Call => "fahrbahn call URI [ARGS...] [--kwargs JSON] [OPTIONS]",
-            Topic::Publish => {
-                "fahrbahn publish TOPIC [ARGS...] [--kwargs JSON] [--acknowledge] [OPTIONS]"
-            }
-            Topic::Subscribe => "fahrbahn subscribe TOPIC [--match prefix|wildcard] [OPTIONS]",
-            Topic::Register => "fahrbahn register URI [OPTIONS] -- COMMAND [ARGS...]",
-        }
-    }
-
-    /// The full help text.
-    pub(crate) fn help(self) -> String {
-        let body = match self {
-            Topic::Main => MAIN_HELP,
-            Topic::Router => ROUTER_HELP,
-            Topic::Call => CALL_HELP,
-            Topic::Publish => PUBLISH_HELP,
-            Topic::Subscribe => SUBSCRIBE_HELP,
-            Topic::Register => REGISTER_HELP,
-        };
-        let connection = match self {
-            Topic::Main | Topic::Router => "",
-            _ => CONNECTION_HELP,
-        };
-        format!("Usage: {}\n\n{body}{connection}", self.usage())
-    }
-}
-
-const MAIN_HELP: &str = "\
-The Fahrbahn WAMP command line: run a router, call, publish, subscribe and
-register procedures from the shell.
-
-Commands:
-  router      Run the embedded WAMP router until Ctrl-C
-  call        Call a procedure and print its result as JSON
-  publish     Publish an event to a topic
-  subscribe   Print each event of a topic as one JSON line until Ctrl-C
-  register    Serve a procedure with a shell command until Ctrl-C
-  help CMD    Show the help of a command
-
-Options:
-  -h, --help     Show this help (or `fahrbahn CMD --help`)
-  -V, --version  Show the version
-
+/// The Fahrbahn WAMP command line: run a router, call, publish, subscribe
+/// and register procedures from the shell.
+#[derive(Debug, Parser)]
+#[command(
+    name = "fahrbahn",
+    version,
+    subcommand_required = true,
+    arg_required_else_help = true,
+    after_help = "\
 Client commands connect with --url (default ws://127.0.0.1:8080/ws),
---realm (default realm1) and --serializer (json, msgpack or cbor).
-Arguments are JSON when they parse as JSON, otherwise strings.
-";
+--realm (default realm1) and --serializer (json, msgpack or cbor); options
+may also come before the command name. Arguments are JSON when they parse
+as JSON, otherwise strings."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
 
-const ROUTER_HELP: &str = "\
-Runs the embedded WAMP router, prints the URLs it listens on, and serves
-until Ctrl-C or SIGTERM, then says GOODBYE to every session and stops.
-Without --config and without listeners it listens on ws://127.0.0.1:8080/ws
-(WebSocket) and rs://127.0.0.1:8081 (RawSocket) for realm realm1.
-
-Options:
-  --config FILE      Read a TOML configuration (realms, listeners, limits)
-  --ws ADDR          Add a WebSocket listener on ADDR (e.g. 0.0.0.0:8080;
-                     port 0 picks a free port); repeatable
-  --rs ADDR          Add a RawSocket listener on ADDR; repeatable
-  --unix-ws PATH     Add a WebSocket listener on a Unix socket; repeatable
-  --unix-rs PATH     Add a RawSocket listener on a Unix socket; repeatable
-  --realm NAME       Serve realm NAME (replaces the default realm1; adds to
-                     the realms of --config); repeatable
-  -h, --help         Show this help
-";
-
-const CALL_HELP: &str = "\
-Calls procedure URI and prints the result as JSON on stdout: the value
-itself when there is exactly one positional result and no keyword results,
-`null` when there is none, otherwise {\"args\": [...], \"kwargs\": {...}}.
-An error (e.g. wamp.error.no_such_procedure) is printed on stderr and the
-exit status is 1.
-
-Each ARG is JSON if it parses as JSON (5, true, null, [1,2], {\"a\":1},
-'\"5\"'), otherwise the text as a string. Use -- before arguments that
-start with a dash.
-
-Options:
-  --kwargs JSON      Keyword arguments (a JSON object)
-  --envelope         Always print {\"args\": [...], \"kwargs\": {...}}
-  -h, --help         Show this help
-";
-
-const PUBLISH_HELP: &str = "\
-Publishes an event to TOPIC. Each ARG is JSON if it parses as JSON,
-otherwise the text as a string.
-
-Options:
-  --kwargs JSON      Keyword payload (a JSON object)
-  --acknowledge      Wait until the router accepted the publication and
-                     report its error if it did not
-  -h, --help         Show this help
-";
-
-const SUBSCRIBE_HELP: &str = "\
-Subscribes to TOPIC and prints each event as one JSON line on stdout,
-{\"args\": [...], \"kwargs\": {...}}, until Ctrl-C or SIGTERM.
-
-Options:
-  --match POLICY     exact (default), prefix or wildcard
-  --details          Add the event details (publisher, topic...) as \"details\"
-  -h, --help         Show this help
-";
-
-const REGISTER_HELP: &str = "\
-Registers procedure URI and serves it with COMMAND until Ctrl-C or SIGTERM.
-Each invocation runs COMMAND with the invocation's positional arguments
-appended (strings as they are, other values as JSON text), and with
-{\"args\": [...], \"kwargs\": {...}} as JSON on its stdin. Its stdout,
-trimmed, is the result (JSON if it parses, otherwise a string; nothing for
-empty output). A non-zero exit returns the error
-com.fahrbahn.error.command_failed with the exit code and stderr.
-
-Options (before COMMAND):
-  --match POLICY     exact (default), prefix or wildcard
-  -h, --help         Show this help
-";
-
-const CONNECTION_HELP: &str = "
-Connection:
-  --url URL          Router URL: ws://, wss://, rs://, rss:// or unix:PATH
-                     (default ws://127.0.0.1:8080/ws)
-  --realm NAME       Realm to join (default realm1)
-  --serializer NAME  json (default), msgpack or cbor
-";
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Subcommand)]
+pub(crate) enum Command {
+    /// Run the embedded WAMP router until Ctrl-C
+    ///
+    /// Runs the embedded WAMP router, prints the URLs it listens on, and serves
+    /// until Ctrl-C or SIGTERM, then says GOODBYE to every session and stops.
+    /// Without --config and without listeners it listens on
+    /// ws://127.0.0.1:8080/ws (WebSocket) and rs://127.0.0.1:8081 (RawSocket)
+    /// for realm realm1.
+    Router(RouterArgs),
+    /// Call a procedure and print its result as JSON
+    ///
+    /// Calls procedure URI and prints the result as JSON on stdout: the value
+    /// itself when there is exactly one positional result and no keyword
+    /// results, `null` when there is none, otherwise {"args": [...], "kwargs":
+    /// {...}}. An error (e.g. wamp.error.no_such_procedure) is printed on stderr
+    /// and the exit status is 1.
+    ///
+    /// Each ARG is JSON if it parses as JSON (5, true, null, [1,2], {"a":1},
+    /// '"5"'), otherwise the text as a string. Use -- before arguments that
+    /// start with a dash (negative numbers need none).
+    Call(CallArgs),
+    /// Publish an event to a topic
+    ///
+    /// Publishes an event to TOPIC. Each ARG is JSON if it parses as JSON,
+    /// otherwise the text as a string.
+    #[command(visible_alias = "pub")]
+    Publish(PublishArgs),
+    /// Print each event of a topic as one JSON line until Ctrl-C
+    ///
+    /// Subscribes to TOPIC and prints each event as one JSON line on stdout,
+    /// {"args": [...], "kwargs": {...}}, until Ctrl-C or SIGTERM.
+    #[command(visible_alias = "sub")]
+    Subscribe(SubscribeArgs),
+    /// Serve a procedure with a shell command until Ctrl-C
+    ///
+    /// Registers procedure URI and serves it with COMMAND until Ctrl-C or
+    /// SIGTERM. Each invocation runs COMMAND with the invocation's positional
+    /// arguments appended (strings as they are, other values as JSON text), and
+    /// with {"args": [...], "kwargs": {...}} as JSON on its stdin. Its stdout,
+    /// trimmed, is the result (JSON if it parses, otherwise a string; nothing
+    /// for empty output). A non-zero exit returns the error
+    /// com.fahrbahn.error.command_failed with the exit code and stderr.
+    ///
+    /// Options go before COMMAND: everything from COMMAND on is the command's
+    /// (`--` before it is optional).
+    #[command(visible_alias = "reg")]
+    Register(RegisterArgs),
+    /// Print a shell completion script to stdout
+    ///
+    /// Prints the completion script for SHELL to stdout, e.g.
+    /// `fahrbahn completions bash > ~/.local/share/bash-completion/completions/fahrbahn`.
+    Completions(CompletionsArgs),
+    /// Print the version
+    Version,
+}
 
 /// Where and how client subcommands connect.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Args)]
+#[command(next_help_heading = "Connection")]
 pub(crate) struct Connect {
+    /// Router URL: ws://, wss://, rs://, rss:// or unix:PATH
+    #[arg(long, value_name = "URL", default_value = DEFAULT_URL, allow_hyphen_values = true)]
     pub(crate) url: String,
+    /// Realm to join
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_REALM, allow_hyphen_values = true)]
     pub(crate) realm: String,
+    /// WAMP serializer
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "json",
+        value_parser = serializer(),
+        ignore_case = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) serializer: Serializer,
 }
 
@@ -203,13 +142,27 @@ impl Default for Connect {
 }
 
 /// `fahrbahn router`.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Args)]
 pub(crate) struct RouterArgs {
+    /// Read a TOML configuration (realms, listeners, limits)
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     pub(crate) config: Option<String>,
+    /// Add a WebSocket listener on ADDR (e.g. 0.0.0.0:8080; port 0 picks a
+    /// free port); repeatable
+    #[arg(long = "ws", value_name = "ADDR", allow_hyphen_values = true)]
     pub(crate) websocket: Vec<String>,
+    /// Add a RawSocket listener on ADDR; repeatable
+    #[arg(long = "rs", value_name = "ADDR", allow_hyphen_values = true)]
     pub(crate) rawsocket: Vec<String>,
+    /// Add a WebSocket listener on a Unix socket; repeatable
+    #[arg(long = "unix-ws", value_name = "PATH", allow_hyphen_values = true)]
     pub(crate) unix_websocket: Vec<String>,
+    /// Add a RawSocket listener on a Unix socket; repeatable
+    #[arg(long = "unix-rs", value_name = "PATH", allow_hyphen_values = true)]
     pub(crate) unix_rawsocket: Vec<String>,
+    /// Serve realm NAME (replaces the default realm1; adds to the realms of
+    /// --config); repeatable
+    #[arg(long = "realm", value_name = "NAME", allow_hyphen_values = true)]
     pub(crate) realms: Vec<String>,
 }
 
@@ -224,151 +177,159 @@ impl RouterArgs {
 }
 
 /// `fahrbahn call`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Args)]
+#[command(args_override_self = true)]
 pub(crate) struct CallArgs {
-    pub(crate) connect: Connect,
+    /// The procedure to call
+    #[arg(value_name = "URI", value_parser = unmarked)]
     pub(crate) procedure: String,
-    pub(crate) args: List,
+    /// Positional arguments: JSON, or else strings
+    #[arg(value_name = "ARGS", value_parser = json_arg)]
+    pub(crate) args: Vec<Value>,
+    /// Keyword arguments (a JSON object)
+    #[arg(
+        long,
+        value_name = "JSON",
+        value_parser = json_kwargs,
+        default_value = "{}",
+        hide_default_value = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) kwargs: Dict,
+    /// Always print {"args": [...], "kwargs": {...}}
+    #[arg(long)]
     pub(crate) envelope: bool,
+    #[command(flatten)]
+    pub(crate) connect: Connect,
 }
 
 /// `fahrbahn publish`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Args)]
+#[command(args_override_self = true)]
 pub(crate) struct PublishArgs {
-    pub(crate) connect: Connect,
+    /// The topic to publish to
+    #[arg(value_name = "TOPIC", value_parser = unmarked)]
     pub(crate) topic: String,
-    pub(crate) args: List,
+    /// Positional payload: JSON, or else strings
+    #[arg(value_name = "ARGS", value_parser = json_arg)]
+    pub(crate) args: Vec<Value>,
+    /// Keyword payload (a JSON object)
+    #[arg(
+        long,
+        value_name = "JSON",
+        value_parser = json_kwargs,
+        default_value = "{}",
+        hide_default_value = true,
+        allow_hyphen_values = true
+    )]
     pub(crate) kwargs: Dict,
+    /// Wait until the router accepted the publication and report its error
+    /// if it did not
+    #[arg(long)]
     pub(crate) acknowledge: bool,
+    #[command(flatten)]
+    pub(crate) connect: Connect,
 }
 
 /// `fahrbahn subscribe`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Args)]
+#[command(args_override_self = true)]
 pub(crate) struct SubscribeArgs {
-    pub(crate) connect: Connect,
+    /// The topic to subscribe to
+    #[arg(value_name = "TOPIC", allow_negative_numbers = true)]
     pub(crate) topic: String,
+    /// Match policy [default: exact]
+    #[arg(long = "match", value_name = "POLICY", value_parser = match_policy(), allow_hyphen_values = true)]
     pub(crate) match_policy: Option<String>,
+    /// Add the event details (publisher, topic...) as "details"
+    #[arg(long)]
     pub(crate) details: bool,
+    #[command(flatten)]
+    pub(crate) connect: Connect,
 }
 
 /// `fahrbahn register`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Args)]
+#[command(args_override_self = true)]
 pub(crate) struct RegisterArgs {
-    pub(crate) connect: Connect,
+    /// The procedure to register
+    #[arg(value_name = "URI", allow_negative_numbers = true)]
     pub(crate) procedure: String,
+    /// Match policy [default: exact]
+    #[arg(long = "match", value_name = "POLICY", value_parser = match_policy(), allow_hyphen_values = true)]
     pub(crate) match_policy: Option<String>,
+    /// The command (and its arguments) that serves each invocation
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_negative_numbers = true
+    )]
     pub(crate) command: Vec<String>,
+    #[command(flatten)]
+    pub(crate) connect: Connect,
 }
 
-/// What to do.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Command {
-    Help(Topic),
-    Version,
-    Router(RouterArgs),
-    Call(CallArgs),
-    Publish(PublishArgs),
-    Subscribe(SubscribeArgs),
-    Register(RegisterArgs),
+/// `fahrbahn completions`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_name = "SHELL")]
+    pub(crate) shell: Shell,
 }
 
-/// A command line that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct UsageError {
-    pub(crate) topic: Topic,
-    pub(crate) message: String,
+/// The match policies of `subscribe` and `register`.
+fn match_policy() -> PossibleValuesParser {
+    PossibleValuesParser::new(["exact", "prefix", "wildcard"])
 }
 
-impl fmt::Display for UsageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "error: {}\n\nUsage: {}\n",
-            self.message,
-            self.topic.usage()
-        )?;
-        match self.topic {
-            Topic::Main => write!(f, "Run `fahrbahn --help` for more."),
-            t => write!(f, "Run `fahrbahn {} --help` for more.", t.name()),
-        }
-    }
+/// A positional `ARG`: JSON, or else the text as a string.
+fn json_arg(arg: &str) -> Result<Value, String> {
+    Ok(json::parse_arg(&unmarked(arg)?))
 }
 
-/// Options that take a value (to find the subcommand after leading
-/// options, e.g. `fahrbahn --url rs://host:8081 call ...`).
-const VALUE_OPTIONS: &[&str] = &[
-    "--url",
-    "--realm",
-    "--serializer",
-    "--kwargs",
-    "--match",
-    "--config",
-    "--ws",
-    "--rs",
-    "--unix-ws",
-    "--unix-rs",
-];
+/// A positional argument of `call` or `publish`, without the mark of
+/// [`normalize`].
+fn unmarked(arg: &str) -> Result<String, String> {
+    Ok(arg.strip_prefix(NUMBER_MARK).unwrap_or(arg).to_owned())
+}
 
-/// Parses the arguments after the program name.
-pub(crate) fn parse<I, S>(args: I) -> Result<Command, UsageError>
+/// `--kwargs`: a JSON object.
+fn json_kwargs(arg: &str) -> Result<Dict, String> {
+    json::parse_kwargs(arg)
+}
+
+/// `--serializer`: json, msgpack (or messagepack) or cbor, in any case
+/// (with `ignore_case`).
+fn serializer() -> impl TypedValueParser<Value = Serializer> {
+    PossibleValuesParser::new([
+        PossibleValue::new("json"),
+        PossibleValue::new("msgpack").alias("messagepack"),
+        PossibleValue::new("cbor"),
+    ])
+    // The value as given (any case, or the alias).
+    .map(|name| match name.to_ascii_lowercase().as_str() {
+        "msgpack" | "messagepack" => Serializer::MsgPack,
+        "cbor" => Serializer::Cbor,
+        _ => Serializer::Json,
+    })
+}
+
+/// Parses the arguments after the program name (clap's error for usage
+/// errors, and for `--help` and `--version`: see [`clap::Error::exit`]).
+pub(crate) fn parse<I, T>(args: I) -> Result<Command, clap::Error>
 where
-    I: IntoIterator<Item = S>,
-    S: Into<String>,
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
 {
-    let args: Vec<String> = args.into_iter().map(Into::into).collect();
-    // Find the subcommand, skipping leading options (moved after it).
-    let mut leading = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let arg = &args[i];
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(Command::Help(Topic::Main)),
-            "-V" | "--version" => return Ok(Command::Version),
-            a if a.starts_with('-') => {
-                leading.push(a.to_owned());
-                if VALUE_OPTIONS.contains(&a) {
-                    if let Some(v) = args.get(i + 1) {
-                        leading.push(v.clone());
-                        i += 1;
-                    }
-                }
-            }
-            _ => break,
-        }
-        i += 1;
-    }
-    let Some(name) = args.get(i) else {
-        return Err(usage(Topic::Main, "no command given"));
-    };
-    let mut rest = leading;
-    rest.extend(args[i + 1..].iter().cloned());
-    if name == "help" {
-        return match rest.first() {
-            None => Ok(Command::Help(Topic::Main)),
-            Some(n) => Topic::from_name(n)
-                .map(Command::Help)
-                .ok_or_else(|| usage(Topic::Main, format!("unknown command {n:?}"))),
-        };
-    }
-    if name == "version" {
-        return Ok(Command::Version);
-    }
-    let Some(topic) = Topic::from_name(name) else {
-        return Err(usage(Topic::Main, format!("unknown command {name:?}")));
-    };
-    Parser::new(topic, rest).run()
-}
-
-fn usage(topic: Topic, message: impl Into<String>) -> UsageError {
-    UsageError {
-        topic,
-        message: message.into(),
-    }
+    let args = normalize(args.into_iter().map(Into::into).collect());
+    let argv = std::iter::once(OsString::from("fahrbahn")).chain(args);
+    Cli::try_parse_from(argv).map(|cli| cli.command)
 }
 
 /// Whether `arg` is positional although it starts with `-` (a negative
-/// number such as `-1` or `-2.5e3`).
+/// JSON number such as `-1` or `-2.5e-3`).
 fn is_negative_number(arg: &str) -> bool {
     arg.len() > 1
         && arg.starts_with('-')
@@ -378,313 +339,89 @@ fn is_negative_number(arg: &str) -> bool {
         )
 }
 
-enum Token {
-    /// `--name` or `--name=value` (value inline).
-    Option(String, Option<String>),
-    /// A positional argument.
-    Positional(String),
-    /// Everything from here on is positional (after `--`).
-    Rest(Vec<String>),
+/// Whether `arg` (`--name`, without `=value`) is an option of `cmd` that
+/// takes a value.
+fn takes_value(cmd: &clap::Command, arg: &str) -> bool {
+    let Some(name) = arg.strip_prefix("--") else {
+        return false;
+    };
+    cmd.get_arguments()
+        .any(|a| a.get_long() == Some(name) && a.get_action().takes_values())
 }
 
-struct Parser {
-    topic: Topic,
-    args: std::vec::IntoIter<String>,
-}
-
-impl Parser {
-    fn new(topic: Topic, args: Vec<String>) -> Self {
-        Self {
-            topic,
-            args: args.into_iter(),
-        }
-    }
-
-    fn err(&self, message: impl Into<String>) -> UsageError {
-        usage(self.topic, message)
-    }
-
-    fn next_token(&mut self) -> Option<Token> {
-        let arg = self.args.next()?;
-        if arg == "--" {
-            return Some(Token::Rest(self.args.by_ref().collect()));
-        }
-        if arg == "-h" {
-            return Some(Token::Option("--help".into(), None));
-        }
-        if arg.starts_with("--") {
-            return Some(match arg.split_once('=') {
-                Some((name, value)) => Token::Option(name.to_owned(), Some(value.to_owned())),
-                None => Token::Option(arg, None),
-            });
-        }
-        if arg.starts_with('-') && arg.len() > 1 && !is_negative_number(&arg) {
-            return Some(Token::Option(arg, None));
-        }
-        Some(Token::Positional(arg))
-    }
-
-    fn value(&mut self, name: &str, inline: Option<String>) -> Result<String, UsageError> {
-        match inline {
-            Some(v) => Ok(v),
-            None => self
-                .args
-                .next()
-                .ok_or_else(|| self.err(format!("{name} needs a value"))),
-        }
-    }
-
-    fn flag(&self, name: &str, inline: Option<String>) -> Result<(), UsageError> {
-        match inline {
-            None => Ok(()),
-            Some(_) => Err(self.err(format!("{name} takes no value"))),
-        }
-    }
-
-    /// Handles the connection options; `Ok(false)` if `name` is not one.
-    fn connect_option(
-        &mut self,
-        connect: &mut Connect,
-        name: &str,
-        inline: Option<String>,
-    ) -> Result<bool, UsageError> {
-        match name {
-            "--url" => connect.url = self.value(name, inline)?,
-            "--realm" => connect.realm = self.value(name, inline)?,
-            "--serializer" => {
-                let v = self.value(name, inline)?;
-                connect.serializer = parse_serializer(&v).ok_or_else(|| {
-                    self.err(format!(
-                        "unknown serializer {v:?}: use json, msgpack or cbor"
-                    ))
-                })?;
-            }
-            _ => return Ok(false),
-        }
-        Ok(true)
-    }
-
-    fn unknown(&self, name: &str) -> UsageError {
-        self.err(format!("unknown option {name}"))
-    }
-
-    fn match_policy(&mut self, name: &str, inline: Option<String>) -> Result<String, UsageError> {
-        let v = self.value(name, inline)?;
-        match v.as_str() {
-            "exact" | "prefix" | "wildcard" => Ok(v),
-            _ => Err(self.err(format!(
-                "unknown match policy {v:?}: use exact, prefix or wildcard"
-            ))),
-        }
-    }
-
-    fn run(mut self) -> Result<Command, UsageError> {
-        match self.topic {
-            Topic::Router => self.router(),
-            Topic::Call | Topic::Publish => self.call_or_publish(),
-            Topic::Subscribe => self.subscribe(),
-            Topic::Register => self.register(),
-            Topic::Main => unreachable!("not a subcommand"),
-        }
-    }
-
-    fn router(&mut self) -> Result<Command, UsageError> {
-        let mut r = RouterArgs::default();
-        while let Some(token) = self.next_token() {
-            match token {
-                Token::Option(name, inline) => match name.as_str() {
-                    "--help" => return Ok(Command::Help(self.topic)),
-                    "--config" => {
-                        if r.config.is_some() {
-                            return Err(self.err("--config given twice"));
-                        }
-                        r.config = Some(self.value(&name, inline)?);
-                    }
-                    "--ws" => r.websocket.push(self.value(&name, inline)?),
-                    "--rs" => r.rawsocket.push(self.value(&name, inline)?),
-                    "--unix-ws" => r.unix_websocket.push(self.value(&name, inline)?),
-                    "--unix-rs" => r.unix_rawsocket.push(self.value(&name, inline)?),
-                    "--realm" => r.realms.push(self.value(&name, inline)?),
-                    _ => return Err(self.unknown(&name)),
-                },
-                Token::Positional(p) => {
-                    return Err(self.err(format!("unexpected argument {p:?}")));
-                }
-                Token::Rest(rest) => {
-                    if let Some(p) = rest.first() {
-                        return Err(self.err(format!("unexpected argument {p:?}")));
+/// Rewrites the arguments (after the program name) into what clap parses
+/// the way the hand-written parser did; see the module documentation.
+fn normalize(mut args: Vec<OsString>) -> Vec<OsString> {
+    let cli = Cli::command();
+    // Find the subcommand, skipping leading options (moved after it).
+    let mut leading = Vec::new();
+    let mut i = 0;
+    while let Some(arg) = args.get(i).and_then(|a| a.to_str()) {
+        match arg {
+            "-h" | "--help" | "-V" | "--version" => return vec![arg.into()],
+            a if a.starts_with('-') => {
+                leading.push(args[i].clone());
+                if cli.get_subcommands().any(|s| takes_value(s, a)) {
+                    if let Some(value) = args.get(i + 1) {
+                        leading.push(value.clone());
+                        i += 1;
                     }
                 }
             }
+            _ => break,
         }
-        Ok(Command::Router(r))
+        i += 1;
     }
-
-    fn call_or_publish(&mut self) -> Result<Command, UsageError> {
-        let mut connect = Connect::default();
-        let mut positional = Vec::new();
-        let mut kwargs = None;
-        let mut acknowledge = false;
-        let mut envelope = false;
-        while let Some(token) = self.next_token() {
-            match token {
-                Token::Option(name, inline) => {
-                    if self.connect_option(&mut connect, &name, inline.clone())? {
-                        continue;
-                    }
-                    match (name.as_str(), self.topic) {
-                        ("--help", _) => return Ok(Command::Help(self.topic)),
-                        ("--kwargs", _) => {
-                            let v = self.value(&name, inline)?;
-                            kwargs = Some(json::parse_kwargs(&v).map_err(|e| self.err(e))?);
-                        }
-                        ("--acknowledge", Topic::Publish) => {
-                            self.flag(&name, inline)?;
-                            acknowledge = true;
-                        }
-                        ("--envelope", Topic::Call) => {
-                            self.flag(&name, inline)?;
-                            envelope = true;
-                        }
-                        _ => return Err(self.unknown(&name)),
-                    }
-                }
-                Token::Positional(p) => positional.push(p),
-                Token::Rest(rest) => positional.extend(rest),
+    if i == args.len() {
+        // No subcommand: clap reports the first option.
+        return args;
+    }
+    let rest = args.split_off(i + 1);
+    args.drain(..i);
+    args.extend(leading);
+    args.extend(rest);
+    // An unknown subcommand (first now) is clap's to report, with suggestions.
+    let sub = args[0].to_str().and_then(|name| cli.find_subcommand(name));
+    if let Some(sub) = sub.filter(|s| matches!(s.get_name(), "call" | "publish")) {
+        let mut rest = args.iter_mut().skip(1);
+        while let Some(arg) = rest.next() {
+            let Some(text) = arg.to_str() else { continue };
+            if text == "--" {
+                break;
+            }
+            if takes_value(sub, text) {
+                rest.next();
+            } else if is_negative_number(text) {
+                *arg = format!("{NUMBER_MARK}{text}").into();
             }
         }
-        let mut positional = positional.into_iter();
-        let what = if self.topic == Topic::Call {
-            "URI"
-        } else {
-            "TOPIC"
-        };
-        let uri = positional
-            .next()
-            .ok_or_else(|| self.err(format!("missing {what}")))?;
-        let args: List = positional.map(|a| json::parse_arg(&a)).collect();
-        let kwargs = kwargs.unwrap_or_default();
-        Ok(if self.topic == Topic::Call {
-            Command::Call(CallArgs {
-                connect,
-                procedure: uri,
-                args,
-                kwargs,
-                envelope,
-            })
-        } else {
-            Command::Publish(PublishArgs {
-                connect,
-                topic: uri,
-                args,
-                kwargs,
-                acknowledge,
-            })
-        })
     }
-
-    fn subscribe(&mut self) -> Result<Command, UsageError> {
-        let mut connect = Connect::default();
-        let mut topic = None;
-        let mut match_policy = None;
-        let mut details = false;
-        while let Some(token) = self.next_token() {
-            let positional = match token {
-                Token::Option(name, inline) => {
-                    if self.connect_option(&mut connect, &name, inline.clone())? {
-                        continue;
-                    }
-                    match name.as_str() {
-                        "--help" => return Ok(Command::Help(self.topic)),
-                        "--match" => match_policy = Some(self.match_policy(&name, inline)?),
-                        "--details" => {
-                            self.flag(&name, inline)?;
-                            details = true;
-                        }
-                        _ => return Err(self.unknown(&name)),
-                    }
-                    continue;
-                }
-                Token::Positional(p) => vec![p],
-                Token::Rest(rest) => rest,
-            };
-            for p in positional {
-                if topic.is_some() {
-                    return Err(self.err(format!("unexpected argument {p:?}")));
-                }
-                topic = Some(p);
-            }
-        }
-        Ok(Command::Subscribe(SubscribeArgs {
-            connect,
-            topic: topic.ok_or_else(|| self.err("missing TOPIC"))?,
-            match_policy,
-            details,
-        }))
-    }
-
-    fn register(&mut self) -> Result<Command, UsageError> {
-        let mut connect = Connect::default();
-        let mut procedure = None;
-        let mut match_policy = None;
-        let mut command = Vec::new();
-        while let Some(token) = self.next_token() {
-            match token {
-                Token::Option(name, inline) => {
-                    if self.connect_option(&mut connect, &name, inline.clone())? {
-                        continue;
-                    }
-                    match name.as_str() {
-                        "--help" => return Ok(Command::Help(self.topic)),
-                        "--match" => match_policy = Some(self.match_policy(&name, inline)?),
-                        _ => return Err(self.unknown(&name)),
-                    }
-                }
-                Token::Positional(p) if procedure.is_none() => procedure = Some(p),
-                // The command starts: everything from here on is its own.
-                Token::Positional(p) => {
-                    command.push(p);
-                    command.extend(self.args.by_ref());
-                }
-                Token::Rest(rest) => {
-                    let mut rest = rest.into_iter();
-                    if procedure.is_none() {
-                        procedure = rest.next();
-                    }
-                    command.extend(rest);
-                }
-            }
-        }
-        let procedure = procedure.ok_or_else(|| self.err("missing URI"))?;
-        if command.is_empty() {
-            return Err(self.err("missing COMMAND (after --)"));
-        }
-        Ok(Command::Register(RegisterArgs {
-            connect,
-            procedure,
-            match_policy,
-            command,
-        }))
-    }
-}
-
-fn parse_serializer(name: &str) -> Option<Serializer> {
-    match name.to_ascii_lowercase().as_str() {
-        "json" => Some(Serializer::Json),
-        "msgpack" | "messagepack" => Some(Serializer::MsgPack),
-        "cbor" => Some(Serializer::Cbor),
-        _ => None,
-    }
+    args
 }
 
 #[cfg(test)]
 mod tests {
-    use fahrbahn::Value;
+    use clap::error::ErrorKind;
 
     use super::*;
 
-    fn p(args: &[&str]) -> Result<Command, UsageError> {
+    fn p(args: &[&str]) -> Result<Command, clap::Error> {
         parse(args.iter().copied())
+    }
+
+    fn kind(args: &[&str]) -> ErrorKind {
+        match p(args) {
+            Ok(c) => panic!("{args:?} parsed: {c:?}"),
+            Err(e) => e.kind(),
+        }
+    }
+
+    /// The error's text (without colours).
+    fn err(args: &[&str]) -> String {
+        match p(args) {
+            Ok(c) => panic!("{args:?} parsed: {c:?}"),
+            Err(e) => e.render().to_string(),
+        }
     }
 
     fn call(args: &[&str]) -> CallArgs {
@@ -695,34 +432,57 @@ mod tests {
     }
 
     #[test]
+    fn the_clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
     fn top_level() {
-        assert_eq!(p(&["--help"]), Ok(Command::Help(Topic::Main)));
-        assert_eq!(p(&["-h"]), Ok(Command::Help(Topic::Main)));
-        assert_eq!(p(&["--version"]), Ok(Command::Version));
-        assert_eq!(p(&["-V"]), Ok(Command::Version));
-        assert_eq!(p(&["help"]), Ok(Command::Help(Topic::Main)));
-        assert_eq!(p(&["help", "call"]), Ok(Command::Help(Topic::Call)));
-        assert!(p(&[]).unwrap_err().message.contains("no command"));
-        let e = p(&["frobnicate"]).unwrap_err();
-        assert!(e.message.contains("unknown command"));
-        assert!(e.to_string().contains("fahrbahn --help"));
+        assert_eq!(kind(&["--help"]), ErrorKind::DisplayHelp);
+        assert_eq!(kind(&["-h"]), ErrorKind::DisplayHelp);
+        assert_eq!(kind(&["--version"]), ErrorKind::DisplayVersion);
+        assert_eq!(kind(&["-V"]), ErrorKind::DisplayVersion);
+        assert_eq!(p(&["version"]).unwrap(), Command::Version);
+        assert_eq!(kind(&["help"]), ErrorKind::DisplayHelp);
+        // Help and version win over leading options.
+        assert_eq!(
+            kind(&["--url", "x", "--help", "call"]),
+            ErrorKind::DisplayHelp
+        );
+        assert_eq!(
+            kind(&[]),
+            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+        );
+        assert_eq!(kind(&["frobnicate"]), ErrorKind::InvalidSubcommand);
+        for args in [&["cal", "a.b"][..], &["--url", "ws://x", "cal", "a.b"]] {
+            let e = err(args);
+            assert!(e.contains("unrecognized subcommand 'cal'"), "{e}");
+            assert!(e.contains("similar subcommand exists: 'call'"), "{e}");
+        }
     }
 
     #[test]
     fn help_per_subcommand() {
-        for (name, topic) in [
-            ("router", Topic::Router),
-            ("call", Topic::Call),
-            ("publish", Topic::Publish),
-            ("subscribe", Topic::Subscribe),
-            ("register", Topic::Register),
+        for name in [
+            "router",
+            "call",
+            "publish",
+            "subscribe",
+            "register",
+            "completions",
         ] {
-            assert_eq!(p(&[name, "--help"]), Ok(Command::Help(topic)));
-            assert_eq!(p(&[name, "-h"]), Ok(Command::Help(topic)));
-            assert!(topic.help().starts_with(&format!("Usage: fahrbahn {name}")));
+            for args in [&[name, "--help"][..], &[name, "-h"], &["help", name]] {
+                let e = p(args).unwrap_err();
+                assert_eq!(e.kind(), ErrorKind::DisplayHelp, "{args:?}");
+                let text = e.render().to_string();
+                assert!(text.contains(&format!("Usage: fahrbahn {name}")), "{text}");
+            }
         }
         // Help wins over missing arguments.
-        assert_eq!(p(&["call", "--help"]), Ok(Command::Help(Topic::Call)));
+        assert_eq!(kind(&["call", "--help"]), ErrorKind::DisplayHelp);
+        // The aliases.
+        let text = p(&["pub", "--help"]).unwrap_err().render().to_string();
+        assert!(text.contains("Usage: fahrbahn publish"), "{text}");
     }
 
     #[test]
@@ -766,6 +526,89 @@ mod tests {
     }
 
     #[test]
+    fn negative_numbers_are_arguments() {
+        let c = call(&["call", "a", "-1", "-2.5", "-1e-5", "-1E+2", "-0"]);
+        assert_eq!(
+            c.args,
+            vec![
+                Value::Int(-1),
+                Value::Float(-2.5),
+                Value::Float(-1e-5),
+                Value::Float(-100.0),
+                json::parse_arg("-0"),
+            ]
+        );
+        let Ok(Command::Publish(pa)) = p(&["publish", "t", "-3"]) else {
+            panic!("not a publish");
+        };
+        assert_eq!(pa.args, vec![Value::Int(-3)]);
+        // Even as the URI or TOPIC.
+        assert_eq!(call(&["call", "-1", "-2"]).procedure, "-1");
+        let Ok(Command::Publish(pa)) = p(&["publish", "-1e-2"]) else {
+            panic!("not a publish");
+        };
+        assert_eq!(pa.topic, "-1e-2");
+        let Ok(Command::Subscribe(s)) = p(&["subscribe", "-1"]) else {
+            panic!("not a subscribe");
+        };
+        assert_eq!(s.topic, "-1");
+        let Ok(Command::Register(r)) = p(&["register", "-1", "-2", "-3"]) else {
+            panic!("not a register");
+        };
+        assert_eq!(r.procedure, "-1");
+        assert_eq!(r.command, ["-2", "-3"]);
+        // Not a JSON number: an (unknown) option, as before.
+        assert_eq!(kind(&["call", "a", "-1."]), ErrorKind::UnknownArgument);
+        assert_eq!(kind(&["call", "a", "-x"]), ErrorKind::UnknownArgument);
+        // Option values are left alone.
+        let c = call(&["call", "a", "--realm", "-1"]);
+        assert_eq!(c.connect.realm, "-1");
+        assert!(c.args.is_empty());
+    }
+
+    #[test]
+    fn repeated_options_take_the_last_value() {
+        let c = call(&[
+            "call",
+            "a",
+            "--url",
+            "ws://x",
+            "--url",
+            "ws://y",
+            "--kwargs",
+            r#"{"a":1}"#,
+            "--kwargs",
+            r#"{"b":2}"#,
+            "--envelope",
+            "--envelope",
+        ]);
+        assert_eq!(c.connect.url, "ws://y");
+        assert_eq!(c.kwargs.keys().collect::<Vec<_>>(), ["b"]);
+        assert!(c.envelope);
+    }
+
+    #[test]
+    fn serializer_names() {
+        for (name, serializer) in [
+            ("json", Serializer::Json),
+            ("JSON", Serializer::Json),
+            ("msgpack", Serializer::MsgPack),
+            ("messagepack", Serializer::MsgPack),
+            ("cbor", Serializer::Cbor),
+        ] {
+            assert_eq!(
+                call(&["call", "a", "--serializer", name])
+                    .connect
+                    .serializer,
+                serializer
+            );
+        }
+        let e = err(&["call", "a", "--serializer", "xml"]);
+        assert!(e.contains("invalid value 'xml'"), "{e}");
+        assert!(e.contains("[possible values: json, msgpack, cbor]"), "{e}");
+    }
+
+    #[test]
     fn leading_options_apply_to_the_subcommand() {
         let c = call(&[
             "--url",
@@ -777,51 +620,58 @@ mod tests {
         assert_eq!(c.connect.url, "unix:/tmp/r.sock");
         assert_eq!(c.connect.serializer, Serializer::Cbor);
         assert_eq!(c.procedure, "a.b");
+        let c = call(&["--realm", "r", "call", "a.b", "-1"]);
+        assert_eq!(c.connect.realm, "r");
+        assert_eq!(c.args, vec![Value::Int(-1)]);
+        // Flags too.
+        let c = call(&["--envelope", "call", "a.b", "1"]);
+        assert!(c.envelope);
+        assert_eq!(
+            (c.procedure.as_str(), &c.args[..]),
+            ("a.b", &[Value::Int(1)][..])
+        );
+        // Unknown ones are reported by the subcommand.
+        let e = err(&["--bogus", "call", "a.b"]);
+        assert!(e.contains("unexpected argument '--bogus'"), "{e}");
+        assert!(e.contains("Usage: fahrbahn call"), "{e}");
+        // Only the subcommand's own options.
+        assert_eq!(kind(&["--url", "x", "router"]), ErrorKind::UnknownArgument);
     }
 
     #[test]
     fn usage_errors() {
-        let e = p(&["call"]).unwrap_err();
-        assert_eq!(e.topic, Topic::Call);
-        assert!(e.message.contains("missing URI"));
-        assert!(e.to_string().contains("fahrbahn call --help"));
-        assert!(
-            p(&["call", "a", "--bogus"])
-                .unwrap_err()
-                .message
-                .contains("--bogus")
+        assert_eq!(kind(&["call"]), ErrorKind::MissingRequiredArgument);
+        let e = err(&["call"]);
+        assert!(e.contains("<URI>"), "{e}");
+        assert!(e.contains("Usage: fahrbahn call"), "{e}");
+        let e = err(&["call", "a", "--bogus"]);
+        assert!(e.contains("unexpected argument '--bogus'"), "{e}");
+        let e = err(&["call", "a", "--kwarg", "{}"]);
+        assert!(e.contains("similar argument exists: '--kwargs'"), "{e}");
+        assert_eq!(kind(&["call", "a", "--url"]), ErrorKind::InvalidValue);
+        let e = err(&["call", "a", "--kwargs", "[1]"]);
+        assert!(e.contains("--kwargs must be a JSON object"), "{e}");
+        assert_eq!(
+            kind(&["call", "a", "--acknowledge"]),
+            ErrorKind::UnknownArgument
         );
-        assert!(
-            p(&["call", "a", "--url"])
-                .unwrap_err()
-                .message
-                .contains("needs a value")
+        assert_eq!(
+            kind(&["publish", "t", "--envelope"]),
+            ErrorKind::UnknownArgument
         );
-        assert!(
-            p(&["call", "a", "--serializer", "xml"])
-                .unwrap_err()
-                .message
-                .contains("xml")
+        assert_eq!(
+            kind(&["publish", "t", "--acknowledge=yes"]),
+            ErrorKind::TooManyValues
         );
-        assert!(
-            p(&["call", "a", "--kwargs", "[1]"])
-                .unwrap_err()
-                .message
-                .contains("--kwargs")
+        assert!(err(&["subscribe"]).contains("<TOPIC>"));
+        assert_eq!(kind(&["subscribe", "a", "b"]), ErrorKind::UnknownArgument);
+        assert_eq!(
+            kind(&["subscribe", "a", "--match", "regex"]),
+            ErrorKind::InvalidValue
         );
-        assert!(p(&["call", "a", "--acknowledge"]).is_err());
-        assert!(p(&["publish", "t", "--envelope"]).is_err());
-        assert!(
-            p(&["publish", "t", "--acknowledge=yes"])
-                .unwrap_err()
-                .message
-                .contains("no value")
-        );
-        assert!(p(&["subscribe"]).unwrap_err().message.contains("TOPIC"));
-        assert!(p(&["subscribe", "a", "b"]).is_err());
-        assert!(p(&["subscribe", "a", "--match", "regex"]).is_err());
-        assert!(p(&["router", "extra"]).is_err());
-        assert!(p(&["router", "--url", "x"]).is_err());
+        assert_eq!(kind(&["router", "extra"]), ErrorKind::UnknownArgument);
+        assert_eq!(kind(&["router", "--url", "x"]), ErrorKind::UnknownArgument);
+        assert_eq!(kind(&["completions", "tcsh"]), ErrorKind::InvalidValue);
     }
 
     #[test]
@@ -832,6 +682,7 @@ mod tests {
         assert_eq!(pa.topic, "t.x");
         assert_eq!(pa.args, vec![Value::Int(1), Value::String("two".into())]);
         assert!(pa.acknowledge);
+        assert!(matches!(p(&["pub", "t"]), Ok(Command::Publish(_))));
     }
 
     #[test]
@@ -843,6 +694,11 @@ mod tests {
         assert_eq!(s.topic, "t");
         assert_eq!(s.match_policy.as_deref(), Some("prefix"));
         assert!(s.details);
+        let Ok(Command::Subscribe(s)) = p(&["sub", "t"]) else {
+            panic!("not a subscribe");
+        };
+        assert_eq!(s.match_policy, None);
+        assert!(!s.details);
     }
 
     #[test]
@@ -856,23 +712,35 @@ mod tests {
         assert_eq!(r.connect.realm, "r");
         assert_eq!(r.command, vec!["echo", "-n", "--flag"]);
         // Without `--`, the second positional starts the command.
-        let Ok(Command::Register(r)) = p(&["register", "com.x", "sh", "-c", "exit 1"]) else {
+        let Ok(Command::Register(r)) = p(&["register", "com.x", "sh", "-c", "exit 1", "--url"])
+        else {
             panic!("not a register");
         };
-        assert_eq!(r.command, vec!["sh", "-c", "exit 1"]);
-        assert!(
-            p(&["register", "com.x"])
-                .unwrap_err()
-                .message
-                .contains("COMMAND")
+        assert_eq!(r.command, vec!["sh", "-c", "exit 1", "--url"]);
+        assert_eq!(r.connect, Connect::default());
+        let Ok(Command::Register(r)) = p(&["reg", "--match", "prefix", "com", "true"]) else {
+            panic!("not a register");
+        };
+        assert_eq!(r.match_policy.as_deref(), Some("prefix"));
+        assert_eq!(r.command, vec!["true"]);
+        assert!(err(&["register", "com.x"]).contains("<COMMAND>"));
+        assert_eq!(
+            kind(&["register", "com.x", "--"]),
+            ErrorKind::MissingRequiredArgument
         );
-        assert!(p(&["register", "com.x", "--"]).is_err());
-        assert!(p(&["register"]).unwrap_err().message.contains("URI"));
+        assert!(err(&["register"]).contains("<URI>"));
+        assert_eq!(
+            kind(&["register", "com.x", "--bogus", "echo"]),
+            ErrorKind::UnknownArgument
+        );
     }
 
     #[test]
     fn router_arguments() {
-        assert_eq!(p(&["router"]), Ok(Command::Router(RouterArgs::default())));
+        assert_eq!(
+            p(&["router"]).unwrap(),
+            Command::Router(RouterArgs::default())
+        );
         let Ok(Command::Router(r)) = p(&[
             "router",
             "--ws",
@@ -897,6 +765,17 @@ mod tests {
         assert_eq!(r.realms, vec!["a", "b"]);
         assert_eq!(r.config.as_deref(), Some("router.toml"));
         assert!(r.has_listeners());
-        assert!(p(&["router", "--config", "a", "--config", "b"]).is_err());
+        assert_eq!(
+            kind(&["router", "--config", "a", "--config", "b"]),
+            ErrorKind::ArgumentConflict
+        );
+    }
+
+    #[test]
+    fn completions() {
+        assert_eq!(
+            p(&["completions", "zsh"]).unwrap(),
+            Command::Completions(CompletionsArgs { shell: Shell::Zsh })
+        );
     }
 }

@@ -25,7 +25,7 @@ const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
 
 type Outcome = Result<(), String>;
 
-/// Runs a subcommand (not help or version).
+/// Runs a subcommand (not completions or version).
 pub(crate) async fn run(command: Command) -> Outcome {
     match command {
         Command::Router(a) => router(a).await,
@@ -33,7 +33,7 @@ pub(crate) async fn run(command: Command) -> Outcome {
         Command::Publish(a) => publish(a).await,
         Command::Subscribe(a) => subscribe(a).await,
         Command::Register(a) => register(a).await,
-        Command::Help(_) | Command::Version => Ok(()),
+        Command::Completions(_) | Command::Version => Ok(()),
     }
 }
 

@@ -10,36 +10,31 @@ mod args;
 mod commands;
 mod json;
 
+use std::io::Write as _;
 use std::process::ExitCode;
+
+use clap::CommandFactory as _;
 
 use args::Command;
 
 fn main() -> ExitCode {
-    let mut argv = Vec::new();
-    for arg in std::env::args_os().skip(1) {
-        match arg.into_string() {
-            Ok(a) => argv.push(a),
-            Err(bad) => {
-                eprintln!("error: argument {bad:?} is not valid UTF-8");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let command = match args::parse(argv) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
-        }
-    };
+    // Usage errors exit 2, `--help` and `--version` print and exit 0.
+    let command = args::parse(std::env::args_os().skip(1)).unwrap_or_else(|e| e.exit());
     match command {
-        Command::Help(topic) => {
-            print!("{}", topic.help());
-            ExitCode::SUCCESS
-        }
         Command::Version => {
             println!("fahrbahn {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
+        }
+        Command::Completions(a) => {
+            let mut script = Vec::new();
+            clap_complete::generate(a.shell, &mut args::Cli::command(), "fahrbahn", &mut script);
+            match std::io::stdout().lock().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: cannot print: {e}");
+                    ExitCode::FAILURE
+                }
+            }
         }
         command => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -225,7 +225,12 @@ async fn call_errors_exit_1() {
     // Usage errors exit 2.
     let out = run(&["call"]).await;
     assert_eq!(out.code, Some(2));
-    assert!(out.stderr.contains("missing URI"));
+    assert!(
+        out.stderr.contains("required arguments were not provided") && out.stderr.contains("<URI>"),
+        "stderr: {}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -390,30 +395,227 @@ async fn router_subcommand_serves_until_sigterm() {
     router.terminate().await;
 }
 
+/// The subcommands, as `fahrbahn --help` lists them.
+const SUBCOMMANDS: &[&str] = &[
+    "router",
+    "call",
+    "publish",
+    "subscribe",
+    "register",
+    "completions",
+    "version",
+    "help",
+];
+
 #[tokio::test]
 async fn help_for_every_subcommand() {
     let out = run(&["--help"]).await;
     assert_eq!(out.code, Some(0));
-    assert!(out.stdout.starts_with("Usage: fahrbahn"));
-    for command in ["router", "call", "publish", "subscribe", "register"] {
-        for flag in ["--help", "-h"] {
-            let out = run(&[command, flag]).await;
-            assert_eq!(out.code, Some(0), "{command} {flag}: {}", out.stderr);
+    assert!(
+        out.stdout.contains("Usage: fahrbahn <COMMAND>"),
+        "{}",
+        out.stdout
+    );
+    for command in [
+        "router",
+        "call",
+        "publish",
+        "subscribe",
+        "register",
+        "completions",
+    ] {
+        for args in [
+            &[command, "--help"][..],
+            &[command, "-h"],
+            &["help", command],
+        ] {
+            let out = run(args).await;
+            assert_eq!(out.code, Some(0), "{args:?}: {}", out.stderr);
             assert!(
-                out.stdout
-                    .starts_with(&format!("Usage: fahrbahn {command}")),
-                "{command} {flag}: {}",
+                out.stdout.contains(&format!("Usage: fahrbahn {command}")),
+                "{args:?}: {}",
                 out.stdout
             );
         }
     }
-    let out = run(&["--version"]).await;
-    assert_eq!(out.code, Some(0));
-    assert_eq!(
-        out.stdout,
-        format!("fahrbahn {}\n", env!("CARGO_PKG_VERSION"))
+    // --help is the long form, -h the summary.
+    let long = run(&["register", "--help"]).await.stdout;
+    let short = run(&["register", "-h"]).await.stdout;
+    assert!(long.contains("com.fahrbahn.error.command_failed"), "{long}");
+    assert!(short.contains("see more with '--help'"), "{short}");
+    // Aliases.
+    let out = run(&["pub", "--help"]).await;
+    assert!(
+        out.stdout.contains("Usage: fahrbahn publish"),
+        "{}",
+        out.stdout
     );
+
+    for args in [&["--version"][..], &["-V"], &["version"]] {
+        let out = run(args).await;
+        assert_eq!(out.code, Some(0), "{args:?}");
+        assert_eq!(
+            out.stdout,
+            format!("fahrbahn {}\n", env!("CARGO_PKG_VERSION"))
+        );
+    }
     let out = run(&["bogus"]).await;
     assert_eq!(out.code, Some(2));
-    assert!(out.stderr.contains("unknown command"));
+    assert!(
+        out.stderr.contains("unrecognized subcommand 'bogus'"),
+        "{}",
+        out.stderr
+    );
+    // Without a command: the help, as a usage error.
+    let out = run(&[]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("Usage: fahrbahn <COMMAND>"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn help_lists_every_subcommand() {
+    let out = run(&["--help"]).await;
+    assert_eq!(out.code, Some(0));
+    let commands = out
+        .stdout
+        .split("Commands:\n")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Commands: section in {}", out.stdout))
+        .split("\n\n")
+        .next()
+        .unwrap();
+    let listed: Vec<&str> = commands
+        .lines()
+        .filter_map(|line| line.split_whitespace().next())
+        .collect();
+    assert_eq!(listed, SUBCOMMANDS, "{}", out.stdout);
+    // `help` says the same.
+    assert_eq!(run(&["help"]).await.stdout, out.stdout);
+}
+
+#[tokio::test]
+async fn typos_get_suggestions() {
+    let out = run(&["cal", "com.example.add2", "2", "3"]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(
+        out.stderr.contains("unrecognized subcommand 'cal'")
+            && out.stderr.contains("a similar subcommand exists: 'call'"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["subscibe", "t"]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("similar subcommand") && out.stderr.contains("'subscribe'"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["call", "a.b", "--envelop"]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr
+            .contains("a similar argument exists: '--envelope'"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["subscribe", "t", "--match", "prefx"]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr
+            .contains("[possible values: exact, prefix, wildcard]"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[tokio::test]
+async fn completions_for_every_shell() {
+    let out = run(&["completions", "bash"]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.stdout.contains("_fahrbahn()"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("complete -F _fahrbahn"),
+        "{}",
+        out.stdout
+    );
+    for command in SUBCOMMANDS {
+        assert!(out.stdout.contains(command), "bash script lacks {command}");
+    }
+    // Options and their values are completed too.
+    for word in [
+        "--serializer",
+        "msgpack",
+        "--kwargs",
+        "--unix-ws",
+        "wildcard",
+    ] {
+        assert!(out.stdout.contains(word), "bash script lacks {word}");
+    }
+    for shell in ["zsh", "fish", "powershell", "elvish"] {
+        let out = run(&["completions", shell]).await;
+        assert_eq!(out.code, Some(0), "{shell}: {}", out.stderr);
+        for command in ["router", "subscribe", "register", "completions"] {
+            assert!(
+                out.stdout.contains(command),
+                "{shell} script lacks {command}"
+            );
+        }
+    }
+    let out = run(&["completions", "tcsh"]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("possible values"), "{}", out.stderr);
+    let out = run(&["completions"]).await;
+    assert_eq!(out.code, Some(2));
+}
+
+/// The bash script, sourced into bash, completes subcommands and values.
+#[tokio::test]
+async fn bash_completion_completes() {
+    let script = run(&["completions", "bash"]).await.stdout;
+    let complete = |words: &'static str| {
+        let script = script.clone();
+        async move {
+            let program = format!(
+                "{script}\nCOMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+                 _fahrbahn fahrbahn \"${{COMP_WORDS[COMP_CWORD]}}\" \"${{COMP_WORDS[COMP_CWORD-1]}}\"; \
+                 echo \"${{COMPREPLY[@]}}\""
+            );
+            let out = Command::new("bash")
+                .args(["--norc", "--noprofile", "-c", &program])
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output();
+            match timeout(LIMIT, out).await.expect("bash in time") {
+                Ok(out) => {
+                    assert!(
+                        out.status.success(),
+                        "{}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    Some(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+                }
+                // No bash here: nothing to check.
+                Err(_) => None,
+            }
+        }
+    };
+    let Some(reply) = complete("fahrbahn su").await else {
+        return;
+    };
+    assert_eq!(reply, "subscribe sub");
+    assert_eq!(
+        complete("fahrbahn call com.x --serializer ''")
+            .await
+            .unwrap(),
+        "json msgpack cbor"
+    );
+    assert_eq!(
+        complete("fahrbahn router --unix-").await.unwrap(),
+        "--unix-ws --unix-rs"
+    );
 }
