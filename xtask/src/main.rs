@@ -4,11 +4,11 @@
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
 //! * `bench`: the micro-benchmarks and the echo benchmarks, written to
-//!   `docs/benchmarks.md`, see [`bench`],
+//!   `docs/benchmarks.md`, see [`bench`](mod@bench),
 //! * `interop`: the WAMP client and router against Crossbar.io and
 //!   AutobahnPython, see [`interop`],
 //! * `test`: everything CI checks (format, lints, tests, doc tests, autobahn),
-//!   see [`test`],
+//!   see [`test`](mod@test),
 //! * `help`: usage.
 //!
 //! Every task ends with a line `N passed, M failed` and exits with 1 if
