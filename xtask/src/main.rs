@@ -25,6 +25,7 @@ mod cargo;
 mod cli;
 mod crossbar;
 mod docs;
+mod gate;
 mod interop;
 mod process;
 mod report;
