@@ -179,7 +179,7 @@ pub fn json_payload(len: usize) -> Vec<u8> {
                 i % 97,
                 value / 100,
                 value % 100,
-                i % 3 != 0
+                !i.is_multiple_of(3)
             )
             .as_bytes(),
         );

@@ -177,7 +177,11 @@ pub(crate) fn task(options: Options) -> Tally {
         bench_wamp::run(options.quick, &target, &mut tally)
     };
 
-    let mut md = markdown(&options, &micro, &echo);
+    let header = Header {
+        generated: now_utc(),
+        machine: machine_info(),
+    };
+    let mut md = markdown(&options, &header, &micro, &echo);
     bench_wamp::markdown(&mut md, &wamp);
     md.push_str(include_str!("bench_notes.md"));
     // A quick run never replaces the full report in docs/.
@@ -578,13 +582,19 @@ fn load_run(cmd: &mut Command, server_pid: u32, expected: Duration) -> Result<Ec
 /// User plus system CPU time of a process so far, in seconds.
 fn cpu_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name, which is in parentheses and may
-    // contain spaces: state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    Some(parse_stat(&stat)?.1 as f64 / clock_ticks())
+}
+
+/// Parent pid and utime + stime (clock ticks) from `/proc/<pid>/stat`.
+pub(crate) fn parse_stat(stat: &str) -> Option<(u32, u64)> {
+    // After the command name (in parentheses, may contain spaces): state,
+    // ppid, ..., utime (14th field of the line), stime (15th).
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    Some((utime + stime) / clock_ticks())
+    let ppid = fields.get(1)?.parse().ok()?;
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((ppid, utime + stime))
 }
 
 /// `sysconf(_SC_CLK_TCK)`, from `getconf` (100 on Linux when that fails).
@@ -694,7 +704,15 @@ fn machine_info() -> Vec<(&'static str, String)> {
     info
 }
 
-fn markdown(options: &Options, micro: &[Micro], echo: &EchoReport) -> String {
+/// What the report says about when and where it was made.
+struct Header {
+    /// The date and time, e.g. `2025-03-01 14:05 UTC`.
+    generated: String,
+    /// The rows of the `## Machine` table.
+    machine: Vec<(&'static str, String)>,
+}
+
+fn markdown(options: &Options, header: &Header, micro: &[Micro], echo: &EchoReport) -> String {
     let (runs, duration, warmup) = options.echo_plan();
     let mode = if options.quick { "quick" } else { "full" };
     let mut md = String::from(
@@ -705,14 +723,14 @@ fn markdown(options: &Options, micro: &[Micro], echo: &EchoReport) -> String {
         "Generated {} by `cargo xtask bench{}` ({mode} mode). Figures depend on \
          the machine and its load; compare ratios within one report, not \
          absolute numbers across reports.\n\n",
-        now_utc(),
+        header.generated,
         if options.quick { " --quick" } else { "" },
     ));
     if let Some(note) = &options.note {
         md.push_str(&format!("**Note:** {note}\n\n"));
     }
     md.push_str("## Machine\n\n| | |\n|---|---|\n");
-    for (key, value) in machine_info() {
+    for (key, value) in &header.machine {
         md.push_str(&format!("| {key} | {value} |\n"));
     }
 
@@ -974,8 +992,11 @@ mod tests {
     }
 
     #[test]
-    fn proc_stat_of_self() {
-        assert!(cpu_seconds(std::process::id()).is_some());
+    fn proc_stat_fields() {
+        let stat = "42 (a (b) c) S 7 42 42 0 -1 4194560 1 0 0 0 250 30 0 0 20 0 1 0";
+        assert_eq!(parse_stat(stat), Some((7, 280)));
+        assert_eq!(parse_stat("42 (a) S 7"), None);
+        assert_eq!(parse_stat("no parenthesis"), None);
     }
 
     #[test]
@@ -1001,8 +1022,13 @@ mod tests {
 
     #[test]
     fn report_without_results() {
-        let md = markdown(&Options::default(), &[], &EchoReport::default());
-        assert!(md.contains("## Machine"));
+        let header = Header {
+            generated: "2025-03-01 14:05 UTC".to_owned(),
+            machine: vec![("CPUs", "2".to_owned())],
+        };
+        let md = markdown(&Options::default(), &header, &[], &EchoReport::default());
+        assert!(md.contains("Generated 2025-03-01 14:05 UTC by `cargo xtask bench`"));
+        assert!(md.contains("## Machine") && md.contains("| CPUs | 2 |"));
         assert!(md.contains("Not run."));
     }
 }

@@ -140,24 +140,31 @@ fn measure(
 fn resident_kib(pid: u32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
         .map_err(|e| format!("/proc/{pid}/status: {e}"))?;
+    vm_rss_kib(&status).ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
+}
+
+/// `VmRSS` from the text of `/proc/<pid>/status`, KiB.
+fn vm_rss_kib(status: &str) -> Option<u64> {
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .ok_or_else(|| format!("no VmRSS in /proc/{pid}/status"))
 }
 
 /// The soft limit of open files of this process (children inherit it).
 fn open_files_limit() -> usize {
     std::fs::read_to_string("/proc/self/limits")
         .ok()
-        .and_then(|limits| {
-            limits.lines().find_map(|l| {
-                let rest = l.strip_prefix("Max open files")?;
-                rest.split_whitespace().next()?.parse().ok()
-            })
-        })
+        .and_then(|limits| soft_open_files_limit(&limits))
         .unwrap_or(1024)
+}
+
+/// The soft limit of open files from the text of `/proc/<pid>/limits`.
+fn soft_open_files_limit(limits: &str) -> Option<usize> {
+    limits.lines().find_map(|l| {
+        let rest = l.strip_prefix("Max open files")?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
 }
 
 /// The `## Idle connections` section.
@@ -211,9 +218,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn own_resident_set_and_limits() {
-        assert!(resident_kib(std::process::id()).unwrap() > 0);
-        assert!(open_files_limit() > 0);
+    fn resident_set_and_limits() {
+        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t    1234 kB\nThreads:\t1\n";
+        assert_eq!(vm_rss_kib(status), Some(1234));
+        assert_eq!(vm_rss_kib("Name:\tx\n"), None);
+        let limits = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                      Max processes             63408                63408                processes \n\
+                      Max open files            1024                 524288               files     \n";
+        assert_eq!(soft_open_files_limit(limits), Some(1024));
+        assert_eq!(soft_open_files_limit("Max processes 5 5\n"), None);
     }
 
     #[test]

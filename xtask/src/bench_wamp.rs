@@ -32,7 +32,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::bench::{clock_ticks, has_taskset, pinned, ratio};
+use crate::bench::{clock_ticks, has_taskset, parse_stat, pinned, ratio};
 use crate::crossbar::{self, Ports, Venv};
 use crate::interop::{self, REALM};
 use crate::process::{describe, log_to, with_log};
@@ -626,7 +626,7 @@ fn client_run(
     let stdout = child.0.stdout.take().expect("stdout is piped");
     let reader = std::thread::spawn(move || {
         let sample = || {
-            let ticks = tree_ticks();
+            let ticks = tree_ticks(&[router_pid, client_pid]);
             (ticks.sum(router_pid), ticks.sum(client_pid))
         };
         let (mut start, mut end, mut result) = (None, None, None);
@@ -662,15 +662,16 @@ fn client_run(
         return Err(format!("the client failed ({status})"));
     }
     let result = result.ok_or("the client printed no result line")?;
-    parse_result(&result, start.zip(end))
+    parse_result(&result, start.zip(end), clock_ticks())
 }
 
 /// CPU samples (router, client) in clock ticks at the start and the end of
 /// the window.
 type Samples = ((Option<u64>, Option<u64>), (Option<u64>, Option<u64>));
 
-/// A [`WampRun`] from a `result ...` line and the CPU samples.
-fn parse_result(result: &str, samples: Option<Samples>) -> Result<WampRun> {
+/// A [`WampRun`] from a `result ...` line and the CPU samples, taken in
+/// clock ticks of `ticks_per_sec`.
+fn parse_result(result: &str, samples: Option<Samples>, ticks_per_sec: f64) -> Result<WampRun> {
     let field = |name: &str| -> Option<f64> {
         result
             .split_whitespace()
@@ -681,7 +682,7 @@ fn parse_result(result: &str, samples: Option<Samples>) -> Result<WampRun> {
     let secs = field("secs").filter(|s| *s > 0.0);
     let share = |start: Option<u64>, end: Option<u64>| {
         let (start, end, secs) = (start?, end?, secs?);
-        Some(end.saturating_sub(start) as f64 / clock_ticks() / secs)
+        Some(end.saturating_sub(start) as f64 / ticks_per_sec / secs)
     };
     let (router_cpu, client_cpu) = match samples {
         Some(((router0, client0), (router1, client1))) => {
@@ -700,50 +701,54 @@ fn parse_result(result: &str, samples: Option<Samples>) -> Result<WampRun> {
 
 // ----- CPU time of process trees -----------------------------------------
 
-/// Per process: parent and user + system time, in clock ticks.
+/// Per process: pid, parent and user + system time, in clock ticks.
 struct TreeTicks(Vec<(u32, u32, u64)>);
 
-/// A snapshot of every process's parent and CPU time.
-fn tree_ticks() -> TreeTicks {
-    let mut procs = Vec::new();
-    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        if let Some((ppid, ticks)) = parse_stat(&stat) {
-            procs.push((pid, ppid, ticks));
-        }
-    }
-    TreeTicks(procs)
-}
-
-/// Parent pid and utime + stime (ticks) from `/proc/<pid>/stat`.
-fn parse_stat(stat: &str) -> Option<(u32, u64)> {
-    // After the command name (in parentheses, may contain spaces): state,
-    // ppid, ..., utime (14th field of the line), stime (15th).
-    let rest = stat.get(stat.rfind(')')? + 2..)?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ppid = fields.get(1)?.parse().ok()?;
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((ppid, utime + stime))
+/// A snapshot of every process's parent and CPU time from `/proc`; each of
+/// `roots` that the listing missed (it started after the directory was
+/// read) is read once more on its own.
+fn tree_ticks(roots: &[u32]) -> TreeTicks {
+    let proc = Path::new("/proc");
+    let pids = std::fs::read_dir(proc)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok());
+    let read = |pid: u32| std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok();
+    TreeTicks::read(pids, roots, read)
 }
 
 impl TreeTicks {
-    /// The CPU ticks of `root` and all its descendants; `None` if `root`
-    /// is gone.
-    fn sum(&self, root: u32) -> Option<u64> {
-        let mut total = match self.0.iter().find(|p| p.0 == root) {
-            Some(&(_, _, ticks)) => ticks,
-            // not in the snapshot: once more on its own
-            None => {
-                let stat = std::fs::read_to_string(format!("/proc/{root}/stat")).ok()?;
-                parse_stat(&stat)?.1
+    /// The table of the processes `pids` and `roots`, with `read` giving
+    /// the text of a process's `stat` file (`None` when it is gone).
+    fn read(
+        pids: impl IntoIterator<Item = u32>,
+        roots: &[u32],
+        read: impl Fn(u32) -> Option<String>,
+    ) -> Self {
+        let mut procs: Vec<(u32, u32, u64)> = Vec::new();
+        let mut add = |pid: u32| {
+            if let Some((ppid, ticks)) = read(pid).as_deref().and_then(parse_stat) {
+                procs.push((pid, ppid, ticks));
             }
         };
+        let mut seen = Vec::new();
+        for pid in pids {
+            seen.push(pid);
+            add(pid);
+        }
+        for &root in roots {
+            if !seen.contains(&root) {
+                add(root);
+            }
+        }
+        TreeTicks(procs)
+    }
+
+    /// The CPU ticks of `root` and all its descendants in the table;
+    /// `None` if `root` is not in it.
+    fn sum(&self, root: u32) -> Option<u64> {
+        let &(_, _, mut total) = self.0.iter().find(|p| p.0 == root)?;
         let mut frontier = vec![root];
         while let Some(parent) = frontier.pop() {
             for &(pid, ppid, ticks) in &self.0 {
@@ -989,22 +994,23 @@ mod tests {
     fn results_and_cpu() {
         let run = parse_result(
             "result rate=3064.9 count=6133 secs=2 p50_us=319.2 p99_us=685.2",
-            Some((
-                (Some(100), Some(10)),
-                (Some(100 + clock_ticks() as u64), Some(10)),
-            )),
+            Some(((Some(100), Some(10)), (Some(200), Some(10)))),
+            100.0,
         )
         .unwrap();
         assert_eq!(run.rate, 3064.9);
         assert_eq!(run.p99_us, Some(685.2));
         assert_eq!(run.router_cpu, Some(0.5));
         assert_eq!(run.client_cpu, Some(0.0));
-        let run = parse_result("result rate=5 count=10 secs=2 per_subscriber=5", None).unwrap();
+        let run = parse_result(
+            "result rate=5 count=10 secs=2 per_subscriber=5",
+            None,
+            100.0,
+        )
+        .unwrap();
         assert_eq!((run.p50_us, run.router_cpu), (None, None));
-        assert!(parse_result("result count=1", None).is_err());
+        assert!(parse_result("result count=1", None, 100.0).is_err());
 
-        let stat = "42 (a (b) c) S 7 42 42 0 -1 4194560 1 0 0 0 250 30 0 0 20 0 1 0";
-        assert_eq!(parse_stat(stat), Some((7, 280)));
         let tree = TreeTicks(vec![
             (1, 0, 5),
             (7, 1, 1),
@@ -1013,8 +1019,23 @@ mod tests {
             (10, 1, 100),
         ]);
         assert_eq!(tree.sum(7), Some(7));
+        assert_eq!(tree.sum(1), Some(112));
         assert_eq!(tree.sum(11), None);
-        assert!(tree_ticks().sum(std::process::id()).is_some());
+
+        // the listing's processes and a root it missed; a gone one is left out
+        let stat = |ppid: u32, utime: u64| {
+            format!("x (cmd) S {ppid} 0 0 0 -1 0 0 0 0 0 {utime} 1 0 0 20 0 1 0")
+        };
+        let read = |pid: u32| match pid {
+            1 => Some(stat(0, 9)),
+            2 => Some(stat(1, 19)),
+            3 => Some(stat(2, 29)),
+            _ => None,
+        };
+        let tree = TreeTicks::read([1, 2, 4], &[3, 5], read);
+        assert_eq!(tree.0, [(1, 0, 10), (2, 1, 20), (3, 2, 30)]);
+        assert_eq!(tree.sum(2), Some(50));
+        assert_eq!((tree.sum(4), tree.sum(5)), (None, None));
     }
 
     #[test]

@@ -18,8 +18,8 @@ use crate::service::Service;
 const REQUIREMENTS: &str = "interop/requirements.txt";
 /// Exact versions of everything, relative to the workspace root.
 const CONSTRAINTS: &str = "interop/constraints.txt";
-/// The node config, relative to the workspace root; [`write_config`] puts
-/// the ports in.
+/// The node config, relative to the workspace root; [`config`] puts the
+/// ports in.
 const CONFIG: &str = "interop/crossbar/config.json";
 
 /// Environment variable naming the venv (default

@@ -4,11 +4,12 @@
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
 //! * `bench`: the micro-benchmarks and the echo benchmarks, written to
-//!   `docs/benchmarks.md`, see [`bench`],
+//!   `docs/benchmarks.md`, see [`bench`](mod@bench),
 //! * `interop`: the WAMP client and router against Crossbar.io and
 //!   AutobahnPython, see [`interop`],
-//! * `test`: everything CI checks (format, lints, tests, doc tests, autobahn),
-//!   see [`test`],
+//! * `test`: everything CI checks (format, lints, the docs, the facade's
+//!   feature sets, the MSRV, tests, doc tests, interop, autobahn), see
+//!   [`test`](mod@test) and [`gate`],
 //! * `help`: usage.
 //!
 //! Every task ends with a line `N passed, M failed` and exits with 1 if
@@ -25,6 +26,7 @@ mod cargo;
 mod cli;
 mod crossbar;
 mod docs;
+mod gate;
 mod interop;
 mod process;
 mod report;
@@ -70,8 +72,18 @@ tasks:
       --runtime R      tokio, smol, async-std or all (default: all)
       --router R       crossbar, fahrbahn or all (default: all): the router
                        of the runs; fahrbahn also runs router_check.py
-  test [--quick]       fmt, clippy, tests, doc tests, the interop suite and the
-                       default autobahn matrix (--quick: without autobahn)
+  test [--quick]       everything CI checks, in order, each step one item of the
+                       tally (the tests: one each; autobahn: one per case):
+                       cargo fmt --check; cargo clippy -D warnings;
+                       docs: cargo doc --workspace --no-deps without warnings
+                       (RUSTDOCFLAGS=-D warnings, e.g. broken intra-doc links);
+                       features: cargo check of the fahrbahn crate with each
+                       runtime alone, with deflate, with tls, and with none;
+                       msrv: clippy::incompatible_msrv against rust-version
+                       and no dependency needing a newer rust-version;
+                       the tests (nextest, else cargo test); the doc tests;
+                       the interop suite; the default autobahn matrix
+                       (--quick: without autobahn)
   help                 this text
 
 Reports go to target/autobahn/<runtime>-<role>/. wstest is taken from PATH or

@@ -104,6 +104,12 @@ impl Report {
     pub(crate) fn load(dir: &Path) -> Result<Self> {
         let path = dir.join("index.json");
         let index = read_json(&path)?;
+        Self::from_index(&path, &index, |entry| case_result(dir, entry))
+    }
+
+    /// The report of an `index.json` read from `path` (named in errors);
+    /// `detail` gives the result sentence of a failed case's entry.
+    fn from_index(path: &Path, index: &Value, detail: impl Fn(&Value) -> String) -> Result<Self> {
         let agents = index
             .as_object()
             .ok_or_else(|| format!("{}: not a JSON object", path.display()))?;
@@ -125,7 +131,7 @@ impl Report {
                     result: String::new(),
                 };
                 if !case.passed() {
-                    case.result = case_result(dir, result);
+                    case.result = detail(result);
                 }
                 cases.push(case);
             }
@@ -411,8 +417,6 @@ mod tests {
 
     #[test]
     fn loads_and_counts() {
-        let dir = std::env::temp_dir().join(format!("xtask-report-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
         let index = json!({ "agent": {
             "1.1.1": { "behavior": "OK", "behaviorClose": "OK" },
             "7.1.6": { "behavior": "INFORMATIONAL", "behaviorClose": "INFORMATIONAL" },
@@ -421,9 +425,8 @@ mod tests {
             "12.1.1": { "behavior": "UNIMPLEMENTED", "behaviorClose": "UNIMPLEMENTED" },
             "13.1.1": { "behavior": "WRONG CODE", "behaviorClose": "OK" },
         }});
-        std::fs::write(dir.join("index.json"), index.to_string()).unwrap();
-        let report = Report::load(&dir).unwrap();
-        std::fs::remove_dir_all(&dir).unwrap();
+        let detail = |entry: &Value| format!("{} detail", entry["behavior"].as_str().unwrap());
+        let report = Report::from_index(Path::new("index.json"), &index, detail).unwrap();
 
         let ids: Vec<&str> = report.cases.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(
@@ -446,6 +449,10 @@ mod tests {
             md.contains("| **Total** | 6 | 2 | 2 | 1 | 1 | 1 | 1 |"),
             "{md}"
         );
-        assert!(md.contains("- `13.1.1`: WRONG CODE / close OK"), "{md}");
+        assert!(
+            md.contains("- `13.1.1`: WRONG CODE / close OK: WRONG CODE detail"),
+            "{md}"
+        );
+        assert!(Report::from_index(Path::new("i"), &json!({ "agent": {} }), detail).is_err());
     }
 }

@@ -6,7 +6,7 @@ use std::process::Stdio;
 use std::time::Instant;
 
 use crate::cli::{self, Args};
-use crate::{Tally, autobahn, cargo, process};
+use crate::{Tally, autobahn, cargo, gate, process};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, Default)]
@@ -49,6 +49,14 @@ impl Step {
                 }
                 tally
             }),
+        }
+    }
+
+    /// One of the quick gates of [`gate`].
+    fn gate(name: impl Into<String>, run: fn() -> Tally) -> Self {
+        Self {
+            name: name.into(),
+            run: Box::new(run),
         }
     }
 }
@@ -139,6 +147,21 @@ fn steps(options: &Options) -> Vec<Step> {
             "-D",
             "warnings",
         ]),
+        Step::gate(
+            "docs: cargo doc --workspace --all-features --no-deps, RUSTDOCFLAGS=-D warnings",
+            gate::docs,
+        ),
+        Step::gate(
+            format!(
+                "features: cargo check --package fahrbahn --lib --no-default-features, {} feature sets",
+                gate::FEATURE_SETS.len()
+            ),
+            gate::features,
+        ),
+        Step::gate(
+            "msrv: clippy::incompatible_msrv and the dependencies' rust-version",
+            gate::msrv,
+        ),
         tests,
         Step::cargo(&["test", "--workspace", "--all-features", "--doc"]),
     ];

@@ -240,13 +240,13 @@ async fn fastwebsockets(addr: SocketAddr) -> Result<(), BoxError> {
     async fn upgrade(mut req: Request<Incoming>) -> Result<Response<Empty<Bytes>>, WebSocketError> {
         let (response, fut) = upgrade::upgrade(&mut req)?;
         tokio::spawn(async move {
-            if let Err(e) = echo(fut).await {
-                if !matches!(
+            if let Err(e) = echo(fut).await
+                && !matches!(
                     e,
                     WebSocketError::UnexpectedEOF | WebSocketError::IoError(_)
-                ) {
-                    eprintln!("connection failed: {e}");
-                }
+                )
+            {
+                eprintln!("connection failed: {e}");
             }
             connection_ended();
         });
@@ -314,12 +314,11 @@ mod ceiling {
         loop {
             let (stream, _) = listener.accept().await?;
             tokio::spawn(async move {
-                if let Err(e) = connection(stream).await {
-                    if e.kind() != std::io::ErrorKind::UnexpectedEof
-                        && e.kind() != std::io::ErrorKind::ConnectionReset
-                    {
-                        eprintln!("connection failed: {e}");
-                    }
+                if let Err(e) = connection(stream).await
+                    && e.kind() != std::io::ErrorKind::UnexpectedEof
+                    && e.kind() != std::io::ErrorKind::ConnectionReset
+                {
+                    eprintln!("connection failed: {e}");
                 }
                 super::connection_ended();
             });
@@ -341,10 +340,10 @@ mod ceiling {
             if trimmed.is_empty() {
                 break;
             }
-            if let Some((name, value)) = trimmed.split_once(':') {
-                if name.eq_ignore_ascii_case("sec-websocket-key") {
-                    key = Some(value.trim().to_owned());
-                }
+            if let Some((name, value)) = trimmed.split_once(':')
+                && name.eq_ignore_ascii_case("sec-websocket-key")
+            {
+                key = Some(value.trim().to_owned());
             }
         }
         let key = key.ok_or_else(|| std::io::Error::other("no Sec-WebSocket-Key"))?;

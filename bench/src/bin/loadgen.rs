@@ -176,11 +176,11 @@ async fn run(options: Options) -> Result<bool, BoxError> {
     for stream in streams {
         let (work, shared) = (work.clone(), shared.clone());
         tasks.push(tokio::task::spawn_local(async move {
-            if let Err(e) = echo_loop(stream, &work, &shared, None).await {
-                if !shared.stop.get() {
-                    eprintln!("connection failed: {e}");
-                    shared.errors.set(shared.errors.get() + 1);
-                }
+            if let Err(e) = echo_loop(stream, &work, &shared, None).await
+                && !shared.stop.get()
+            {
+                eprintln!("connection failed: {e}");
+                shared.errors.set(shared.errors.get() + 1);
             }
         }));
     }

@@ -397,10 +397,10 @@ async fn pubsub(options: &Options, prefix: &str) -> Result<(), BoxError> {
                     break;
                 }
                 received.set(n + 1);
-                if flow.gap() <= flow.low {
-                    if let Some(waker) = flow.waker.borrow_mut().take() {
-                        waker.wake();
-                    }
+                if flow.gap() <= flow.low
+                    && let Some(waker) = flow.waker.borrow_mut().take()
+                {
+                    waker.wake();
                 }
             }
         }));
