@@ -9,9 +9,9 @@
 
 use std::net::SocketAddr;
 
-use fahrbahn::{
-    ClientConfig, DeflateConfig, Error, Limits, Runtime, ServerConfig, TcpListener as _, WebSocket,
-};
+use fahrbahn::Error;
+use fahrbahn::runtime::{Runtime, TcpListener as _};
+use fahrbahn::ws::{ClientConfig, DeflateConfig, Limits, ServerConfig, WebSocket};
 
 fn usage() -> ! {
     eprintln!(
@@ -60,7 +60,9 @@ fn limits() -> Limits {
     }
 }
 
-async fn echo<S: fahrbahn::AsyncRead + fahrbahn::AsyncWrite + Unpin>(mut ws: WebSocket<S>) {
+async fn echo<S: fahrbahn::runtime::AsyncRead + fahrbahn::runtime::AsyncWrite + Unpin>(
+    mut ws: WebSocket<S>,
+) {
     while let Some(Ok(msg)) = ws.recv().await {
         if ws.send(msg).await.is_err() {
             break;
@@ -101,7 +103,7 @@ fn client_config() -> ClientConfig {
 }
 
 async fn run_client<R: Runtime>(rt: R, base: String, agent: String) -> Result<(), Error> {
-    let mut ws = fahrbahn::connect(&rt, &format!("{base}/getCaseCount")).await?;
+    let mut ws = fahrbahn::ws::connect(&rt, &format!("{base}/getCaseCount")).await?;
     let count: u32 = match ws.recv().await {
         Some(Ok(m)) => String::from_utf8_lossy(m.as_bytes())
             .trim()
@@ -113,12 +115,12 @@ async fn run_client<R: Runtime>(rt: R, base: String, agent: String) -> Result<()
     eprintln!("{count} cases");
     for case in 1..=count {
         let url = format!("{base}/runCase?case={case}&agent={agent}");
-        match fahrbahn::connect_with(&rt, &url, client_config()).await {
+        match fahrbahn::ws::connect_with(&rt, &url, client_config()).await {
             Ok(ws) => echo(ws).await,
             Err(e) => eprintln!("case {case}: {e}"),
         }
     }
-    let mut ws = fahrbahn::connect(&rt, &format!("{base}/updateReports?agent={agent}")).await?;
+    let mut ws = fahrbahn::ws::connect(&rt, &format!("{base}/updateReports?agent={agent}")).await?;
     while let Some(Ok(_)) = ws.recv().await {}
     Ok(())
 }

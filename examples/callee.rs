@@ -3,7 +3,7 @@
 //!
 //! `cargo run --example callee -- ws://127.0.0.1:8080/ws realm1`
 
-use fahrbahn::{ApplicationError, CallResult, Value};
+use fahrbahn::wamp::{ApplicationError, CallResult, Value};
 
 #[tokio::main]
 async fn main() -> Result<(), fahrbahn::Error> {

@@ -3,7 +3,8 @@
 //!
 //! `cargo run --example caller -- ws://127.0.0.1:8080/ws realm1`
 
-use fahrbahn::{Dict, Error};
+use fahrbahn::Error;
+use fahrbahn::wamp::Dict;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {

@@ -3,12 +3,12 @@
 //!
 //! `cargo run --example echo`
 
-use fahrbahn::{ClientConfig, CloseCode, DeflateConfig, Message, ServerConfig};
+use fahrbahn::ws::{ClientConfig, CloseCode, DeflateConfig, Message, ServerConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), fahrbahn::Error> {
     let listener = fahrbahn::tokio::bind("127.0.0.1:0".parse().expect("valid address")).await?;
-    let addr = fahrbahn::TcpListener::local_addr(&listener)?;
+    let addr = fahrbahn::runtime::TcpListener::local_addr(&listener)?;
     eprintln!("echo server listening on ws://{addr}");
 
     let server = tokio::spawn(async move {

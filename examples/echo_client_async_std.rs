@@ -2,7 +2,7 @@
 //!
 //! `cargo run --example echo_client_async_std --features async-std -- ws://127.0.0.1:9001`
 
-use fahrbahn::{CloseCode, Message};
+use fahrbahn::ws::{CloseCode, Message};
 
 fn main() -> Result<(), fahrbahn::Error> {
     async_std::task::block_on(async {

@@ -2,7 +2,7 @@
 //!
 //! `cargo run --example echo_client_smol --features smol -- ws://127.0.0.1:9001`
 
-use fahrbahn::{CloseCode, Message};
+use fahrbahn::ws::{CloseCode, Message};
 
 fn main() -> Result<(), fahrbahn::Error> {
     smol::block_on(async {

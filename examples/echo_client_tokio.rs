@@ -3,7 +3,7 @@
 //!
 //! `cargo run --example echo_client_tokio -- ws://127.0.0.1:9001`
 
-use fahrbahn::{CloseCode, Message};
+use fahrbahn::ws::{CloseCode, Message};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), fahrbahn::Error> {

@@ -2,7 +2,7 @@
 //!
 //! `cargo run --example echo_server_async_std --features async-std -- 127.0.0.1:9001`
 
-use fahrbahn::{DeflateConfig, ServerConfig};
+use fahrbahn::ws::{DeflateConfig, ServerConfig};
 
 fn main() -> Result<(), fahrbahn::Error> {
     async_std::task::block_on(async {

@@ -2,7 +2,7 @@
 //!
 //! `cargo run --example echo_server_smol --features smol -- 127.0.0.1:9001`
 
-use fahrbahn::{DeflateConfig, ServerConfig};
+use fahrbahn::ws::{DeflateConfig, ServerConfig};
 
 fn main() -> Result<(), fahrbahn::Error> {
     smol::block_on(async {

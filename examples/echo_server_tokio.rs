@@ -3,7 +3,7 @@
 //! `cargo run --example echo_server_tokio -- 127.0.0.1:9001`, then connect
 //! with `cargo run --example echo_client_tokio -- ws://127.0.0.1:9001`.
 
-use fahrbahn::{DeflateConfig, ServerConfig};
+use fahrbahn::ws::{DeflateConfig, ServerConfig};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), fahrbahn::Error> {

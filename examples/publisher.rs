@@ -3,7 +3,7 @@
 //!
 //! `cargo run --example publisher -- ws://127.0.0.1:8080/ws realm1`
 
-use fahrbahn::kwargs;
+use fahrbahn::wamp::kwargs;
 
 #[tokio::main]
 async fn main() -> Result<(), fahrbahn::Error> {

@@ -8,12 +8,13 @@
 
 use std::time::Duration;
 
-use fahrbahn::{ApplicationError, CallResult, Dict, Error, Value, kwargs};
+use fahrbahn::Error;
+use fahrbahn::wamp::{ApplicationError, CallResult, Dict, Value, kwargs};
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     let rt = fahrbahn::tokio::TokioRuntime;
-    let router = fahrbahn::Router::builder()
+    let router = fahrbahn::wamp::router::Router::builder()
         .realm("realm1")
         .websocket("127.0.0.1:0")
         .rawsocket("127.0.0.1:0")
@@ -58,7 +59,7 @@ async fn main() -> Result<(), Error> {
         Err(Error::Wamp(e)) => {
             println!(
                 "caller: com.example.divide(1, 0) failed as expected: {e} {}",
-                fahrbahn::Json(&e.kwargs)
+                fahrbahn::wamp::Json(&e.kwargs)
             );
             assert_eq!(e.error, "com.example.error.division_by_zero");
         }
@@ -87,8 +88,8 @@ async fn main() -> Result<(), Error> {
             .expect("the subscription is open");
         println!(
             "subscriber: received {} {}",
-            fahrbahn::Json(&event.args),
-            fahrbahn::Json(&event.kwargs)
+            fahrbahn::wamp::Json(&event.args),
+            fahrbahn::wamp::Json(&event.kwargs)
         );
         assert_eq!(event.kwargs.get("n"), Some(&Value::from(n)));
     }

@@ -19,8 +19,8 @@ async fn main() -> Result<(), fahrbahn::Error> {
                 Some(e) => eprintln!(
                     "event {}: args {} kwargs {}",
                     e.publication,
-                    fahrbahn::Json(&e.args),
-                    fahrbahn::Json(&e.kwargs)
+                    fahrbahn::wamp::Json(&e.args),
+                    fahrbahn::wamp::Json(&e.kwargs)
                 ),
                 None => break,
             },

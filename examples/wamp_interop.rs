@@ -10,9 +10,9 @@
 use std::future::Future;
 use std::time::Duration;
 
-use fahrbahn::{
-    CallResult, Dict, Error, Runtime, Serializer, Session, SessionOptions, Value, kwargs,
-};
+use fahrbahn::Error;
+use fahrbahn::runtime::Runtime;
+use fahrbahn::wamp::{CallResult, Dict, Serializer, Session, SessionOptions, Value, kwargs};
 
 struct Args {
     runtime: String,
@@ -116,7 +116,7 @@ impl<R: Runtime> Suite<'_, R> {
 /// Polls `f` until it completes or `timer` fires.
 async fn race<F: Future<Output = Outcome>>(
     f: F,
-    mut timer: std::pin::Pin<Box<dyn fahrbahn::AsyncTimer>>,
+    mut timer: std::pin::Pin<Box<dyn fahrbahn::runtime::AsyncTimer>>,
 ) -> Option<Outcome> {
     let mut f = std::pin::pin!(f);
     std::future::poll_fn(|cx| {
@@ -139,7 +139,11 @@ async fn run_suite<R: Runtime>(rt: R, args: Args) -> usize {
         args: &args,
         failed: 0,
     };
-    let options = SessionOptions::new(args.realm.clone()).serializer(args.serializer, args.batched);
+    let codec = fahrbahn::wamp::Codec {
+        serializer: args.serializer,
+        batched: args.batched,
+    };
+    let options = SessionOptions::new(args.realm.clone()).serializer(codec);
     let session = match Session::connect_with(&rt, &args.url, options).await {
         Ok(s) => s,
         Err(e) => {
@@ -147,11 +151,11 @@ async fn run_suite<R: Runtime>(rt: R, args: Args) -> usize {
             return suite.failed;
         }
     };
-    let expected = Some((args.serializer, args.batched));
+    let expected = Some(codec);
     suite.report(
         "join",
-        check(session.serializer() == expected, || {
-            format!("negotiated {:?}, wanted {expected:?}", session.serializer())
+        check(session.codec() == expected, || {
+            format!("negotiated {:?}, wanted {expected:?}", session.codec())
         }),
     );
     let s = &session;

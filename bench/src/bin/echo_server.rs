@@ -102,7 +102,7 @@ fn listening(name: &str, addr: SocketAddr) {
 // ----- Fahrbahn ---------------------------------------------------------
 
 /// Echoes every message of one Fahrbahn connection (any runtime).
-async fn fahrbahn_echo<S>(mut ws: fahrbahn::WebSocket<S>)
+async fn fahrbahn_echo<S>(mut ws: fahrbahn::ws::WebSocket<S>)
 where
     S: futures_util::io::AsyncRead + futures_util::io::AsyncWrite + Unpin,
 {
@@ -115,14 +115,14 @@ where
 }
 
 /// The server configuration without permessage-deflate.
-fn plain() -> fahrbahn::ServerConfig {
-    fahrbahn::ServerConfig::default()
+fn plain() -> fahrbahn::ws::ServerConfig {
+    fahrbahn::ws::ServerConfig::default()
 }
 
 /// The server configuration with permessage-deflate at level 1 (soketto's
 /// fixed level), accepting the load generator's offer.
-fn deflate() -> fahrbahn::ServerConfig {
-    fahrbahn::ServerConfig {
+fn deflate() -> fahrbahn::ws::ServerConfig {
+    fahrbahn::ws::ServerConfig {
         deflate: Some(fahrbahn::core::ws::DeflateConfig {
             level: 1,
             ..Default::default()
@@ -131,7 +131,10 @@ fn deflate() -> fahrbahn::ServerConfig {
     }
 }
 
-async fn fahrbahn_tokio(addr: SocketAddr, config: fahrbahn::ServerConfig) -> Result<(), BoxError> {
+async fn fahrbahn_tokio(
+    addr: SocketAddr,
+    config: fahrbahn::ws::ServerConfig,
+) -> Result<(), BoxError> {
     let listener = fahrbahn::tokio::bind(addr).await?;
     listening("fahrbahn-tokio", addr);
     loop {
@@ -146,7 +149,7 @@ async fn fahrbahn_tokio(addr: SocketAddr, config: fahrbahn::ServerConfig) -> Res
     }
 }
 
-fn fahrbahn_smol(addr: SocketAddr, config: fahrbahn::ServerConfig) -> Result<(), BoxError> {
+fn fahrbahn_smol(addr: SocketAddr, config: fahrbahn::ws::ServerConfig) -> Result<(), BoxError> {
     let ex = smol::LocalExecutor::new();
     smol::block_on(ex.run(async {
         let listener = fahrbahn::smol::bind(addr).await?;
@@ -175,15 +178,16 @@ fn fahrbahn_async_std(addr: SocketAddr) -> Result<(), BoxError> {
         let listener = fahrbahn::async_std::bind(addr).await?;
         listening("fahrbahn-async-std", addr);
         loop {
-            let ws = match fahrbahn::async_std::accept(&listener, fahrbahn::ServerConfig::default())
-                .await
-            {
-                Ok(ws) => ws,
-                Err(e) => {
-                    eprintln!("handshake failed: {e}");
-                    continue;
-                }
-            };
+            let ws =
+                match fahrbahn::async_std::accept(&listener, fahrbahn::ws::ServerConfig::default())
+                    .await
+                {
+                    Ok(ws) => ws,
+                    Err(e) => {
+                        eprintln!("handshake failed: {e}");
+                        continue;
+                    }
+                };
             async_std::task::spawn(fahrbahn_echo(ws));
         }
     })

@@ -43,7 +43,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use fahrbahn::{CallResult, Dict, Serializer, Session, SessionOptions, Value};
+use fahrbahn::wamp::{CallResult, Dict, Serializer, Session, SessionOptions, Value};
 
 type BoxError = Box<dyn std::error::Error>;
 
@@ -173,7 +173,7 @@ async fn run(options: Options) -> Result<(), BoxError> {
 }
 
 async fn connect(options: &Options, role: &str) -> Result<Session, BoxError> {
-    let session_options = SessionOptions::new(&options.realm).serializer(options.serializer, false);
+    let session_options = SessionOptions::new(&options.realm).serializer(options.serializer);
     fahrbahn::tokio::session_with(&options.url, session_options)
         .await
         .map_err(|e| {

@@ -22,7 +22,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AnyListener, AsyncTimer, Executor, BoxFuture, BoxTransport, Runtime};
+use fahrbahn_rt::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Executor, Runtime};
 use futures_io::{AsyncRead, AsyncWrite};
 
 /// The async-std runtime.

@@ -15,7 +15,7 @@ use std::ffi::OsString;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
-use fahrbahn::{Dict, Serializer, Value};
+use fahrbahn::wamp::{Dict, Serializer, Value};
 
 use crate::json;
 

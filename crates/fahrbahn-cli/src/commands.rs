@@ -4,10 +4,11 @@ use std::io::{self, Write as _};
 use std::sync::Arc;
 use std::time::Duration;
 
+use fahrbahn::Error;
 use fahrbahn::tokio::TokioRuntime;
-use fahrbahn::{
-    ApplicationError, CallResult, Dict, Error, Invocation, Router, RouterConfig, Session,
-    SessionError, SessionOptions, TransportKind, Value,
+use fahrbahn::wamp::router::{Router, RouterConfig, TransportKind};
+use fahrbahn::wamp::{
+    ApplicationError, CallResult, Dict, Invocation, Session, SessionError, SessionOptions, Value,
 };
 use tokio::io::AsyncWriteExt as _;
 
@@ -124,7 +125,7 @@ fn request_error(what: &str, error: &Error) -> String {
 }
 
 async fn connect(connect: &Connect) -> Result<Session, String> {
-    let options = SessionOptions::new(connect.realm.as_str()).serializer(connect.serializer, false);
+    let options = SessionOptions::new(connect.realm.as_str()).serializer(connect.serializer);
     fahrbahn::tokio::session_with(&connect.url, options)
         .await
         .map_err(|e| connect_error(connect, &e))

@@ -8,7 +8,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use fahrbahn::{Dict, List, Value};
+use fahrbahn::wamp::{Dict, List, Value};
 use serde_json::{Map, Number, Value as Json};
 
 /// The key of the object that stands for binary data.

@@ -6,7 +6,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use fahrbahn::tokio::TokioRuntime;
-use fahrbahn::{CallResult, Dict, Router, Session, Value};
+use fahrbahn::wamp::router::Router;
+use fahrbahn::wamp::{CallResult, Dict, Session, Value};
 use tokio::io::{AsyncBufReadExt, BufReader, Lines};
 use tokio::process::{Child, ChildStderr, ChildStdout, Command};
 use tokio::time::timeout;

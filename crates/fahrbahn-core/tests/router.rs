@@ -11,9 +11,8 @@ use fahrbahn_core::wamp::error::{
     ERROR_NO_SUCH_SUBSCRIPTION, ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROTOCOL_VIOLATION,
 };
 use fahrbahn_core::wamp::router::{
-    CloseReason,
-    AuthDecision, AuthenticateContext, Authenticator, ConnectionId, HelloContext, Router,
-    RouterConfig, RouterEvent, router_roles,
+    AuthDecision, AuthenticateContext, Authenticator, CloseReason, ConnectionId, HelloContext,
+    Router, RouterConfig, RouterEvent, router_roles,
 };
 use fahrbahn_core::wamp::{
     Dict, List, Message, Session, SessionConfig, SessionEvent, Value, client_roles, is_valid_id,
@@ -220,7 +219,13 @@ fn unknown_realm_is_aborted_and_closed() {
     let conn = net.router.attach(now());
     net.send(conn, hello("nope"));
     assert_eq!(error_uri(&net.recv(conn)), ERROR_NO_SUCH_REALM);
-    assert_eq!(net.take_events(), [RouterEvent::CloseTransport { conn, reason: CloseReason::Aborted }]);
+    assert_eq!(
+        net.take_events(),
+        [RouterEvent::CloseTransport {
+            conn,
+            reason: CloseReason::Aborted
+        }]
+    );
     // Later input is ignored.
     net.send(conn, hello("realm1"));
     net.quiet(conn);
@@ -958,7 +963,10 @@ fn protocol_violations_are_isolated() {
                 conn: bad,
                 session: bad_session
             },
-            RouterEvent::CloseTransport { conn: bad, reason: CloseReason::Aborted }
+            RouterEvent::CloseTransport {
+                conn: bad,
+                reason: CloseReason::Aborted
+            }
         ]
     );
     net.send(bad, hello("realm1"));
@@ -1071,7 +1079,10 @@ fn other_violations() {
                 conn: c,
                 session: s
             },
-            RouterEvent::CloseTransport { conn: c, reason: CloseReason::Aborted }
+            RouterEvent::CloseTransport {
+                conn: c,
+                reason: CloseReason::Aborted
+            }
         ]
     );
 }
@@ -1103,7 +1114,10 @@ fn shutdown_says_goodbye_to_everyone() {
         conn: b,
         session: sb
     }));
-    assert!(events.contains(&RouterEvent::CloseTransport { conn: idle, reason: CloseReason::Shutdown }));
+    assert!(events.contains(&RouterEvent::CloseTransport {
+        conn: idle,
+        reason: CloseReason::Shutdown
+    }));
     assert_eq!(net.router.session_count(), 0);
     // Input other than GOODBYE is ignored until the reply.
     net.send(a, publish(1, "x.y", Dict::new(), None));
@@ -1116,7 +1130,13 @@ fn shutdown_says_goodbye_to_everyone() {
         },
     );
     net.quiet(a);
-    assert_eq!(net.take_events(), [RouterEvent::CloseTransport { conn: a, reason: CloseReason::Goodbye }]);
+    assert_eq!(
+        net.take_events(),
+        [RouterEvent::CloseTransport {
+            conn: a,
+            reason: CloseReason::Goodbye
+        }]
+    );
     let late = net.router.attach(now());
     net.send(late, hello("realm1"));
     assert_eq!(error_uri(&net.recv(late)), CLOSE_SYSTEM_SHUTDOWN);
@@ -1181,7 +1201,8 @@ fn challenge_response_authentication() {
     config.authid = Some("alice".into());
     config.authmethods = vec!["ticket".into()];
     let conn = net.router.attach(now());
-    let Message::Hello { realm, details } = Session::new(config.clone(), now()).poll_message().unwrap()
+    let Message::Hello { realm, details } =
+        Session::new(config.clone(), now()).poll_message().unwrap()
     else {
         panic!()
     };
@@ -1208,7 +1229,8 @@ fn challenge_response_authentication() {
     assert_eq!(error_uri(&net.recv(conn)), "wamp.error.not_authorized");
 
     let conn = net.router.attach(now());
-    let Message::Hello { realm, details } = Session::new(config, now()).poll_message().unwrap() else {
+    let Message::Hello { realm, details } = Session::new(config, now()).poll_message().unwrap()
+    else {
         panic!()
     };
     net.send(conn, Message::Hello { realm, details });
@@ -1253,7 +1275,12 @@ fn run(router: &mut Router, clients: &mut [(ConnectionId, Session)]) {
 fn works_with_the_client_session() {
     let mut router = Router::new(RouterConfig::with_realm("realm1"), Rng::from_seed(9));
     let mut clients: Vec<(ConnectionId, Session)> = (0..2)
-        .map(|_| (router.attach(now()), Session::new(SessionConfig::new("realm1"), now())))
+        .map(|_| {
+            (
+                router.attach(now()),
+                Session::new(SessionConfig::new("realm1"), now()),
+            )
+        })
         .collect();
     run(&mut router, &mut clients);
     for (_, s) in &mut clients {

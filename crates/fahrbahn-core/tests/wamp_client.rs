@@ -9,8 +9,8 @@ use fahrbahn_core::wamp::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_PROTOCOL_VIOLATION,
 };
 use fahrbahn_core::wamp::{
-    ClientConnection, Closed, Codec, Dict, Message, Serializer, SessionConfig, SessionError, SessionEvent,
-    Value,
+    ClientConnection, Closed, Codec, Dict, Message, Serializer, SessionConfig, SessionError,
+    SessionEvent, Value,
 };
 use fahrbahn_core::{Machine, Rng, rawsocket, ws};
 use proptest::prelude::*;
@@ -447,13 +447,25 @@ fn rawsocket_join_and_call_every_serializer() {
 fn websocket_join_and_call_every_subprotocol() {
     for batched in [false, true] {
         for serializer in Serializer::ALL {
-            let mut t = Test::websocket(&[Codec { serializer, batched }], wamp_subprotocols());
+            let mut t = Test::websocket(
+                &[Codec {
+                    serializer,
+                    batched,
+                }],
+                wamp_subprotocols(),
+            );
             t.join();
             assert_eq!(
                 t.router.subprotocol.as_deref(),
                 Some(serializer.subprotocol(batched))
             );
-            assert_eq!(t.client.codec(), Some(Codec { serializer, batched }));
+            assert_eq!(
+                t.client.codec(),
+                Some(Codec {
+                    serializer,
+                    batched
+                })
+            );
             let request = t.call("com.example.add2");
             t.router_sends(&result(request, 3));
             assert_result(&t.events, request, 3);
@@ -628,7 +640,11 @@ fn invalid_rawsocket_frame_type_ends_the_session() {
 fn oversized_websocket_message_ends_the_session_with_a_transport_error() {
     let mut config = ws::ClientConfig::new("localhost", "/ws");
     config.limits.max_message_size = 1024;
-    let mut t = Test::websocket_with(config, &[Codec::new(Serializer::MsgPack)], wamp_subprotocols());
+    let mut t = Test::websocket_with(
+        config,
+        &[Codec::new(Serializer::MsgPack)],
+        wamp_subprotocols(),
+    );
     t.join();
     let request = t.call("com.example.add2");
     t.router_sends(&Message::Result {

@@ -60,11 +60,9 @@ impl WsUrl {
         }
         let default_port = if secure { 443 } else { 80 };
         let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| UrlError::Authority {
-                    url: url.to_owned(),
-                })?;
+            let (h, after) = v6.split_once(']').ok_or_else(|| UrlError::Authority {
+                url: url.to_owned(),
+            })?;
             let port = match after.strip_prefix(':') {
                 Some(p) => parse_port(p, url)?,
                 None if after.is_empty() => default_port,
@@ -245,10 +243,11 @@ pub async fn tls_connect_with<S: AsyncRead + AsyncWrite + Unpin>(
     host: &str,
     tcp: S,
 ) -> Result<MaybeTlsStream<S>, Error> {
-    let name = rustls_pki_types::ServerName::try_from(host.to_owned())
-        .map_err(|_| TlsError::ServerName {
+    let name = rustls_pki_types::ServerName::try_from(host.to_owned()).map_err(|_| {
+        TlsError::ServerName {
             host: host.to_owned(),
-        })?;
+        }
+    })?;
     let stream = futures_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await?;

@@ -31,7 +31,7 @@ pub enum Error {
     /// transport lost, timeout).
     Session(SessionError),
     /// The WAMP session has ended normally (GOODBYE); no more requests.
-    SessionClosed(Closed),
+    SessionClosed(Box<Closed>),
 
     // ----- the application -----------------------------------------------
     /// A WebSocket command could not be carried out (e.g. sending after

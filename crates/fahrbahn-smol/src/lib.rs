@@ -18,7 +18,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use fahrbahn_rt::{AnyListener, AsyncTimer, Executor, BoxFuture, BoxTransport, Runtime};
+use fahrbahn_rt::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Executor, Runtime};
 
 /// The smol runtime (tasks go to smol's global executor).
 #[derive(Debug, Clone, Copy, Default)]

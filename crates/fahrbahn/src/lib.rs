@@ -8,7 +8,7 @@
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
 //! # async fn demo() -> Result<(), fahrbahn::Error> {
-//! use fahrbahn::{CallResult, Dict};
+//! use fahrbahn::wamp::{CallResult, Dict};
 //! let session = fahrbahn::tokio::session("ws://127.0.0.1:8080/ws", "realm1").await?;
 //! session
 //!     .register("com.example.add2", |inv| async move {
@@ -24,6 +24,13 @@
 //! # Ok(()) }
 //! ```
 //!
+//! The API has one module per protocol: [`ws`] (WebSocket), [`wamp`]
+//! (WAMP client) and [`wamp::router`] (the embedded router); the runtime
+//! modules [`tokio`](crate::tokio), [`smol`](crate::smol) and
+//! [`async_std`](crate::async_std) bind them to a runtime; [`Error`] is
+//! the one error type of the async API; [`core`] is the sans-IO core for
+//! custom transports.
+//!
 //! Features: `tokio` (default), `smol`, `async-std` (pick any; each adds a
 //! module of the same name), `tls` (`wss://` with rustls), `deflate`
 //! (permessage-deflate, default).
@@ -31,7 +38,6 @@
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
 //! # async fn demo() -> Result<(), fahrbahn::Error> {
-//! use fahrbahn::Message;
 //! let mut ws = fahrbahn::tokio::connect("ws://127.0.0.1:9001/").await?;
 //! ws.send("hello").await?;
 //! while let Some(msg) = ws.recv().await {
@@ -41,14 +47,14 @@
 //! ```
 //!
 //! A server accepts on a listener, or over any byte stream it already has
-//! (see [`WebSocket::accept`]):
+//! (see [`ws::WebSocket::accept`]):
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
 //! # async fn demo() -> Result<(), fahrbahn::Error> {
 //! let listener = fahrbahn::tokio::bind("127.0.0.1:9001".parse().unwrap()).await?;
 //! loop {
-//!     let mut ws = fahrbahn::tokio::accept(&listener, fahrbahn::ServerConfig::default()).await?;
+//!     let mut ws = fahrbahn::tokio::accept(&listener, fahrbahn::ws::ServerConfig::default()).await?;
 //!     tokio::spawn(async move {
 //!         while let Some(Ok(msg)) = ws.recv().await {
 //!             if ws.send(msg).await.is_err() { break; }
@@ -59,7 +65,60 @@
 //! ```
 
 pub use fahrbahn_core as core;
-pub use fahrbahn_rt::*;
+pub use fahrbahn_rt::{ConfigError, Error, TlsError, UrlError};
+
+/// WebSocket (RFC 6455, permessage-deflate RFC 7692): connections over any
+/// byte stream, connecting by URL, server configuration. The functions
+/// bound to a runtime are in [`tokio`](crate::tokio), [`smol`](crate::smol)
+/// and [`async_std`](crate::async_std).
+pub mod ws {
+    #[cfg(feature = "tls")]
+    pub use fahrbahn_rt::tls_connect_with;
+    pub use fahrbahn_rt::{
+        MaybeTlsStream, RequestCallback, WebSocket, WsReader, WsUrl, WsWriter, connect,
+        connect_with,
+    };
+
+    pub use fahrbahn_core::ws::{
+        Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Error, Handshake, HandshakeRequest,
+        Limits, Message, SendError, ServerConfig, Timeouts,
+    };
+}
+
+/// WAMP v2: the client [`Session`](wamp::Session) (caller, callee,
+/// publisher, subscriber), its options, payload values and errors, and the
+/// embedded [`router`](wamp::router).
+pub mod wamp {
+    pub use fahrbahn_rt::{
+        CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,
+        Subscription, WampUrl, kwargs, to_args,
+    };
+
+    pub use fahrbahn_core::wamp::{
+        ApplicationError, Closed, Codec, CommandError, Dict, Json, List, Serializer, SessionConfig,
+        SessionError, TransportClosed, TransportError, Value, ValueError, error, from_value,
+        to_value,
+    };
+
+    /// The embedded WAMP router, served on listeners of any runtime.
+    pub mod router {
+        pub use fahrbahn_rt::{
+            ListenerConfig, ListenerInfo, Router, RouterBuilder, RouterConfig, RouterLimits,
+            TlsFiles, TransportKind,
+        };
+    }
+}
+
+/// What a runtime provides ([`Runtime`](runtime::Runtime),
+/// [`Executor`](runtime::Executor)), and the byte-stream traits every
+/// transport implements. Needed only to plug in another runtime or
+/// transport.
+pub mod runtime {
+    pub use fahrbahn_rt::{
+        AnyListener, AsyncRead, AsyncTimer, AsyncWrite, BoxFuture, BoxTransport, Executor,
+        ExecutorHandle, Runtime, TcpListener, Transport,
+    };
+}
 
 /// Functions bound to one runtime: `connect`, `connect_with`, `bind`,
 /// `accept`, `accept_stream` (WebSocket) and `session`, `session_with`
@@ -75,6 +134,7 @@ macro_rules! runtime_module {
                 ClientConfig, Error, MaybeTlsStream, Runtime, ServerConfig, TcpListener as _,
                 WebSocket,
             };
+            use fahrbahn_rt::{Session, SessionOptions};
             pub use $krate::$rt;
 
             /// The TCP stream type of this runtime.
@@ -108,16 +168,16 @@ macro_rules! runtime_module {
 
             /// Connects to a WAMP router (`ws://`, `wss://`, `rs://`, `rss://`,
             /// `unix:`) and joins `realm` anonymously.
-            pub async fn session(url: &str, realm: &str) -> Result<fahrbahn_rt::Session, Error> {
-                fahrbahn_rt::Session::connect(&$rt, url, realm).await
+            pub async fn session(url: &str, realm: &str) -> Result<Session, Error> {
+                Session::connect(&$rt, url, realm).await
             }
 
             /// Connects to a WAMP router and joins with `options`.
             pub async fn session_with(
                 url: &str,
-                options: fahrbahn_rt::SessionOptions,
-            ) -> Result<fahrbahn_rt::Session, Error> {
-                fahrbahn_rt::Session::connect_with(&$rt, url, options).await
+                options: SessionOptions,
+            ) -> Result<Session, Error> {
+                Session::connect_with(&$rt, url, options).await
             }
 
             /// Runs the server handshake over a stream accepted elsewhere.

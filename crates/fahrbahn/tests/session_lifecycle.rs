@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use fahrbahn::{CallResult, Dict, Router};
+use fahrbahn::wamp::router::Router;
+use fahrbahn::wamp::{CallResult, Dict};
 
 /// A handler that captures a clone of its own session keeps the session
 /// alive; when the session then ends (here: the router shuts down), the
@@ -31,7 +32,7 @@ async fn handler_holding_its_session_does_not_deadlock_on_close() {
                 let r = inner
                     .call("com.example.echo", vec![1.into()], Dict::new())
                     .await
-                    .map_err(|e| fahrbahn::ApplicationError::new(e.to_string()))?;
+                    .map_err(|e| fahrbahn::wamp::ApplicationError::new(e.to_string()))?;
                 Ok(CallResult::args(r.args))
             }
         })

@@ -6,9 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fahrbahn::{
-    CallResult, ListenerConfig, Router, Serializer, SessionOptions, TlsFiles, TransportKind,
-};
+use fahrbahn::wamp::router::{ListenerConfig, Router, TlsFiles, TransportKind};
+use fahrbahn::wamp::{CallResult, Serializer, SessionOptions};
 use futures_rustls::rustls;
 
 struct Certificate {

@@ -235,7 +235,8 @@ impl Connection {
         }
         self.state = State::Closed;
         self.inbuf = Vec::new();
-        self.events.push_back(Event::Closed(Closed { by_peer, error }));
+        self.events
+            .push_back(Event::Closed(Closed { by_peer, error }));
     }
 
     /// Feeds bytes from the transport.
@@ -300,10 +301,13 @@ impl Connection {
                     return false;
                 }
                 if lo != serializer {
-                    self.end(true, Some(Error::SerializerMismatch {
-                        requested: serializer,
-                        answered: lo,
-                    }));
+                    self.end(
+                        true,
+                        Some(Error::SerializerMismatch {
+                            requested: serializer,
+                            answered: lo,
+                        }),
+                    );
                     return false;
                 }
                 self.open(lo, hi);
@@ -353,10 +357,13 @@ impl Connection {
                 return (pos, 0);
             }
             if len > self.max_len() {
-                self.end(true, Some(Error::FrameTooLong {
-                    len,
-                    max: self.max_len(),
-                }));
+                self.end(
+                    true,
+                    Some(Error::FrameTooLong {
+                        len,
+                        max: self.max_len(),
+                    }),
+                );
                 return (pos, 0);
             }
             if buf.len() - pos - 4 < len {
@@ -563,14 +570,20 @@ mod tests {
         s.handle_bytes(now, b"GET / HTTP/1.1\r\n");
         assert_eq!(
             s.poll_event(),
-            Some(Event::Closed(Closed { by_peer: true, error: Some(Error::BadMagic(b'G')) }))
+            Some(Event::Closed(Closed {
+                by_peer: true,
+                error: Some(Error::BadMagic(b'G'))
+            }))
         );
         let (_, mut s, now) = pair(1);
         let _ = s.poll_event();
         s.handle_bytes(now, &[0x08, 0, 0, 0]);
         assert_eq!(
             s.poll_event(),
-            Some(Event::Closed(Closed { by_peer: true, error: Some(Error::BadFrameType(8)) }))
+            Some(Event::Closed(Closed {
+                by_peer: true,
+                error: Some(Error::BadFrameType(8))
+            }))
         );
     }
 
@@ -616,12 +629,21 @@ mod tests {
         s.handle_eof(now);
         assert_eq!(
             s.poll_event(),
-            Some(Event::Closed(Closed { by_peer: true, error: Some(Error::ConnectionReset) }))
+            Some(Event::Closed(Closed {
+                by_peer: true,
+                error: Some(Error::ConnectionReset)
+            }))
         );
         let (_, mut s, now) = pair(1);
         let _ = s.poll_event();
         s.handle_eof(now);
-        assert_eq!(s.poll_event(), Some(Event::Closed(Closed { by_peer: true, error: None })));
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(Closed {
+                by_peer: true,
+                error: None
+            }))
+        );
     }
 
     #[test]
@@ -632,7 +654,10 @@ mod tests {
         s.handle_timeout(t);
         assert_eq!(
             s.poll_event(),
-            Some(Event::Closed(Closed { by_peer: false, error: Some(Error::OpenTimeout) }))
+            Some(Event::Closed(Closed {
+                by_peer: false,
+                error: Some(Error::OpenTimeout)
+            }))
         );
     }
 }

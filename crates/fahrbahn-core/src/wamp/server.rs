@@ -136,7 +136,10 @@ impl ServerConnection {
         log::debug!("closing a WAMP transport: {error}");
         if let (TransportError::Decode(e), Some(codec)) = (&error, self.codec) {
             let mut details = Dict::new();
-            details.insert("message".into(), Value::String(format!("undecodable message: {e}")));
+            details.insert(
+                "message".into(),
+                Value::String(format!("undecodable message: {e}")),
+            );
             let abort = Message::Abort {
                 details,
                 reason: ERROR_PROTOCOL_VIOLATION.to_owned(),

@@ -24,8 +24,8 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use super::error::{
-    CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, DecodeError, ERROR_CANNOT_AUTHENTICATE, ERROR_NETWORK_FAILURE,
-    ERROR_PROTOCOL_VIOLATION, ERROR_TIMEOUT,
+    CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, DecodeError, ERROR_CANNOT_AUTHENTICATE,
+    ERROR_NETWORK_FAILURE, ERROR_PROTOCOL_VIOLATION, ERROR_TIMEOUT,
 };
 use super::id::IdGenerator;
 use super::message::Message;
@@ -186,7 +186,6 @@ impl SessionError {
         }
     }
 }
-
 
 impl fmt::Display for SessionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -913,7 +912,12 @@ impl Session {
             details: details.clone(),
             reason: ERROR_PROTOCOL_VIOLATION.to_owned(),
         });
-        self.close(ERROR_PROTOCOL_VIOLATION.to_owned(), details, false, Some(error));
+        self.close(
+            ERROR_PROTOCOL_VIOLATION.to_owned(),
+            details,
+            false,
+            Some(error),
+        );
     }
 
     fn close(
@@ -1205,10 +1209,13 @@ mod tests {
     fn joined() -> Session {
         let mut s = Session::new(SessionConfig::new("realm1"), now());
         let _ = s.poll_message();
-        s.handle_message(now(), Message::Welcome {
-            session: 7,
-            details: Dict::new(),
-        });
+        s.handle_message(
+            now(),
+            Message::Welcome {
+                session: 7,
+                details: Dict::new(),
+            },
+        );
         let _ = s.poll_event();
         s
     }
@@ -1233,10 +1240,13 @@ mod tests {
         let mut s = joined();
         let req = s.register("com.example.f", Dict::new()).unwrap();
         assert!(matches!(s.poll_message(), Some(Message::Register { .. })));
-        s.handle_message(now(), Message::Registered {
-            request: req,
-            registration: 99,
-        });
+        s.handle_message(
+            now(),
+            Message::Registered {
+                request: req,
+                registration: 99,
+            },
+        );
         assert_eq!(
             s.poll_event(),
             Some(SessionEvent::Registered {
@@ -1244,13 +1254,16 @@ mod tests {
                 registration: 99
             })
         );
-        s.handle_message(now(), Message::Invocation {
-            request: 5,
-            registration: 99,
-            details: Dict::new(),
-            args: Some(vec![1.into()]),
-            kwargs: None,
-        });
+        s.handle_message(
+            now(),
+            Message::Invocation {
+                request: 5,
+                registration: 99,
+                details: Dict::new(),
+                args: Some(vec![1.into()]),
+                kwargs: None,
+            },
+        );
         assert!(matches!(
             s.poll_event(),
             Some(SessionEvent::Invocation { request: 5, .. })
@@ -1276,14 +1289,17 @@ mod tests {
         let _ = s.poll_message();
         let mut kw = Dict::new();
         kw.insert("a".into(), 1.into());
-        s.handle_message(now(), Message::Error {
-            request_type: Message::CALL,
-            request: req,
-            details: Dict::new(),
-            error: "com.example.oops".into(),
-            args: Some(vec!["bad".into()]),
-            kwargs: Some(kw.clone()),
-        });
+        s.handle_message(
+            now(),
+            Message::Error {
+                request_type: Message::CALL,
+                request: req,
+                details: Dict::new(),
+                error: "com.example.oops".into(),
+                args: Some(vec!["bad".into()]),
+                kwargs: Some(kw.clone()),
+            },
+        );
         match s.poll_event() {
             Some(SessionEvent::Failed { error, kind, .. }) => {
                 assert_eq!(kind, RequestKind::Call);
@@ -1299,12 +1315,15 @@ mod tests {
     #[test]
     fn unexpected_messages_are_protocol_violations() {
         let mut s = joined();
-        s.handle_message(now(), Message::Result {
-            request: 1234,
-            details: Dict::new(),
-            args: None,
-            kwargs: None,
-        });
+        s.handle_message(
+            now(),
+            Message::Result {
+                request: 1234,
+                details: Dict::new(),
+                args: None,
+                kwargs: None,
+            },
+        );
         assert!(matches!(
             s.poll_message(),
             Some(Message::Abort { ref reason, .. }) if reason == ERROR_PROTOCOL_VIOLATION
@@ -1323,13 +1342,16 @@ mod tests {
 
         let mut s = Session::new(SessionConfig::new("realm1"), now());
         let _ = s.poll_message();
-        s.handle_message(now(), Message::Event {
-            subscription: 1,
-            publication: 2,
-            details: Dict::new(),
-            args: None,
-            kwargs: None,
-        });
+        s.handle_message(
+            now(),
+            Message::Event {
+                subscription: 1,
+                publication: 2,
+                details: Dict::new(),
+                args: None,
+                kwargs: None,
+            },
+        );
         assert!(s.is_closed());
     }
 
@@ -1338,10 +1360,13 @@ mod tests {
         let mut s = joined();
         s.leave_normal(now()).unwrap();
         assert!(matches!(s.poll_message(), Some(Message::Goodbye { .. })));
-        s.handle_message(now(), Message::Goodbye {
-            details: Dict::new(),
-            reason: CLOSE_GOODBYE_AND_OUT.into(),
-        });
+        s.handle_message(
+            now(),
+            Message::Goodbye {
+                details: Dict::new(),
+                reason: CLOSE_GOODBYE_AND_OUT.into(),
+            },
+        );
         assert!(matches!(
             s.poll_event(),
             Some(SessionEvent::Closed(Closed {
@@ -1351,10 +1376,13 @@ mod tests {
             }))
         ));
         let mut s = joined();
-        s.handle_message(now(), Message::Goodbye {
-            details: Dict::new(),
-            reason: "wamp.close.system_shutdown".into(),
-        });
+        s.handle_message(
+            now(),
+            Message::Goodbye {
+                details: Dict::new(),
+                reason: "wamp.close.system_shutdown".into(),
+            },
+        );
         assert!(matches!(
             s.poll_message(),
             Some(Message::Goodbye { ref reason, .. }) if reason == CLOSE_GOODBYE_AND_OUT
@@ -1375,10 +1403,13 @@ mod tests {
         let _ = s.poll_message();
         let mut details = Dict::new();
         details.insert("message".into(), "no realm".into());
-        s.handle_message(now(), Message::Abort {
-            details,
-            reason: "wamp.error.no_such_realm".into(),
-        });
+        s.handle_message(
+            now(),
+            Message::Abort {
+                details,
+                reason: "wamp.error.no_such_realm".into(),
+            },
+        );
         match s.poll_event() {
             Some(SessionEvent::Closed(c)) => assert_eq!(
                 c.error,
@@ -1402,18 +1433,24 @@ mod tests {
         let req = s.call("a.b", vec![], Dict::new(), Dict::new()).unwrap();
         let mut progress = Dict::new();
         progress.insert("progress".into(), true.into());
-        s.handle_message(now(), Message::Result {
-            request: req,
-            details: progress,
-            args: Some(vec![1.into()]),
-            kwargs: None,
-        });
-        s.handle_message(now(), Message::Result {
-            request: req,
-            details: Dict::new(),
-            args: Some(vec![2.into()]),
-            kwargs: None,
-        });
+        s.handle_message(
+            now(),
+            Message::Result {
+                request: req,
+                details: progress,
+                args: Some(vec![1.into()]),
+                kwargs: None,
+            },
+        );
+        s.handle_message(
+            now(),
+            Message::Result {
+                request: req,
+                details: Dict::new(),
+                args: Some(vec![2.into()]),
+                kwargs: None,
+            },
+        );
         assert!(matches!(
             s.poll_event(),
             Some(SessionEvent::Result { progress: true, .. })

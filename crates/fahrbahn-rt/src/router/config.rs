@@ -248,4 +248,3 @@ impl RouterBuilder {
         self.config
     }
 }
-

@@ -32,7 +32,9 @@ use fahrbahn_core::wamp::router::{
     CloseReason, ConnectionId, Router as CoreRouter, RouterConfig as CoreConfig, RouterEvent,
 };
 
-pub use config::{ListenerConfig, RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind};
+pub use config::{
+    ListenerConfig, RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind,
+};
 
 use crate::error::{ConfigError, Error};
 use crate::runtime::{AnyListener, AsyncTimer, ExecutorHandle, Runtime};

@@ -24,11 +24,10 @@ mod imp {
                 path: files.certificate.clone().into(),
                 source,
             })?;
-        let key = PrivateKeyDer::from_pem_file(&files.key)
-            .map_err(|source| ConfigError::Pem {
-                path: files.key.clone().into(),
-                source,
-            })?;
+        let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|source| ConfigError::Pem {
+            path: files.key.clone().into(),
+            source,
+        })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -89,4 +88,3 @@ mod imp {
         match acceptor {}
     }
 }
-

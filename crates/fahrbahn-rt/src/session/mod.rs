@@ -463,4 +463,3 @@ impl Session {
         }
     }
 }
-

@@ -125,7 +125,7 @@ impl Inner {
         match &self.closed {
             Some(c) => match &c.error {
                 Some(e) => Error::Session(e.clone()),
-                None => Error::SessionClosed(c.clone()),
+                None => Error::SessionClosed(Box::new(c.clone())),
             },
             None => Error::Io(io::Error::new(
                 io::ErrorKind::BrokenPipe,
@@ -144,7 +144,9 @@ impl Inner {
             SessionEvent::Challenge { authmethod, extra } => {
                 let answer = match &self.on_challenge {
                     Some(h) => h(&authmethod, &extra).map_err(|e| e.to_string()),
-                    None => Err("no challenge handler is set (SessionOptions::on_challenge)".into()),
+                    None => {
+                        Err("no challenge handler is set (SessionOptions::on_challenge)".into())
+                    }
                 };
                 let now = self.driver.now();
                 let session = self.driver.conn.session_mut();
@@ -370,7 +372,6 @@ pub(super) async fn run(shared: Arc<Shared>) {
     .await;
 }
 
-
 /// Leaves the session when the last user handle is dropped.
 pub(super) struct LeaveOnDrop(pub(super) Arc<Shared>);
 
@@ -380,4 +381,3 @@ impl Drop for LeaveOnDrop {
         self.0.wake_driver();
     }
 }
-

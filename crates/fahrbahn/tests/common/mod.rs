@@ -1,6 +1,6 @@
 //! Loopback scenarios shared by the per-runtime test files (`tokio.rs`,
 //! `smol.rs`, `async_std.rs`). Every scenario is generic over
-//! [`fahrbahn::Runtime`]; the files only supply the runtime and a
+//! [`fahrbahn::runtime::Runtime`]; the files only supply the runtime and a
 //! `block_on`, through [`scenario_tests!`].
 
 use std::future::Future;
@@ -11,10 +11,12 @@ use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::harness::{JoinHandle, Sleep, spawn};
+use fahrbahn::Error;
 use fahrbahn::core::ws::HandshakeError;
-use fahrbahn::{
-    Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Error, Handshake, HandshakeRequest,
-    Message, Runtime, ServerConfig, TcpListener as _, WebSocket,
+use fahrbahn::runtime::{Runtime, TcpListener as _};
+use fahrbahn::ws::{
+    Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake, HandshakeRequest, Message,
+    ServerConfig, WebSocket,
 };
 use futures_util::future::{Either, select};
 use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -48,14 +50,14 @@ macro_rules! scenario_tests {
         /// `connect`, `connect_with`, `accept_stream`).
         #[test]
         fn facade_module_functions() {
-            use fahrbahn::TcpListener as _;
+            use fahrbahn::runtime::TcpListener as _;
             $run(|rt| async move {
                 let listener = fahrbahn::$module::bind("127.0.0.1:0".parse().unwrap())
                     .await
                     .unwrap();
                 let url = format!("ws://{}/facade", listener.local_addr().unwrap());
                 let server = crate::harness::spawn(&rt, async move {
-                    let mut ws = fahrbahn::$module::accept(&listener, fahrbahn::ServerConfig::default())
+                    let mut ws = fahrbahn::$module::accept(&listener, fahrbahn::ws::ServerConfig::default())
                         .await
                         .unwrap();
                     assert_eq!(ws.handshake_info().path, "/facade");
@@ -64,7 +66,7 @@ macro_rules! scenario_tests {
                     }
                     // accept_stream over a stream accepted by hand.
                     let (stream, _) = listener.accept().await.unwrap();
-                    let mut ws = fahrbahn::$module::accept_stream(stream, fahrbahn::ServerConfig::default())
+                    let mut ws = fahrbahn::$module::accept_stream(stream, fahrbahn::ws::ServerConfig::default())
                         .await
                         .unwrap();
                     let m = ws.recv().await.unwrap().unwrap();
@@ -73,16 +75,16 @@ macro_rules! scenario_tests {
                 });
                 let mut ws = fahrbahn::$module::connect(&url).await.unwrap();
                 ws.send("one").await.unwrap();
-                assert_eq!(ws.recv().await.unwrap().unwrap(), fahrbahn::Message::text("one"));
-                ws.close(fahrbahn::CloseCode::NORMAL, "").await.unwrap();
+                assert_eq!(ws.recv().await.unwrap().unwrap(), fahrbahn::ws::Message::text("one"));
+                ws.close(fahrbahn::ws::CloseCode::NORMAL, "").await.unwrap();
 
-                let mut config = fahrbahn::ClientConfig::default();
+                let mut config = fahrbahn::ws::ClientConfig::default();
                 config.subprotocols.push("none.example".into());
                 let mut ws = fahrbahn::$module::connect_with(&url, config).await.unwrap();
                 assert_eq!(ws.subprotocol(), None);
                 ws.send("two").await.unwrap();
-                assert_eq!(ws.recv().await.unwrap().unwrap(), fahrbahn::Message::text("two"));
-                ws.close(fahrbahn::CloseCode::NORMAL, "").await.unwrap();
+                assert_eq!(ws.recv().await.unwrap().unwrap(), fahrbahn::ws::Message::text("two"));
+                ws.close(fahrbahn::ws::CloseCode::NORMAL, "").await.unwrap();
                 server.await;
             });
         }
@@ -118,7 +120,7 @@ async fn bind<R: Runtime>(rt: &R) -> (R::TcpListener, SocketAddr) {
 /// Echoes every message until the connection ends.
 async fn echo<S>(ws: &mut WebSocket<S>) -> (usize, Option<String>)
 where
-    S: fahrbahn::AsyncRead + fahrbahn::AsyncWrite + Unpin,
+    S: fahrbahn::runtime::AsyncRead + fahrbahn::runtime::AsyncWrite + Unpin,
 {
     let mut echoed = 0;
     while let Some(msg) = ws.recv().await {
@@ -206,7 +208,7 @@ fn prose(len: usize) -> String {
 
 async fn roundtrip<S>(ws: &mut WebSocket<S>, msg: Message)
 where
-    S: fahrbahn::AsyncRead + fahrbahn::AsyncWrite + Unpin,
+    S: fahrbahn::runtime::AsyncRead + fahrbahn::runtime::AsyncWrite + Unpin,
 {
     ws.send(msg.clone()).await.unwrap();
     let got = ws
@@ -222,7 +224,7 @@ where
 /// Closes from the client and checks both ends saw a clean 1000 close.
 async fn close_and_check<S>(mut ws: WebSocket<S>, server: JoinHandle<ServerReport>, echoed: usize)
 where
-    S: fahrbahn::AsyncRead + fahrbahn::AsyncWrite + Unpin,
+    S: fahrbahn::runtime::AsyncRead + fahrbahn::runtime::AsyncWrite + Unpin,
 {
     ws.close(CloseCode::NORMAL, "done").await.unwrap();
     let closed = ws.close_info().expect("client close info");
@@ -242,7 +244,7 @@ where
 
 pub(crate) async fn text_and_binary<R: Runtime>(rt: R) {
     let (url, server) = echo_server(&rt, ServerConfig::default()).await;
-    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    let mut ws = fahrbahn::ws::connect(&rt, &url).await.unwrap();
     assert_eq!(ws.handshake_info().extensions, None);
     assert_eq!(ws.subprotocol(), None);
     let msgs = [
@@ -261,7 +263,7 @@ pub(crate) async fn text_and_binary<R: Runtime>(rt: R) {
 
 pub(crate) async fn large_messages<R: Runtime>(rt: R) {
     let (url, server) = echo_server(&rt, ServerConfig::default()).await;
-    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    let mut ws = fahrbahn::ws::connect(&rt, &url).await.unwrap();
     roundtrip(&mut ws, Message::binary(noise(4 << 20, 7))).await;
     roundtrip(&mut ws, Message::text(prose(4 << 20))).await;
     close_and_check(ws, server, 2).await;
@@ -269,7 +271,7 @@ pub(crate) async fn large_messages<R: Runtime>(rt: R) {
 
 pub(crate) async fn permessage_deflate<R: Runtime>(rt: R) {
     let (url, server) = echo_server(&rt, deflate_server()).await;
-    let mut ws = fahrbahn::connect_with(&rt, &url, deflate_client())
+    let mut ws = fahrbahn::ws::connect_with(&rt, &url, deflate_client())
         .await
         .unwrap();
     let ext = ws.handshake_info().extensions.clone();
@@ -297,7 +299,7 @@ pub(crate) async fn permessage_deflate<R: Runtime>(rt: R) {
 pub(crate) async fn deflate_declined<R: Runtime>(rt: R) {
     // Offered by the client, not configured on the server.
     let (url, server) = echo_server(&rt, ServerConfig::default()).await;
-    let mut ws = fahrbahn::connect_with(&rt, &url, deflate_client())
+    let mut ws = fahrbahn::ws::connect_with(&rt, &url, deflate_client())
         .await
         .unwrap();
     assert_eq!(ws.handshake_info().extensions, None);
@@ -309,7 +311,7 @@ pub(crate) async fn deflate_declined<R: Runtime>(rt: R) {
 
     // Configured on the server, not offered by the client.
     let (url, server) = echo_server(&rt, deflate_server()).await;
-    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    let mut ws = fahrbahn::ws::connect(&rt, &url).await.unwrap();
     assert_eq!(ws.handshake_info().extensions, None);
     roundtrip(&mut ws, Message::text(prose(10_000))).await;
     ws.close(CloseCode::NORMAL, "done").await.unwrap();
@@ -318,7 +320,7 @@ pub(crate) async fn deflate_declined<R: Runtime>(rt: R) {
 
     // Both: the server's report shows the agreement too.
     let (url, server) = echo_server(&rt, deflate_server()).await;
-    let mut ws = fahrbahn::connect_with(&rt, &url, deflate_client())
+    let mut ws = fahrbahn::ws::connect_with(&rt, &url, deflate_client())
         .await
         .unwrap();
     roundtrip(&mut ws, Message::text("x")).await;
@@ -342,7 +344,7 @@ pub(crate) async fn subprotocol_negotiation<R: Runtime>(rt: R) {
         subprotocols: vec!["wamp.2.json".into(), "wamp.2.msgpack".into()],
         ..ClientConfig::default()
     };
-    let mut ws = fahrbahn::connect_with(&rt, &url, client).await.unwrap();
+    let mut ws = fahrbahn::ws::connect_with(&rt, &url, client).await.unwrap();
     assert_eq!(ws.subprotocol(), Some("wamp.2.msgpack"));
     roundtrip(&mut ws, Message::text("[1]")).await;
     ws.close(CloseCode::NORMAL, "done").await.unwrap();
@@ -359,7 +361,7 @@ pub(crate) async fn subprotocol_negotiation<R: Runtime>(rt: R) {
         subprotocols: vec!["mqtt".into()],
         ..ClientConfig::default()
     };
-    let mut ws = fahrbahn::connect_with(&rt, &url, client).await.unwrap();
+    let mut ws = fahrbahn::ws::connect_with(&rt, &url, client).await.unwrap();
     assert_eq!(ws.subprotocol(), None);
     roundtrip(&mut ws, Message::text("hi")).await;
     ws.close(CloseCode::NORMAL, "done").await.unwrap();
@@ -380,7 +382,7 @@ pub(crate) async fn accept_with_reject<R: Runtime>(rt: R) {
             WebSocket::accept_with(&task_rt, stream, ServerConfig::default(), &mut decide).await;
         (seen_path, result.map(|_| ()))
     });
-    let err = fahrbahn::connect(&rt, &format!("ws://{addr}/secret?x=1"))
+    let err = fahrbahn::ws::connect(&rt, &format!("ws://{addr}/secret?x=1"))
         .await
         .map(|_| ())
         .expect_err("the handshake must fail");
@@ -435,7 +437,7 @@ pub(crate) async fn accept_with_subprotocol<R: Runtime>(rt: R) {
         headers: vec![("X-Token".into(), "let-me-in".into())],
         ..ClientConfig::default()
     };
-    let mut ws = fahrbahn::connect_with(&rt, &format!("ws://{addr}/"), client)
+    let mut ws = fahrbahn::ws::connect_with(&rt, &format!("ws://{addr}/"), client)
         .await
         .unwrap();
     assert_eq!(ws.subprotocol(), Some("chat.v1"));
@@ -453,7 +455,7 @@ pub(crate) async fn accept_with_subprotocol<R: Runtime>(rt: R) {
 
 pub(crate) async fn close_from_client<R: Runtime>(rt: R) {
     let (url, server) = echo_server(&rt, ServerConfig::default()).await;
-    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    let mut ws = fahrbahn::ws::connect(&rt, &url).await.unwrap();
     roundtrip(&mut ws, Message::text("before close")).await;
     assert!(ws.close_info().is_none());
     let started = Instant::now();
@@ -504,7 +506,7 @@ pub(crate) async fn close_from_server<R: Runtime>(rt: R) {
         assert!(ws.recv().await.is_none());
         (closed, elapsed)
     });
-    let mut ws = fahrbahn::connect(&rt, &format!("ws://{addr}/"))
+    let mut ws = fahrbahn::ws::connect(&rt, &format!("ws://{addr}/"))
         .await
         .unwrap();
     roundtrip(&mut ws, Message::text("ping me")).await;
@@ -528,7 +530,7 @@ pub(crate) async fn close_from_server<R: Runtime>(rt: R) {
 
 pub(crate) async fn ping_is_answered<R: Runtime>(rt: R) {
     let (url, server) = echo_server(&rt, ServerConfig::default()).await;
-    let mut ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    let mut ws = fahrbahn::ws::connect(&rt, &url).await.unwrap();
     ws.ping(b"are you there").await.unwrap();
     ws.ping(b"").await.unwrap();
     // The pongs are consumed by recv; the next message is the echo.
@@ -547,7 +549,7 @@ pub(crate) async fn ping_is_answered<R: Runtime>(rt: R) {
     let mut config = ClientConfig::default();
     config.timeouts.ping_interval = Some(Duration::from_millis(100));
     config.timeouts.pong_timeout = Duration::from_secs(2);
-    let mut ws = fahrbahn::connect_with(&rt, &url, config).await.unwrap();
+    let mut ws = fahrbahn::ws::connect_with(&rt, &url, config).await.unwrap();
     let idle = Sleep(rt.new_timer(Instant::now() + Duration::from_millis(2500)));
     if let Either::Left((got, _)) = select(pin!(ws.recv()), idle).await {
         panic!("nothing was sent, yet recv returned {got:?}");
@@ -559,7 +561,7 @@ pub(crate) async fn ping_is_answered<R: Runtime>(rt: R) {
 pub(crate) async fn split_concurrent<R: Runtime>(rt: R) {
     const N: usize = 1000;
     let (url, server) = echo_server(&rt, ServerConfig::default()).await;
-    let ws = fahrbahn::connect(&rt, &url).await.unwrap();
+    let ws = fahrbahn::ws::connect(&rt, &url).await.unwrap();
     let (mut reader, mut writer) = ws.split();
     let (done_tx, done_rx) = oneshot();
     let reader_task = spawn(&rt, async move {
@@ -606,7 +608,7 @@ pub(crate) async fn stream_and_sink<R: Runtime>(rt: R) {
         let (reader, writer) = ws.split();
         reader.forward(writer).await
     });
-    let mut ws = fahrbahn::connect(&rt, &format!("ws://{addr}/"))
+    let mut ws = fahrbahn::ws::connect(&rt, &format!("ws://{addr}/"))
         .await
         .unwrap();
     for i in 0..10 {
@@ -643,7 +645,7 @@ pub(crate) async fn stream_and_sink<R: Runtime>(rt: R) {
 pub(crate) async fn connect_refused<R: Runtime>(rt: R) {
     let (listener, addr) = bind(&rt).await;
     drop(listener);
-    let err = fahrbahn::connect(&rt, &format!("ws://{addr}/"))
+    let err = fahrbahn::ws::connect(&rt, &format!("ws://{addr}/"))
         .await
         .map(|_| ())
         .unwrap_err();
@@ -660,13 +662,16 @@ pub(crate) async fn bad_url<R: Runtime>(rt: R) {
         "ws://user@127.0.0.1:1/",
         "ws://[::1/",
     ] {
-        let err = fahrbahn::connect(&rt, url).await.map(|_| ()).unwrap_err();
+        let err = fahrbahn::ws::connect(&rt, url)
+            .await
+            .map(|_| ())
+            .unwrap_err();
         assert!(matches!(err, Error::Url(_)), "{url}: {err:?}");
     }
     #[cfg(not(feature = "tls"))]
     {
         let (listener, addr) = bind(&rt).await;
-        let err = fahrbahn::connect(&rt, &format!("wss://{addr}/"))
+        let err = fahrbahn::ws::connect(&rt, &format!("wss://{addr}/"))
             .await
             .map(|_| ())
             .unwrap_err();

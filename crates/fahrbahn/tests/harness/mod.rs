@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
-use fahrbahn::{AsyncTimer, Runtime};
+use fahrbahn::runtime::{AsyncTimer, Runtime};
 use futures_util::future::{Either, select};
 
 /// How long one scenario may run before it fails.

@@ -1,9 +1,9 @@
 //! Embedded-router scenarios shared by `router_tokio.rs`, `router_smol.rs`
 //! and `router_async_std.rs`. Every scenario is generic over
-//! [`fahrbahn::Runtime`]; the files supply the runtime, a `run` function
+//! [`fahrbahn::runtime::Runtime`]; the files supply the runtime, a `run` function
 //! and the transports to cover, through [`router_tests!`].
 //!
-//! Besides [`fahrbahn::Session`]s, some scenarios use [`RawClient`]: a
+//! Besides [`fahrbahn::wamp::Session`]s, some scenarios use [`RawClient`]: a
 //! client that speaks RawSocket + JSON by hand over the runtime's TCP
 //! stream, to misbehave (vanish mid-call, send garbage, oversize frames) or
 //! to observe exactly what the router sends.
@@ -16,12 +16,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::harness::{sleep, spawn, timeout};
+use fahrbahn::Error;
 use fahrbahn::core::wamp::Message as Wamp;
-use fahrbahn::{
-    ApplicationError, CallResult, ClientConfig, Dict, Error, Message, Router, RouterConfig,
-    RouterLimits, Runtime, Serializer, Session, SessionError, SessionOptions, TransportKind, Value,
+use fahrbahn::runtime::Runtime;
+use fahrbahn::wamp::router::{Router, RouterConfig, RouterLimits, TransportKind};
+use fahrbahn::wamp::{
+    ApplicationError, CallResult, Dict, Serializer, Session, SessionError, SessionOptions, Value,
     kwargs,
 };
+use fahrbahn::ws::{ClientConfig, Message};
 use futures_util::future::{Either, join_all, select};
 use futures_util::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
@@ -205,7 +208,11 @@ impl Fixture {
     /// serializer.
     async fn session<R: Runtime>(&self, rt: &R, transport: Transport) -> Session {
         let (serializer, batched) = transport.serializer();
-        let options = SessionOptions::new("realm1").serializer(serializer, batched);
+        let codec = fahrbahn::wamp::Codec {
+            serializer,
+            batched,
+        };
+        let options = SessionOptions::new("realm1").serializer(codec);
         let session = step(
             rt,
             "session joins",
@@ -213,7 +220,7 @@ impl Fixture {
         )
         .await
         .unwrap_or_else(|e| panic!("{transport:?}: cannot join: {e}"));
-        assert_eq!(session.serializer(), Some((serializer, batched)));
+        assert_eq!(session.codec(), Some(codec));
         assert!(session.id() > 0);
         assert!(!session.is_closed());
         session
@@ -254,7 +261,7 @@ pub(crate) struct RawClient<S> {
 
 impl<S> RawClient<S>
 where
-    S: fahrbahn::AsyncRead + fahrbahn::AsyncWrite + Unpin,
+    S: fahrbahn::runtime::AsyncRead + fahrbahn::runtime::AsyncWrite + Unpin,
 {
     async fn connect<R: Runtime<TcpStream = S>>(rt: &R, rs_url: &str) -> Self {
         let hostport = rs_url.strip_prefix("rs://").expect("an rs:// URL");
@@ -1551,7 +1558,7 @@ pub(crate) async fn websocket_garbage_is_isolated<R: Runtime>(rt: R) {
     let mut ws = step(
         &rt,
         "WebSocket connect",
-        fahrbahn::connect_with(&rt, &fx.ws, config),
+        fahrbahn::ws::connect_with(&rt, &fx.ws, config),
     )
     .await
     .unwrap();

@@ -595,9 +595,8 @@ impl Router {
             None => return,
         }
         self.output.clear(conn, true);
-        self.events.retain(
-            |e| !matches!(e, RouterEvent::CloseTransport { conn: c, .. } if *c == conn),
-        );
+        self.events
+            .retain(|e| !matches!(e, RouterEvent::CloseTransport { conn: c, .. } if *c == conn));
         self.disconnect_slow_consumers();
     }
 

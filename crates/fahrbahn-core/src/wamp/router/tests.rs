@@ -22,7 +22,9 @@ fn join(router: &mut Router, roles: Dict) -> (ConnectionId, u64) {
     let conn = router.attach(now());
     let mut details = Dict::new();
     details.insert("roles".into(), Value::Dict(roles));
-    router.handle_message(now(), conn,
+    router.handle_message(
+        now(),
+        conn,
         Message::Hello {
             realm: "r".into(),
             details,
@@ -39,7 +41,9 @@ fn drain(router: &mut Router) -> Vec<(ConnectionId, Message)> {
 }
 
 fn register(router: &mut Router, conn: ConnectionId, procedure: &str) {
-    router.handle_message(now(), conn,
+    router.handle_message(
+        now(),
+        conn,
         Message::Register {
             request: 1,
             options: Dict::new(),
@@ -53,7 +57,9 @@ fn register(router: &mut Router, conn: ConnectionId, procedure: &str) {
 }
 
 fn call(router: &mut Router, conn: ConnectionId, request: u64, procedure: &str, options: Dict) {
-    router.handle_message(now(), conn,
+    router.handle_message(
+        now(),
+        conn,
         Message::Call {
             request,
             options,
@@ -74,7 +80,9 @@ fn kill_without_callee_call_canceling_answers_at_once() {
     drain(&mut r);
     let mut options = Dict::new();
     options.insert("mode".into(), "kill".into());
-    r.handle_message(now(), caller,
+    r.handle_message(
+        now(),
+        caller,
         Message::Cancel {
             request: 1,
             options,
@@ -107,7 +115,9 @@ fn receive_progress_needs_callee_support() {
             other => panic!("{other:?}"),
         }
         // Cancel (killnowait) so request id 7 is free again.
-        r.handle_message(now(), plain,
+        r.handle_message(
+            now(),
+            plain,
             Message::Cancel {
                 request: 7,
                 options: Dict::new(),
@@ -126,7 +136,9 @@ fn invalid_cancel_mode_is_ignored() {
     drain(&mut r);
     let mut options = Dict::new();
     options.insert("mode".into(), "explode".into());
-    r.handle_message(now(), callee,
+    r.handle_message(
+        now(),
+        callee,
         Message::Cancel {
             request: 1,
             options,
@@ -142,7 +154,9 @@ fn shared_registrations_are_refused() {
     let (c, _) = join(&mut r, roles(&[]));
     let mut options = Dict::new();
     options.insert("invoke".into(), "roundrobin".into());
-    r.handle_message(now(), c,
+    r.handle_message(
+        now(),
+        c,
         Message::Register {
             request: 1,
             options,
@@ -196,7 +210,9 @@ fn authentication_releases_reserved_ids() {
     let b = r.attach(now());
     r.handle_message(now(), b, hello.clone());
     r.poll_outgoing();
-    r.handle_message(now(), b,
+    r.handle_message(
+        now(),
+        b,
         Message::Authenticate {
             signature: "x".into(),
             extra: Dict::new(),
@@ -219,7 +235,9 @@ fn authentication_releases_reserved_ids() {
 fn anonymous_router_refuses_authenticate() {
     let mut r = router();
     let (c, _) = join(&mut r, roles(&[]));
-    r.handle_message(now(), c,
+    r.handle_message(
+        now(),
+        c,
         Message::Authenticate {
             signature: String::new(),
             extra: Dict::new(),
