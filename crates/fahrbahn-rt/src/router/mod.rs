@@ -46,6 +46,8 @@ struct Slot {
     waker: Option<Waker>,
     /// The core asked to close the transport.
     close: Option<CloseReason>,
+    /// The core has forgotten the connection; its transport is closing.
+    detached: bool,
 }
 
 impl Slot {
@@ -92,12 +94,22 @@ impl Core {
         }
     }
 
-    /// Forgets a connection whose transport has ended.
-    fn remove(&mut self, conn: ConnectionId) {
-        if self.slots.remove(&conn).is_some() {
-            self.router.detach(conn);
-            self.route();
+    /// The connection's machine has ended: its session (if any) leaves at
+    /// once, while the transport may still be closing.
+    fn detach(&mut self, conn: ConnectionId) {
+        if let Some(slot) = self.slots.get_mut(&conn) {
+            if !slot.detached {
+                slot.detached = true;
+                self.router.detach(conn);
+                self.route();
+            }
         }
+    }
+
+    /// Forgets a connection whose transport has been closed.
+    fn remove(&mut self, conn: ConnectionId) {
+        self.detach(conn);
+        self.slots.remove(&conn);
         if self.slots.is_empty() {
             for w in self.empty_waiters.drain(..) {
                 w.wake();
@@ -290,7 +302,7 @@ impl Router {
             .map(ListenerInfo::url)
     }
 
-    /// How many transports are connected.
+    /// How many transports are connected (including those still closing).
     pub fn connection_count(&self) -> usize {
         self.shared.lock().slots.len()
     }

@@ -182,10 +182,11 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
         }
     })
     .await;
-    shared.lock().remove(id);
+    shared.lock().detach(id);
     if !driver.conn.is_closed() {
         let now = driver.now();
         driver.conn.close(now, ws::CloseCode::NORMAL);
     }
     poll_fn(|cx| driver.poll_finish(cx)).await;
+    shared.lock().remove(id);
 }

@@ -1160,9 +1160,10 @@ pub(crate) async fn oversize_closes_only_that_client<R: Runtime>(rt: R, transpor
     wait_until(&rt, "the offender is closed", || offender.is_closed()).await;
     let info = offender.close_info().unwrap();
     assert!(info.error.is_some(), "an abnormal end: {info:?}");
+    // Errors are sticky: later commands fail with the same reason.
     assert!(matches!(
         offender.call("com.test.len", vec![], Dict::new()).await,
-        Err(Error::SessionClosed(_))
+        Err(Error::Session(_))
     ));
     wait_until(&rt, "the router dropped the offender", || {
         fx.router().connection_count() == 2
