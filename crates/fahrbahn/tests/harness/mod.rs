@@ -10,7 +10,10 @@
 //! decide whether a test passes.
 #![allow(dead_code)] // each test crate uses a subset
 
+use std::collections::hash_map::RandomState;
 use std::future::{Future, poll_fn};
+use std::hash::{BuildHasher, Hasher};
+use std::path::{Path, PathBuf};
 use std::pin::{Pin, pin};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
@@ -201,6 +204,37 @@ impl Drop for OnDrop {
         if let Some(c) = self.0.take() {
             c.add();
         }
+    }
+}
+
+/// A fresh directory under the system temp dir, owned by one test alone,
+/// removed on drop. Its name is random, not derived from the PID, and it
+/// is created atomically (a name that exists is skipped), so neither
+/// concurrent test processes nor leftovers of earlier runs can collide
+/// with it.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(prefix: &str) -> Self {
+        loop {
+            let random = RandomState::new().build_hasher().finish();
+            let path = std::env::temp_dir().join(format!("{prefix}-{random:016x}"));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Self(path),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => panic!("cannot create {}: {e}", path.display()),
+            }
+        }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

@@ -9,13 +9,12 @@
 //! to observe exactly what the router sends.
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use crate::harness::{Counter, OnDrop, poll_until, spawn, timeout};
+use crate::harness::{Counter, OnDrop, TempDir, poll_until, spawn, timeout};
 use fahrbahn::core::wamp::Message as Wamp;
 use fahrbahn::{
     ApplicationError, CallResult, ClientConfig, Dict, Error, Message, Router, RouterConfig,
@@ -144,8 +143,6 @@ impl Transport {
     }
 }
 
-static SOCKET_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 /// A running router with a WebSocket, a RawSocket and a Unix RawSocket
 /// listener.
 struct Fixture {
@@ -153,13 +150,8 @@ struct Fixture {
     ws: String,
     rs: String,
     unix: String,
-    path: PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    /// Holds the Unix socket; removed with the fixture.
+    _dir: TempDir,
 }
 
 impl Fixture {
@@ -168,11 +160,8 @@ impl Fixture {
     }
 
     async fn start_with<R: Runtime>(rt: &R, limits: RouterLimits) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "fahrbahn-rtest-{}-{}.sock",
-            std::process::id(),
-            SOCKET_COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
+        let dir = TempDir::new("fahrbahn-rtest");
+        let path = dir.path().join("router.sock");
         let router = Router::builder()
             .realm("realm1")
             .websocket("127.0.0.1:0")
@@ -202,7 +191,7 @@ impl Fixture {
             ws,
             rs,
             unix,
-            path,
+            _dir: dir,
         }
     }
 
@@ -1717,11 +1706,8 @@ pub(crate) async fn raw_oversize_frame<R: Runtime>(rt: R) {
 /// A router from TOML: its realms and listeners; an unknown realm is
 /// refused.
 pub(crate) async fn router_from_toml<R: Runtime>(rt: R) {
-    let path = std::env::temp_dir().join(format!(
-        "fahrbahn-rtest-toml-{}-{}.sock",
-        std::process::id(),
-        SOCKET_COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
+    let dir = TempDir::new("fahrbahn-rtest-toml");
+    let path = dir.path().join("router.sock");
     let config = RouterConfig::from_toml(&format!(
         r#"
         realms = ["realm2", "realm3"]
@@ -1792,5 +1778,4 @@ pub(crate) async fn router_from_toml<R: Runtime>(rt: R) {
         s.leave().await.unwrap();
     }
     step(&rt, "shutdown", router.shutdown()).await;
-    let _ = std::fs::remove_file(&path);
 }
