@@ -51,11 +51,22 @@ async fn handler_holding_its_session_does_not_deadlock_on_close() {
         .await
         .expect("nested call");
     assert_eq!(r.args, vec![1.into()]);
+    // The caller's subscription stream ends exactly when the caller's
+    // session has closed: the event the end of the test waits for.
+    let mut caller_probe = caller
+        .subscribe("com.example.probe")
+        .await
+        .expect("subscribe");
     // Only the handler's clone is left after this.
     drop(session);
     tokio::time::timeout(Duration::from_secs(10), router.shutdown())
         .await
         .expect("shutdown completes: no deadlock");
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while caller_probe.next().await.is_some() {}
+    })
+    .await
+    .expect("the caller's session closes");
     assert!(caller.is_closed());
 }
 
