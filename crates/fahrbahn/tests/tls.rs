@@ -10,18 +10,19 @@ use fahrbahn::wamp::router::{ListenerConfig, Router, TlsFiles, TransportKind};
 use fahrbahn::wamp::{CallResult, Serializer, SessionOptions};
 use futures_rustls::rustls;
 
+mod harness;
+
 struct Certificate {
-    dir: std::path::PathBuf,
+    dir: harness::TempDir,
     roots: Arc<rustls::ClientConfig>,
 }
 
 fn certificate() -> Certificate {
     let key =
         rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let dir = std::env::temp_dir().join(format!("fahrbahn-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    std::fs::write(dir.join("cert.pem"), key.cert.pem()).expect("write cert");
-    std::fs::write(dir.join("key.pem"), key.signing_key.serialize_pem()).expect("write key");
+    let dir = harness::TempDir::new("fahrbahn-tls");
+    std::fs::write(dir.path().join("cert.pem"), key.cert.pem()).expect("write cert");
+    std::fs::write(dir.path().join("key.pem"), key.signing_key.serialize_pem()).expect("write key");
     let mut store = rustls::RootCertStore::empty();
     store.add(key.cert.der().clone()).expect("root");
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -42,8 +43,8 @@ fn tls_listener(transport: TransportKind, cert: &Certificate) -> ListenerConfig 
         address: Some("127.0.0.1:0".into()),
         unix: None,
         tls: Some(TlsFiles {
-            certificate: cert.dir.join("cert.pem").display().to_string(),
-            key: cert.dir.join("key.pem").display().to_string(),
+            certificate: cert.dir.path().join("cert.pem").display().to_string(),
+            key: cert.dir.path().join("key.pem").display().to_string(),
         }),
     }
 }
@@ -109,5 +110,4 @@ async fn wamp_over_wss_and_rss() {
     caller.leave().await.expect("leave");
     callee.leave().await.expect("leave");
     router.shutdown().await;
-    let _ = std::fs::remove_dir_all(&cert.dir);
 }

@@ -8,9 +8,9 @@ use std::net::SocketAddr;
 use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{JoinHandle, Sleep, spawn};
+use crate::harness::{Counter, JoinHandle, spawn, timeout};
 use fahrbahn::Error;
 use fahrbahn::core::ws::HandshakeError;
 use fahrbahn::runtime::{Runtime, TcpListener as _};
@@ -101,6 +101,14 @@ macro_rules! scenario_tests {
 
 // ----- helpers -------------------------------------------------------------
 
+/// How long one awaited step may take: a failure bound only.
+const STEP: Duration = Duration::from_secs(10);
+
+/// A close timeout no scenario may ever wait for: set where a scenario
+/// checks that a close completes by the peer's answer, not by the timer
+/// (waiting for it would run into [`STEP`] and fail).
+const NEVER: Duration = Duration::from_secs(3600);
+
 /// What an echo server saw.
 #[derive(Debug)]
 pub(crate) struct ServerReport {
@@ -157,6 +165,140 @@ async fn echo_server<R: Runtime>(
         }
     });
     (format!("ws://{addr}/echo"), handle)
+}
+
+/// Like [`echo_server`], but counts the ping frames the server receives
+/// (on the wire, below the WebSocket layer).
+async fn ping_counting_echo_server<R: Runtime>(
+    rt: &R,
+) -> (String, JoinHandle<ServerReport>, Counter) {
+    let (listener, addr) = bind(rt).await;
+    let task_rt = rt.clone();
+    let pings = Counter::new();
+    let counter = pings.clone();
+    let handle = spawn(rt, async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let stream = PingTap {
+            io: stream,
+            pings: counter,
+            state: TapState::Http { matched: 0 },
+        };
+        let mut ws = WebSocket::accept(&task_rt, stream, ServerConfig::default())
+            .await
+            .unwrap();
+        let (echoed, error) = echo(&mut ws).await;
+        ServerReport {
+            handshake: ws.handshake_info().clone(),
+            echoed,
+            closed: ws.close_info().cloned(),
+            error,
+        }
+    });
+    (format!("ws://{addr}/echo"), handle, pings)
+}
+
+/// A server-side stream that counts the client's ping frames as they are
+/// read: it skips the HTTP request, then follows the frame headers.
+struct PingTap<S> {
+    io: S,
+    pings: Counter,
+    state: TapState,
+}
+
+enum TapState {
+    /// In the HTTP request; `matched` bytes of its ending "\r\n\r\n" seen.
+    Http { matched: usize },
+    /// In a frame header, collected so far.
+    Header(Vec<u8>),
+    /// In a payload, with this many bytes left.
+    Payload(u64),
+}
+
+impl TapState {
+    fn feed(&mut self, mut data: &[u8], pings: &Counter) {
+        while !data.is_empty() {
+            match self {
+                TapState::Http { matched } => {
+                    let b = data[0];
+                    data = &data[1..];
+                    *matched = match (*matched, b) {
+                        (0 | 2, b'\r') => *matched + 1,
+                        (1 | 3, b'\n') => *matched + 1,
+                        (_, b'\r') => 1,
+                        _ => 0,
+                    };
+                    if *matched == 4 {
+                        *self = TapState::Header(Vec::new());
+                    }
+                }
+                TapState::Header(head) => {
+                    head.push(data[0]);
+                    data = &data[1..];
+                    if head.len() < 2 {
+                        continue;
+                    }
+                    let ext = match head[1] & 0x7F {
+                        126 => 2,
+                        127 => 8,
+                        _ => 0,
+                    };
+                    let mask = if head[1] & 0x80 != 0 { 4 } else { 0 };
+                    if head.len() < 2 + ext + mask {
+                        continue;
+                    }
+                    let len = match ext {
+                        0 => u64::from(head[1] & 0x7F),
+                        _ => head[2..2 + ext]
+                            .iter()
+                            .fold(0u64, |n, b| (n << 8) | u64::from(*b)),
+                    };
+                    if head[0] & 0x0F == 0x9 {
+                        pings.add();
+                    }
+                    *self = TapState::Payload(len);
+                }
+                TapState::Payload(left) => {
+                    let n = (*left).min(data.len() as u64);
+                    data = &data[n as usize..];
+                    *left -= n;
+                }
+            }
+            if matches!(self, TapState::Payload(0)) {
+                *self = TapState::Header(Vec::new());
+            }
+        }
+    }
+}
+
+impl<S: fahrbahn::runtime::AsyncRead + Unpin> fahrbahn::runtime::AsyncRead for PingTap<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let n = std::task::ready!(Pin::new(&mut this.io).poll_read(cx, buf))?;
+        this.state.feed(&buf[..n], &this.pings);
+        Poll::Ready(Ok(n))
+    }
+}
+
+impl<S: fahrbahn::runtime::AsyncWrite + Unpin> fahrbahn::runtime::AsyncWrite for PingTap<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_close(cx)
+    }
 }
 
 fn deflate_server() -> ServerConfig {
@@ -455,18 +597,21 @@ pub(crate) async fn accept_with_subprotocol<R: Runtime>(rt: R) {
 
 pub(crate) async fn close_from_client<R: Runtime>(rt: R) {
     let (url, server) = echo_server(&rt, ServerConfig::default()).await;
-    let mut ws = fahrbahn::ws::connect(&rt, &url).await.unwrap();
+    // The server closes the TCP connection first; nobody waits for the
+    // close timeout (here: one that would never end in time).
+    let mut config = ClientConfig::default();
+    config.timeouts.close = NEVER;
+    let mut ws = fahrbahn::ws::connect_with(&rt, &url, config).await.unwrap();
     roundtrip(&mut ws, Message::text("before close")).await;
     assert!(ws.close_info().is_none());
-    let started = Instant::now();
-    ws.close(CloseCode::NORMAL, "done").await.unwrap();
-    // The server closes the TCP connection first; nobody waits for the
-    // close timeout (5 s).
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    timeout(
+        &rt,
+        STEP,
+        "the close completes without the close timeout",
+        ws.close(CloseCode::NORMAL, "done"),
+    )
+    .await
+    .unwrap();
     let closed = ws.close_info().unwrap().clone();
     assert_eq!(
         (closed.code, closed.by_peer, closed.error),
@@ -494,17 +639,24 @@ pub(crate) async fn close_from_server<R: Runtime>(rt: R) {
     let task_rt = rt.clone();
     let server = spawn(&rt, async move {
         let (stream, _) = listener.accept().await.unwrap();
-        let mut ws = WebSocket::accept(&task_rt, stream, ServerConfig::default())
-            .await
-            .unwrap();
+        // The client's answer ends the close, not the close timeout (here:
+        // one that would never end in time).
+        let mut config = ServerConfig::default();
+        config.timeouts.close = NEVER;
+        let mut ws = WebSocket::accept(&task_rt, stream, config).await.unwrap();
         let m = ws.recv().await.unwrap().unwrap();
         ws.send(m).await.unwrap();
-        let started = Instant::now();
-        ws.close(CloseCode(4000), "server says bye").await.unwrap();
-        let elapsed = started.elapsed();
+        timeout(
+            &task_rt,
+            STEP,
+            "the server's close completes without the close timeout",
+            ws.close(CloseCode(4000), "server says bye"),
+        )
+        .await
+        .unwrap();
         let closed = ws.close_info().unwrap().clone();
         assert!(ws.recv().await.is_none());
-        (closed, elapsed)
+        closed
     });
     let mut ws = fahrbahn::ws::connect(&rt, &format!("ws://{addr}/"))
         .await
@@ -518,14 +670,10 @@ pub(crate) async fn close_from_server<R: Runtime>(rt: R) {
     assert!(closed.error.is_none());
     assert!(matches!(ws.send("x").await, Err(Error::Send(_))));
     drop(ws);
-    let (closed, elapsed) = server.await;
+    let closed = server.await;
     assert_eq!(closed.code, CloseCode(4000));
     assert!(!closed.by_peer);
     assert!(closed.error.is_none());
-    assert!(
-        elapsed < Duration::from_secs(4),
-        "server close took {elapsed:?}"
-    );
 }
 
 pub(crate) async fn ping_is_answered<R: Runtime>(rt: R) {
@@ -540,18 +688,26 @@ pub(crate) async fn ping_is_answered<R: Runtime>(rt: R) {
     roundtrip(&mut ws, Message::binary(vec![42u8; 10])).await;
     close_and_check(ws, server, 2).await;
 
-    // Keepalive pings every 100 ms with a 2 s pong timeout, and an idle
-    // stretch longer than that: while recv is polled, pings go out and the
-    // peer's automatic pongs come back, so the connection survives (an
-    // unanswered ping would end recv with a PingTimeout error). The timeout
-    // is generous because the peer's executor may be busy with other tests.
-    let (url, server) = echo_server(&rt, ServerConfig::default()).await;
+    // Keepalive pings every 100 ms with a 2 s pong timeout: while recv is
+    // polled, pings go out and the peer's automatic pongs come back, so the
+    // connection survives (an unanswered ping would end recv with a
+    // PingTimeout error). The test waits for the server to have seen
+    // PINGS pings, counted on its wire: the client sends ping k no
+    // earlier than (k - 1) intervals after the first, and only while no
+    // ping has gone unanswered for the pong timeout, so ping PINGS proves
+    // pongs were handled past the pong timeout. No test-side clock: the
+    // client's own timers pace it. The pong timeout is generous because
+    // the peer's executor may be busy with other tests.
+    const INTERVAL: Duration = Duration::from_millis(100);
+    const PONG_TIMEOUT: Duration = Duration::from_secs(2);
+    const PINGS: usize = 22;
+    const _: () = assert!((PINGS as u128 - 1) * INTERVAL.as_millis() > PONG_TIMEOUT.as_millis());
+    let (url, server, pings) = ping_counting_echo_server(&rt).await;
     let mut config = ClientConfig::default();
-    config.timeouts.ping_interval = Some(Duration::from_millis(100));
-    config.timeouts.pong_timeout = Duration::from_secs(2);
+    config.timeouts.ping_interval = Some(INTERVAL);
+    config.timeouts.pong_timeout = PONG_TIMEOUT;
     let mut ws = fahrbahn::ws::connect_with(&rt, &url, config).await.unwrap();
-    let idle = Sleep(rt.new_timer(Instant::now() + Duration::from_millis(2500)));
-    if let Either::Left((got, _)) = select(pin!(ws.recv()), idle).await {
+    if let Either::Left((got, _)) = select(pin!(ws.recv()), pin!(pings.reached(PINGS))).await {
         panic!("nothing was sent, yet recv returned {got:?}");
     }
     roundtrip(&mut ws, Message::text("still alive")).await;

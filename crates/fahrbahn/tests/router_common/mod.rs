@@ -9,13 +9,12 @@
 //! to observe exactly what the router sends.
 
 use std::future::Future;
-use std::path::PathBuf;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::harness::{sleep, spawn, timeout};
+use crate::harness::{Counter, OnDrop, TempDir, poll_until, spawn, timeout};
 use fahrbahn::Error;
 use fahrbahn::core::wamp::Message as Wamp;
 use fahrbahn::runtime::Runtime;
@@ -90,13 +89,30 @@ async fn step<R: Runtime, F: Future>(rt: &R, what: &str, future: F) -> F::Output
     timeout(rt, STEP, what, future).await
 }
 
-/// Waits (polling) until `cond` holds.
-async fn wait_until<R: Runtime>(rt: &R, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + STEP;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(rt, Duration::from_millis(10)).await;
-    }
+/// Waits until `cond` holds, for router state that is only observable by
+/// polling (its connection count: a transport's task ends some time after
+/// the peer saw the connection close, with no event a client could await).
+/// [`STEP`] is the failure bound, not a synchronisation: see
+/// [`poll_until`].
+async fn wait_until<R: Runtime>(rt: &R, what: &str, cond: impl FnMut() -> bool) {
+    poll_until(rt, STEP, what, cond).await
+}
+
+/// A future that completes exactly when `session` closes: it awaits the
+/// end of a subscription's stream, which ends when its session ends and not
+/// before (the session records its close info, then drops the streams).
+async fn closed_probe<R: Runtime>(
+    rt: &R,
+    session: &Session,
+) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    let mut probe = step(
+        rt,
+        "probe subscription",
+        session.subscribe("com.test.closed_probe"),
+    )
+    .await
+    .unwrap();
+    Box::pin(async move { while probe.next().await.is_some() {} })
 }
 
 // ----- router fixture --------------------------------------------------------
@@ -130,8 +146,6 @@ impl Transport {
     }
 }
 
-static SOCKET_COUNTER: AtomicUsize = AtomicUsize::new(0);
-
 /// A running router with a WebSocket, a RawSocket and a Unix RawSocket
 /// listener.
 struct Fixture {
@@ -139,13 +153,8 @@ struct Fixture {
     ws: String,
     rs: String,
     unix: String,
-    path: PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
+    /// Holds the Unix socket; removed with the fixture.
+    _dir: TempDir,
 }
 
 impl Fixture {
@@ -154,11 +163,8 @@ impl Fixture {
     }
 
     async fn start_with<R: Runtime>(rt: &R, limits: RouterLimits) -> Self {
-        let path = std::env::temp_dir().join(format!(
-            "fahrbahn-rtest-{}-{}.sock",
-            std::process::id(),
-            SOCKET_COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
+        let dir = TempDir::new("fahrbahn-rtest");
+        let path = dir.path().join("router.sock");
         let router = Router::builder()
             .realm("realm1")
             .websocket("127.0.0.1:0")
@@ -188,7 +194,7 @@ impl Fixture {
             ws,
             rs,
             unix,
-            path,
+            _dir: dir,
         }
     }
 
@@ -231,6 +237,35 @@ impl Fixture {
         let mut raw = RawClient::connect(rt, &self.rs).await;
         raw.join(rt, call_canceling).await;
         raw
+    }
+}
+
+/// A callee handler that holds every invocation until the test opens its
+/// gate, and reports what happened: invocations `started`, `finished`,
+/// and `dropped` before they finished (interrupted).
+#[derive(Clone, Default)]
+struct Gated {
+    started: Counter,
+    gate: Counter,
+    finished: Counter,
+    dropped: Counter,
+}
+
+impl Gated {
+    /// One invocation: echoes `args` once the gate is open.
+    fn invoke(
+        &self,
+        args: Vec<Value>,
+    ) -> impl Future<Output = Result<CallResult, ApplicationError>> + Send + use<> {
+        let this = self.clone();
+        let guard = OnDrop::new(&self.dropped);
+        async move {
+            this.started.add();
+            this.gate.reached(1).await;
+            this.finished.add();
+            guard.defuse();
+            Ok(CallResult::args(args))
+        }
     }
 }
 
@@ -508,26 +543,41 @@ pub(crate) async fn rpc_args_kwargs<R: Runtime>(rt: R, transport: Transport) {
     b.leave().await.unwrap();
 }
 
-/// 200 calls in flight at once on one session, answered by a callee that
-/// sleeps a little: every answer matches its call.
+/// 200 calls in flight at once on one session: the callee holds every
+/// invocation until all 200 have arrived (a barrier, so all are in flight
+/// at the same time), then answers them in a scrambled order: every
+/// answer matches its call.
 pub(crate) async fn many_calls_in_flight<R: Runtime>(rt: R, transport: Transport) {
+    const N: usize = 200;
+    /// Call `n` is answered as the `rank(n)`-th: a permutation of 0..N
+    /// (77 is coprime to 200), far from call order.
+    fn rank(n: i64) -> usize {
+        (n as usize * 77) % N
+    }
     let fx = Fixture::start(&rt).await;
     let callee = fx.session(&rt, transport).await;
     let caller = fx.session(&rt, transport).await;
     let in_flight = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
-    let handler_rt = rt.clone();
+    let (arrived, answered) = (Counter::new(), Counter::new());
     let (in_flight2, peak2) = (in_flight.clone(), peak.clone());
+    let (arrived2, answered2) = (arrived.clone(), answered.clone());
     callee
         .register("com.test.double", move |inv| {
-            let rt = handler_rt.clone();
             let (in_flight, peak) = (in_flight2.clone(), peak2.clone());
+            let (arrived, answered) = (arrived2.clone(), answered2.clone());
             async move {
                 let now = in_flight.fetch_add(1, Ordering::SeqCst) + 1;
                 peak.fetch_max(now, Ordering::SeqCst);
                 let (n,): (i64,) = inv.decode()?;
-                sleep(&rt, Duration::from_millis(5 + (n % 7) as u64 * 3)).await;
+                // The barrier: invocations that were not all in flight at
+                // once would never get past it (and the step times out).
+                arrived.add();
+                arrived.reached(N).await;
+                // Answer in rank order.
+                answered.reached(rank(n)).await;
                 in_flight.fetch_sub(1, Ordering::SeqCst);
+                answered.add();
                 Ok(CallResult::new(
                     vec![int(n * 2)],
                     kwargs([
@@ -540,7 +590,7 @@ pub(crate) async fn many_calls_in_flight<R: Runtime>(rt: R, transport: Transport
         .await
         .unwrap();
 
-    let calls = (0..200i64).map(|n| {
+    let calls = (0..N as i64).map(|n| {
         let caller = &caller;
         async move {
             let tag = format!("call-{n}");
@@ -555,60 +605,52 @@ pub(crate) async fn many_calls_in_flight<R: Runtime>(rt: R, transport: Transport
             (n, tag, r)
         }
     });
-    let started = Instant::now();
     let results = step(&rt, "200 concurrent calls", join_all(calls)).await;
     for (n, tag, r) in results {
         assert_eq!(r.args, vec![int(n * 2)], "call {n}");
         assert_eq!(r.kwargs.get("n"), Some(&int(n)), "call {n}");
         assert_eq!(r.kwargs.get("tag"), Some(&Value::from(tag)), "call {n}");
     }
-    assert!(
-        peak.load(Ordering::SeqCst) > 10,
-        "invocations did not overlap (peak {}); took {:?}",
-        peak.load(Ordering::SeqCst),
-        started.elapsed()
-    );
+    assert_eq!(peak.load(Ordering::SeqCst), N, "all invocations overlapped");
+    assert_eq!(arrived.get(), N);
+    assert_eq!(answered.get(), N);
     assert_eq!(in_flight.load(Ordering::SeqCst), 0);
     caller.leave().await.unwrap();
     callee.leave().await.unwrap();
 }
 
-/// Two slow invocations of one callee run at the same time: two calls take
-/// about one sleep, not two.
+/// Two invocations of one callee run at the same time: each handler waits
+/// until both have started (a barrier of two). Run one after the other,
+/// the first would wait forever and the step would time out.
 pub(crate) async fn invocations_run_concurrently<R: Runtime>(rt: R, transport: Transport) {
-    const NAP: Duration = Duration::from_millis(600);
     let fx = Fixture::start(&rt).await;
     let callee = fx.session(&rt, transport).await;
     let caller = fx.session(&rt, transport).await;
-    let handler_rt = rt.clone();
+    let started = Counter::new();
+    let started2 = started.clone();
     callee
         .register("com.test.slow", move |inv| {
-            let rt = handler_rt.clone();
+            let started = started2.clone();
             async move {
-                sleep(&rt, NAP).await;
+                started.add();
+                started.reached(2).await;
                 Ok(CallResult::args(inv.args))
             }
         })
         .await
         .unwrap();
-    let started = Instant::now();
     let (one, two) = step(
         &rt,
-        "two slow calls",
+        "two calls whose handlers wait for each other",
         futures_util::future::join(
             caller.call("com.test.slow", vec![int(1)], Dict::new()),
             caller.call("com.test.slow", vec![int(2)], Dict::new()),
         ),
     )
     .await;
-    let took = started.elapsed();
     assert_eq!(one.unwrap().args, vec![int(1)]);
     assert_eq!(two.unwrap().args, vec![int(2)]);
-    assert!(took >= NAP, "{took:?}");
-    assert!(
-        took < NAP * 3 / 2,
-        "invocations ran one after the other: {took:?}"
-    );
+    assert_eq!(started.get(), 2);
     caller.leave().await.unwrap();
     callee.leave().await.unwrap();
 }
@@ -1140,6 +1182,7 @@ pub(crate) async fn oversize_closes_only_that_client<R: Runtime>(rt: R, transpor
     .unwrap();
     assert_eq!(r.args, vec![int((MAX / 2) as i64)]);
     // Over it: that session ends.
+    let offender_closed = closed_probe(&rt, &offender).await;
     let result = step(
         &rt,
         "oversize call ends",
@@ -1157,7 +1200,8 @@ pub(crate) async fn oversize_closes_only_that_client<R: Runtime>(rt: R, transpor
         ),
         "{result:?}"
     );
-    wait_until(&rt, "the offender is closed", || offender.is_closed()).await;
+    step(&rt, "the offender is closed", offender_closed).await;
+    assert!(offender.is_closed());
     let info = offender.close_info().unwrap();
     assert!(info.error.is_some(), "an abnormal end: {info:?}");
     // Errors are sticky: later commands fail with the same reason.
@@ -1192,22 +1236,28 @@ pub(crate) async fn graceful_shutdown<R: Runtime>(rt: R, transport: Transport) {
     let caller = fx.session(&rt, transport).await;
     let subscriber = fx.session(&rt, transport).await;
     let mut events = subscriber.subscribe("com.test.topic").await.unwrap();
-    let handler_rt = rt.clone();
+    // The handler never finishes on its own: it waits on a gate nobody
+    // opens, until the session's end drops it.
+    let forever = Gated::default();
+    let f2 = forever.clone();
     callee
-        .register("com.test.forever", move |_| {
-            let rt = handler_rt.clone();
-            async move {
-                sleep(&rt, Duration::from_secs(20)).await;
-                Ok(CallResult::default())
-            }
-        })
+        .register("com.test.forever", move |inv| f2.invoke(inv.args))
         .await
         .unwrap();
+    let mut probes = Vec::new();
+    for s in [&callee, &caller] {
+        probes.push(closed_probe(&rt, s).await);
+    }
     let c = caller.clone();
     let pending = spawn(&rt, async move {
         c.call("com.test.forever", vec![], Dict::new()).await
     });
-    sleep(&rt, Duration::from_millis(100)).await; // the call reaches the callee
+    step(
+        &rt,
+        "the call reaches the callee",
+        forever.started.reached(1),
+    )
+    .await;
     assert_eq!(fx.router().connection_count(), 3);
 
     let router = fx.router.take().unwrap();
@@ -1222,8 +1272,19 @@ pub(crate) async fn graceful_shutdown<R: Runtime>(rt: R, transport: Transport) {
         step(&rt, "the subscription ends", events.next()).await,
         None
     );
+    for probe in probes {
+        step(&rt, "the session is closed", probe).await;
+    }
+    // The callee's end dropped the handler that was still running.
+    step(
+        &rt,
+        "the running handler is dropped",
+        forever.dropped.reached(1),
+    )
+    .await;
+    assert_eq!(forever.finished.get(), 0);
     for s in [&callee, &caller, &subscriber] {
-        wait_until(&rt, "the session is closed", || s.is_closed()).await;
+        assert!(s.is_closed());
         let info = s.close_info().expect("close info");
         assert_eq!(info.reason, "wamp.close.system_shutdown", "{info:?}");
         assert!(info.by_router, "{info:?}");
@@ -1245,38 +1306,46 @@ pub(crate) async fn graceful_shutdown<R: Runtime>(rt: R, transport: Transport) {
     assert!(again.is_err(), "{again:?}");
 }
 
-/// Dropping a call future cancels the call: the caller keeps working and
-/// the late answer does not confuse it.
+/// Dropping a call future cancels the call: the callee's handler is
+/// interrupted (dropped, it never finishes), the caller keeps working and
+/// the canceled call's answer does not confuse it.
 pub(crate) async fn dropped_call_cancels<R: Runtime>(rt: R, transport: Transport) {
     let fx = Fixture::start(&rt).await;
     let callee = fx.session(&rt, transport).await;
     let caller = fx.session(&rt, transport).await;
-    let started = Arc::new(AtomicUsize::new(0));
-    let finished = Arc::new(AtomicUsize::new(0));
-    let (s2, f2) = (started.clone(), finished.clone());
-    let handler_rt = rt.clone();
+    // Every invocation waits on the gate before it answers; the test opens
+    // it only after the first call was canceled.
+    let slow = Gated::default();
+    let s2 = slow.clone();
     callee
-        .register("com.test.slow", move |inv| {
-            let rt = handler_rt.clone();
-            let (started, finished) = (s2.clone(), f2.clone());
-            async move {
-                started.fetch_add(1, Ordering::SeqCst);
-                sleep(&rt, Duration::from_millis(300)).await;
-                finished.fetch_add(1, Ordering::SeqCst);
-                Ok(CallResult::args(inv.args))
-            }
-        })
+        .register("com.test.slow", move |inv| s2.invoke(inv.args))
         .await
         .unwrap();
+    let Gated {
+        started,
+        gate,
+        finished,
+        dropped,
+    } = slow;
     {
         let call = pin!(caller.call("com.test.slow", vec![string("dropped")], Dict::new()));
-        let nap = pin!(sleep(&rt, Duration::from_millis(100)));
-        match select(call, nap).await {
+        let arrived = pin!(step(&rt, "the call reaches the callee", started.reached(1)));
+        match select(call, arrived).await {
             Either::Left((r, _)) => panic!("the slow call answered early: {r:?}"),
             Either::Right(((), _)) => {}
         }
     } // the call future is dropped here: CANCEL
-    assert_eq!(started.load(Ordering::SeqCst), 1);
+    // The canceled invocation's handler is interrupted: dropped before it
+    // finished.
+    step(
+        &rt,
+        "the interrupted handler is dropped",
+        dropped.reached(1),
+    )
+    .await;
+    assert_eq!(started.get(), 1);
+    assert_eq!(finished.get(), 0, "the interrupted handler was stopped");
+    gate.add();
     // A new call works and gets its own answer, not the canceled one's.
     let r = step(
         &rt,
@@ -1286,14 +1355,6 @@ pub(crate) async fn dropped_call_cancels<R: Runtime>(rt: R, transport: Transport
     .await
     .unwrap();
     assert_eq!(r.args, vec![string("kept")]);
-    // The canceled invocation's handler was interrupted (dropped): only the
-    // kept call's handler ever finishes.
-    sleep(&rt, Duration::from_millis(400)).await;
-    assert_eq!(
-        finished.load(Ordering::SeqCst),
-        1,
-        "the interrupted handler was stopped"
-    );
     let r = step(
         &rt,
         "another call",
@@ -1302,6 +1363,8 @@ pub(crate) async fn dropped_call_cancels<R: Runtime>(rt: R, transport: Transport
     .await
     .unwrap();
     assert_eq!(r.args, vec![int(3)]);
+    // Only the two kept calls' handlers ever finished.
+    assert_eq!((started.get(), finished.get(), dropped.get()), (3, 2, 1));
     assert!(!caller.is_closed() && !callee.is_closed());
     caller.leave().await.unwrap();
     callee.leave().await.unwrap();
@@ -1359,19 +1422,12 @@ pub(crate) async fn dropped_call_interrupts_callee<R: Runtime>(rt: R, transport:
 pub(crate) async fn canceled_result_is_not_delivered<R: Runtime>(rt: R, transport: Transport) {
     let fx = Fixture::start(&rt).await;
     let callee = fx.session(&rt, transport).await;
-    let finished = Arc::new(AtomicUsize::new(0));
-    let f2 = finished.clone();
-    let handler_rt = rt.clone();
+    // The slow handler waits on a gate nobody opens: it can only end by
+    // being interrupted (dropped).
+    let slow = Gated::default();
+    let s2 = slow.clone();
     callee
-        .register("com.test.slow", move |inv| {
-            let rt = handler_rt.clone();
-            let finished = f2.clone();
-            async move {
-                sleep(&rt, Duration::from_millis(300)).await;
-                finished.fetch_add(1, Ordering::SeqCst);
-                Ok(CallResult::args(inv.args))
-            }
-        })
+        .register("com.test.slow", move |inv| s2.invoke(inv.args))
         .await
         .unwrap();
     callee
@@ -1382,7 +1438,7 @@ pub(crate) async fn canceled_result_is_not_delivered<R: Runtime>(rt: R, transpor
         .unwrap();
     let mut raw = fx.raw(&rt, false).await;
     raw.send(r#"[48,1,{},"com.test.slow",["slow"]]"#).await;
-    sleep(&rt, Duration::from_millis(50)).await;
+    step(&rt, "the call reaches the callee", slow.started.reached(1)).await;
     raw.send(r#"[49,1,{}]"#).await;
     match raw.expect(&rt, "ERROR for the canceled call").await {
         Wamp::Error {
@@ -1393,12 +1449,17 @@ pub(crate) async fn canceled_result_is_not_delivered<R: Runtime>(rt: R, transpor
         } => assert_eq!(error, "wamp.error.canceled"),
         other => panic!("expected ERROR canceled, got {other:?}"),
     }
-    // The callee's handler was interrupted: it never finishes, and no late
-    // RESULT reaches the caller.
-    sleep(&rt, Duration::from_millis(400)).await;
+    // The callee's handler was interrupted: dropped before it finished,
+    // and no late RESULT reaches the caller.
+    step(
+        &rt,
+        "the interrupted handler is dropped",
+        slow.dropped.reached(1),
+    )
+    .await;
     assert_eq!(
-        finished.load(Ordering::SeqCst),
-        0,
+        (slow.started.get(), slow.finished.get()),
+        (1, 0),
         "the interrupted handler was stopped"
     );
     raw.send(r#"[48,2,{},"com.test.fast",["fast"]]"#).await;
@@ -1443,17 +1504,22 @@ pub(crate) async fn dropping_handles_leaves<R: Runtime>(rt: R, transport: Transp
         .await
         .unwrap();
     drop(sub);
-    // Now a leaves: its procedure is gone.
-    let deadline = Instant::now() + STEP;
-    loop {
-        match step(&rt, "call", b.call("com.test.a", vec![], Dict::new())).await {
-            Err(Error::Wamp(e)) if e.error == "wamp.error.no_such_procedure" => break,
-            // Answered before a left, or canceled because it left meanwhile.
-            Ok(_) if Instant::now() < deadline => sleep(&rt, Duration::from_millis(10)).await,
-            Err(Error::Wamp(e)) if e.error == "wamp.error.canceled" => {}
-            other => panic!("a did not leave: {other:?}"),
+    // Now a leaves: its procedure is gone. a's leaving is not observable
+    // from b but through the router, so b calls until the router says
+    // so; each round is a full call, answered by the router (no timer
+    // between rounds). STEP bounds the whole wait as a failure bound.
+    step(&rt, "a leaves: its procedure is gone", async {
+        loop {
+            match step(&rt, "call", b.call("com.test.a", vec![], Dict::new())).await {
+                Err(Error::Wamp(e)) if e.error == "wamp.error.no_such_procedure" => break,
+                // Answered before a left, or canceled because it left meanwhile.
+                Ok(_) => {}
+                Err(Error::Wamp(e)) if e.error == "wamp.error.canceled" => {}
+                other => panic!("a did not leave: {other:?}"),
+            }
         }
-    }
+    })
+    .await;
     wait_until(&rt, "a's transport is closed", || {
         fx.router().connection_count() == 1
     })
@@ -1648,11 +1714,8 @@ pub(crate) async fn raw_oversize_frame<R: Runtime>(rt: R) {
 /// A router from TOML: its realms and listeners; an unknown realm is
 /// refused.
 pub(crate) async fn router_from_toml<R: Runtime>(rt: R) {
-    let path = std::env::temp_dir().join(format!(
-        "fahrbahn-rtest-toml-{}-{}.sock",
-        std::process::id(),
-        SOCKET_COUNTER.fetch_add(1, Ordering::SeqCst)
-    ));
+    let dir = TempDir::new("fahrbahn-rtest-toml");
+    let path = dir.path().join("router.sock");
     let config = RouterConfig::from_toml(&format!(
         r#"
         realms = ["realm2", "realm3"]
@@ -1723,5 +1786,4 @@ pub(crate) async fn router_from_toml<R: Runtime>(rt: R) {
         s.leave().await.unwrap();
     }
     step(&rt, "shutdown", router.shutdown()).await;
-    let _ = std::fs::remove_file(&path);
 }
