@@ -12,7 +12,7 @@
 //!
 //! `cargo bench -p fahrbahn-core --bench ws`; `cargo xtask bench` runs it
 //! with the others and summarises the figures in docs/benchmarks.md.
-
+#![allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 #![allow(missing_docs, reason = "criterion_group! generates undocumented items")]
 
 use std::hint::black_box;

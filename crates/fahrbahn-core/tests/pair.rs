@@ -1,4 +1,5 @@
 //! End-to-end behaviour of a client and a server connected in memory.
+#![allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 
 mod util;
 

@@ -1,5 +1,6 @@
 //! Property tests: chunking independence, robustness against random input,
 //! and message integrity through a [`Pair`].
+#![allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 
 mod util;
 

@@ -1,6 +1,7 @@
 //! Byte-level checks of the RFC 6455 / RFC 7692 rules: hand-made frames are
 //! fed into one side of an open connection, and the close frame it emits
 //! and its `Closed` event are checked.
+#![allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 
 mod util;
 

@@ -1,4 +1,5 @@
 //! The embedded WAMP router driven through its public API.
+#![allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 
 use std::collections::{BTreeMap, VecDeque};
 

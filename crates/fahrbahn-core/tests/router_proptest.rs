@@ -1,6 +1,7 @@
 //! Property test of the router: random join/leave/detach/register/call/
 //! yield/cancel/subscribe/publish sequences (and some garbage) over several
 //! connections, checked against invariants.
+#![allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 
 use std::collections::BTreeSet;
 

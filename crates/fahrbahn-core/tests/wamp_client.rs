@@ -2,6 +2,7 @@
 //! fake router, over RawSocket and WebSocket bytes: joining, a call, and
 //! what happens when the router misbehaves (undecodable messages, answers
 //! to unknown requests, oversized frames, no WAMP subprotocol, closing).
+#![allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 
 use std::time::Instant;
 

@@ -470,6 +470,7 @@ impl Machine for Connection {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests {
     use super::*;
 

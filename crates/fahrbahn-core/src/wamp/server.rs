@@ -242,6 +242,7 @@ impl Machine for ServerConnection {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests {
     use super::*;
     use crate::wamp::{ClientConnection, Dict, SessionConfig, SessionEvent};

@@ -1199,6 +1199,7 @@ impl Session {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests {
     use super::*;
 

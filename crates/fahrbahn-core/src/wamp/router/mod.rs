@@ -83,6 +83,7 @@ mod handlers;
 mod lifecycle;
 mod matching;
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
