@@ -94,6 +94,9 @@ pub(crate) struct Driver<S, M> {
     unflushed: bool,
     write_wakers: [Option<Waker>; 2],
     shutdown: Shutdown,
+    /// While flushing the last bytes: when to give up on a peer that does
+    /// not read them.
+    flush_deadline: Option<Instant>,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
@@ -110,6 +113,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             unflushed: false,
             write_wakers: [None, None],
             shutdown: Shutdown::Running,
+            flush_deadline: None,
         }
     }
 
@@ -305,7 +309,28 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                 Shutdown::Running => return Poll::Ready(()),
                 Shutdown::Done => return Poll::Ready(()),
                 Shutdown::Flushing => match self.poll_write_out(cx, Side::Reader) {
-                    Poll::Pending => return Poll::Pending,
+                    Poll::Pending => {
+                        // A peer that does not read its last bytes is
+                        // given up on after the linger time.
+                        let deadline = match self.flush_deadline {
+                            Some(d) => d,
+                            None => {
+                                let d = self.now() + self.conn.linger();
+                                self.flush_deadline = Some(d);
+                                self.armed = None;
+                                self.timer_at(d);
+                                d
+                            }
+                        };
+                        let timer = self.timer.as_mut().expect("armed");
+                        if timer.as_mut().poll(cx).is_pending() {
+                            return Poll::Pending;
+                        }
+                        log::debug!(
+                            "the peer did not take the last bytes by {deadline:?}: dropping them"
+                        );
+                        self.shutdown = Shutdown::Done;
+                    }
                     Poll::Ready(Err(_)) => self.shutdown = Shutdown::Done,
                     Poll::Ready(Ok(())) => {
                         self.armed = None;

@@ -1,0 +1,182 @@
+//! `fahrbahn-rt` on a simulated network and a simulated clock: the driver,
+//! the WAMP session and the served router, with their deadlines taken
+//! through `Executor::now` and the runtime's timers only. Seconds of
+//! deadlines pass in no wall time, and the results do not depend on the
+//! machine's speed or load.
+
+mod sim;
+
+use std::time::Duration;
+
+use fahrbahn_core::wamp::Value;
+use fahrbahn_rt::{
+    Dict, Error, Executor, Router, RouterLimits, Session, SessionError, SessionOptions, kwargs,
+};
+use sim::{RAWSOCKET_JSON_HELLO, SimNet, read_frame, read_to_end, send_frame};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A router on simulated port 7 speaking RawSocket.
+async fn router(net: &SimNet, limits: RouterLimits) -> Router {
+    Router::builder()
+        .rawsocket("127.0.0.1:7")
+        .limits(limits)
+        .start(net)
+        .await
+        .expect("router starts")
+}
+
+/// Waits on the simulated clock until `cond` holds (at most a simulated
+/// minute: a failure bound, not a synchronisation — simulated time only
+/// passes when every task is idle).
+async fn until(what: &str, mut cond: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("never happened: {what}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_router_times_the_join_out() {
+    let net = SimNet::default();
+    let mut listener = net.listen(9);
+    // A peer that accepts the RawSocket handshake, reads HELLO, and then
+    // says nothing.
+    let peer = tokio::spawn(async move {
+        let mut pipe = listener.recv().await.expect("the client connects").0;
+        let mut handshake = [0u8; 4];
+        pipe.read_exact(&mut handshake).await.unwrap();
+        pipe.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+        let hello = read_frame(&mut pipe).await.expect("HELLO");
+        let rest = read_to_end(&mut pipe).await;
+        (hello, rest)
+    });
+    let start = net.now();
+    let mut options = SessionOptions::new("realm1");
+    options.session.join_timeout = Duration::from_secs(7);
+    let err = Session::connect_with(&net, "rs://sim:9", options)
+        .await
+        .expect_err("no WELCOME ever comes");
+    assert!(
+        matches!(err, Error::Session(SessionError::JoinTimeout(d)) if d == Duration::from_secs(7)),
+        "{err:?}"
+    );
+    let waited = net.now() - start;
+    assert!(
+        waited >= Duration::from_secs(7) && waited < Duration::from_secs(8),
+        "{waited:?}"
+    );
+    let (hello, rest) = peer.await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&hello).starts_with(r#"[1,"realm1""#),
+        "{hello:?}"
+    );
+    // The client aborted the join before closing.
+    assert!(
+        String::from_utf8_lossy(&rest).contains("wamp.error.timeout"),
+        "{}",
+        String::from_utf8_lossy(&rest)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_router_closes_a_client_that_never_says_hello() {
+    let net = SimNet::default();
+    let router = router(
+        &net,
+        RouterLimits {
+            hello_timeout_secs: 3,
+            ..RouterLimits::default()
+        },
+    )
+    .await;
+    let mut client = net.dial(7).unwrap();
+    let start = net.now();
+    client.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+    let mut reply = [0u8; 4];
+    client.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[0], 0x7F, "the RawSocket handshake is answered");
+    assert_eq!(router.connection_count(), 1);
+    // Silence: the router gives up after the HELLO timeout.
+    let rest = read_to_end(&mut client).await;
+    let waited = net.now() - start;
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        waited >= Duration::from_secs(3) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    drop(client);
+    until("the router forgets the connection", || {
+        router.connection_count() == 0
+    })
+    .await;
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_subscriber_that_stops_reading_is_disconnected_and_nobody_else_notices() {
+    const EVENTS: i64 = 500;
+    let net = SimNet::default();
+    let router = router(
+        &net,
+        RouterLimits {
+            outbound_queue: 32,
+            ..RouterLimits::default()
+        },
+    )
+    .await;
+    // A subscriber by hand, which stops reading once subscribed.
+    let mut slow = net.dial(7).unwrap();
+    slow.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+    let mut reply = [0u8; 4];
+    slow.read_exact(&mut reply).await.unwrap();
+    send_frame(&mut slow, br#"[1,"realm1",{"roles":{"subscriber":{}}}]"#).await;
+    let welcome = read_frame(&mut slow).await.expect("WELCOME");
+    assert!(welcome.starts_with(b"[2,"), "{welcome:?}");
+    send_frame(&mut slow, br#"[32,1,{},"com.example.topic"]"#).await;
+    let subscribed = read_frame(&mut slow).await.expect("SUBSCRIBED");
+    assert!(subscribed.starts_with(b"[33,1,"), "{subscribed:?}");
+
+    let good = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let mut events = good.subscribe("com.example.topic").await.unwrap();
+    let publisher = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let payload = Value::from("x".repeat(1024));
+    for n in 0..EVENTS {
+        publisher
+            .publish_with(
+                "com.example.topic",
+                vec![payload.clone(), n.into()],
+                Dict::new(),
+                kwargs([("acknowledge", true.into())]),
+            )
+            .await
+            .expect("the publisher is not slowed down or refused");
+    }
+    // The reading subscriber got every event, in order.
+    for n in 0..EVENTS {
+        let event = events.next().await.expect("the subscription is open");
+        assert_eq!(event.args[1], Value::from(n));
+    }
+    // The slow one was disconnected: it reads what was buffered, then the
+    // end of the stream.
+    until("the slow subscriber is dropped", || {
+        router.connection_count() == 2
+    })
+    .await;
+    let rest = read_to_end(&mut slow).await;
+    let received = String::from_utf8_lossy(&rest).matches("[36,").count();
+    assert!(
+        (received as i64) < EVENTS,
+        "the slow subscriber got {received} events"
+    );
+    assert!(!good.is_closed() && !publisher.is_closed());
+    publisher.leave().await.unwrap();
+    good.leave().await.unwrap();
+    router.shutdown().await;
+}
