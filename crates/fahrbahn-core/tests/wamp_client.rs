@@ -22,7 +22,11 @@ const REALM: &str = "realm1";
 fn wamp_subprotocols() -> Vec<String> {
     [false, true]
         .into_iter()
-        .flat_map(|batched| Serializer::ALL.map(|s| s.subprotocol(batched).to_owned()))
+        .flat_map(|batched| {
+            Serializer::ALL
+                .iter()
+                .map(move |s| s.subprotocol(batched).to_owned())
+        })
         .collect()
 }
 
@@ -433,7 +437,7 @@ fn assert_result(events: &[SessionEvent], request: u64, value: i64) {
 
 #[test]
 fn rawsocket_join_and_call_every_serializer() {
-    for serializer in Serializer::ALL {
+    for &serializer in Serializer::ALL {
         let mut t = Test::rawsocket(serializer);
         t.join();
         assert_eq!(t.client.codec(), Some(Codec::new(serializer)));
@@ -447,7 +451,7 @@ fn rawsocket_join_and_call_every_serializer() {
 #[test]
 fn websocket_join_and_call_every_subprotocol() {
     for batched in [false, true] {
-        for serializer in Serializer::ALL {
+        for &serializer in Serializer::ALL {
             let mut t = Test::websocket(
                 &[Codec {
                     serializer,
@@ -488,7 +492,7 @@ fn websocket_router_picks_by_its_own_preference() {
 
 #[test]
 fn undecodable_message_aborts_with_protocol_violation() {
-    for serializer in Serializer::ALL {
+    for &serializer in Serializer::ALL {
         let mut t = Test::rawsocket(serializer);
         t.join();
         t.router.send_payload(b"\xc1\xff not a message [");

@@ -45,6 +45,7 @@ pub mod error;
 mod framing;
 mod id;
 mod message;
+#[cfg(feature = "router")]
 pub mod router;
 mod serializer;
 mod server;
@@ -68,5 +69,5 @@ pub use transport::{SendError, TransportClosed, TransportError};
 pub use uri::{is_valid_uri, is_valid_uri_pattern};
 pub use value::{Dict, Json, List, Value, ValueError, from_value, to_value};
 
-#[cfg(test)]
+#[cfg(all(test, feature = "msgpack", feature = "cbor"))]
 mod tests;

@@ -23,7 +23,8 @@ const JSON_SEPARATOR_SPEC: u8 = 0x1e;
 /// spec's text here (docs/wamp.md). Both are accepted when decoding.
 const JSON_SEPARATOR: u8 = 0x18;
 
-/// A WAMP serializer.
+/// A WAMP serializer. JSON is always available; MessagePack and CBOR come
+/// with the `msgpack` and `cbor` features (both on by default).
 ///
 /// ```
 /// use fahrbahn_core::wamp::{Dict, Message, Serializer};
@@ -40,7 +41,7 @@ const JSON_SEPARATOR: u8 = 0x18;
 /// assert_eq!(out, br#"[48,7814135,{},"com.myapp.ping"]"#);
 /// assert_eq!(Serializer::Json.decode(&out).unwrap(), msg);
 ///
-/// assert_eq!(Serializer::from_subprotocol("wamp.2.msgpack.batched"), Some((Serializer::MsgPack, true)));
+/// assert_eq!(Serializer::from_subprotocol("wamp.2.json.batched"), Some((Serializer::Json, true)));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -48,9 +49,11 @@ pub enum Serializer {
     /// JSON (`wamp.2.json`), sent in text frames; binary values travel as
     /// `"\u0000"` + base64.
     Json,
-    /// MessagePack (`wamp.2.msgpack`).
+    /// MessagePack (`wamp.2.msgpack`; feature `msgpack`).
+    #[cfg(feature = "msgpack")]
     MsgPack,
-    /// CBOR (`wamp.2.cbor`).
+    /// CBOR (`wamp.2.cbor`; feature `cbor`).
+    #[cfg(feature = "cbor")]
     Cbor,
 }
 
@@ -61,14 +64,23 @@ impl fmt::Display for Serializer {
 }
 
 impl Serializer {
-    /// All serializers, in the order clients usually offer them.
-    pub const ALL: [Serializer; 3] = [Serializer::Cbor, Serializer::MsgPack, Serializer::Json];
+    /// All serializers compiled in, in a router's order of preference
+    /// (binary ones first).
+    pub const ALL: &'static [Serializer] = &[
+        #[cfg(feature = "msgpack")]
+        Serializer::MsgPack,
+        #[cfg(feature = "cbor")]
+        Serializer::Cbor,
+        Serializer::Json,
+    ];
 
     /// The serializer's name: "JSON", "MessagePack" or "CBOR".
     pub fn name(self) -> &'static str {
         match self {
             Serializer::Json => "JSON",
+            #[cfg(feature = "msgpack")]
             Serializer::MsgPack => "MessagePack",
+            #[cfg(feature = "cbor")]
             Serializer::Cbor => "CBOR",
         }
     }
@@ -79,9 +91,13 @@ impl Serializer {
         match (self, batched) {
             (Serializer::Json, false) => "wamp.2.json",
             (Serializer::Json, true) => "wamp.2.json.batched",
+            #[cfg(feature = "msgpack")]
             (Serializer::MsgPack, false) => "wamp.2.msgpack",
+            #[cfg(feature = "msgpack")]
             (Serializer::MsgPack, true) => "wamp.2.msgpack.batched",
+            #[cfg(feature = "cbor")]
             (Serializer::Cbor, false) => "wamp.2.cbor",
+            #[cfg(feature = "cbor")]
             (Serializer::Cbor, true) => "wamp.2.cbor.batched",
         }
     }
@@ -91,9 +107,13 @@ impl Serializer {
         Some(match subprotocol {
             "wamp.2.json" => (Serializer::Json, false),
             "wamp.2.json.batched" => (Serializer::Json, true),
+            #[cfg(feature = "msgpack")]
             "wamp.2.msgpack" => (Serializer::MsgPack, false),
+            #[cfg(feature = "msgpack")]
             "wamp.2.msgpack.batched" => (Serializer::MsgPack, true),
+            #[cfg(feature = "cbor")]
             "wamp.2.cbor" => (Serializer::Cbor, false),
+            #[cfg(feature = "cbor")]
             "wamp.2.cbor.batched" => (Serializer::Cbor, true),
             _ => return None,
         })
@@ -103,7 +123,9 @@ impl Serializer {
     pub fn rawsocket_id(self) -> u8 {
         match self {
             Serializer::Json => 1,
+            #[cfg(feature = "msgpack")]
             Serializer::MsgPack => 2,
+            #[cfg(feature = "cbor")]
             Serializer::Cbor => 3,
         }
     }
@@ -112,7 +134,9 @@ impl Serializer {
     pub fn from_rawsocket_id(id: u8) -> Option<Serializer> {
         match id {
             1 => Some(Serializer::Json),
+            #[cfg(feature = "msgpack")]
             2 => Some(Serializer::MsgPack),
+            #[cfg(feature = "cbor")]
             3 => Some(Serializer::Cbor),
             _ => None,
         }
@@ -151,7 +175,8 @@ impl Serializer {
                 self.encode(msg, out);
                 out.push(JSON_SEPARATOR);
             }
-            Serializer::MsgPack | Serializer::Cbor => {
+            #[cfg(any(feature = "msgpack", feature = "cbor"))]
+            _ => {
                 let start = out.len();
                 out.extend_from_slice(&[0; 4]);
                 self.encode(msg, out);
@@ -181,7 +206,8 @@ impl Serializer {
                 .filter(|record| !record.is_empty())
                 .map(|record| self.decode(record))
                 .collect(),
-            Serializer::MsgPack | Serializer::Cbor => {
+            #[cfg(any(feature = "msgpack", feature = "cbor"))]
+            _ => {
                 let mut msgs = Vec::new();
                 let mut rest = bytes;
                 while !rest.is_empty() {
@@ -219,6 +245,7 @@ impl Serializer {
             serializer: self.name(),
             detail,
         };
+        #[cfg(any(feature = "msgpack", feature = "cbor"))]
         let trailing = |n: usize| malformed(format!("{n} bytes of trailing data"));
         let seed = ValueSeed {
             depth: 0,
@@ -234,6 +261,7 @@ impl Serializer {
                 de.end().map_err(|e| malformed(e.to_string()))?;
                 Ok(v)
             }
+            #[cfg(feature = "msgpack")]
             Serializer::MsgPack => {
                 let mut rest = bytes;
                 let mut de = rmp_serde::Deserializer::new(&mut rest);
@@ -246,6 +274,7 @@ impl Serializer {
                 }
                 Ok(v)
             }
+            #[cfg(feature = "cbor")]
             Serializer::Cbor => {
                 let mut rest = bytes;
                 let v: CborValue =
@@ -263,9 +292,11 @@ impl Serializer {
         match self {
             Serializer::Json => serde_json::to_writer(&mut *out, &Json(wire))
                 .expect("JSON encoding of a WAMP value"),
+            #[cfg(feature = "msgpack")]
             Serializer::MsgPack => {
                 rmp_serde::encode::write(out, wire).expect("MessagePack encoding of a WAMP value")
             }
+            #[cfg(feature = "cbor")]
             Serializer::Cbor => {
                 ciborium::ser::into_writer(wire, &mut *out).expect("CBOR encoding of a WAMP value")
             }
@@ -273,6 +304,7 @@ impl Serializer {
     }
 }
 
+#[cfg(feature = "cbor")]
 fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
     match e {
         ciborium::de::Error::Io(io) => format!("{io} (truncated input?)"),
@@ -288,8 +320,10 @@ fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
 }
 
 /// A depth-limited [`Value`] for ciborium, which only takes `DeserializeOwned`.
+#[cfg(feature = "cbor")]
 struct CborValue(Value);
 
+#[cfg(feature = "cbor")]
 impl<'de> serde::Deserialize<'de> for CborValue {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         ValueSeed {

@@ -18,7 +18,7 @@ use crate::{CloseOrder, Machine, Rng, rawsocket, ws};
 /// Every WAMP WebSocket subprotocol we serve, in order of preference.
 pub fn server_subprotocols() -> Vec<String> {
     let mut all = Vec::new();
-    for s in [Serializer::MsgPack, Serializer::Cbor, Serializer::Json] {
+    for &s in Serializer::ALL {
         for batched in [false, true] {
             all.push(s.subprotocol(batched).to_owned());
         }
@@ -63,10 +63,7 @@ impl ServerConnection {
 
     /// A RawSocket transport accepting JSON, MessagePack and CBOR.
     pub fn rawsocket(mut config: rawsocket::ServerConfig, now: Instant) -> Self {
-        config.serializers = [Serializer::Json, Serializer::MsgPack, Serializer::Cbor]
-            .iter()
-            .map(|s| s.rawsocket_id())
-            .collect();
+        config.serializers = Serializer::ALL.iter().map(|s| s.rawsocket_id()).collect();
         Self::new(Framing::RawSocket(rawsocket::Connection::server(
             config, now,
         )))

@@ -211,7 +211,7 @@ fn every_message_type_is_sampled() {
 
 #[test]
 fn round_trip_every_message_and_serializer() {
-    for ser in Serializer::ALL {
+    for &ser in Serializer::ALL {
         for msg in samples() {
             let mut out = Vec::new();
             ser.encode(&msg, &mut out);
@@ -224,7 +224,7 @@ fn round_trip_every_message_and_serializer() {
 
 #[test]
 fn round_trip_batched() {
-    for ser in Serializer::ALL {
+    for &ser in Serializer::ALL {
         let mut out = Vec::new();
         for msg in samples() {
             ser.encode_batched(&msg, &mut out);
@@ -457,7 +457,7 @@ fn integers_are_lossless() {
         Value::Float(0.1),
         Value::Float(-1e300),
     ];
-    for ser in Serializer::ALL {
+    for &ser in Serializer::ALL {
         for v in &values {
             let mut out = Vec::new();
             ser.encode_value(v, &mut out);
@@ -475,7 +475,7 @@ fn integers_are_lossless() {
 
 #[test]
 fn subprotocols_and_rawsocket_ids() {
-    for ser in Serializer::ALL {
+    for &ser in Serializer::ALL {
         for batched in [false, true] {
             let p = ser.subprotocol(batched);
             assert_eq!(Serializer::from_subprotocol(p), Some((ser, batched)));
@@ -736,7 +736,7 @@ fn arb_value() -> impl Strategy<Value = Value> {
 proptest! {
     #[test]
     fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
-        for ser in Serializer::ALL {
+        for &ser in Serializer::ALL {
             let _ = ser.decode(&bytes);
             let _ = ser.decode_value(&bytes);
             let _ = ser.decode_batched(&bytes);
@@ -750,7 +750,7 @@ proptest! {
     ) {
         let all = samples();
         let msg = &all[index % all.len()];
-        for ser in Serializer::ALL {
+        for &ser in Serializer::ALL {
             let mut out = Vec::new();
             ser.encode(msg, &mut out);
             for (pos, byte) in &flips {
@@ -774,7 +774,7 @@ proptest! {
 
     #[test]
     fn values_round_trip(v in arb_value()) {
-        for ser in Serializer::ALL {
+        for &ser in Serializer::ALL {
             let mut out = Vec::new();
             ser.encode_value(&v, &mut out);
             prop_assert_eq!(ser.decode_value(&out), Ok(v.clone()), "{}", ser);
@@ -795,7 +795,7 @@ proptest! {
             args: Some(args).filter(|a| !a.is_empty()),
             kwargs: Some(kwargs).filter(|k| !k.is_empty()),
         };
-        for ser in Serializer::ALL {
+        for &ser in Serializer::ALL {
             let mut out = Vec::new();
             ser.encode_batched(&msg, &mut out);
             ser.encode_batched(&msg, &mut out);

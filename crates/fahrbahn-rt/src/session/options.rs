@@ -17,7 +17,8 @@ pub struct SessionOptions {
     /// Realm, authentication id and methods, agent.
     pub session: SessionConfig,
     /// Codecs to offer (WebSocket: in order of preference; RawSocket:
-    /// the first one's serializer). Default: JSON, MessagePack, CBOR.
+    /// the first one's serializer). Default: JSON, MessagePack, CBOR (those
+    /// compiled in).
     pub serializers: Vec<Codec>,
     /// WebSocket settings (limits, timeouts, deflate); host and path come
     /// from the URL.
@@ -49,7 +50,9 @@ impl SessionOptions {
             session: SessionConfig::new(realm),
             serializers: vec![
                 Codec::new(Serializer::Json),
+                #[cfg(feature = "msgpack")]
                 Codec::new(Serializer::MsgPack),
+                #[cfg(feature = "cbor")]
                 Codec::new(Serializer::Cbor),
             ],
             websocket: ws::ClientConfig::default(),
@@ -60,7 +63,7 @@ impl SessionOptions {
         }
     }
 
-    /// Offers only `codec` (e.g. `Serializer::MsgPack.into()` or
+    /// Offers only `codec` (e.g. `Serializer::Json.into()` or
     /// `Codec::batched(Serializer::Json)`).
     pub fn serializer(mut self, codec: impl Into<Codec>) -> Self {
         self.serializers = vec![codec.into()];
