@@ -119,6 +119,7 @@ fn parse_port(p: &str, url: &str) -> Result<u16, UrlError> {
 
 /// A TCP stream, or TLS over one.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum MaybeTlsStream<S> {
     /// Plain TCP.
     Plain(S),

@@ -15,6 +15,7 @@ use crate::error::{Error, UrlError};
 /// assert!(WampUrl::parse("http://example.com").is_err());
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum WampUrl {
     /// WebSocket, plain or TLS.
     WebSocket(WsUrl),

@@ -71,6 +71,7 @@ impl ServerConfig {
 
 /// What a RawSocket connection reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// The handshake finished.
     Connected {

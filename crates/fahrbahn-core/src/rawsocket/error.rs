@@ -4,6 +4,7 @@ use std::fmt;
 
 /// The error codes a RawSocket server answers a handshake with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum HandshakeErrorCode {
     /// 1: the serializer is not supported.
     SerializerUnsupported,

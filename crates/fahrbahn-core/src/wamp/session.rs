@@ -122,6 +122,7 @@ impl std::error::Error for ApplicationError {}
 
 /// What kind of request an answer belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum RequestKind {
     /// CALL.
     Call,

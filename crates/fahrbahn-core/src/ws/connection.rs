@@ -55,6 +55,7 @@ pub struct Closed {
 
 /// What a [`Connection`] reports to the application.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A server with [`ServerConfig::defer_accept`] received this request;
     /// answer with [`Connection::accept`] or [`Connection::reject`].

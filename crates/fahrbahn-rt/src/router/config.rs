@@ -12,6 +12,7 @@ use crate::runtime::Runtime;
 /// The transport a listener speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum TransportKind {
     /// WAMP over WebSocket (any path; `wamp.2.*` subprotocols).
     WebSocket,
