@@ -206,3 +206,22 @@ runtime_module!(
     /// WebSocket on async-std (discontinued upstream; prefer smol).
     async_std, fahrbahn_async_std, AsyncStdRuntime
 );
+
+// The guides' code blocks are doctests too: `cargo test -p fahrbahn --doc`
+// compiles (and, unless marked `no_run`, runs) every Rust block of these
+// files, so the docs cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/architecture.md")]
+pub struct ArchitectureDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/wamp.md")]
+pub struct WampDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/router.md")]
+pub struct RouterDocTests;
