@@ -26,8 +26,8 @@
 //!
 //! The API has one module per protocol: [`ws`] (WebSocket), [`wamp`]
 //! (WAMP client) and [`wamp::router`] (the embedded router); the runtime
-//! modules [`tokio`](crate::tokio), [`smol`](crate::smol) and
-//! [`async_std`](crate::async_std) bind them to a runtime; [`Error`] is
+//! modules [`tokio`], [`smol`] and
+//! [`async_std`] bind them to a runtime; [`Error`] is
 //! the one error type of the async API; [`core`] is the sans-IO core for
 //! custom transports.
 //!
@@ -69,8 +69,8 @@ pub use fahrbahn_rt::{ConfigError, Error, TlsError, UrlError};
 
 /// WebSocket (RFC 6455, permessage-deflate RFC 7692): connections over any
 /// byte stream, connecting by URL, server configuration. The functions
-/// bound to a runtime are in [`tokio`](crate::tokio), [`smol`](crate::smol)
-/// and [`async_std`](crate::async_std).
+/// bound to a runtime are in [`tokio`], [`smol`]
+/// and [`async_std`].
 pub mod ws {
     #[cfg(feature = "tls")]
     pub use fahrbahn_rt::tls_connect_with;
@@ -206,3 +206,22 @@ runtime_module!(
     /// WebSocket on async-std (discontinued upstream; prefer smol).
     async_std, fahrbahn_async_std, AsyncStdRuntime
 );
+
+// The guides' code blocks are doctests too: `cargo test -p fahrbahn --doc`
+// compiles (and, unless marked `no_run`, runs) every Rust block of these
+// files, so the docs cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/architecture.md")]
+pub struct ArchitectureDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/wamp.md")]
+pub struct WampDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/router.md")]
+pub struct RouterDocTests;
