@@ -11,7 +11,7 @@ use fahrbahn_core::{rawsocket, ws};
 pub type ChallengeHandler =
     Arc<dyn Fn(&str, &Dict) -> Result<(String, Dict), ApplicationError> + Send + Sync>;
 
-/// Settings for [`Session::connect_with`].
+/// Settings for [`Session::connect_with`](super::Session::connect_with).
 #[derive(Clone)]
 pub struct SessionOptions {
     /// Realm, authentication id and methods, agent.
