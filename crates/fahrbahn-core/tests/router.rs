@@ -16,7 +16,8 @@ use fahrbahn_core::wamp::router::{
     Router, RouterConfig, RouterEvent, router_roles,
 };
 use fahrbahn_core::wamp::{
-    Dict, List, Message, Session, SessionConfig, SessionEvent, Value, client_roles, is_valid_id,
+    Dict, List, Message, Session, SessionConfig, SessionEvent, SessionId, Value, client_roles,
+    is_valid_id,
 };
 
 fn now() -> Instant {
@@ -203,14 +204,14 @@ fn join_welcome_details_and_events() {
         net.take_events(),
         [RouterEvent::Joined {
             conn,
-            session,
+            session: SessionId(session),
             realm: "realm1".into(),
             authid: session.to_string(),
             authrole: "anonymous".into()
         }]
     );
     assert_eq!(net.router.session_count(), 1);
-    assert_eq!(net.router.session_of(conn), Some(session));
+    assert_eq!(net.router.session_of(conn), Some(SessionId(session)));
     assert_eq!(net.router.realms().collect::<Vec<_>>(), ["realm1"]);
 }
 
@@ -286,7 +287,13 @@ fn goodbye_from_client_then_rejoin() {
             reason: CLOSE_GOODBYE_AND_OUT.into()
         }
     );
-    assert_eq!(net.take_events(), [RouterEvent::Left { conn, session }]);
+    assert_eq!(
+        net.take_events(),
+        [RouterEvent::Left {
+            conn,
+            session: SessionId(session)
+        }]
+    );
     let stats = net.router.realm_stats("realm1").unwrap();
     assert_eq!(
         (stats.sessions, stats.registrations, stats.subscriptions),
@@ -723,7 +730,7 @@ fn callee_detaching_mid_call_cancels_the_call() {
         net.take_events(),
         [RouterEvent::Left {
             conn: callee,
-            session: callee_session
+            session: SessionId(callee_session)
         }]
     );
     let stats = net.router.realm_stats("realm1").unwrap();
@@ -962,7 +969,7 @@ fn protocol_violations_are_isolated() {
         [
             RouterEvent::Left {
                 conn: bad,
-                session: bad_session
+                session: SessionId(bad_session)
             },
             RouterEvent::CloseTransport {
                 conn: bad,
@@ -1078,7 +1085,7 @@ fn other_violations() {
         [
             RouterEvent::Left {
                 conn: c,
-                session: s
+                session: SessionId(s)
             },
             RouterEvent::CloseTransport {
                 conn: c,
@@ -1109,11 +1116,11 @@ fn shutdown_says_goodbye_to_everyone() {
     let events = net.take_events();
     assert!(events.contains(&RouterEvent::Left {
         conn: a,
-        session: sa
+        session: SessionId(sa)
     }));
     assert!(events.contains(&RouterEvent::Left {
         conn: b,
-        session: sb
+        session: SessionId(sb)
     }));
     assert!(events.contains(&RouterEvent::CloseTransport {
         conn: idle,

@@ -10,8 +10,8 @@ use fahrbahn_core::wamp::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_PROTOCOL_VIOLATION,
 };
 use fahrbahn_core::wamp::{
-    ClientConnection, Closed, Codec, Dict, Message, Serializer, SessionConfig, SessionError,
-    SessionEvent, Value,
+    ClientConnection, Closed, Codec, Dict, Message, RequestId, Serializer, SessionConfig,
+    SessionError, SessionEvent, SessionId, Value,
 };
 use fahrbahn_core::{Machine, Rng, rawsocket, ws};
 use proptest::prelude::*;
@@ -301,12 +301,15 @@ impl Test {
         assert!(
             matches!(
                 self.events.as_slice(),
-                [SessionEvent::Joined { session: 4711, .. }]
+                [SessionEvent::Joined {
+                    session: SessionId(4711),
+                    ..
+                }]
             ),
             "{:?}",
             self.events
         );
-        assert_eq!(self.client.session().session_id(), Some(4711));
+        assert_eq!(self.client.session().session_id(), Some(SessionId(4711)));
         assert!(self.client.session().is_established());
         self.events.clear();
     }
@@ -328,7 +331,8 @@ impl Test {
                 Dict::new(),
                 Dict::new(),
             )
-            .expect("joined");
+            .expect("joined")
+            .0;
         self.pump();
         match self.router.received.last() {
             Some(Message::Call {
@@ -426,7 +430,7 @@ fn assert_result(events: &[SessionEvent], request: u64, value: i64) {
                 ..
             },
         ] => {
-            assert_eq!(*r, request);
+            assert_eq!(*r, RequestId(request));
             assert_eq!(args, &vec![Value::from(value)]);
         }
         other => panic!("expected one RESULT event, got {other:?}"),
@@ -698,9 +702,9 @@ fn router_closing_the_websocket_ends_the_session() {
     // The pending call is forgotten: a late RESULT would be a violation,
     // but nothing more can arrive anyway.
     assert!(
-        !t.events
-            .iter()
-            .any(|e| matches!(e, SessionEvent::Result { request: r, .. } if *r == request))
+        !t.events.iter().any(
+            |e| matches!(e, SessionEvent::Result { request: r, .. } if *r == RequestId(request))
+        )
     );
     assert_eq!(
         t.client
@@ -827,7 +831,10 @@ fn json_batched_accepts_both_separators_and_sends_0x18() {
     t.pump();
     assert!(matches!(
         t.events.as_slice(),
-        [SessionEvent::Joined { session: 4711, .. }]
+        [SessionEvent::Joined {
+            session: SessionId(4711),
+            ..
+        }]
     ));
     t.events.clear();
 
@@ -851,7 +858,7 @@ fn json_batched_accepts_both_separators_and_sends_0x18() {
                 ..
             },
         ] => {
-            assert_eq!((*ra, *rb), (a, b));
+            assert_eq!((*ra, *rb), (RequestId(a), RequestId(b)));
             assert_eq!((aa, ab), (&vec![Value::from(1)], &vec![Value::from(2)]));
         }
         other => panic!("{other:?}"),

@@ -1,7 +1,70 @@
 //! WAMP IDs: integers in `[1, 2^53]`, so that they survive a trip through a
 //! JavaScript number (an IEEE 754 double).
 
+use std::fmt;
+
 use crate::Rng;
+
+/// Declares a WAMP ID newtype over `u64`.
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+        pub struct $name(pub u64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.0, f)
+            }
+        }
+
+        impl From<u64> for $name {
+            fn from(id: u64) -> Self {
+                Self(id)
+            }
+        }
+
+        impl From<$name> for u64 {
+            fn from(id: $name) -> u64 {
+                id.0
+            }
+        }
+
+        impl From<$name> for crate::wamp::Value {
+            fn from(id: $name) -> Self {
+                crate::wamp::Value::from(id.0)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A session's ID (global scope: random, assigned by the router).
+    ///
+    /// ```
+    /// use fahrbahn_core::wamp::SessionId;
+    /// let id = SessionId(42);
+    /// assert_eq!(id.to_string(), "42");
+    /// assert_eq!(u64::from(id), 42);
+    /// ```
+    SessionId
+);
+id_type!(
+    /// A request's ID (session scope: 1, 2, 3, … per session).
+    RequestId
+);
+id_type!(
+    /// A registration's ID (router scope).
+    RegistrationId
+);
+id_type!(
+    /// A subscription's ID (router scope).
+    SubscriptionId
+);
+id_type!(
+    /// A publication's ID (global scope: random, assigned by the broker).
+    PublicationId
+);
 
 /// The largest WAMP ID, 2^53.
 pub const MAX_ID: u64 = 1 << 53;

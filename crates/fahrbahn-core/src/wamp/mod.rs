@@ -57,7 +57,10 @@ mod value;
 pub use client::ClientConnection;
 pub use codec::Codec;
 pub use error::DecodeError;
-pub use id::{IdGenerator, MAX_ID, is_valid_id, random_id};
+pub use id::{
+    IdGenerator, MAX_ID, PublicationId, RegistrationId, RequestId, SessionId, SubscriptionId,
+    is_valid_id, random_id,
+};
 pub use message::Message;
 pub use serializer::{MAX_NESTING, Serializer};
 pub use server::{ServerConnection, ServerEvent, server_subprotocols};

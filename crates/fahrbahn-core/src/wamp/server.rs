@@ -242,7 +242,7 @@ impl Machine for ServerConnection {
 #[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests {
     use super::*;
-    use crate::wamp::{ClientConnection, Dict, SessionConfig, SessionEvent};
+    use crate::wamp::{ClientConnection, Dict, SessionConfig, SessionEvent, SessionId};
 
     fn pump(client: &mut ClientConnection, server: &mut ServerConnection, now: Instant) {
         loop {
@@ -278,7 +278,10 @@ mod tests {
         pump(&mut client, &mut server, now);
         assert!(matches!(
             client.poll_event(),
-            Some(SessionEvent::Joined { session: 5, .. })
+            Some(SessionEvent::Joined {
+                session: SessionId(5),
+                ..
+            })
         ));
     }
 

@@ -3,16 +3,16 @@
 //!
 //! ```
 //! use std::time::Instant;
-//! use fahrbahn_core::wamp::{Message, Session, SessionConfig, SessionEvent, Dict};
+//! use fahrbahn_core::wamp::{Message, Session, SessionConfig, SessionEvent, SessionId, Dict};
 //!
 //! let now = Instant::now();
 //! let mut session = Session::new(SessionConfig::new("realm1"), now);
 //! assert!(matches!(session.poll_message(), Some(Message::Hello { .. })));
 //! session.handle_message(now, Message::Welcome { session: 42, details: Dict::new() });
-//! assert!(matches!(session.poll_event(), Some(SessionEvent::Joined { session: 42, .. })));
+//! assert!(matches!(session.poll_event(), Some(SessionEvent::Joined { session: SessionId(42), .. })));
 //! let request = session.call("com.example.add2", vec![1.into(), 2.into()], Dict::new(), Dict::new()).unwrap();
 //! assert!(matches!(session.poll_message(), Some(Message::Call { .. })));
-//! session.handle_message(now, Message::Result { request, details: Dict::new(), args: Some(vec![3.into()]), kwargs: None });
+//! session.handle_message(now, Message::Result { request: request.0, details: Dict::new(), args: Some(vec![3.into()]), kwargs: None });
 //! match session.poll_event() {
 //!     Some(SessionEvent::Result { args, .. }) => assert_eq!(args, vec![3.into()]),
 //!     other => panic!("{other:?}"),
@@ -27,7 +27,7 @@ use super::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, DecodeError, ERROR_CANNOT_AUTHENTICATE,
     ERROR_NETWORK_FAILURE, ERROR_PROTOCOL_VIOLATION, ERROR_TIMEOUT,
 };
-use super::id::IdGenerator;
+use super::id::{IdGenerator, PublicationId, RegistrationId, RequestId, SessionId, SubscriptionId};
 use super::message::Message;
 use super::transport::TransportClosed;
 use super::uri::{is_valid_uri, is_valid_uri_pattern};
@@ -240,7 +240,7 @@ pub enum CommandError {
     /// A URI that breaks the WAMP URI rules.
     InvalidUri(String),
     /// No such pending invocation (already answered?).
-    UnknownInvocation(u64),
+    UnknownInvocation(RequestId),
     /// No challenge is waiting for an answer.
     NoChallenge,
 }
@@ -289,14 +289,14 @@ pub enum SessionEvent {
     /// The session joined its realm.
     Joined {
         /// The session id.
-        session: u64,
+        session: SessionId,
         /// WELCOME details (router roles, authid, authrole, …).
         details: Dict,
     },
     /// A call's result (or one of its progressive results).
     Result {
         /// The CALL request id.
-        request: u64,
+        request: RequestId,
         /// Positional result.
         args: List,
         /// Keyword result.
@@ -309,38 +309,38 @@ pub enum SessionEvent {
     /// A procedure was registered.
     Registered {
         /// The REGISTER request id.
-        request: u64,
+        request: RequestId,
         /// The registration id.
-        registration: u64,
+        registration: RegistrationId,
     },
     /// A procedure was unregistered.
     Unregistered {
         /// The UNREGISTER request id.
-        request: u64,
+        request: RequestId,
     },
     /// A topic was subscribed.
     Subscribed {
         /// The SUBSCRIBE request id.
-        request: u64,
+        request: RequestId,
         /// The subscription id.
-        subscription: u64,
+        subscription: SubscriptionId,
     },
     /// A subscription ended.
     Unsubscribed {
         /// The UNSUBSCRIBE request id.
-        request: u64,
+        request: RequestId,
     },
     /// An acknowledged publication was accepted.
     Published {
         /// The PUBLISH request id.
-        request: u64,
+        request: RequestId,
         /// The publication id.
-        publication: u64,
+        publication: PublicationId,
     },
     /// A request failed.
     Failed {
         /// Its request id.
-        request: u64,
+        request: RequestId,
         /// Its kind.
         kind: RequestKind,
         /// The error.
@@ -350,9 +350,9 @@ pub enum SessionEvent {
     /// or [`Session::yield_error`].
     Invocation {
         /// The INVOCATION request id.
-        request: u64,
+        request: RequestId,
         /// Which registration.
-        registration: u64,
+        registration: RegistrationId,
         /// Positional arguments.
         args: List,
         /// Keyword arguments.
@@ -363,16 +363,16 @@ pub enum SessionEvent {
     /// The caller canceled an invocation.
     Interrupt {
         /// The INVOCATION request id.
-        request: u64,
+        request: RequestId,
         /// INTERRUPT options (`mode`).
         options: Dict,
     },
     /// An event on a subscription of ours.
     Event {
         /// The subscription id.
-        subscription: u64,
+        subscription: SubscriptionId,
         /// The publication id.
-        publication: u64,
+        publication: PublicationId,
         /// Positional payload.
         args: List,
         /// Keyword payload.
@@ -465,7 +465,7 @@ pub struct Session {
     invocations: HashSet<u64>,
     out: VecDeque<Message>,
     events: VecDeque<SessionEvent>,
-    session_id: Option<u64>,
+    session_id: Option<SessionId>,
 }
 
 fn uri_ok(uri: &str, options: &Dict) -> Result<(), CommandError> {
@@ -541,7 +541,7 @@ impl Session {
     }
 
     /// The session id once joined.
-    pub fn session_id(&self) -> Option<u64> {
+    pub fn session_id(&self) -> Option<SessionId> {
         self.session_id
     }
 
@@ -593,6 +593,10 @@ impl Session {
         let id = self.requests.next();
         self.pending.insert(id, kind);
         id
+    }
+
+    fn request_id(&mut self, kind: RequestKind) -> RequestId {
+        RequestId(self.request(kind))
     }
 
     /// Refuses a [`SessionEvent::Challenge`] the application cannot answer:
@@ -655,7 +659,7 @@ impl Session {
         args: List,
         kwargs: Dict,
         options: Dict,
-    ) -> Result<u64, CommandError> {
+    ) -> Result<RequestId, CommandError> {
         self.check_established()?;
         uri_ok(procedure, &Dict::new())?;
         let request = self.request(RequestKind::Call);
@@ -667,12 +671,17 @@ impl Session {
             args,
             kwargs,
         });
-        Ok(request)
+        Ok(RequestId(request))
     }
 
     /// Cancels a pending call (`mode`: `skip`, `kill` or `killnowait`;
     /// `None` lets the router choose).
-    pub fn cancel(&mut self, call_request: u64, mode: Option<&str>) -> Result<(), CommandError> {
+    pub fn cancel(
+        &mut self,
+        call_request: RequestId,
+        mode: Option<&str>,
+    ) -> Result<(), CommandError> {
+        let call_request = call_request.0;
         self.check_established()?;
         if self.pending.get(&call_request) != Some(&RequestKind::Call) {
             return Ok(()); // already answered: nothing to cancel
@@ -689,7 +698,7 @@ impl Session {
     }
 
     /// Registers `procedure` (options e.g. `match`, `invoke`).
-    pub fn register(&mut self, procedure: &str, options: Dict) -> Result<u64, CommandError> {
+    pub fn register(&mut self, procedure: &str, options: Dict) -> Result<RequestId, CommandError> {
         self.check_established()?;
         uri_ok(procedure, &options)?;
         let request = self.request(RequestKind::Register);
@@ -698,22 +707,22 @@ impl Session {
             options,
             procedure: procedure.to_owned(),
         });
-        Ok(request)
+        Ok(RequestId(request))
     }
 
     /// Unregisters a registration.
-    pub fn unregister(&mut self, registration: u64) -> Result<u64, CommandError> {
+    pub fn unregister(&mut self, registration: RegistrationId) -> Result<RequestId, CommandError> {
         self.check_established()?;
-        let request = self.request(RequestKind::Unregister);
+        let request = self.request_id(RequestKind::Unregister);
         self.out.push_back(Message::Unregister {
-            request,
-            registration,
+            request: request.0,
+            registration: registration.0,
         });
         Ok(request)
     }
 
     /// Subscribes to `topic` (options e.g. `match`).
-    pub fn subscribe(&mut self, topic: &str, options: Dict) -> Result<u64, CommandError> {
+    pub fn subscribe(&mut self, topic: &str, options: Dict) -> Result<RequestId, CommandError> {
         self.check_established()?;
         uri_ok(topic, &options)?;
         let request = self.request(RequestKind::Subscribe);
@@ -722,16 +731,16 @@ impl Session {
             options,
             topic: topic.to_owned(),
         });
-        Ok(request)
+        Ok(RequestId(request))
     }
 
     /// Ends a subscription.
-    pub fn unsubscribe(&mut self, subscription: u64) -> Result<u64, CommandError> {
+    pub fn unsubscribe(&mut self, subscription: SubscriptionId) -> Result<RequestId, CommandError> {
         self.check_established()?;
-        let request = self.request(RequestKind::Unsubscribe);
+        let request = self.request_id(RequestKind::Unsubscribe);
         self.out.push_back(Message::Unsubscribe {
-            request,
-            subscription,
+            request: request.0,
+            subscription: subscription.0,
         });
         Ok(request)
     }
@@ -744,7 +753,7 @@ impl Session {
         args: List,
         kwargs: Dict,
         options: Dict,
-    ) -> Result<u64, CommandError> {
+    ) -> Result<RequestId, CommandError> {
         self.check_established()?;
         uri_ok(topic, &Dict::new())?;
         let acknowledge = options.get("acknowledge").and_then(Value::as_bool) == Some(true);
@@ -761,12 +770,12 @@ impl Session {
             args,
             kwargs,
         });
-        Ok(request)
+        Ok(RequestId(request))
     }
 
     fn take_invocation(&mut self, request: u64, progress: bool) -> Result<(), CommandError> {
         if !self.invocations.contains(&request) {
-            return Err(CommandError::UnknownInvocation(request));
+            return Err(CommandError::UnknownInvocation(RequestId(request)));
         }
         if !progress {
             self.invocations.remove(&request);
@@ -781,11 +790,12 @@ impl Session {
     /// for a progressive result).
     pub fn yield_result(
         &mut self,
-        request: u64,
+        request: RequestId,
         args: List,
         kwargs: Dict,
         options: Dict,
     ) -> Result<(), CommandError> {
+        let request = request.0;
         let progress = options.get("progress").and_then(Value::as_bool) == Some(true);
         self.take_invocation(request, progress)?;
         let (args, kwargs) = payload(args, kwargs);
@@ -801,9 +811,10 @@ impl Session {
     /// Answers an invocation with an error.
     pub fn yield_error(
         &mut self,
-        request: u64,
+        request: RequestId,
         error: ApplicationError,
     ) -> Result<(), CommandError> {
+        let request = request.0;
         self.take_invocation(request, false)?;
         let (args, kwargs) = payload(error.args, error.kwargs);
         self.out.push_back(Message::Error {
@@ -955,9 +966,11 @@ impl Session {
             Message::Welcome { session, details } => {
                 self.state = State::Established;
                 self.deadline = None;
-                self.session_id = Some(session);
-                self.events
-                    .push_back(SessionEvent::Joined { session, details });
+                self.session_id = Some(SessionId(session));
+                self.events.push_back(SessionEvent::Joined {
+                    session: SessionId(session),
+                    details,
+                });
             }
             Message::Challenge { authmethod, .. }
                 if self.state == State::Joining && !self.authmethods.contains(&authmethod) =>
@@ -1014,7 +1027,7 @@ impl Session {
                 let progress = details.get("progress").and_then(Value::as_bool) == Some(true);
                 if self.answer(request, RequestKind::Call, progress) {
                     self.events.push_back(SessionEvent::Result {
-                        request,
+                        request: RequestId(request),
                         args: args.unwrap_or_default(),
                         kwargs: kwargs.unwrap_or_default(),
                         details,
@@ -1045,7 +1058,7 @@ impl Session {
                 };
                 if self.answer(request, kind, false) {
                     self.events.push_back(SessionEvent::Failed {
-                        request,
+                        request: RequestId(request),
                         kind,
                         error: ApplicationError {
                             error,
@@ -1063,8 +1076,8 @@ impl Session {
                 if self.answer(request, RequestKind::Register, false) {
                     self.registrations.insert(registration);
                     self.events.push_back(SessionEvent::Registered {
-                        request,
-                        registration,
+                        request: RequestId(request),
+                        registration: RegistrationId(registration),
                     });
                 }
             }
@@ -1079,8 +1092,9 @@ impl Session {
                         self.registrations.remove(&id);
                     }
                 } else if self.answer(request, RequestKind::Unregister, false) {
-                    self.events
-                        .push_back(SessionEvent::Unregistered { request });
+                    self.events.push_back(SessionEvent::Unregistered {
+                        request: RequestId(request),
+                    });
                 }
             }
             Message::Subscribed {
@@ -1090,8 +1104,8 @@ impl Session {
                 if self.answer(request, RequestKind::Subscribe, false) {
                     self.subscriptions.insert(subscription);
                     self.events.push_back(SessionEvent::Subscribed {
-                        request,
-                        subscription,
+                        request: RequestId(request),
+                        subscription: SubscriptionId(subscription),
                     });
                 }
             }
@@ -1105,8 +1119,9 @@ impl Session {
                         self.subscriptions.remove(&id);
                     }
                 } else if self.answer(request, RequestKind::Unsubscribe, false) {
-                    self.events
-                        .push_back(SessionEvent::Unsubscribed { request });
+                    self.events.push_back(SessionEvent::Unsubscribed {
+                        request: RequestId(request),
+                    });
                 }
             }
             Message::Published {
@@ -1115,8 +1130,8 @@ impl Session {
             } => {
                 if self.answer(request, RequestKind::Publish, false) {
                     self.events.push_back(SessionEvent::Published {
-                        request,
-                        publication,
+                        request: RequestId(request),
+                        publication: PublicationId(publication),
                     });
                 }
             }
@@ -1137,8 +1152,8 @@ impl Session {
                 }
                 self.invocations.insert(request);
                 self.events.push_back(SessionEvent::Invocation {
-                    request,
-                    registration,
+                    request: RequestId(request),
+                    registration: RegistrationId(registration),
                     args: args.unwrap_or_default(),
                     kwargs: kwargs.unwrap_or_default(),
                     details,
@@ -1146,8 +1161,10 @@ impl Session {
             }
             Message::Interrupt { request, options } => {
                 if self.invocations.contains(&request) {
-                    self.events
-                        .push_back(SessionEvent::Interrupt { request, options });
+                    self.events.push_back(SessionEvent::Interrupt {
+                        request: RequestId(request),
+                        options,
+                    });
                 }
             }
             Message::Event {
@@ -1163,8 +1180,8 @@ impl Session {
                     return;
                 }
                 self.events.push_back(SessionEvent::Event {
-                    subscription,
-                    publication,
+                    subscription: SubscriptionId(subscription),
+                    publication: PublicationId(publication),
                     args: args.unwrap_or_default(),
                     kwargs: kwargs.unwrap_or_default(),
                     details,
@@ -1245,7 +1262,7 @@ mod tests {
         s.handle_message(
             now(),
             Message::Registered {
-                request: req,
+                request: req.0,
                 registration: 99,
             },
         );
@@ -1253,7 +1270,7 @@ mod tests {
             s.poll_event(),
             Some(SessionEvent::Registered {
                 request: req,
-                registration: 99
+                registration: RegistrationId(99)
             })
         );
         s.handle_message(
@@ -1268,17 +1285,20 @@ mod tests {
         );
         assert!(matches!(
             s.poll_event(),
-            Some(SessionEvent::Invocation { request: 5, .. })
+            Some(SessionEvent::Invocation {
+                request: RequestId(5),
+                ..
+            })
         ));
-        s.yield_result(5, vec![2.into()], Dict::new(), Dict::new())
+        s.yield_result(RequestId(5), vec![2.into()], Dict::new(), Dict::new())
             .unwrap();
         assert!(matches!(
             s.poll_message(),
             Some(Message::Yield { request: 5, .. })
         ));
         assert_eq!(
-            s.yield_result(5, vec![], Dict::new(), Dict::new()),
-            Err(CommandError::UnknownInvocation(5))
+            s.yield_result(RequestId(5), vec![], Dict::new(), Dict::new()),
+            Err(CommandError::UnknownInvocation(RequestId(5)))
         );
     }
 
@@ -1295,7 +1315,7 @@ mod tests {
             now(),
             Message::Error {
                 request_type: Message::CALL,
-                request: req,
+                request: req.0,
                 details: Dict::new(),
                 error: "com.example.oops".into(),
                 args: Some(vec!["bad".into()]),
@@ -1438,7 +1458,7 @@ mod tests {
         s.handle_message(
             now(),
             Message::Result {
-                request: req,
+                request: req.0,
                 details: progress,
                 args: Some(vec![1.into()]),
                 kwargs: None,
@@ -1447,7 +1467,7 @@ mod tests {
         s.handle_message(
             now(),
             Message::Result {
-                request: req,
+                request: req.0,
                 details: Dict::new(),
                 args: Some(vec![2.into()]),
                 kwargs: None,

@@ -19,7 +19,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use fahrbahn_core::wamp::{
-    ApplicationError, ClientConnection, Closed, Codec, Dict, List, Serializer, Value,
+    ApplicationError, ClientConnection, Closed, Codec, Dict, List, RegistrationId, RequestId,
+    Serializer, SessionId, SubscriptionId, Value,
 };
 use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
@@ -43,7 +44,7 @@ use task::{Handler, Inner, LeaveOnDrop, Shared, Waiter, run};
 pub struct Session {
     shared: Arc<Shared>,
     _guard: Arc<LeaveOnDrop>,
-    id: u64,
+    id: SessionId,
     welcome: Arc<Dict>,
 }
 
@@ -59,13 +60,13 @@ impl fmt::Debug for Session {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Registration {
     /// The router's registration id.
-    pub id: u64,
+    pub id: RegistrationId,
 }
 
 /// A subscription: a [`Stream`] of [`Event`]s.
 pub struct Subscription {
     /// The router's subscription id.
-    pub id: u64,
+    pub id: SubscriptionId,
     events: mpsc::UnboundedReceiver<Event>,
     session: Session,
 }
@@ -131,7 +132,7 @@ async fn answer<T>(shared: &Shared, rx: oneshot::Receiver<T>) -> Result<T, Error
 /// Cancels a call whose future is dropped before the answer came.
 struct CallGuard<'a> {
     session: &'a Session,
-    request: u64,
+    request: RequestId,
     done: bool,
 }
 
@@ -254,7 +255,7 @@ impl Session {
     }
 
     /// The session id the router assigned.
-    pub fn id(&self) -> u64 {
+    pub fn id(&self) -> SessionId {
         self.id
     }
 

@@ -1,6 +1,8 @@
 //! What calls, invocations and subscriptions carry.
 
-use fahrbahn_core::wamp::{ApplicationError, Dict, List, Value, from_value, to_value};
+use fahrbahn_core::wamp::{
+    ApplicationError, Dict, List, PublicationId, Value, from_value, to_value,
+};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -72,7 +74,7 @@ impl Invocation {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     /// The publication id.
-    pub publication: u64,
+    pub publication: PublicationId,
     /// Positional payload.
     pub args: List,
     /// Keyword payload.

@@ -11,7 +11,8 @@ use std::task::{Context, Poll, Waker};
 
 use fahrbahn_core::Machine;
 use fahrbahn_core::wamp::{
-    ApplicationError, ClientConnection, Closed, CommandError, Dict, SessionEvent,
+    ApplicationError, ClientConnection, Closed, CommandError, Dict, RegistrationId, RequestId,
+    SessionEvent, SessionId, SubscriptionId,
 };
 use futures_channel::{mpsc, oneshot};
 
@@ -27,12 +28,24 @@ pub(super) type Handler = Arc<
 
 pub(super) enum Waiter {
     Call(oneshot::Sender<Result<CallResult, Error>>),
-    Register(oneshot::Sender<Result<u64, Error>>, Handler),
+    Register(oneshot::Sender<Result<RegistrationId, Error>>, Handler),
     Subscribe(
-        oneshot::Sender<Result<u64, Error>>,
+        oneshot::Sender<Result<SubscriptionId, Error>>,
         mpsc::UnboundedSender<Event>,
     ),
     Done(oneshot::Sender<Result<(), Error>>),
+}
+
+impl Waiter {
+    /// Answers the waiting request with `error`.
+    fn fail(self, error: Error) {
+        let _ = match self {
+            Waiter::Call(tx) => tx.send(Err(error)).is_ok(),
+            Waiter::Register(tx, _) => tx.send(Err(error)).is_ok(),
+            Waiter::Subscribe(tx, _) => tx.send(Err(error)).is_ok(),
+            Waiter::Done(tx) => tx.send(Err(error)).is_ok(),
+        };
+    }
 }
 
 /// Set when the caller cancels an invocation that is running.
@@ -59,11 +72,11 @@ impl Interrupt {
 pub(super) struct Inner {
     pub(super) driver: Driver<BoxTransport, ClientConnection>,
     /// Invocations whose handlers are running, by request id.
-    pub(super) running: HashMap<u64, Arc<Interrupt>>,
-    pub(super) waiters: HashMap<u64, Waiter>,
-    pub(super) handlers: HashMap<u64, Handler>,
-    pub(super) subscriptions: HashMap<u64, Vec<mpsc::UnboundedSender<Event>>>,
-    pub(super) joined: Option<oneshot::Sender<Result<(u64, Dict), Error>>>,
+    pub(super) running: HashMap<RequestId, Arc<Interrupt>>,
+    pub(super) waiters: HashMap<RequestId, Waiter>,
+    pub(super) handlers: HashMap<RegistrationId, Handler>,
+    pub(super) subscriptions: HashMap<SubscriptionId, Vec<mpsc::UnboundedSender<Event>>>,
+    pub(super) joined: Option<oneshot::Sender<Result<(SessionId, Dict), Error>>>,
     pub(super) closed: Option<Closed>,
     pub(super) close_waiters: Vec<oneshot::Sender<()>>,
     pub(super) on_challenge: Option<ChallengeHandler>,
@@ -174,18 +187,8 @@ impl Inner {
                 }
             }
             SessionEvent::Failed { request, error, .. } => {
-                let err = Error::Wamp(error);
-                match self.waiters.remove(&request) {
-                    Some(Waiter::Call(tx)) => {
-                        let _ = tx.send(Err(err));
-                    }
-                    Some(Waiter::Register(tx, _)) | Some(Waiter::Subscribe(tx, _)) => {
-                        let _ = tx.send(Err(err));
-                    }
-                    Some(Waiter::Done(tx)) => {
-                        let _ = tx.send(Err(err));
-                    }
-                    None => {}
+                if let Some(waiter) = self.waiters.remove(&request) {
+                    waiter.fail(Error::Wamp(error));
                 }
             }
             SessionEvent::Registered {
@@ -291,12 +294,7 @@ impl Inner {
                     let _ = tx.send(Err(self.session_error()));
                 }
                 for (_, waiter) in std::mem::take(&mut self.waiters) {
-                    let e = self.session_error();
-                    match waiter {
-                        Waiter::Call(tx) => drop(tx.send(Err(e))),
-                        Waiter::Register(tx, _) | Waiter::Subscribe(tx, _) => drop(tx.send(Err(e))),
-                        Waiter::Done(tx) => drop(tx.send(Err(e))),
-                    }
+                    waiter.fail(self.session_error());
                 }
                 self.subscriptions.clear();
                 self.handlers.clear();

@@ -227,7 +227,7 @@ impl Fixture {
         .await
         .unwrap_or_else(|e| panic!("{transport:?}: cannot join: {e}"));
         assert_eq!(session.codec(), Some(codec));
-        assert!(session.id() > 0);
+        assert!(session.id().0 > 0);
         assert!(!session.is_closed());
         session
     }

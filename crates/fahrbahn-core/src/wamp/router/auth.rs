@@ -2,15 +2,15 @@
 //! and on each AUTHENTICATE, whether a session is welcomed, challenged or
 //! denied.
 
-use crate::wamp::Dict;
 use crate::wamp::error::ERROR_AUTHENTICATION_FAILED;
+use crate::wamp::{Dict, SessionId};
 
 /// What the router knows when a HELLO arrives.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct HelloContext<'a> {
     /// The session id the session will get if welcomed.
-    pub session: u64,
+    pub session: SessionId,
     /// The realm the client asks to join (it exists).
     pub realm: &'a str,
     /// The HELLO details: `roles`, `authmethods`, `authid`, `authextra`, …
@@ -22,7 +22,7 @@ pub struct HelloContext<'a> {
 #[non_exhaustive]
 pub struct AuthenticateContext<'a> {
     /// The session id the session will get if welcomed.
-    pub session: u64,
+    pub session: SessionId,
     /// The realm the client asks to join.
     pub realm: &'a str,
     /// The HELLO details.

@@ -12,7 +12,7 @@ use crate::wamp::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_AUTHENTICATION_FAILED, ERROR_CANCELED,
     ERROR_INVALID_URI, ERROR_NO_SUCH_REALM, ERROR_PROTOCOL_VIOLATION,
 };
-use crate::wamp::{Dict, Message, Value, is_valid_uri, random_id};
+use crate::wamp::{Dict, Message, SessionId, Value, is_valid_uri, random_id};
 
 fn message_details(message: &str) -> Dict {
     let mut details = Dict::new();
@@ -118,7 +118,7 @@ impl Router {
         };
         self.reserved.insert(session);
         let decision = self.authenticator.on_hello(&HelloContext {
-            session,
+            session: SessionId(session),
             realm: &realm,
             details: &details,
         });
@@ -140,7 +140,7 @@ impl Router {
         extra: &Dict,
     ) {
         let decision = self.authenticator.on_authenticate(&AuthenticateContext {
-            session: pending.session,
+            session: SessionId(pending.session),
             realm: &pending.realm,
             hello: &pending.hello,
             authmethod: &pending.authmethod,
@@ -206,7 +206,7 @@ impl Router {
                 self.send(conn, Message::Welcome { session, details });
                 self.events.push_back(RouterEvent::Joined {
                     conn,
-                    session,
+                    session: SessionId(session),
                     realm,
                     authid,
                     authrole,
@@ -350,7 +350,7 @@ impl Router {
         log::debug!("router: session {session} left realm {:?}", record.realm);
         self.events.push_back(RouterEvent::Left {
             conn: record.conn,
-            session,
+            session: SessionId(session),
         });
     }
 

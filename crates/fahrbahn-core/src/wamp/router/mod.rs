@@ -60,7 +60,7 @@
 //! router.handle_message(now, conn, Message::Hello { realm: "realm1".into(), details });
 //! let Some((to, Message::Welcome { session, .. })) = router.poll_outgoing() else { panic!() };
 //! assert_eq!(to, conn);
-//! assert!(matches!(router.poll_event(), Some(RouterEvent::Joined { session: s, .. }) if s == session));
+//! assert!(matches!(router.poll_event(), Some(RouterEvent::Joined { session: s, .. }) if s.0 == session));
 //!
 //! // Nobody registered this procedure.
 //! router.handle_message(now, conn, Message::Call {
@@ -96,7 +96,7 @@ pub use auth::{
 
 use crate::Rng;
 use crate::wamp::session::feature_set;
-use crate::wamp::{Dict, IdGenerator, Message, Value};
+use crate::wamp::{Dict, IdGenerator, Message, SessionId, Value};
 use broker::Broker;
 use dealer::Dealer;
 
@@ -216,7 +216,7 @@ pub enum RouterEvent {
         /// Its connection.
         conn: ConnectionId,
         /// The session id.
-        session: u64,
+        session: SessionId,
         /// The realm.
         realm: String,
         /// Its authid.
@@ -230,7 +230,7 @@ pub enum RouterEvent {
         /// Its connection.
         conn: ConnectionId,
         /// The session id.
-        session: u64,
+        session: SessionId,
     },
     /// Close this transport once the messages queued for it are
     /// delivered. Further input on it is ignored.
@@ -661,9 +661,9 @@ impl Router {
     }
 
     /// The session joined on `conn`, if any.
-    pub fn session_of(&self, conn: ConnectionId) -> Option<u64> {
+    pub fn session_of(&self, conn: ConnectionId) -> Option<SessionId> {
         match self.conns.get(&conn) {
-            Some(ConnState::Joined(s)) => Some(*s),
+            Some(ConnState::Joined(s)) => Some(SessionId(*s)),
             _ => None,
         }
     }
