@@ -234,10 +234,17 @@ fn load_run(cmd: &mut Command, server_pid: u32, expected: Duration) -> Result<Ec
             stderr.trim()
         ));
     }
-    let field = |name: &str| result_field(&result, name);
+    parse_result(&result, start.zip(end), expected)
+}
+
+/// An [`EchoRun`] from the load generator's `result ...` line and the
+/// server's CPU seconds at the start and the end of the window; the window
+/// lasts `secs=` of the line, else `expected`.
+fn parse_result(result: &str, cpu: Option<(f64, f64)>, expected: Duration) -> Result<EchoRun> {
+    let field = |name: &str| result_field(result, name);
     let rate = field("rate").ok_or_else(|| format!("bad loadgen result `{result}`"))?;
     let secs = field("secs").unwrap_or(expected.as_secs_f64());
-    let server_cpu = start.zip(end).map(|(start, end)| (end - start) / secs);
+    let server_cpu = cpu.map(|(start, end)| (end - start) / secs);
     Ok(EchoRun { rate, server_cpu })
 }
 
@@ -375,6 +382,18 @@ pub(crate) fn deflate_table(md: &mut String, echo: &EchoResults) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loadgen_results() {
+        let expected = Duration::from_secs(4);
+        let run = parse_result("result rate=1500.5 secs=2", Some((1.0, 2.0)), expected).unwrap();
+        assert_eq!((run.rate, run.server_cpu), (1500.5, Some(0.5)));
+        let run = parse_result("result rate=10", Some((1.0, 3.0)), expected).unwrap();
+        assert_eq!(run.server_cpu, Some(0.5));
+        let run = parse_result("result rate=10 secs=2", None, expected).unwrap();
+        assert_eq!(run.server_cpu, None);
+        assert!(parse_result("result secs=2", None, expected).is_err());
+    }
 
     #[test]
     fn rate_targets() {
