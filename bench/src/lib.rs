@@ -7,30 +7,14 @@
 //!   masked message in flight) that counts echoes per second over a fixed
 //!   window after a warm-up.
 //!
+//! The lab that runs them (and `wamp_bench`, the WAMP client), measures and
+//! writes the report is the light `bench-lab` crate (`bench/lab/`), which
+//! also names the servers ([`SERVERS`], [`DEFLATE_SERVERS`]).
+//!
 //! This module holds the bits both share: the minimal WebSocket framing of
 //! the load generator and of the hand-written `ceiling` server.
 
-/// The echo servers of `echo_server`, in report order.
-pub const SERVERS: [&str; 7] = [
-    "fahrbahn-tokio",
-    "fahrbahn-smol",
-    "fahrbahn-async-std",
-    "tokio-tungstenite",
-    "fastwebsockets",
-    "tokio-websockets",
-    "ceiling",
-];
-
-/// The permessage-deflate echo servers of `echo_server` (level 1), each on
-/// a single-threaded runtime. No deflate-capable peer crate is among them:
-/// tokio-tungstenite, fastwebsockets and tokio-websockets do not implement
-/// permessage-deflate, and soketto 0.8's inflater fails on every message
-/// once the workspace's `flate2` uses the zlib-rs backend (see
-/// docs/benchmarks.md).
-pub const DEFLATE_SERVERS: [&str; 2] = ["fahrbahn-tokio-deflate", "fahrbahn-smol-deflate"];
-
-/// The load of the permessage-deflate case: connections and message size.
-pub const DEFLATE_LOAD: (usize, usize) = (100, 1 << 10);
+pub use bench_lab::matrix::{DEFLATE_LOAD, DEFLATE_SERVERS, SERVERS};
 
 /// The load generator's permessage-deflate offer: no context takeover on
 /// either side (soketto compresses every message on its own), default

@@ -14,9 +14,10 @@ use std::time::{Duration, Instant};
 
 use crate::cli::{self, Args};
 use crate::process::{Running, free_port, log_to, with_log};
-use crate::report::{Report, RunInfo, now_utc};
+use crate::report::{Report, RunInfo};
 use crate::wstest::{self, Wstest};
 use crate::{Result, Tally, cargo, docs};
+use xtask_support::now_utc;
 
 /// The async runtimes the testee supports.
 pub(crate) const RUNTIMES: [&str; 3] = ["tokio", "smol", "async-std"];

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use crate::Result;
 use crate::autobahn::{ROLES, RUNTIMES};
-use crate::report::{Report, RunInfo, now_utc};
+use crate::report::{Report, RunInfo};
+use xtask_support::now_utc;
 
 /// The generated file, relative to the workspace root.
 pub(crate) const CONFORMANCE: &str = "docs/conformance.md";

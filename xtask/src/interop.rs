@@ -31,8 +31,9 @@ use std::time::{Duration, Instant};
 
 use crate::autobahn::RUNTIMES;
 use crate::cli::{self, Args};
-use crate::crossbar::{self, Ports, Venv};
-use crate::process::{self, Running, describe, free_port, log_to, with_log};
+use crate::crossbar::{self, Venv};
+use crate::process::{self, Running, describe, log_to, with_log};
+use crate::router::{self, Ports, REALM, free_ports};
 use crate::service::Service;
 use crate::{Result, Tally, cargo};
 
@@ -53,12 +54,9 @@ const ROUTER_VAR: &str = "FAHRBAHN_ROUTER_BIN";
 /// The scripts, relative to the workspace root.
 const PEER: &str = "interop/peers/peer.py";
 const CHECK: &str = "interop/peers/router_check.py";
-pub(crate) const REALM: &str = "realm1";
 
 /// How long a router may take to listen on its ports (crossbar: about 3 s).
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the Fahrbahn router may take to stop after SIGTERM.
-const ROUTER_GRACE: Duration = Duration::from_secs(10);
 /// How long a peer may take to join and register (they start together).
 const PEER_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long a peer may take to leave after SIGTERM.
@@ -390,17 +388,7 @@ impl Router {
         let mut service = match kind {
             RouterKind::Crossbar => crossbar::spawn(venv, dir, ports, &log)?,
             RouterKind::Fahrbahn => {
-                let program = router_program()?;
-                let (out, err) = log_to(&log)?;
-                let mut cmd = Command::new(program);
-                cmd.arg("router")
-                    .args(["--ws", &format!("127.0.0.1:{}", ports.websocket)])
-                    .args(["--rs", &format!("127.0.0.1:{}", ports.rawsocket)])
-                    .args(["--realm", REALM])
-                    .current_dir(dir)
-                    .stdout(out)
-                    .stderr(err);
-                Service::spawn_group("fahrbahn router", &mut cmd, ROUTER_GRACE)?
+                router::spawn_fahrbahn(Command::new(router_program()?), dir, ports, &log)?
             }
         };
         eprintln!(
@@ -432,19 +420,6 @@ impl Router {
         eprintln!("==> stopping {}", self.kind.name());
         self.service.stop();
     }
-}
-
-/// Two different free ports.
-pub(crate) fn free_ports() -> Result<Ports> {
-    let websocket = free_port()?;
-    let rawsocket = (0..10)
-        .map(|_| free_port())
-        .find(|port| port.as_ref() != Ok(&websocket))
-        .unwrap_or_else(|| Err("no second free port".to_owned()))?;
-    Ok(Ports {
-        websocket,
-        rawsocket,
-    })
 }
 
 /// The part of one router: starts it, runs the router checks (Fahrbahn

@@ -3,8 +3,9 @@
 //! Tasks:
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
-//! * `bench`: the micro-benchmarks and the echo benchmarks, written to
-//!   `docs/benchmarks.md`, see [`bench`](mod@bench),
+//! * `bench`: the micro-benchmarks, the echo and the WAMP benchmarks,
+//!   written to `docs/benchmarks.md`, see [`bench`](mod@bench) (the lab
+//!   itself is the `bench-lab` crate),
 //! * `interop`: the WAMP client and router against Crossbar.io and
 //!   AutobahnPython, see [`interop`],
 //! * `test`: everything CI checks (format, lints, the docs, the facade's
@@ -19,26 +20,17 @@
 
 mod autobahn;
 mod bench;
-mod bench_instructions;
-mod bench_memory;
-mod bench_wamp;
-mod cargo;
 mod cli;
-mod crossbar;
 mod docs;
 mod gate;
 mod interop;
-mod process;
 mod report;
-mod service;
 mod test;
 mod wstest;
 
-use std::fmt;
 use std::process::ExitCode;
 
-/// Result type of the tasks; errors are messages for the user.
-type Result<T, E = String> = std::result::Result<T, E>;
+use xtask_support::{Result, Tally, cargo, crossbar, process, router, service};
 
 const USAGE: &str = "\
 usage: cargo xtask <task> [options]
@@ -99,48 +91,6 @@ the wamp_interop example against Crossbar.io and then against `fahrbahn router`
 another program with the same command line instead, FAHRBAHN_ROUTER_BIN=PATH
 another fahrbahn binary. Logs go to target/interop/run/<router>/.";
 
-/// Count of passed and failed items (steps or conformance cases).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Tally {
-    passed: usize,
-    failed: usize,
-}
-
-impl Tally {
-    fn pass(&mut self) {
-        self.passed += 1;
-    }
-
-    fn fail(&mut self) {
-        self.failed += 1;
-    }
-
-    /// Reports something that broke and counts it as a failure.
-    fn broke(&mut self, message: impl fmt::Display) {
-        eprintln!("error: {message}");
-        self.fail();
-    }
-
-    fn record(&mut self, ok: bool) {
-        if ok { self.pass() } else { self.fail() }
-    }
-
-    fn add(&mut self, other: Tally) {
-        self.passed += other.passed;
-        self.failed += other.failed;
-    }
-
-    fn is_success(self) -> bool {
-        self.failed == 0
-    }
-}
-
-impl fmt::Display for Tally {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} passed, {} failed", self.passed, self.failed)
-    }
-}
-
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let task = args.next();
@@ -151,7 +101,7 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("autobahn") => cli::parse(autobahn::Options::parse, &rest).map(autobahn::task),
-        Some("bench") => cli::parse(bench::Options::parse, &rest).map(bench::task),
+        Some("bench") => cli::parse(bench::parse, &rest).map(bench::task),
         Some("interop") => cli::parse(interop::Options::parse, &rest).map(interop::task),
         Some("test") => cli::parse(test::Options::parse, &rest).map(test::task),
         Some(other) => Err(format!("unknown task `{other}`")),

@@ -1,5 +1,6 @@
-//! Crossbar.io, the WAMP router of the interop runs: installing it (and
-//! AutobahnPython) into a Python venv, writing its node config and running it.
+//! Crossbar.io, the reference WAMP router of the interop runs and the WAMP
+//! benchmarks: installing it (and AutobahnPython) into a Python venv,
+//! writing its node config and running it.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use serde_json::Value;
 use crate::Result;
 use crate::cargo::workspace_root;
 use crate::process::{describe, log_to};
+use crate::router::Ports;
 use crate::service::Service;
 
 /// Python requirements, relative to the workspace root (they include the
@@ -39,13 +41,13 @@ const STAMP_VERSION: &str = "fahrbahn crossbar venv 1";
 const STOP_GRACE: Duration = Duration::from_secs(15);
 
 /// A Python venv with crossbar and AutobahnPython installed.
-pub(crate) struct Venv {
+pub struct Venv {
     dir: PathBuf,
 }
 
 impl Venv {
     /// The venv, installed first if it is missing or out of date.
-    pub(crate) fn find_or_install() -> Result<Self> {
+    pub fn find_or_install() -> Result<Self> {
         let dir = match env::var_os(VENV_VAR) {
             Some(dir) => PathBuf::from(dir),
             None => default_cache()?.join("fahrbahn").join("crossbar-venv"),
@@ -66,12 +68,12 @@ impl Venv {
 
     /// The venv's Python, with `PYTHONSAFEPATH=1`: stray `*.py` files in the
     /// working directory or next to a script must not shadow the stdlib.
-    pub(crate) fn python(&self) -> Command {
+    pub fn python(&self) -> Command {
         safe(Command::new(self.bin("python")))
     }
 
     /// The venv's `crossbar`.
-    pub(crate) fn crossbar(&self) -> Command {
+    pub fn crossbar(&self) -> Command {
         safe(Command::new(self.bin("crossbar")))
     }
 
@@ -202,18 +204,9 @@ fn run(cmd: &mut Command) -> Result<()> {
     }
 }
 
-/// The router's listening ports on 127.0.0.1.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Ports {
-    /// WAMP over WebSocket at `ws://127.0.0.1:PORT/ws`.
-    pub(crate) websocket: u16,
-    /// WAMP over RawSocket at `rs://127.0.0.1:PORT`.
-    pub(crate) rawsocket: u16,
-}
-
-/// The node config [`CONFIG`] with `ports`: the transports with the ids
+/// The node config (`interop/crossbar/config.json`) with `ports`: the transports with the ids
 /// `websocket` and `rawsocket` get them.
-pub(crate) fn config(ports: Ports) -> Result<String> {
+pub fn config(ports: Ports) -> Result<String> {
     let path = workspace_root().join(CONFIG);
     let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
     let mut config: Value =
@@ -246,13 +239,13 @@ pub(crate) fn config(ports: Ports) -> Result<String> {
 /// starts Crossbar.io with its output to `log`, as a [`Service`] that stops
 /// the node (SIGTERM, then SIGKILL to its process group) when dropped. The
 /// node listens a few seconds later.
-pub(crate) fn spawn(venv: &Venv, dir: &Path, ports: Ports, log: &Path) -> Result<Service> {
+pub fn spawn(venv: &Venv, dir: &Path, ports: Ports, log: &Path) -> Result<Service> {
     spawn_pinned(venv, dir, ports, log, None)
 }
 
 /// Like [`spawn`], with the node (and so its worker processes) pinned to
 /// the CPUs `cpus` (a `taskset -c` list) when given.
-pub(crate) fn spawn_pinned(
+pub fn spawn_pinned(
     venv: &Venv,
     dir: &Path,
     ports: Ports,

@@ -12,9 +12,12 @@ use std::sync::mpsc;
 use std::thread::sleep;
 use std::time::Duration;
 
-use crate::bench::{SERVER_START, SERVERS, pinned, ratio};
-use crate::process::{Running, free_port, log_to, with_log};
-use crate::{Result, Tally};
+use xtask_support::process::{Running, free_port, log_to, with_log};
+use xtask_support::{Result, Tally};
+
+use crate::cpu::pinned;
+use crate::matrix::{SERVER_START, SERVERS};
+use crate::report::ratio;
 
 /// Connections held open, at most (fewer when the open-files limit is
 /// lower: the load generator needs one descriptor per connection).

@@ -1,7 +1,7 @@
 //! Running cargo: the workspace layout and building binaries.
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::Value;
@@ -9,19 +9,26 @@ use serde_json::Value;
 use crate::Result;
 use crate::process::describe;
 
-/// The workspace root: the parent of the xtask crate, as `cargo run` reports
-/// it (or as it was at build time when xtask runs on its own).
-pub(crate) fn workspace_root() -> PathBuf {
+/// The workspace root: the nearest directory at or above the crate that
+/// runs (`CARGO_MANIFEST_DIR` as `cargo run` and `cargo test` set it, else
+/// this crate's as it was at build time) whose `Cargo.toml` has a
+/// `[workspace]` table.
+pub fn workspace_root() -> PathBuf {
     let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
         .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    match manifest_dir.parent() {
-        Some(root) => root.to_owned(),
-        None => manifest_dir,
-    }
+    manifest_dir
+        .ancestors()
+        .find(|dir| is_workspace_root(dir))
+        .map_or_else(|| manifest_dir.clone(), Path::to_owned)
+}
+
+fn is_workspace_root(dir: &Path) -> bool {
+    std::fs::read_to_string(dir.join("Cargo.toml"))
+        .is_ok_and(|manifest| manifest.lines().any(|line| line.trim() == "[workspace]"))
 }
 
 /// A `cargo` command (the cargo that runs xtask) in the workspace root.
-pub(crate) fn command<I, S>(args: I) -> Command
+pub fn command<I, S>(args: I) -> Command
 where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
@@ -33,7 +40,7 @@ where
 }
 
 /// The target directory, honouring `CARGO_TARGET_DIR` and cargo config.
-pub(crate) fn target_dir() -> Result<PathBuf> {
+pub fn target_dir() -> Result<PathBuf> {
     let mut cmd = command(["metadata", "--format-version", "1", "--no-deps"]);
     let output = cmd
         .stderr(Stdio::inherit())
@@ -51,7 +58,7 @@ pub(crate) fn target_dir() -> Result<PathBuf> {
 }
 
 /// Builds an example in release mode and returns the path of the executable.
-pub(crate) fn build_example(package: &str, example: &str, features: &str) -> Result<PathBuf> {
+pub fn build_example(package: &str, example: &str, features: &str) -> Result<PathBuf> {
     let mut cmd = command(["build", "--release", "--package", package]);
     cmd.args(["--example", example, "--features", features]);
     eprintln!("==> {}", describe(&cmd));

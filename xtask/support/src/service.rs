@@ -52,7 +52,7 @@ cleanup
 "#;
 
 /// A helper process that is stopped (see [`Service::stop`]) when dropped.
-pub(crate) struct Service {
+pub struct Service {
     name: String,
     child: Child,
     /// Whether the child leads its own process group.
@@ -66,7 +66,7 @@ pub(crate) struct Service {
 
 impl Service {
     /// Spawns `cmd` in xtask's own process group, so that Ctrl-C reaches it.
-    pub(crate) fn spawn(name: &str, cmd: &mut Command, grace: Duration) -> Result<Self> {
+    pub fn spawn(name: &str, cmd: &mut Command, grace: Duration) -> Result<Self> {
         let child = cmd
             .stdin(Stdio::null())
             .spawn()
@@ -84,7 +84,7 @@ impl Service {
     /// Spawns `cmd` as the leader of a new process group, together with a
     /// guardian that stops the group if xtask exits or is interrupted
     /// without stopping it.
-    pub(crate) fn spawn_group(name: &str, cmd: &mut Command, grace: Duration) -> Result<Self> {
+    pub fn spawn_group(name: &str, cmd: &mut Command, grace: Duration) -> Result<Self> {
         cmd.process_group(0);
         let mut service = Self::spawn(name, cmd, grace)?;
         service.group = true;
@@ -106,17 +106,17 @@ impl Service {
 
     /// The child's process id (the group id too, for
     /// [`Service::spawn_group`]).
-    pub(crate) fn id(&self) -> u32 {
+    pub fn id(&self) -> u32 {
         self.child.id()
     }
 
     /// The exit status if the child has exited.
-    pub(crate) fn exited(&mut self) -> Option<ExitStatus> {
+    pub fn exited(&mut self) -> Option<ExitStatus> {
         self.child.try_wait().ok().flatten()
     }
 
     /// Waits until something accepts connections on `127.0.0.1:port`.
-    pub(crate) fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
+    pub fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         self.wait_until(timeout, &format!("listening on {addr}"), || {
             TcpStream::connect_timeout(&addr, POLL).is_ok()
@@ -125,12 +125,7 @@ impl Service {
 
     /// Waits until the file `log` has a line starting with `prefix` and
     /// returns that line.
-    pub(crate) fn wait_for_line(
-        &mut self,
-        log: &Path,
-        prefix: &str,
-        timeout: Duration,
-    ) -> Result<String> {
+    pub fn wait_for_line(&mut self, log: &Path, prefix: &str, timeout: Duration) -> Result<String> {
         let find = || {
             let text = std::fs::read_to_string(log).unwrap_or_default();
             text.lines()
@@ -171,7 +166,7 @@ impl Service {
     /// Stops the child: SIGTERM, then after the grace period SIGKILL (to
     /// the whole group for [`Service::spawn_group`], whose leftovers are
     /// killed too). Idempotent.
-    pub(crate) fn stop(&mut self) {
+    pub fn stop(&mut self) {
         if self.stopped {
             return;
         }

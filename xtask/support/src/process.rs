@@ -15,7 +15,7 @@ const POLL: Duration = Duration::from_millis(100);
 const HEARTBEAT: Duration = Duration::from_secs(30);
 
 /// The command line of `cmd`, for progress output.
-pub(crate) fn describe(cmd: &Command) -> String {
+pub fn describe(cmd: &Command) -> String {
     let program = Path::new(cmd.get_program());
     let program = program.file_name().unwrap_or(program.as_os_str());
     std::iter::once(program)
@@ -26,7 +26,7 @@ pub(crate) fn describe(cmd: &Command) -> String {
 }
 
 /// A file to send a child's stdout and stderr to.
-pub(crate) fn log_to(path: &Path) -> Result<(Stdio, Stdio)> {
+pub fn log_to(path: &Path) -> Result<(Stdio, Stdio)> {
     let file = File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let copy = file
         .try_clone()
@@ -35,7 +35,7 @@ pub(crate) fn log_to(path: &Path) -> Result<(Stdio, Stdio)> {
 }
 
 /// `error`, followed by the last lines of the log file `log`.
-pub(crate) fn with_log(log: &Path, error: impl std::fmt::Display) -> String {
+pub fn with_log(log: &Path, error: impl std::fmt::Display) -> String {
     const LINES: usize = 20;
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -48,7 +48,7 @@ pub(crate) fn with_log(log: &Path, error: impl std::fmt::Display) -> String {
 }
 
 /// Runs `cmd` to completion with inherited stdio and reports whether it succeeded.
-pub(crate) fn run(cmd: &mut Command) -> Result<bool> {
+pub fn run(cmd: &mut Command) -> Result<bool> {
     let status = cmd
         .status()
         .map_err(|e| format!("cannot run {}: {e}", describe(cmd)))?;
@@ -56,15 +56,15 @@ pub(crate) fn run(cmd: &mut Command) -> Result<bool> {
 }
 
 /// A spawned child process that is killed when dropped.
-pub(crate) struct Running {
+pub struct Running {
     name: String,
     /// The child (for its pipes).
-    pub(crate) child: Child,
+    pub child: Child,
 }
 
 impl Running {
     /// Spawns `cmd`; `name` identifies it in messages.
-    pub(crate) fn spawn(name: &str, cmd: &mut Command) -> Result<Self> {
+    pub fn spawn(name: &str, cmd: &mut Command) -> Result<Self> {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {name} ({}): {e}", describe(cmd)))?;
@@ -75,20 +75,20 @@ impl Running {
     }
 
     /// The child's process id.
-    pub(crate) fn pid(&self) -> u32 {
+    pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
     /// The exit status if the child has exited.
-    pub(crate) fn exited(&mut self) -> Result<Option<ExitStatus>> {
+    pub fn exited(&mut self) -> Result<Option<ExitStatus>> {
         self.child
             .try_wait()
             .map_err(|e| format!("{}: {e}", self.name))
     }
 
     /// Waits up to `timeout` for the child to exit, printing a line every
-    /// [`HEARTBEAT`] with `progress()`; kills the child on timeout.
-    pub(crate) fn wait(
+    /// 30 s with `progress()`; kills the child on timeout.
+    pub fn wait(
         &mut self,
         timeout: Duration,
         mut progress: impl FnMut() -> String,
@@ -122,7 +122,7 @@ impl Running {
     }
 
     /// Waits until something accepts connections on `127.0.0.1:port`.
-    pub(crate) fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
+    pub fn wait_for_port(&mut self, port: u16, timeout: Duration) -> Result<()> {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
         let start = Instant::now();
         loop {
@@ -147,7 +147,7 @@ impl Running {
     }
 
     /// Kills the child (if still running) and reaps it.
-    pub(crate) fn kill(&mut self) {
+    pub fn kill(&mut self) {
         if let Ok(None) = self.child.try_wait() {
             let _ = self.child.kill();
         }
@@ -162,7 +162,7 @@ impl Drop for Running {
 }
 
 /// A TCP port on 127.0.0.1 that is free right now.
-pub(crate) fn free_port() -> Result<u16> {
+pub fn free_port() -> Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| format!("cannot find a free port: {e}"))?;
     listener

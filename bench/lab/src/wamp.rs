@@ -1,6 +1,6 @@
-//! The WAMP part of `cargo xtask bench`: RPC calls and pub/sub events per
-//! second through a router, for Fahrbahn's client and router and for the
-//! reference implementations, AutobahnPython and Crossbar.io.
+//! The WAMP benchmarks of `cargo xtask bench`: RPC calls and pub/sub
+//! events per second through a router, for Fahrbahn's client and router
+//! and for the reference implementations, AutobahnPython and Crossbar.io.
 //!
 //! The matrix: routers {`fahrbahn router`, Crossbar.io} × clients
 //! {`wamp_bench` of the `bench` crate, `interop/peers/bench_peer.py` on
@@ -32,17 +32,18 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::bench::{clock_ticks, has_taskset, parse_stat, pinned, ratio};
-use crate::crossbar::{self, Ports, Venv};
-use crate::interop::{self, REALM};
-use crate::process::{describe, log_to, with_log};
-use crate::service::Service;
-use crate::{Result, Tally, cargo};
+use xtask_support::crossbar::{self, Venv};
+use xtask_support::process::{describe, with_log};
+use xtask_support::router::{self, Ports, REALM, free_ports};
+use xtask_support::service::Service;
+use xtask_support::{Result, Tally, cargo};
+
+use crate::cpu::{clock_ticks, has_taskset, pinned, tree_ticks};
+use crate::report::ratio;
+use crate::{Tools, result_field};
 
 /// The Python client, relative to the workspace root.
 const PEER: &str = "interop/peers/bench_peer.py";
-/// The Rust client, a binary of the `bench` crate.
-const CLIENT_BIN: &str = "wamp_bench";
 
 /// Runs per case in full mode (the median by rate is reported).
 const FULL_RUNS: usize = 3;
@@ -53,8 +54,6 @@ const WINDOW: usize = 1000;
 
 /// How long a router may take to listen (crossbar: about 3 s).
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
-/// How long the Fahrbahn router may take to stop after SIGTERM.
-const ROUTER_GRACE: Duration = Duration::from_secs(10);
 /// A client run's time limit beyond its warm-up and window (starting
 /// Python, joining eleven sessions, leaving).
 const RUN_SLACK: Duration = Duration::from_secs(60);
@@ -354,7 +353,7 @@ pub(crate) struct WampResults {
 }
 
 /// Runs the WAMP matrix; `target` is the cargo target directory.
-pub(crate) fn run(quick: bool, target: &Path, tally: &mut Tally) -> WampResults {
+pub(crate) fn run(quick: bool, tools: &dyn Tools, target: &Path, tally: &mut Tally) -> WampResults {
     let started = Instant::now();
     let plan = Plan::new(quick);
     let mut results = WampResults {
@@ -367,7 +366,7 @@ pub(crate) fn run(quick: bool, target: &Path, tally: &mut Tally) -> WampResults 
         plan.duration.as_secs_f64(),
         plan.warmup.as_secs_f64()
     );
-    let setup = match Setup::prepare(target) {
+    let setup = match Setup::prepare(tools, target) {
         Ok(setup) => setup,
         Err(e) => {
             tally.broke(e);
@@ -420,20 +419,14 @@ struct Setup {
 }
 
 impl Setup {
-    fn prepare(target: &Path) -> Result<Self> {
+    fn prepare(tools: &dyn Tools, target: &Path) -> Result<Self> {
         let dir = target.join("bench").join("wamp");
         if dir.exists() {
             std::fs::remove_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let mut cmd = cargo::command(["build", "--release", "--package", "bench"]);
-        cmd.args(["--bin", CLIENT_BIN]);
-        eprintln!("==> {}", describe(&cmd));
-        if !crate::process::run(&mut cmd)? {
-            return Err(format!("building {CLIENT_BIN} failed"));
-        }
-        let client = target.join("release").join(CLIENT_BIN);
-        let router = interop::router_program();
-        let venv = Venv::find_or_install();
+        let client = tools.wamp_client()?;
+        let router = tools.fahrbahn_router();
+        let venv = tools.crossbar();
         let taskset = has_taskset();
         if !taskset {
             eprintln!("note: taskset is missing, the processes are not pinned to CPUs");
@@ -457,7 +450,7 @@ struct Router {
 
 impl Router {
     fn start(setup: &Setup, kind: RouterKind, dir: &Path) -> Result<Self> {
-        let ports = interop::free_ports()?;
+        let ports = free_ports()?;
         let log = dir.join("router.log");
         let cpu = setup.taskset.then_some("0");
         let mut service = match kind {
@@ -467,16 +460,7 @@ impl Router {
             }
             RouterKind::Fahrbahn => {
                 let program = setup.router.as_ref().map_err(Clone::clone)?;
-                let (out, err) = log_to(&log)?;
-                let mut cmd = pinned(setup.taskset, "0", program);
-                cmd.arg("router")
-                    .args(["--ws", &format!("127.0.0.1:{}", ports.websocket)])
-                    .args(["--rs", &format!("127.0.0.1:{}", ports.rawsocket)])
-                    .args(["--realm", REALM])
-                    .current_dir(dir)
-                    .stdout(out)
-                    .stderr(err);
-                Service::spawn_group("fahrbahn router", &mut cmd, ROUTER_GRACE)?
+                router::spawn_fahrbahn(pinned(setup.taskset, "0", program), dir, ports, &log)?
             }
         };
         eprintln!(
@@ -672,12 +656,7 @@ type Samples = ((Option<u64>, Option<u64>), (Option<u64>, Option<u64>));
 /// A [`WampRun`] from a `result ...` line and the CPU samples, taken in
 /// clock ticks of `ticks_per_sec`.
 fn parse_result(result: &str, samples: Option<Samples>, ticks_per_sec: f64) -> Result<WampRun> {
-    let field = |name: &str| -> Option<f64> {
-        result
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .and_then(|v| v.parse().ok())
-    };
+    let field = |name: &str| result_field(result, name);
     let rate = field("rate").ok_or_else(|| format!("bad result line `{result}`"))?;
     let secs = field("secs").filter(|s| *s > 0.0);
     let share = |start: Option<u64>, end: Option<u64>| {
@@ -697,69 +676,6 @@ fn parse_result(result: &str, samples: Option<Samples>, ticks_per_sec: f64) -> R
         p50_us: field("p50_us"),
         p99_us: field("p99_us"),
     })
-}
-
-// ----- CPU time of process trees -----------------------------------------
-
-/// Per process: pid, parent and user + system time, in clock ticks.
-struct TreeTicks(Vec<(u32, u32, u64)>);
-
-/// A snapshot of every process's parent and CPU time from `/proc`; each of
-/// `roots` that the listing missed (it started after the directory was
-/// read) is read once more on its own.
-fn tree_ticks(roots: &[u32]) -> TreeTicks {
-    let proc = Path::new("/proc");
-    let pids = std::fs::read_dir(proc)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok());
-    let read = |pid: u32| std::fs::read_to_string(proc.join(pid.to_string()).join("stat")).ok();
-    TreeTicks::read(pids, roots, read)
-}
-
-impl TreeTicks {
-    /// The table of the processes `pids` and `roots`, with `read` giving
-    /// the text of a process's `stat` file (`None` when it is gone).
-    fn read(
-        pids: impl IntoIterator<Item = u32>,
-        roots: &[u32],
-        read: impl Fn(u32) -> Option<String>,
-    ) -> Self {
-        let mut procs: Vec<(u32, u32, u64)> = Vec::new();
-        let mut add = |pid: u32| {
-            if let Some((ppid, ticks)) = read(pid).as_deref().and_then(parse_stat) {
-                procs.push((pid, ppid, ticks));
-            }
-        };
-        let mut seen = Vec::new();
-        for pid in pids {
-            seen.push(pid);
-            add(pid);
-        }
-        for &root in roots {
-            if !seen.contains(&root) {
-                add(root);
-            }
-        }
-        TreeTicks(procs)
-    }
-
-    /// The CPU ticks of `root` and all its descendants in the table;
-    /// `None` if `root` is not in it.
-    fn sum(&self, root: u32) -> Option<u64> {
-        let &(_, _, mut total) = self.0.iter().find(|p| p.0 == root)?;
-        let mut frontier = vec![root];
-        while let Some(parent) = frontier.pop() {
-            for &(pid, ppid, ticks) in &self.0 {
-                if ppid == parent && pid != root {
-                    total += ticks;
-                    frontier.push(pid);
-                }
-            }
-        }
-        Some(total)
-    }
 }
 
 // ----- the report -------------------------------------------------------
@@ -1010,32 +926,6 @@ mod tests {
         .unwrap();
         assert_eq!((run.p50_us, run.router_cpu), (None, None));
         assert!(parse_result("result count=1", None, 100.0).is_err());
-
-        let tree = TreeTicks(vec![
-            (1, 0, 5),
-            (7, 1, 1),
-            (8, 7, 2),
-            (9, 8, 4),
-            (10, 1, 100),
-        ]);
-        assert_eq!(tree.sum(7), Some(7));
-        assert_eq!(tree.sum(1), Some(112));
-        assert_eq!(tree.sum(11), None);
-
-        // the listing's processes and a root it missed; a gone one is left out
-        let stat = |ppid: u32, utime: u64| {
-            format!("x (cmd) S {ppid} 0 0 0 -1 0 0 0 0 0 {utime} 1 0 0 20 0 1 0")
-        };
-        let read = |pid: u32| match pid {
-            1 => Some(stat(0, 9)),
-            2 => Some(stat(1, 19)),
-            3 => Some(stat(2, 29)),
-            _ => None,
-        };
-        let tree = TreeTicks::read([1, 2, 4], &[3, 5], read);
-        assert_eq!(tree.0, [(1, 0, 10), (2, 1, 20), (3, 2, 30)]);
-        assert_eq!(tree.sum(2), Some(50));
-        assert_eq!((tree.sum(4), tree.sum(5)), (None, None));
     }
 
     #[test]

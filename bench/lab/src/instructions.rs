@@ -14,9 +14,12 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use crate::bench::{KINDS, LOADS, Load, SERVERS, pinned, ratio};
-use crate::process::{Running, free_port, with_log};
-use crate::{Result, Tally};
+use xtask_support::process::{Running, free_port, with_log};
+use xtask_support::{Result, Tally};
+
+use crate::cpu::pinned;
+use crate::matrix::{KINDS, LOADS, Load, SERVERS};
+use crate::report::ratio;
 
 /// The target of the issue: at most this share of fastwebsockets'
 /// instructions per echo.
