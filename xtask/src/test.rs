@@ -153,8 +153,9 @@ fn steps(options: &Options) -> Vec<Step> {
         ),
         Step::gate(
             format!(
-                "features: cargo check --package fahrbahn --lib --no-default-features, {} feature sets",
-                gate::FEATURE_SETS.len()
+                "features: cargo check --package fahrbahn --lib --no-default-features, {} feature sets; {} packages on their own",
+                gate::FEATURE_SETS.len(),
+                gate::ALONE.len()
             ),
             gate::features,
         ),
