@@ -73,7 +73,7 @@ async fn wamp_over_wss_and_rss() {
         "{wss} {rss}"
     );
 
-    let mut options = SessionOptions::new("realm1").serializer(Serializer::MsgPack, false);
+    let mut options = SessionOptions::new("realm1").serializer(Serializer::MsgPack);
     options.tls = Some(cert.roots.clone());
     let callee = tokio::time::timeout(
         Duration::from_secs(10),
