@@ -262,8 +262,12 @@ impl World {
                 Codec::batched(serializer)
             };
             let mut config = ws::ClientConfig::new("localhost", "/ws");
-            if below(&mut self.rng, 4) == 0 {
-                config.deflate = Some(ws::DeflateConfig::default());
+            // permessage-deflate now and then (it is costly in debug builds).
+            if below(&mut self.rng, 8) == 0 {
+                config.deflate = Some(ws::DeflateConfig {
+                    level: 1,
+                    ..ws::DeflateConfig::default()
+                });
             }
             let client = ClientConnection::websocket(
                 config,
@@ -274,7 +278,10 @@ impl World {
             );
             let server = ServerConnection::websocket(
                 ws::ServerConfig {
-                    deflate: Some(ws::DeflateConfig::default()),
+                    deflate: Some(ws::DeflateConfig {
+                        level: 1,
+                        ..ws::DeflateConfig::default()
+                    }),
                     ..ws::ServerConfig::default()
                 },
                 Rng::from_seed(seed ^ 0x5EED),
@@ -605,12 +612,12 @@ impl World {
         }
     }
 
-    /// One step: pump; deliver one due item; else move the clock to the
-    /// next delivery or (with `timers`, or when one comes first) timer.
-    /// Returns `false` when nothing is left to do.
+    /// One step: deliver one due item, else move the clock to the next
+    /// delivery or (with `timers`, or when one comes first) timer; then
+    /// pump. Returns `false` when nothing is left to do.
     pub(crate) fn step(&mut self, timers: bool) -> bool {
-        self.pump();
         if self.deliver_one() {
+            self.pump();
             return true;
         }
         let delivery = self.next_delivery();
@@ -622,6 +629,7 @@ impl World {
             _ => return false,
         };
         self.advance_to(next);
+        self.pump();
         true
     }
 }
