@@ -259,7 +259,7 @@ impl Sim {
         let faults = Faults {
             chunking: below(&mut rng, 2) == 0,
             pipe_capacity: if stalls {
-                256 + below(&mut rng, 1024) as usize
+                256 + below(&mut rng, 512) as usize
             } else {
                 1 << 20
             },
@@ -473,10 +473,10 @@ impl Sim {
                 self.models[c].stalled = true;
                 if flood {
                     self.models[c].flooded = true;
-                    // Each call is answered with an ERROR (of more than 40
-                    // bytes): more than the pipe, the glue's batch and the
-                    // router's queue can hold.
-                    let n = self.world.faults.pipe_capacity / 40 + 8 + self.queue_bound + 4;
+                    // Each call is answered with an ERROR: more than the
+                    // pipe (at least 4 bytes each, even deflated), the
+                    // glue's batch and the router's queue can hold.
+                    let n = self.world.faults.pipe_capacity / 4 + 8 + self.queue_bound + 4;
                     for _ in 0..n {
                         self.call(c, NOWHERE, usize::MAX, false);
                     }
