@@ -27,6 +27,7 @@
 //!
 //! At the end it prints `simulation: N scenarios` (and aggregate counts)
 //! on stderr, and writes `N` to `$CARGO_TARGET_TMPDIR/simulation-scenarios.txt`.
+#![allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 
 mod sim;
 
@@ -41,7 +42,8 @@ use fahrbahn_core::wamp::error::{
 };
 use fahrbahn_core::wamp::router::{CloseReason, Router, RouterConfig};
 use fahrbahn_core::wamp::{
-    ApplicationError, Closed, Dict, RequestKind, SessionError, SessionEvent, Value,
+    ApplicationError, Closed, Dict, RegistrationId, RequestId, RequestKind, SessionError,
+    SessionEvent, SubscriptionId, Value,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, RngAlgorithm, RngSeed, TestRunner};
@@ -351,7 +353,8 @@ impl Sim {
                     .client
                     .session_mut()
                     .register(PROCEDURES[proc], Dict::new())
-                    .expect("register");
+                    .expect("register")
+                    .0;
                 let m = &mut self.models[c];
                 m.pending.insert(r, RequestKind::Register);
                 m.register_requests.insert(r, proc);
@@ -368,8 +371,9 @@ impl Sim {
                 let r = self.world.links[c]
                     .client
                     .session_mut()
-                    .unregister(reg)
-                    .expect("unregister");
+                    .unregister(RegistrationId(reg))
+                    .expect("unregister")
+                    .0;
                 let m = &mut self.models[c];
                 m.pending.insert(r, RequestKind::Unregister);
                 m.unregister_requests.insert(r, reg);
@@ -398,7 +402,7 @@ impl Sim {
                 self.world.links[c]
                     .client
                     .session_mut()
-                    .cancel(request, mode)
+                    .cancel(RequestId(request), mode)
                     .expect("cancel");
             }
             Op::Subscribe { c, topic } => {
@@ -414,7 +418,8 @@ impl Sim {
                     .client
                     .session_mut()
                     .subscribe(uri, options)
-                    .expect("subscribe");
+                    .expect("subscribe")
+                    .0;
                 let m = &mut self.models[c];
                 m.pending.insert(r, RequestKind::Subscribe);
                 m.subscribe_requests.insert(r, topic);
@@ -433,8 +438,9 @@ impl Sim {
                 let r = self.world.links[c]
                     .client
                     .session_mut()
-                    .unsubscribe(sub)
-                    .expect("unsubscribe");
+                    .unsubscribe(SubscriptionId(sub))
+                    .expect("unsubscribe")
+                    .0;
                 let m = &mut self.models[c];
                 m.pending.insert(r, RequestKind::Unsubscribe);
                 m.unsubscribe_requests.insert(r, sub);
@@ -500,7 +506,8 @@ impl Sim {
             .client
             .session_mut()
             .call(uri, args, Dict::new(), options)
-            .expect("call");
+            .expect("call")
+            .0;
         let m = &mut self.models[c];
         m.pending.insert(r, RequestKind::Call);
         m.calls.insert(r, seq);
@@ -516,18 +523,21 @@ impl Sim {
             let mut options = Dict::new();
             options.insert("progress".into(), true.into());
             session
-                .yield_result(request, args, Dict::new(), options)
+                .yield_result(RequestId(request), args, Dict::new(), options)
                 .expect("progressive yield");
             return;
         }
         self.models[c].invocations.remove(k);
         if how == 1 {
             session
-                .yield_error(request, ApplicationError::new(APP_ERROR).with_args(args))
+                .yield_error(
+                    RequestId(request),
+                    ApplicationError::new(APP_ERROR).with_args(args),
+                )
                 .expect("yield error");
         } else {
             session
-                .yield_result(request, args, Dict::new(), Dict::new())
+                .yield_result(RequestId(request), args, Dict::new(), Dict::new())
                 .expect("yield");
         }
     }
@@ -569,7 +579,8 @@ impl Sim {
             .client
             .session_mut()
             .publish(TOPICS[topic], args, Dict::new(), options)
-            .expect("publish");
+            .expect("publish")
+            .0;
         if ack {
             self.models[c].pending.insert(r, RequestKind::Publish);
         }
@@ -612,6 +623,7 @@ impl Sim {
                 progress,
                 ..
             } => {
+                let request = request.0;
                 let Some(&seq) = self.models[c].calls.get(&request) else {
                     self.fail(format!("client {c}: RESULT for unknown call {request}"));
                 };
@@ -635,6 +647,7 @@ impl Sim {
                 kind,
                 error,
             } => {
+                let request = request.0;
                 self.answered(c, request, kind, "ERROR");
                 let ok = match kind {
                     RequestKind::Call => {
@@ -668,7 +681,7 @@ impl Sim {
                         }
                         error.error == ERROR_NO_SUCH_SUBSCRIPTION
                     }
-                    RequestKind::Subscribe | RequestKind::Publish => false,
+                    _ => false,
                 };
                 if !ok {
                     self.fail(format!(
@@ -680,6 +693,8 @@ impl Sim {
                 request,
                 registration,
             } => {
+                let request = request.0;
+                let registration = registration.0;
                 self.answered(c, request, RequestKind::Register, "REGISTERED");
                 let m = &mut self.models[c];
                 let proc = m
@@ -694,6 +709,7 @@ impl Sim {
                 m.usable_registrations.push(registration);
             }
             SessionEvent::Unregistered { request } => {
+                let request = request.0;
                 self.answered(c, request, RequestKind::Unregister, "UNREGISTERED");
                 let m = &mut self.models[c];
                 let reg = m
@@ -706,6 +722,8 @@ impl Sim {
                 request,
                 subscription,
             } => {
+                let request = request.0;
+                let subscription = subscription.0;
                 self.answered(c, request, RequestKind::Subscribe, "SUBSCRIBED");
                 let m = &mut self.models[c];
                 let topic = m
@@ -721,6 +739,7 @@ impl Sim {
                 }
             }
             SessionEvent::Unsubscribed { request } => {
+                let request = request.0;
                 self.answered(c, request, RequestKind::Unsubscribe, "UNSUBSCRIBED");
                 let m = &mut self.models[c];
                 let sub = m
@@ -733,6 +752,7 @@ impl Sim {
                 }
             }
             SessionEvent::Published { request, .. } => {
+                let request = request.0;
                 self.answered(c, request, RequestKind::Publish, "PUBLISHED");
             }
             SessionEvent::Invocation {
@@ -742,6 +762,8 @@ impl Sim {
                 details,
                 ..
             } => {
+                let request = request.0;
+                let registration = registration.0;
                 let m = &mut self.models[c];
                 let Some(&proc) = m.registrations.get(&registration) else {
                     self.fail(format!(
@@ -765,6 +787,7 @@ impl Sim {
                 });
             }
             SessionEvent::Interrupt { request, .. } => {
+                let request = request.0;
                 // A callee stops the work and says so.
                 let m = &mut self.models[c];
                 if let Some(k) = m.invocations.iter().position(|i| i.request == request) {
@@ -772,7 +795,7 @@ impl Sim {
                     if let Err(e) = self.world.links[c]
                         .client
                         .session_mut()
-                        .yield_error(request, ApplicationError::new(ERROR_CANCELED))
+                        .yield_error(RequestId(request), ApplicationError::new(ERROR_CANCELED))
                     {
                         self.fail(format!("client {c}: cannot answer INTERRUPT: {e}"));
                     }
@@ -784,6 +807,7 @@ impl Sim {
                 details,
                 ..
             } => {
+                let subscription = subscription.0;
                 self.counts.events += 1;
                 let m = &mut self.models[c];
                 let Some(&topic) = m.subscriptions.get(&subscription) else {
