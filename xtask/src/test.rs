@@ -2,7 +2,9 @@
 //! failures so that every result shows.
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::cli::{self, Args};
@@ -61,6 +63,33 @@ impl Step {
     }
 }
 
+/// Where the simulation test (`fahrbahn-core/tests/simulation.rs`) writes
+/// how many scenarios it ran: `$CARGO_TARGET_TMPDIR`, i.e. `target/tmp`.
+fn simulation_count_file() -> Option<PathBuf> {
+    cargo::target_dir()
+        .ok()
+        .map(|dir| dir.join("tmp").join("simulation-scenarios.txt"))
+}
+
+/// The scenarios the simulation ran in this `cargo xtask test`.
+static SIMULATION_SCENARIOS: OnceLock<u64> = OnceLock::new();
+
+/// Reads the simulation's scenario count (removed before the run, so a
+/// count is this run's); a missing count fails the step: the simulation
+/// is part of the suite.
+fn record_simulation(file: Option<&PathBuf>, tally: &mut Tally) {
+    let count = file
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|text| text.trim().parse::<u64>().ok());
+    match count {
+        Some(n) => {
+            eprintln!("==> simulation: {n} scenarios");
+            let _ = SIMULATION_SCENARIOS.set(n);
+        }
+        None => tally.broke("the deterministic simulation did not run (no scenario count)"),
+    }
+}
+
 /// The test suites under nextest, where every test counts as one item:
 /// its output is passed through and its summary line
 /// (`N tests run: P passed, F failed, …`) read.
@@ -77,6 +106,10 @@ fn nextest_step() -> Step {
         name: format!("cargo {}", args.join(" ")),
         run: Box::new(move || {
             let mut tally = Tally::default();
+            let count_file = simulation_count_file();
+            if let Some(f) = &count_file {
+                let _ = std::fs::remove_file(f);
+            }
             let mut cmd = cargo::command(args);
             cmd.stderr(Stdio::piped());
             let mut child = match cmd.spawn() {
@@ -106,6 +139,7 @@ fn nextest_step() -> Step {
                 }
                 None => tally.record(ok),
             }
+            record_simulation(count_file.as_ref(), &mut tally);
             tally
         }),
     }
@@ -219,6 +253,11 @@ pub(crate) fn task(options: Options) -> Tally {
             String::new()
         };
         println!("    {verdict}  {name}{detail} ({secs}s)");
+        if name.starts_with("cargo nextest") {
+            if let Some(n) = SIMULATION_SCENARIOS.get() {
+                println!("          including the deterministic simulation: {n} scenarios");
+            }
+        }
         total.add(tally);
     }
     total
