@@ -1,11 +1,13 @@
 //! Unit tests of the router's internals and corner cases.
 
 use super::*;
+use crate::wamp::error::{
+    ERROR_AUTHENTICATION_FAILED, ERROR_CANCELED, ERROR_OPTION_NOT_ALLOWED, ERROR_PROTOCOL_VIOLATION,
+};
 
 fn now() -> Instant {
     Instant::now()
 }
-use crate::wamp::error::{ERROR_CANCELED, ERROR_OPTION_NOT_ALLOWED, ERROR_PROTOCOL_VIOLATION};
 
 fn roles(callee_features: &[&str]) -> Dict {
     let mut roles = Dict::new();
@@ -264,4 +266,190 @@ fn self_calls_and_leaving() {
     assert!(r.poll_outgoing().is_none());
     assert_eq!(r.realm_stats("r"), Some(RealmStats::default()));
     assert!(format!("{r:?}").contains("Router"));
+}
+
+// ----- deadlines and the slow-consumer decision, on simulated time ---------
+
+fn events(router: &mut Router) -> Vec<RouterEvent> {
+    std::iter::from_fn(|| router.poll_event()).collect()
+}
+
+fn hello(router: &mut Router, at: Instant, conn: ConnectionId) {
+    let mut details = Dict::new();
+    details.insert("roles".into(), Value::Dict(roles(&[])));
+    router.handle_message(
+        at,
+        conn,
+        Message::Hello {
+            realm: "r".into(),
+            details,
+        },
+    );
+}
+
+#[test]
+fn a_connection_without_hello_is_closed_at_the_hello_deadline() {
+    let t0 = now();
+    let mut r = router();
+    let silent = r.attach(t0);
+    let prompt = r.attach(t0 + Duration::from_secs(3));
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(10)));
+    hello(&mut r, t0 + Duration::from_secs(4), prompt);
+    drain(&mut r);
+    events(&mut r);
+    // Nothing is due before the deadline.
+    r.handle_timeout(t0 + Duration::from_secs(9));
+    assert!(events(&mut r).is_empty());
+    r.handle_timeout(t0 + Duration::from_secs(10));
+    assert_eq!(
+        events(&mut r),
+        [RouterEvent::CloseTransport {
+            conn: silent,
+            reason: CloseReason::Timeout
+        }]
+    );
+    // The joined connection has no deadline left.
+    assert_eq!(r.poll_timeout(), None);
+    assert_eq!(r.session_count(), 1);
+}
+
+/// Challenges every HELLO with `ticket`.
+struct Challenging;
+
+impl Authenticator for Challenging {
+    fn on_hello(&mut self, _: &HelloContext<'_>) -> AuthDecision {
+        AuthDecision::Challenge {
+            authmethod: "ticket".into(),
+            extra: Dict::new(),
+        }
+    }
+}
+
+#[test]
+fn an_unanswered_challenge_is_aborted_at_the_deadline() {
+    let t0 = now();
+    let mut r = router().with_authenticator(Box::new(Challenging));
+    let conn = r.attach(t0);
+    hello(&mut r, t0 + Duration::from_secs(5), conn);
+    assert!(matches!(
+        r.poll_outgoing(),
+        Some((_, Message::Challenge { .. }))
+    ));
+    // The deadline restarts at the CHALLENGE.
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(15)));
+    r.handle_timeout(t0 + Duration::from_secs(15));
+    match r.poll_outgoing() {
+        Some((c, Message::Abort { reason, .. })) => {
+            assert_eq!(c, conn);
+            assert_eq!(reason, ERROR_AUTHENTICATION_FAILED);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        events(&mut r),
+        [RouterEvent::CloseTransport {
+            conn,
+            reason: CloseReason::Timeout
+        }]
+    );
+    assert_eq!(r.poll_timeout(), None);
+}
+
+#[test]
+fn shutdown_closes_clients_that_do_not_answer_goodbye() {
+    let t0 = now();
+    let mut r = router();
+    let (quiet, _) = join(&mut r, roles(&[]));
+    let (polite, _) = join(&mut r, roles(&[]));
+    events(&mut r);
+    r.shutdown(t0, "maintenance");
+    assert_eq!(drain(&mut r).len(), 2, "a GOODBYE each");
+    events(&mut r);
+    r.handle_message(
+        t0 + Duration::from_millis(500),
+        polite,
+        Message::Goodbye {
+            details: Dict::new(),
+            reason: crate::wamp::error::CLOSE_GOODBYE_AND_OUT.into(),
+        },
+    );
+    assert_eq!(
+        events(&mut r),
+        [RouterEvent::CloseTransport {
+            conn: polite,
+            reason: CloseReason::Goodbye
+        }]
+    );
+    assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(2)));
+    r.handle_timeout(t0 + Duration::from_secs(2));
+    assert_eq!(
+        events(&mut r),
+        [RouterEvent::CloseTransport {
+            conn: quiet,
+            reason: CloseReason::Timeout
+        }]
+    );
+}
+
+#[test]
+fn a_slow_consumer_is_disconnected_and_the_others_go_on() {
+    let config = RouterConfig {
+        outbound_queue: 8,
+        ..RouterConfig::with_realm("r")
+    };
+    let mut r = Router::new(config, Rng::from_seed(3));
+    let mut sub_roles = roles(&[]);
+    sub_roles.insert("subscriber".into(), feature_set(&[]));
+    sub_roles.insert("publisher".into(), feature_set(&[]));
+    let (slow, slow_session) = join(&mut r, sub_roles.clone());
+    let (fast, _) = join(&mut r, sub_roles.clone());
+    let (publisher, _) = join(&mut r, sub_roles);
+    for conn in [slow, fast] {
+        r.handle_message(
+            now(),
+            conn,
+            Message::Subscribe {
+                request: 1,
+                options: Dict::new(),
+                topic: "t".into(),
+            },
+        );
+    }
+    drain(&mut r);
+    events(&mut r);
+    let mut fast_events = 0;
+    for n in 0..20u64 {
+        r.handle_message(
+            now(),
+            publisher,
+            Message::Publish {
+                request: n + 1,
+                options: Dict::new(),
+                topic: "t".into(),
+                args: None,
+                kwargs: None,
+            },
+        );
+        // The fast subscriber takes its messages; the slow one never does.
+        while let Some(msg) = r.poll_transmit_to(fast) {
+            assert!(matches!(msg, Message::Event { .. }));
+            fast_events += 1;
+        }
+    }
+    assert_eq!(fast_events, 20, "the fast subscriber got every event");
+    assert_eq!(r.queued(slow), 0, "the slow one's queue was dropped");
+    assert_eq!(
+        events(&mut r),
+        [
+            RouterEvent::Left {
+                conn: slow,
+                session: SessionId(slow_session)
+            },
+            RouterEvent::CloseTransport {
+                conn: slow,
+                reason: CloseReason::SlowConsumer
+            }
+        ]
+    );
+    assert_eq!(r.realm_stats("r").unwrap().sessions, 2);
 }
