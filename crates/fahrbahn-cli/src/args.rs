@@ -176,13 +176,9 @@ impl RouterArgs {
     }
 }
 
-/// `fahrbahn call`.
+/// The positional and keyword payload of `call` and `publish`.
 #[derive(Debug, Clone, PartialEq, Args)]
-#[command(args_override_self = true)]
-pub(crate) struct CallArgs {
-    /// The procedure to call
-    #[arg(value_name = "URI", value_parser = unmarked)]
-    pub(crate) procedure: String,
+pub(crate) struct Payload {
     /// Positional arguments: JSON, or else strings
     #[arg(value_name = "ARGS", value_parser = json_arg)]
     pub(crate) args: Vec<Value>,
@@ -196,6 +192,17 @@ pub(crate) struct CallArgs {
         allow_hyphen_values = true
     )]
     pub(crate) kwargs: Dict,
+}
+
+/// `fahrbahn call`.
+#[derive(Debug, Clone, PartialEq, Args)]
+#[command(args_override_self = true)]
+pub(crate) struct CallArgs {
+    /// The procedure to call
+    #[arg(value_name = "URI", value_parser = unmarked)]
+    pub(crate) procedure: String,
+    #[command(flatten)]
+    pub(crate) payload: Payload,
     /// Always print {"args": [...], "kwargs": {...}}
     #[arg(long)]
     pub(crate) envelope: bool,
@@ -210,19 +217,8 @@ pub(crate) struct PublishArgs {
     /// The topic to publish to
     #[arg(value_name = "TOPIC", value_parser = unmarked)]
     pub(crate) topic: String,
-    /// Positional payload: JSON, or else strings
-    #[arg(value_name = "ARGS", value_parser = json_arg)]
-    pub(crate) args: Vec<Value>,
-    /// Keyword payload (a JSON object)
-    #[arg(
-        long,
-        value_name = "JSON",
-        value_parser = json_kwargs,
-        default_value = "{}",
-        hide_default_value = true,
-        allow_hyphen_values = true
-    )]
-    pub(crate) kwargs: Dict,
+    #[command(flatten)]
+    pub(crate) payload: Payload,
     /// Wait until the router accepted the publication and report its error
     /// if it did not
     #[arg(long)]
@@ -489,8 +485,8 @@ mod tests {
     fn call_arguments() {
         let c = call(&["call", "com.example.add2", "2", "3"]);
         assert_eq!(c.procedure, "com.example.add2");
-        assert_eq!(c.args, vec![Value::Int(2), Value::Int(3)]);
-        assert!(c.kwargs.is_empty());
+        assert_eq!(c.payload.args, vec![Value::Int(2), Value::Int(3)]);
+        assert!(c.payload.kwargs.is_empty());
         assert_eq!(c.connect, Connect::default());
         assert!(!c.envelope);
 
@@ -511,14 +507,14 @@ mod tests {
             "--not-an-option",
         ]);
         assert_eq!(
-            c.args,
+            c.payload.args,
             vec![
                 Value::String("hello".into()),
                 Value::Int(-1),
                 Value::String("--not-an-option".into())
             ]
         );
-        assert_eq!(c.kwargs["a"], Value::List(vec![Value::Int(1)]));
+        assert_eq!(c.payload.kwargs["a"], Value::List(vec![Value::Int(1)]));
         assert_eq!(c.connect.url, "rs://127.0.0.1:8081");
         assert_eq!(c.connect.realm, "r2");
         assert_eq!(c.connect.serializer, Serializer::MsgPack);
@@ -529,7 +525,7 @@ mod tests {
     fn negative_numbers_are_arguments() {
         let c = call(&["call", "a", "-1", "-2.5", "-1e-5", "-1E+2", "-0"]);
         assert_eq!(
-            c.args,
+            c.payload.args,
             vec![
                 Value::Int(-1),
                 Value::Float(-2.5),
@@ -541,7 +537,7 @@ mod tests {
         let Ok(Command::Publish(pa)) = p(&["publish", "t", "-3"]) else {
             panic!("not a publish");
         };
-        assert_eq!(pa.args, vec![Value::Int(-3)]);
+        assert_eq!(pa.payload.args, vec![Value::Int(-3)]);
         // Even as the URI or TOPIC.
         assert_eq!(call(&["call", "-1", "-2"]).procedure, "-1");
         let Ok(Command::Publish(pa)) = p(&["publish", "-1e-2"]) else {
@@ -563,7 +559,7 @@ mod tests {
         // Option values are left alone.
         let c = call(&["call", "a", "--realm", "-1"]);
         assert_eq!(c.connect.realm, "-1");
-        assert!(c.args.is_empty());
+        assert!(c.payload.args.is_empty());
     }
 
     #[test]
@@ -583,7 +579,7 @@ mod tests {
             "--envelope",
         ]);
         assert_eq!(c.connect.url, "ws://y");
-        assert_eq!(c.kwargs.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(c.payload.kwargs.keys().collect::<Vec<_>>(), ["b"]);
         assert!(c.envelope);
     }
 
@@ -622,12 +618,12 @@ mod tests {
         assert_eq!(c.procedure, "a.b");
         let c = call(&["--realm", "r", "call", "a.b", "-1"]);
         assert_eq!(c.connect.realm, "r");
-        assert_eq!(c.args, vec![Value::Int(-1)]);
+        assert_eq!(c.payload.args, vec![Value::Int(-1)]);
         // Flags too.
         let c = call(&["--envelope", "call", "a.b", "1"]);
         assert!(c.envelope);
         assert_eq!(
-            (c.procedure.as_str(), &c.args[..]),
+            (c.procedure.as_str(), &c.payload.args[..]),
             ("a.b", &[Value::Int(1)][..])
         );
         // Unknown ones are reported by the subcommand.
@@ -680,7 +676,10 @@ mod tests {
             panic!("not a publish");
         };
         assert_eq!(pa.topic, "t.x");
-        assert_eq!(pa.args, vec![Value::Int(1), Value::String("two".into())]);
+        assert_eq!(
+            pa.payload.args,
+            vec![Value::Int(1), Value::String("two".into())]
+        );
         assert!(pa.acknowledge);
         assert!(matches!(p(&["pub", "t"]), Ok(Command::Publish(_))));
     }

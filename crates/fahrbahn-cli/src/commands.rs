@@ -155,7 +155,9 @@ fn write_line(out: &mut impl io::Write, json: &serde_json::Value) -> io::Result<
 
 async fn call(a: CallArgs) -> Outcome {
     let session = connect(&a.connect).await?;
-    let result = session.call(&a.procedure, a.args, a.kwargs).await;
+    let result = session
+        .call(&a.procedure, a.payload.args, a.payload.kwargs)
+        .await;
     leave(&session).await;
     let result = result.map_err(|e| request_error(&format!("call {}", a.procedure), &e))?;
     let output = if a.envelope {
@@ -173,7 +175,7 @@ async fn publish(a: PublishArgs) -> Outcome {
         options.insert("acknowledge".into(), Value::Bool(true));
     }
     let result = session
-        .publish_with(&a.topic, a.args, a.kwargs, options)
+        .publish_with(&a.topic, a.payload.args, a.payload.kwargs, options)
         .await;
     leave(&session).await;
     result.map_err(|e| request_error(&format!("publish to {}", a.topic), &e))
