@@ -381,9 +381,6 @@ pub struct Router {
 #[derive(Debug)]
 struct Output {
     queues: BTreeMap<ConnectionId, VecDeque<(u64, Message)>>,
-    /// `(sequence of the first queued message, connection)` for every
-    /// non-empty queue.
-    heads: BTreeSet<(u64, ConnectionId)>,
     /// Connections whose queue became non-empty, not yet reported by
     /// [`Router::poll_ready`]; `flagged` holds the same set.
     ready: VecDeque<ConnectionId>,
@@ -409,35 +406,35 @@ impl Output {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        if queue.is_empty() {
-            self.heads.insert((seq, conn));
-            if self.flagged.insert(conn) {
-                self.ready.push_back(conn);
-            }
+        if queue.is_empty() && self.flagged.insert(conn) {
+            self.ready.push_back(conn);
         }
         queue.push_back((seq, msg));
     }
 
     fn pop(&mut self, conn: ConnectionId) -> Option<Message> {
-        let queue = self.queues.get_mut(&conn)?;
-        let (seq, msg) = queue.pop_front()?;
-        self.heads.remove(&(seq, conn));
-        if let Some((next, _)) = queue.front() {
-            self.heads.insert((*next, conn));
-        }
+        let (_, msg) = self.queues.get_mut(&conn)?.pop_front()?;
         Some(msg)
+    }
+
+    /// The connection whose first queued message was queued first (a scan
+    /// over the connections: only single-threaded drivers and tests drain
+    /// in global order, so the per-connection path keeps no index for it).
+    fn oldest(&self) -> Option<ConnectionId> {
+        self.queues
+            .iter()
+            .filter_map(|(conn, queue)| queue.front().map(|(seq, _)| (*seq, *conn)))
+            .min()
+            .map(|(_, conn)| conn)
     }
 
     /// Drops everything queued for `conn`; `forget` also forgets the
     /// connection.
     fn clear(&mut self, conn: ConnectionId, forget: bool) {
-        let queue = if forget {
-            self.queues.remove(&conn)
-        } else {
-            self.queues.get_mut(&conn).map(std::mem::take)
-        };
-        if let Some((seq, _)) = queue.as_ref().and_then(|q| q.front()) {
-            self.heads.remove(&(*seq, conn));
+        if forget {
+            self.queues.remove(&conn);
+        } else if let Some(queue) = self.queues.get_mut(&conn) {
+            queue.clear();
         }
         if forget {
             self.flagged.remove(&conn);
@@ -453,7 +450,15 @@ impl fmt::Debug for Router {
             .field("realms", &self.realms.keys().collect::<Vec<_>>())
             .field("connections", &self.conns.len())
             .field("sessions", &self.sessions.len())
-            .field("queued", &self.output.heads.len())
+            .field(
+                "connections_with_output",
+                &self
+                    .output
+                    .queues
+                    .values()
+                    .filter(|q| !q.is_empty())
+                    .count(),
+            )
             .field("shut_down", &self.shut_down)
             .finish_non_exhaustive()
     }
@@ -478,7 +483,6 @@ impl Router {
             invocation_ids: IdGenerator::new(),
             output: Output {
                 queues: BTreeMap::new(),
-                heads: BTreeSet::new(),
                 ready: VecDeque::new(),
                 flagged: BTreeSet::new(),
                 overflowed: BTreeSet::new(),
@@ -622,7 +626,7 @@ impl Router {
     /// drivers and tests; a task per connection uses
     /// [`poll_transmit_to`](Self::poll_transmit_to)).
     pub fn poll_outgoing(&mut self) -> Option<(ConnectionId, Message)> {
-        let &(_, conn) = self.output.heads.first()?;
+        let conn = self.output.oldest()?;
         self.output.pop(conn).map(|msg| (conn, msg))
     }
 
