@@ -299,15 +299,10 @@ impl Session {
         options: Dict,
     ) -> Result<CallResult, Error> {
         let (tx, rx) = oneshot::channel();
-        let request = self.shared.command(|inner| {
-            let request = inner
-                .driver
-                .conn
-                .session_mut()
-                .call(procedure, args, kwargs, options)?;
-            inner.waiters.insert(request, Waiter::Call(tx));
-            Ok(request)
-        })?;
+        let request = self.shared.request(
+            |session| session.call(procedure, args, kwargs, options),
+            Waiter::Call(tx),
+        )?;
         let mut guard = CallGuard {
             session: self,
             request,
@@ -352,15 +347,10 @@ impl Session {
     {
         let handler: Handler = Arc::new(move |inv| Box::pin(handler(inv)));
         let (tx, rx) = oneshot::channel();
-        self.shared.command(|inner| {
-            let request = inner
-                .driver
-                .conn
-                .session_mut()
-                .register(procedure, options)?;
-            inner.waiters.insert(request, Waiter::Register(tx, handler));
-            Ok(())
-        })?;
+        self.shared.request(
+            |session| session.register(procedure, options),
+            Waiter::Register(tx, handler),
+        )?;
         let id = answer(&self.shared, rx).await??;
         Ok(Registration { id })
     }
@@ -390,11 +380,10 @@ impl Session {
     pub async fn subscribe_with(&self, topic: &str, options: Dict) -> Result<Subscription, Error> {
         let (tx, rx) = oneshot::channel();
         let (sink, events) = mpsc::unbounded();
-        self.shared.command(|inner| {
-            let request = inner.driver.conn.session_mut().subscribe(topic, options)?;
-            inner.waiters.insert(request, Waiter::Subscribe(tx, sink));
-            Ok(())
-        })?;
+        self.shared.request(
+            |session| session.subscribe(topic, options),
+            Waiter::Subscribe(tx, sink),
+        )?;
         let id = answer(&self.shared, rx).await??;
         Ok(Subscription {
             id,

@@ -116,6 +116,20 @@ impl Shared {
         }
     }
 
+    /// Issues a request on the session and registers `waiter` for its
+    /// answer.
+    pub(super) fn request(
+        &self,
+        issue: impl FnOnce(&mut fahrbahn_core::wamp::Session) -> Result<RequestId, CommandError>,
+        waiter: Waiter,
+    ) -> Result<RequestId, Error> {
+        self.command(|inner| {
+            let request = issue(inner.driver.conn.session_mut())?;
+            inner.waiters.insert(request, waiter);
+            Ok(request)
+        })
+    }
+
     /// Runs a command on the session and wakes the driver, whose next
     /// output poll transmits what the command queued.
     pub(super) fn command<T>(
