@@ -65,8 +65,8 @@ pub use message::Message;
 pub use serializer::{MAX_NESTING, Serializer};
 pub use server::{ServerConnection, ServerEvent, server_subprotocols};
 pub use session::{
-    ApplicationError, Closed, CommandError, RequestKind, Session, SessionConfig, SessionError,
-    SessionEvent, client_roles,
+    ApplicationError, Closed, CommandError, ProtocolViolation, RequestKind, Session, SessionConfig,
+    SessionError, SessionEvent, client_roles,
 };
 pub use transport::{SendError, TransportClosed, TransportError};
 pub use uri::{is_valid_uri, is_valid_uri_pattern};

@@ -19,9 +19,20 @@
 //! }
 //! ```
 
+mod config;
+mod error;
+mod event;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
+mod tests;
+
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fmt;
 use std::time::{Duration, Instant};
+
+pub(crate) use config::feature_set;
+pub use config::{SessionConfig, client_roles};
+pub use error::{ApplicationError, CommandError, ProtocolViolation, SessionError};
+pub use event::{Closed, RequestKind, SessionEvent};
 
 use super::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, DecodeError, ERROR_CANNOT_AUTHENTICATE,
@@ -33,357 +44,6 @@ use super::transport::TransportClosed;
 use super::uri::{is_valid_uri, is_valid_uri_pattern};
 use super::value::{Dict, List, Value};
 
-/// Settings of a client session.
-#[derive(Debug, Clone)]
-pub struct SessionConfig {
-    /// The realm to join.
-    pub realm: String,
-    /// Authentication methods offered, e.g. `["ticket"]` (empty: anonymous).
-    pub authmethods: Vec<String>,
-    /// The authentication id, if any.
-    pub authid: Option<String>,
-    /// Extra authentication data (e.g. `pubkey` for cryptosign).
-    pub authextra: Dict,
-    /// The `agent` string announced in HELLO.
-    pub agent: String,
-    /// How long joining may take, from the start to WELCOME (default
-    /// 10 s). Then the session aborts with [`SessionError::JoinTimeout`].
-    pub join_timeout: Duration,
-    /// How long to wait for the router's GOODBYE reply after
-    /// [`Session::leave`] (default 5 s). Then the session ends with
-    /// [`SessionError::LeaveTimeout`].
-    pub leave_timeout: Duration,
-}
-
-impl SessionConfig {
-    /// An anonymous session on `realm`.
-    pub fn new(realm: impl Into<String>) -> Self {
-        Self {
-            realm: realm.into(),
-            authmethods: Vec::new(),
-            authid: None,
-            authextra: Dict::new(),
-            agent: concat!("Fahrbahn/", env!("CARGO_PKG_VERSION")).to_owned(),
-            join_timeout: Duration::from_secs(10),
-            leave_timeout: Duration::from_secs(5),
-        }
-    }
-}
-
-/// An error a peer returned for a request, or an application raised in a
-/// procedure: the error URI with its payload.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApplicationError {
-    /// The error URI, e.g. `wamp.error.no_such_procedure`.
-    pub error: String,
-    /// Positional payload.
-    pub args: List,
-    /// Keyword payload.
-    pub kwargs: Dict,
-    /// Details of the ERROR message.
-    pub details: Dict,
-}
-
-impl ApplicationError {
-    /// An error with just a URI.
-    pub fn new(error: impl Into<String>) -> Self {
-        Self {
-            error: error.into(),
-            args: List::new(),
-            kwargs: Dict::new(),
-            details: Dict::new(),
-        }
-    }
-
-    /// Adds positional payload.
-    pub fn with_args(mut self, args: List) -> Self {
-        self.args = args;
-        self
-    }
-
-    /// Adds keyword payload.
-    pub fn with_kwargs(mut self, kwargs: Dict) -> Self {
-        self.kwargs = kwargs;
-        self
-    }
-}
-
-impl fmt::Display for ApplicationError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.error)?;
-        if let Some(Value::String(msg)) = self.args.first() {
-            write!(f, ": {msg}")?;
-        }
-        Ok(())
-    }
-}
-
-impl std::error::Error for ApplicationError {}
-
-/// What kind of request an answer belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum RequestKind {
-    /// CALL.
-    Call,
-    /// REGISTER.
-    Register,
-    /// UNREGISTER.
-    Unregister,
-    /// SUBSCRIBE.
-    Subscribe,
-    /// UNSUBSCRIBE.
-    Unsubscribe,
-    /// PUBLISH with `acknowledge`.
-    Publish,
-}
-
-/// Why a session ended abnormally.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum SessionError {
-    /// The router aborted the session (e.g. `wamp.error.no_such_realm`,
-    /// `wamp.error.not_authorized`).
-    Aborted {
-        /// The ABORT reason URI.
-        reason: String,
-        /// The `message` detail, if any.
-        message: Option<String>,
-    },
-    /// The router broke the protocol; we aborted with
-    /// `wamp.error.protocol_violation` and this explanation.
-    ProtocolViolation(String),
-    /// The router sent a message that does not decode; we aborted with
-    /// `wamp.error.protocol_violation`.
-    Decode(DecodeError),
-    /// The transport ended before the session did.
-    TransportClosed(TransportClosed),
-    /// No WELCOME within [`SessionConfig::join_timeout`]; we aborted.
-    JoinTimeout(Duration),
-    /// No GOODBYE reply within [`SessionConfig::leave_timeout`].
-    LeaveTimeout(Duration),
-    /// We could not answer the router's CHALLENGE (no handler, the handler
-    /// failed, or a method we did not offer); we aborted with
-    /// `wamp.error.cannot_authenticate`.
-    CannotAuthenticate {
-        /// The challenged method.
-        authmethod: String,
-        /// Why.
-        message: String,
-    },
-}
-
-impl SessionError {
-    /// The WAMP URI describing this error.
-    pub fn uri(&self) -> &str {
-        match self {
-            SessionError::Aborted { reason, .. } => reason,
-            SessionError::ProtocolViolation(_) | SessionError::Decode(_) => {
-                ERROR_PROTOCOL_VIOLATION
-            }
-            SessionError::TransportClosed(_) => ERROR_NETWORK_FAILURE,
-            SessionError::JoinTimeout(_) | SessionError::LeaveTimeout(_) => ERROR_TIMEOUT,
-            SessionError::CannotAuthenticate { .. } => ERROR_CANNOT_AUTHENTICATE,
-        }
-    }
-}
-
-impl fmt::Display for SessionError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            SessionError::Aborted { reason, message } => {
-                write!(f, "session aborted by the router: {reason}")?;
-                if let Some(m) = message {
-                    write!(f, " ({m})")?;
-                }
-                Ok(())
-            }
-            SessionError::ProtocolViolation(why) => {
-                write!(f, "the router broke the WAMP protocol: {why}")
-            }
-            SessionError::Decode(e) => write!(f, "the router sent an undecodable message: {e}"),
-            SessionError::TransportClosed(closed) => {
-                write!(f, "the session ended with its transport: {closed}")
-            }
-            SessionError::JoinTimeout(d) => {
-                write!(f, "the router did not welcome the session within {d:?}")
-            }
-            SessionError::LeaveTimeout(d) => {
-                write!(f, "the router did not answer GOODBYE within {d:?}")
-            }
-            SessionError::CannotAuthenticate {
-                authmethod,
-                message,
-            } => write!(f, "cannot answer the {authmethod} challenge: {message}"),
-        }
-    }
-}
-
-impl std::error::Error for SessionError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            SessionError::Decode(e) => Some(e),
-            SessionError::TransportClosed(c) => c.error.as_ref().map(|e| e as _),
-            _ => None,
-        }
-    }
-}
-
-/// A command was used wrongly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CommandError {
-    /// The session has not joined yet (or is authenticating).
-    NotJoined,
-    /// The session is leaving or closed.
-    Closed,
-    /// A URI that breaks the WAMP URI rules.
-    InvalidUri(String),
-    /// No such pending invocation (already answered?).
-    UnknownInvocation(RequestId),
-    /// No challenge is waiting for an answer.
-    NoChallenge,
-}
-
-impl fmt::Display for CommandError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            CommandError::NotJoined => f.write_str("the session has not joined a realm yet"),
-            CommandError::Closed => f.write_str("the session is closing or closed"),
-            CommandError::InvalidUri(u) => write!(f, "invalid URI {u:?}"),
-            CommandError::UnknownInvocation(r) => {
-                write!(f, "no pending invocation with request id {r}")
-            }
-            CommandError::NoChallenge => f.write_str("no authentication challenge is waiting"),
-        }
-    }
-}
-
-impl std::error::Error for CommandError {}
-
-/// How a session ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Closed {
-    /// The GOODBYE or ABORT reason URI.
-    pub reason: String,
-    /// Its details.
-    pub details: Dict,
-    /// Whether the router ended it.
-    pub by_router: bool,
-    /// Why it ended abnormally; `None` after a clean GOODBYE exchange.
-    pub error: Option<SessionError>,
-}
-
-/// What a [`Session`] reports.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum SessionEvent {
-    /// The router asks us to authenticate; answer with
-    /// [`Session::authenticate`].
-    Challenge {
-        /// The authentication method.
-        authmethod: String,
-        /// Method-specific data.
-        extra: Dict,
-    },
-    /// The session joined its realm.
-    Joined {
-        /// The session id.
-        session: SessionId,
-        /// WELCOME details (router roles, authid, authrole, …).
-        details: Dict,
-    },
-    /// A call's result (or one of its progressive results).
-    Result {
-        /// The CALL request id.
-        request: RequestId,
-        /// Positional result.
-        args: List,
-        /// Keyword result.
-        kwargs: Dict,
-        /// RESULT details.
-        details: Dict,
-        /// A progressive result: more follow.
-        progress: bool,
-    },
-    /// A procedure was registered.
-    Registered {
-        /// The REGISTER request id.
-        request: RequestId,
-        /// The registration id.
-        registration: RegistrationId,
-    },
-    /// A procedure was unregistered.
-    Unregistered {
-        /// The UNREGISTER request id.
-        request: RequestId,
-    },
-    /// A topic was subscribed.
-    Subscribed {
-        /// The SUBSCRIBE request id.
-        request: RequestId,
-        /// The subscription id.
-        subscription: SubscriptionId,
-    },
-    /// A subscription ended.
-    Unsubscribed {
-        /// The UNSUBSCRIBE request id.
-        request: RequestId,
-    },
-    /// An acknowledged publication was accepted.
-    Published {
-        /// The PUBLISH request id.
-        request: RequestId,
-        /// The publication id.
-        publication: PublicationId,
-    },
-    /// A request failed.
-    Failed {
-        /// Its request id.
-        request: RequestId,
-        /// Its kind.
-        kind: RequestKind,
-        /// The error.
-        error: ApplicationError,
-    },
-    /// A procedure of ours is called: answer with [`Session::yield_result`]
-    /// or [`Session::yield_error`].
-    Invocation {
-        /// The INVOCATION request id.
-        request: RequestId,
-        /// Which registration.
-        registration: RegistrationId,
-        /// Positional arguments.
-        args: List,
-        /// Keyword arguments.
-        kwargs: Dict,
-        /// INVOCATION details (caller, procedure for patterns, …).
-        details: Dict,
-    },
-    /// The caller canceled an invocation.
-    Interrupt {
-        /// The INVOCATION request id.
-        request: RequestId,
-        /// INTERRUPT options (`mode`).
-        options: Dict,
-    },
-    /// An event on a subscription of ours.
-    Event {
-        /// The subscription id.
-        subscription: SubscriptionId,
-        /// The publication id.
-        publication: PublicationId,
-        /// Positional payload.
-        args: List,
-        /// Keyword payload.
-        kwargs: Dict,
-        /// EVENT details (publisher, topic for patterns, …).
-        details: Dict,
-    },
-    /// The session ended; the last event.
-    Closed(Closed),
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
     Joining,
@@ -391,54 +51,6 @@ enum State {
     Established,
     Leaving,
     Closed,
-}
-
-/// A role entry `{"features": {name: true, …}}` for HELLO or WELCOME.
-pub(crate) fn feature_set(names: &[&str]) -> Value {
-    let features: Dict = names
-        .iter()
-        .map(|n| ((*n).to_owned(), Value::Bool(true)))
-        .collect();
-    let mut role = Dict::new();
-    role.insert("features".into(), Value::Dict(features));
-    Value::Dict(role)
-}
-
-/// The roles and features this client announces in HELLO — exactly what
-/// [`Session`] implements.
-pub fn client_roles() -> Dict {
-    let mut roles = Dict::new();
-    roles.insert(
-        "caller".into(),
-        feature_set(&[
-            "caller_identification",
-            "progressive_call_results",
-            "call_canceling",
-        ]),
-    );
-    roles.insert(
-        "callee".into(),
-        feature_set(&[
-            "caller_identification",
-            "progressive_call_results",
-            "call_canceling",
-            "pattern_based_registration",
-            "shared_registration",
-        ]),
-    );
-    roles.insert(
-        "publisher".into(),
-        feature_set(&[
-            "publisher_identification",
-            "subscriber_blackwhite_listing",
-            "publisher_exclusion",
-        ]),
-    );
-    roles.insert(
-        "subscriber".into(),
-        feature_set(&["publisher_identification", "pattern_based_subscription"]),
-    );
-    roles
 }
 
 /// A client session as a sans-IO state machine over WAMP messages.
@@ -485,14 +97,16 @@ fn uri_ok(uri: &str, options: &Dict) -> Result<(), CommandError> {
     }
 }
 
-fn non_empty_list(l: List) -> Option<List> {
-    Some(l)
+/// The id a router-side revocation (UNREGISTERED or UNSUBSCRIBED with
+/// request 0) names in its details under `key`.
+fn revoked(details: Option<&Dict>, key: &str) -> Option<u64> {
+    details?.get(key).and_then(Value::as_u64)
 }
 
 fn payload(args: List, kwargs: Dict) -> (Option<List>, Option<Dict>) {
     match (args.is_empty(), kwargs.is_empty()) {
         (true, true) => (None, None),
-        (_, true) => (non_empty_list(args), None),
+        (_, true) => (Some(args), None),
         _ => (Some(args), Some(kwargs)),
     }
 }
@@ -909,8 +523,11 @@ impl Session {
 
     /// Ends the session because the router broke the protocol: sends
     /// ABORT `wamp.error.protocol_violation` with `why`.
-    fn protocol_violation(&mut self, why: String) {
-        self.abort_violation(why.clone(), SessionError::ProtocolViolation(why));
+    fn protocol_violation(&mut self, violation: ProtocolViolation) {
+        self.abort_violation(
+            violation.to_string(),
+            SessionError::ProtocolViolation(violation),
+        );
     }
 
     fn abort_violation(&mut self, why: String, error: SessionError) {
@@ -997,7 +614,10 @@ impl Session {
                 };
                 self.close(reason, details, true, Some(error));
             }
-            other => self.protocol_violation(format!("{} before WELCOME", other.name())),
+            other => self.protocol_violation(ProtocolViolation::UnexpectedMessage {
+                message: other.name(),
+                joined: false,
+            }),
         }
     }
 
@@ -1010,7 +630,10 @@ impl Session {
                 true
             }
             _ => {
-                self.protocol_violation(format!("answer to unknown {kind:?} request {request}"));
+                self.protocol_violation(ProtocolViolation::UnknownRequest {
+                    kind,
+                    request: RequestId(request),
+                });
                 false
             }
         }
@@ -1043,18 +666,9 @@ impl Session {
                 args,
                 kwargs,
             } => {
-                let kind = match request_type {
-                    Message::CALL => RequestKind::Call,
-                    Message::REGISTER => RequestKind::Register,
-                    Message::UNREGISTER => RequestKind::Unregister,
-                    Message::SUBSCRIBE => RequestKind::Subscribe,
-                    Message::UNSUBSCRIBE => RequestKind::Unsubscribe,
-                    Message::PUBLISH => RequestKind::Publish,
-                    other => {
-                        return self.protocol_violation(format!(
-                            "ERROR for request type {other}, which a client does not send"
-                        ));
-                    }
+                let Some(kind) = RequestKind::from_message_type(request_type) else {
+                    return self
+                        .protocol_violation(ProtocolViolation::ErrorForRequestType(request_type));
                 };
                 if self.answer(request, kind, false) {
                     self.events.push_back(SessionEvent::Failed {
@@ -1084,11 +698,7 @@ impl Session {
             Message::Unregistered { request, details } => {
                 if request == 0 {
                     // Router-side revocation (registration_revocation).
-                    if let Some(id) = details
-                        .as_ref()
-                        .and_then(|d| d.get("registration"))
-                        .and_then(Value::as_u64)
-                    {
+                    if let Some(id) = revoked(details.as_ref(), "registration") {
                         self.registrations.remove(&id);
                     }
                 } else if self.answer(request, RequestKind::Unregister, false) {
@@ -1111,11 +721,8 @@ impl Session {
             }
             Message::Unsubscribed { request, details } => {
                 if request == 0 {
-                    if let Some(id) = details
-                        .as_ref()
-                        .and_then(|d| d.get("subscription"))
-                        .and_then(Value::as_u64)
-                    {
+                    // Router-side revocation (subscription_revocation).
+                    if let Some(id) = revoked(details.as_ref(), "subscription") {
                         self.subscriptions.remove(&id);
                     }
                 } else if self.answer(request, RequestKind::Unsubscribe, false) {
@@ -1143,8 +750,8 @@ impl Session {
                 kwargs,
             } => {
                 if !self.registrations.contains(&registration) {
-                    return self.protocol_violation(format!(
-                        "INVOCATION for unknown registration {registration}"
+                    return self.protocol_violation(ProtocolViolation::UnknownRegistration(
+                        RegistrationId(registration),
                     ));
                 }
                 if self.state == State::Leaving {
@@ -1208,282 +815,10 @@ impl Session {
                 };
                 self.close(reason, details, true, Some(error));
             }
-            other => self.protocol_violation(format!(
-                "unexpected {} in an established session",
-                other.name()
-            )),
+            other => self.protocol_violation(ProtocolViolation::UnexpectedMessage {
+                message: other.name(),
+                joined: true,
+            }),
         }
-    }
-}
-
-#[cfg(test)]
-#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
-mod tests {
-    use super::*;
-
-    fn now() -> Instant {
-        Instant::now()
-    }
-
-    fn joined() -> Session {
-        let mut s = Session::new(SessionConfig::new("realm1"), now());
-        let _ = s.poll_message();
-        s.handle_message(
-            now(),
-            Message::Welcome {
-                session: 7,
-                details: Dict::new(),
-            },
-        );
-        let _ = s.poll_event();
-        s
-    }
-
-    #[test]
-    fn hello_announces_roles() {
-        let mut s = Session::new(SessionConfig::new("realm1"), now());
-        match s.poll_message() {
-            Some(Message::Hello { realm, details }) => {
-                assert_eq!(realm, "realm1");
-                let roles = details.get("roles").and_then(Value::as_dict).unwrap();
-                for role in ["caller", "callee", "publisher", "subscriber"] {
-                    assert!(roles.contains_key(role), "{role}");
-                }
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn register_invoke_yield() {
-        let mut s = joined();
-        let req = s.register("com.example.f", Dict::new()).unwrap();
-        assert!(matches!(s.poll_message(), Some(Message::Register { .. })));
-        s.handle_message(
-            now(),
-            Message::Registered {
-                request: req.0,
-                registration: 99,
-            },
-        );
-        assert_eq!(
-            s.poll_event(),
-            Some(SessionEvent::Registered {
-                request: req,
-                registration: RegistrationId(99)
-            })
-        );
-        s.handle_message(
-            now(),
-            Message::Invocation {
-                request: 5,
-                registration: 99,
-                details: Dict::new(),
-                args: Some(vec![1.into()]),
-                kwargs: None,
-            },
-        );
-        assert!(matches!(
-            s.poll_event(),
-            Some(SessionEvent::Invocation {
-                request: RequestId(5),
-                ..
-            })
-        ));
-        s.yield_result(RequestId(5), vec![2.into()], Dict::new(), Dict::new())
-            .unwrap();
-        assert!(matches!(
-            s.poll_message(),
-            Some(Message::Yield { request: 5, .. })
-        ));
-        assert_eq!(
-            s.yield_result(RequestId(5), vec![], Dict::new(), Dict::new()),
-            Err(CommandError::UnknownInvocation(RequestId(5)))
-        );
-    }
-
-    #[test]
-    fn call_error_carries_payload() {
-        let mut s = joined();
-        let req = s
-            .call("com.example.f", vec![], Dict::new(), Dict::new())
-            .unwrap();
-        let _ = s.poll_message();
-        let mut kw = Dict::new();
-        kw.insert("a".into(), 1.into());
-        s.handle_message(
-            now(),
-            Message::Error {
-                request_type: Message::CALL,
-                request: req.0,
-                details: Dict::new(),
-                error: "com.example.oops".into(),
-                args: Some(vec!["bad".into()]),
-                kwargs: Some(kw.clone()),
-            },
-        );
-        match s.poll_event() {
-            Some(SessionEvent::Failed { error, kind, .. }) => {
-                assert_eq!(kind, RequestKind::Call);
-                assert_eq!(error.error, "com.example.oops");
-                assert_eq!(error.args, vec![Value::from("bad")]);
-                assert_eq!(error.kwargs, kw);
-                assert_eq!(error.to_string(), "com.example.oops: bad");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn unexpected_messages_are_protocol_violations() {
-        let mut s = joined();
-        s.handle_message(
-            now(),
-            Message::Result {
-                request: 1234,
-                details: Dict::new(),
-                args: None,
-                kwargs: None,
-            },
-        );
-        assert!(matches!(
-            s.poll_message(),
-            Some(Message::Abort { ref reason, .. }) if reason == ERROR_PROTOCOL_VIOLATION
-        ));
-        match s.poll_event() {
-            Some(SessionEvent::Closed(c)) => {
-                assert!(matches!(c.error, Some(SessionError::ProtocolViolation(_))));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(s.is_closed());
-        assert_eq!(
-            s.call("a.b", vec![], Dict::new(), Dict::new()),
-            Err(CommandError::Closed)
-        );
-
-        let mut s = Session::new(SessionConfig::new("realm1"), now());
-        let _ = s.poll_message();
-        s.handle_message(
-            now(),
-            Message::Event {
-                subscription: 1,
-                publication: 2,
-                details: Dict::new(),
-                args: None,
-                kwargs: None,
-            },
-        );
-        assert!(s.is_closed());
-    }
-
-    #[test]
-    fn goodbye_both_ways() {
-        let mut s = joined();
-        s.leave_normal(now()).unwrap();
-        assert!(matches!(s.poll_message(), Some(Message::Goodbye { .. })));
-        s.handle_message(
-            now(),
-            Message::Goodbye {
-                details: Dict::new(),
-                reason: CLOSE_GOODBYE_AND_OUT.into(),
-            },
-        );
-        assert!(matches!(
-            s.poll_event(),
-            Some(SessionEvent::Closed(Closed {
-                by_router: false,
-                error: None,
-                ..
-            }))
-        ));
-        let mut s = joined();
-        s.handle_message(
-            now(),
-            Message::Goodbye {
-                details: Dict::new(),
-                reason: "wamp.close.system_shutdown".into(),
-            },
-        );
-        assert!(matches!(
-            s.poll_message(),
-            Some(Message::Goodbye { ref reason, .. }) if reason == CLOSE_GOODBYE_AND_OUT
-        ));
-        assert!(matches!(
-            s.poll_event(),
-            Some(SessionEvent::Closed(Closed {
-                by_router: true,
-                error: None,
-                ..
-            }))
-        ));
-    }
-
-    #[test]
-    fn abort_on_join_and_invalid_uris() {
-        let mut s = Session::new(SessionConfig::new("nope"), now());
-        let _ = s.poll_message();
-        let mut details = Dict::new();
-        details.insert("message".into(), "no realm".into());
-        s.handle_message(
-            now(),
-            Message::Abort {
-                details,
-                reason: "wamp.error.no_such_realm".into(),
-            },
-        );
-        match s.poll_event() {
-            Some(SessionEvent::Closed(c)) => assert_eq!(
-                c.error,
-                Some(SessionError::Aborted {
-                    reason: "wamp.error.no_such_realm".into(),
-                    message: Some("no realm".into())
-                })
-            ),
-            other => panic!("{other:?}"),
-        }
-        let mut s = joined();
-        assert!(matches!(
-            s.call("bad uri", vec![], Dict::new(), Dict::new()),
-            Err(CommandError::InvalidUri(_))
-        ));
-    }
-
-    #[test]
-    fn progressive_results_keep_the_call_pending() {
-        let mut s = joined();
-        let req = s.call("a.b", vec![], Dict::new(), Dict::new()).unwrap();
-        let mut progress = Dict::new();
-        progress.insert("progress".into(), true.into());
-        s.handle_message(
-            now(),
-            Message::Result {
-                request: req.0,
-                details: progress,
-                args: Some(vec![1.into()]),
-                kwargs: None,
-            },
-        );
-        s.handle_message(
-            now(),
-            Message::Result {
-                request: req.0,
-                details: Dict::new(),
-                args: Some(vec![2.into()]),
-                kwargs: None,
-            },
-        );
-        assert!(matches!(
-            s.poll_event(),
-            Some(SessionEvent::Result { progress: true, .. })
-        ));
-        assert!(matches!(
-            s.poll_event(),
-            Some(SessionEvent::Result {
-                progress: false,
-                ..
-            })
-        ));
-        assert!(!s.is_closed());
     }
 }

@@ -1,0 +1,90 @@
+//! The settings of a client session, and the roles it announces.
+
+use std::time::Duration;
+
+use crate::wamp::value::{Dict, Value};
+
+/// Settings of a client session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// The realm to join.
+    pub realm: String,
+    /// Authentication methods offered, e.g. `["ticket"]` (empty: anonymous).
+    pub authmethods: Vec<String>,
+    /// The authentication id, if any.
+    pub authid: Option<String>,
+    /// Extra authentication data (e.g. `pubkey` for cryptosign).
+    pub authextra: Dict,
+    /// The `agent` string announced in HELLO.
+    pub agent: String,
+    /// How long joining may take, from the start to WELCOME (default
+    /// 10 s). Then the session aborts with [`SessionError::JoinTimeout`].
+    pub join_timeout: Duration,
+    /// How long to wait for the router's GOODBYE reply after
+    /// [`Session::leave`] (default 5 s). Then the session ends with
+    /// [`SessionError::LeaveTimeout`].
+    pub leave_timeout: Duration,
+}
+
+impl SessionConfig {
+    /// An anonymous session on `realm`.
+    pub fn new(realm: impl Into<String>) -> Self {
+        Self {
+            realm: realm.into(),
+            authmethods: Vec::new(),
+            authid: None,
+            authextra: Dict::new(),
+            agent: concat!("Fahrbahn/", env!("CARGO_PKG_VERSION")).to_owned(),
+            join_timeout: Duration::from_secs(10),
+            leave_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// A role entry `{"features": {name: true, …}}` for HELLO or WELCOME.
+pub(crate) fn feature_set(names: &[&str]) -> Value {
+    let features: Dict = names
+        .iter()
+        .map(|n| ((*n).to_owned(), Value::Bool(true)))
+        .collect();
+    let mut role = Dict::new();
+    role.insert("features".into(), Value::Dict(features));
+    Value::Dict(role)
+}
+
+/// The roles and features this client announces in HELLO — exactly what
+/// [`Session`] implements.
+pub fn client_roles() -> Dict {
+    let mut roles = Dict::new();
+    roles.insert(
+        "caller".into(),
+        feature_set(&[
+            "caller_identification",
+            "progressive_call_results",
+            "call_canceling",
+        ]),
+    );
+    roles.insert(
+        "callee".into(),
+        feature_set(&[
+            "caller_identification",
+            "progressive_call_results",
+            "call_canceling",
+            "pattern_based_registration",
+            "shared_registration",
+        ]),
+    );
+    roles.insert(
+        "publisher".into(),
+        feature_set(&[
+            "publisher_identification",
+            "subscriber_blackwhite_listing",
+            "publisher_exclusion",
+        ]),
+    );
+    roles.insert(
+        "subscriber".into(),
+        feature_set(&["publisher_identification", "pattern_based_subscription"]),
+    );
+    roles
+}
