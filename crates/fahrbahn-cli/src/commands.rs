@@ -8,7 +8,8 @@ use fahrbahn::Error;
 use fahrbahn::tokio::TokioRuntime;
 use fahrbahn::wamp::router::{Router, RouterConfig, TransportKind};
 use fahrbahn::wamp::{
-    ApplicationError, CallResult, Dict, Invocation, Session, SessionError, SessionOptions, Value,
+    ApplicationError, CallResult, Closed, Dict, Invocation, Session, SessionError, SessionOptions,
+    Value,
 };
 use tokio::io::AsyncWriteExt as _;
 
@@ -138,13 +139,10 @@ async fn leave(session: &Session) {
 }
 
 /// Describes how a session ended while we were waiting on it.
-fn session_ended(session: &Session) -> String {
-    match session.close_info() {
-        Some(closed) => match closed.error {
-            Some(e) => format!("the session ended: {e}"),
-            None => format!("the router ended the session ({})", closed.reason),
-        },
-        None => "the session ended".to_owned(),
+fn session_ended(closed: Closed) -> String {
+    match closed.error {
+        Some(e) => format!("the session ended: {e}"),
+        None => format!("the router ended the session ({})", closed.reason),
     }
 }
 
@@ -206,7 +204,7 @@ async fn subscribe(a: SubscribeArgs) -> Outcome {
             _ = &mut stop => break Ok(()),
             event = subscription.next() => {
                 let Some(event) = event else {
-                    break Err(session_ended(&session));
+                    break Err(session_ended(session.closed().await));
                 };
                 let mut line = json::envelope(&event.args, &event.kwargs);
                 if a.details {
@@ -254,15 +252,9 @@ async fn register(a: RegisterArgs) -> Outcome {
         a.procedure, a.connect.url, a.connect.realm
     );
     tokio::pin!(stop);
-    let outcome = loop {
-        tokio::select! {
-            _ = &mut stop => break Ok(()),
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {
-                if session.is_closed() {
-                    break Err(session_ended(&session));
-                }
-            }
-        }
+    let outcome = tokio::select! {
+        _ = &mut stop => Ok(()),
+        closed = session.closed() => Err(session_ended(closed)),
     };
     leave(&session).await;
     outcome

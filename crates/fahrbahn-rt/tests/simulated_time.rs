@@ -171,3 +171,37 @@ async fn a_subscriber_that_stops_reading_is_disconnected_and_nobody_else_notices
     good.leave().await.unwrap();
     router.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn closed_resolves_when_the_router_ends_the_session() {
+    let net = SimNet::default();
+    let router = router(&net, RouterLimits::default()).await;
+    let session = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let waiting = {
+        let session = session.clone();
+        tokio::spawn(async move { session.closed().await })
+    };
+    assert!(!session.is_closed());
+    router.shutdown().await;
+    let closed = waiting.await.unwrap();
+    assert_eq!(closed.reason, "wamp.close.system_shutdown");
+    assert!(closed.by_router && closed.error.is_none(), "{closed:?}");
+    assert_eq!(session.close_info().as_ref(), Some(&closed));
+    // Once ended, it answers at once, the same.
+    assert_eq!(session.closed().await, closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn closed_after_leave_is_a_clean_end() {
+    let net = SimNet::default();
+    let router = router(&net, RouterLimits::default()).await;
+    let session = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    session.leave().await.unwrap();
+    let closed = session.closed().await;
+    assert!(!closed.by_router && closed.error.is_none(), "{closed:?}");
+    router.shutdown().await;
+}

@@ -95,9 +95,10 @@ pub mod wamp {
     };
 
     pub use fahrbahn_core::wamp::{
-        ApplicationError, Closed, Codec, CommandError, Dict, Json, List, Serializer, SessionConfig,
-        SessionError, TransportClosed, TransportError, Value, ValueError, error, from_value,
-        to_value,
+        ApplicationError, Closed, Codec, CommandError, Dict, Json, List, ProtocolViolation,
+        PublicationId, RegistrationId, RequestId, RequestKind, Serializer, SessionConfig,
+        SessionError, SessionId, SubscriptionId, TransportClosed, TransportError, Value,
+        ValueError, error, from_value, to_value,
     };
 
     /// The embedded WAMP router, served on listeners of any runtime.

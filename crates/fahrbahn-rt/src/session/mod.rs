@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
+use fahrbahn_core::wamp::error::ERROR_NETWORK_FAILURE;
 use fahrbahn_core::wamp::{
     ApplicationError, ClientConnection, Closed, Codec, Dict, List, RegistrationId, RequestId,
     Serializer, SessionId, SubscriptionId, Value,
@@ -279,6 +280,32 @@ impl Session {
         self.shared.lock().closed.clone()
     }
 
+    /// Waits until the session has ended — left, aborted by the router, or
+    /// lost with its transport — and its transport is closed, then tells
+    /// how it ended. Returns at once when it already has.
+    ///
+    /// ```no_run
+    /// # async fn serve(session: fahrbahn_rt::Session) {
+    /// let closed = session.closed().await;
+    /// match &closed.error {
+    ///     None => log::info!("left the realm ({})", closed.reason),
+    ///     Some(e) => log::warn!("session lost: {e}"),
+    /// }
+    /// # }
+    /// ```
+    pub async fn closed(&self) -> Closed {
+        let done = self.shared.lock().transport_closed();
+        let _ = done.await;
+        self.close_info().unwrap_or_else(|| Closed {
+            // The driver task ended without a session end (it cannot
+            // today: every way out of the loop passes a `Closed` event).
+            reason: ERROR_NETWORK_FAILURE.to_owned(),
+            details: Dict::new(),
+            by_router: false,
+            error: None,
+        })
+    }
+
     /// Calls `procedure` with positional and keyword arguments. Dropping
     /// the future before it completes cancels the call.
     pub async fn call(
@@ -434,19 +461,15 @@ impl Session {
 
     /// Leaves the realm (GOODBYE) and waits until the transport is closed.
     pub async fn leave(&self) -> Result<(), Error> {
-        let (tx, rx) = oneshot::channel();
-        {
+        let done = {
             let mut inner = self.shared.lock();
-            if inner.driver_done {
-                drop(tx);
-            } else {
-                inner.close_waiters.push(tx);
-            }
+            let done = inner.transport_closed();
             let now = inner.driver.now();
             let _ = inner.driver.conn.session_mut().leave_normal(now);
             self.shared.wake_driver();
-        }
-        let _ = rx.await;
+            done
+        };
+        let _ = done.await;
         match self.close_info().and_then(|c| c.error) {
             None => Ok(()),
             Some(e) => Err(Error::Session(e)),

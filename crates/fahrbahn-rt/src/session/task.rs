@@ -147,6 +147,16 @@ impl Shared {
 }
 
 impl Inner {
+    /// Resolves once the driver task has closed the transport (at once
+    /// when it already has).
+    pub(super) fn transport_closed(&mut self) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        if !self.driver_done {
+            self.close_waiters.push(tx);
+        }
+        rx
+    }
+
     /// Why requests fail once the session has ended.
     pub(super) fn session_error(&self) -> Error {
         match &self.closed {
