@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use fahrbahn_core::wamp::Value;
 use fahrbahn_rt::{
-    Dict, Error, Executor, Router, RouterLimits, Session, SessionError, SessionOptions, kwargs,
+    CallResult, Dict, Error, Executor, Router, RouterLimits, Session, SessionError, SessionOptions,
+    kwargs,
 };
 use sim::{RAWSOCKET_JSON_HELLO, SimNet, read_frame, read_to_end, send_frame};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -203,5 +204,53 @@ async fn closed_after_leave_is_a_clean_end() {
     session.leave().await.unwrap();
     let closed = session.closed().await;
     assert!(!closed.by_router && closed.error.is_none(), "{closed:?}");
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_that_panics_answers_runtime_error_and_the_session_goes_on() {
+    let net = SimNet::default();
+    let router = router(&net, RouterLimits::default()).await;
+    let callee = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    callee
+        .register(
+            "com.example.panics_at_once",
+            |_inv| -> std::future::Ready<_> { panic!("a bug in the handler") },
+        )
+        .await
+        .unwrap();
+    callee
+        .register("com.example.panics_later", |inv| async move {
+            if inv.args.is_empty() {
+                panic!("a bug in the future");
+            }
+            Ok(CallResult::args(inv.args))
+        })
+        .await
+        .unwrap();
+    let caller = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    for procedure in [
+        "com.example.panics_at_once",
+        "com.example.panics_later",
+        "com.example.panics_at_once",
+    ] {
+        match caller.call(procedure, vec![], Dict::new()).await {
+            Err(Error::Wamp(e)) => assert_eq!(e.error, "wamp.error.runtime_error", "{e:?}"),
+            other => panic!("{procedure}: {other:?}"),
+        }
+    }
+    // The callee's session and registrations are intact.
+    let echoed = caller
+        .call("com.example.panics_later", vec![1.into()], Dict::new())
+        .await
+        .unwrap();
+    assert_eq!(echoed.args, vec![Value::from(1)]);
+    assert!(!callee.is_closed());
+    caller.leave().await.unwrap();
+    callee.leave().await.unwrap();
     router.shutdown().await;
 }

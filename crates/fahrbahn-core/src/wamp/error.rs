@@ -43,6 +43,8 @@ pub const ERROR_NO_SUCH_ROLE: &str = "wamp.error.no_such_role";
 pub const ERROR_NO_SUCH_SESSION: &str = "wamp.error.no_such_session";
 /// `wamp.error.canceled`: A call canceled with CANCEL.
 pub const ERROR_CANCELED: &str = "wamp.error.canceled";
+/// `wamp.error.runtime_error`: The callee failed unexpectedly while handling the call (AutobahnPython's answer to an uncaught exception; ours to a handler that panicked).
+pub const ERROR_RUNTIME_ERROR: &str = "wamp.error.runtime_error";
 /// `wamp.error.option_not_allowed`: An option the router does not allow for this peer.
 pub const ERROR_OPTION_NOT_ALLOWED: &str = "wamp.error.option_not_allowed";
 /// `wamp.error.no_eligible_callee`: Exclusions left no callee for a call.

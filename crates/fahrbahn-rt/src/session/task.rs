@@ -2,14 +2,17 @@
 //! [`ClientConnection`], and the routing of results, events and
 //! invocations back to their waiters.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use fahrbahn_core::Machine;
+use fahrbahn_core::wamp::error::ERROR_RUNTIME_ERROR;
 use fahrbahn_core::wamp::{
     ApplicationError, ClientConnection, Closed, CommandError, Dict, RegistrationId, RequestId,
     SessionEvent, SessionId, SubscriptionId,
@@ -257,11 +260,24 @@ impl Inner {
                     let _ = self.driver.conn.session_mut().yield_error(request, error);
                     return;
                 };
-                let mut future = handler(Invocation {
-                    args,
-                    kwargs,
-                    details,
-                });
+                // A handler that panics, creating its future or polling
+                // it, answers the call with wamp.error.runtime_error; the
+                // session and the registration go on.
+                let created = catch_unwind(AssertUnwindSafe(|| {
+                    handler(Invocation {
+                        args,
+                        kwargs,
+                        details,
+                    })
+                }));
+                let mut future = match created {
+                    Ok(future) => future,
+                    Err(panic) => {
+                        let error = handler_panicked(request, &*panic);
+                        let _ = self.driver.conn.session_mut().yield_error(request, error);
+                        return;
+                    }
+                };
                 let interrupt = Arc::new(Interrupt::default());
                 self.running.insert(request, interrupt.clone());
                 let shared2 = shared.clone();
@@ -275,7 +291,9 @@ impl Inner {
                                 fahrbahn_core::wamp::error::ERROR_CANCELED,
                             )));
                         }
-                        future.as_mut().poll(cx)
+                        catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))).unwrap_or_else(
+                            |panic| Poll::Ready(Err(handler_panicked(request, &*panic))),
+                        )
                     })
                     .await;
                     drop(future);
@@ -329,6 +347,21 @@ impl Inner {
             _ => {}
         }
     }
+}
+
+/// The answer to an invocation whose handler panicked: logged here with
+/// the panic's message, answered to the caller as
+/// `wamp.error.runtime_error` without it (a panic message may show the
+/// callee's internals).
+fn handler_panicked(request: RequestId, panic: &(dyn Any + Send)) -> ApplicationError {
+    let message = panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("(no message)");
+    log::error!("the handler of invocation {request} panicked: {message}");
+    ApplicationError::new(ERROR_RUNTIME_ERROR)
+        .with_args(vec!["the procedure's handler failed unexpectedly".into()])
 }
 
 /// The driver task of one session.
