@@ -53,11 +53,10 @@ fn parse_args() -> Args {
 }
 
 fn limits() -> Limits {
-    Limits {
-        max_frame_size: 64 << 20,
-        max_message_size: 64 << 20,
-        ..Limits::default()
-    }
+    let mut limits = Limits::default();
+    limits.max_frame_size = 64 << 20;
+    limits.max_message_size = 64 << 20;
+    limits
 }
 
 async fn echo<S: fahrbahn::runtime::AsyncRead + fahrbahn::runtime::AsyncWrite + Unpin>(
@@ -81,11 +80,9 @@ async fn serve<R: Runtime>(rt: R, port: u16) -> Result<(), Error> {
         let (stream, _) = listener.accept().await?;
         let rt2 = rt.clone();
         rt.spawn(Box::pin(async move {
-            let config = ServerConfig {
-                deflate: Some(DeflateConfig::default()),
-                limits: limits(),
-                ..ServerConfig::default()
-            };
+            let mut config = ServerConfig::default();
+            config.deflate = Some(DeflateConfig::default());
+            config.limits = limits();
             match WebSocket::accept(&rt2, stream, config).await {
                 Ok(ws) => echo(ws).await,
                 Err(e) => eprintln!("handshake failed: {e}"),
@@ -95,11 +92,10 @@ async fn serve<R: Runtime>(rt: R, port: u16) -> Result<(), Error> {
 }
 
 fn client_config() -> ClientConfig {
-    ClientConfig {
-        deflate: Some(DeflateConfig::default()),
-        limits: limits(),
-        ..ClientConfig::default()
-    }
+    let mut config = ClientConfig::default();
+    config.deflate = Some(DeflateConfig::default());
+    config.limits = limits();
+    config
 }
 
 async fn run_client<R: Runtime>(rt: R, base: String, agent: String) -> Result<(), Error> {

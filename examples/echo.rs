@@ -12,10 +12,8 @@ async fn main() -> Result<(), fahrbahn::Error> {
     eprintln!("echo server listening on ws://{addr}");
 
     let server = tokio::spawn(async move {
-        let config = ServerConfig {
-            deflate: Some(DeflateConfig::default()),
-            ..ServerConfig::default()
-        };
+        let mut config = ServerConfig::default();
+        config.deflate = Some(DeflateConfig::default());
         let mut ws = fahrbahn::tokio::accept(&listener, config).await?;
         while let Some(msg) = ws.recv().await {
             ws.send(msg?).await?;
@@ -27,10 +25,8 @@ async fn main() -> Result<(), fahrbahn::Error> {
         Ok::<_, fahrbahn::Error>(())
     });
 
-    let config = ClientConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ClientConfig::default()
-    };
+    let mut config = ClientConfig::default();
+    config.deflate = Some(DeflateConfig::default());
     let mut ws = fahrbahn::tokio::connect_with(&format!("ws://{addr}/echo"), config).await?;
     eprintln!(
         "client: connected, extensions: {}",

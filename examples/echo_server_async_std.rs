@@ -14,10 +14,8 @@ fn main() -> Result<(), fahrbahn::Error> {
                 .await?;
         eprintln!("echo server listening on ws://{addr}");
         loop {
-            let config = ServerConfig {
-                deflate: Some(DeflateConfig::default()),
-                ..ServerConfig::default()
-            };
+            let mut config = ServerConfig::default();
+            config.deflate = Some(DeflateConfig::default());
             let mut ws = match fahrbahn::async_std::accept(&listener, config).await {
                 Ok(ws) => ws,
                 Err(e) => {

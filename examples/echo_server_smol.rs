@@ -13,10 +13,8 @@ fn main() -> Result<(), fahrbahn::Error> {
             fahrbahn::smol::bind(addr.parse().expect("an address like 127.0.0.1:9001")).await?;
         eprintln!("echo server listening on ws://{addr}");
         loop {
-            let config = ServerConfig {
-                deflate: Some(DeflateConfig::default()),
-                ..ServerConfig::default()
-            };
+            let mut config = ServerConfig::default();
+            config.deflate = Some(DeflateConfig::default());
             let mut ws = match fahrbahn::smol::accept(&listener, config).await {
                 Ok(ws) => ws,
                 Err(e) => {

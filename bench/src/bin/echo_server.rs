@@ -122,13 +122,11 @@ fn plain() -> fahrbahn::ws::ServerConfig {
 /// The server configuration with permessage-deflate at level 1 (soketto's
 /// fixed level), accepting the load generator's offer.
 fn deflate() -> fahrbahn::ws::ServerConfig {
-    fahrbahn::ws::ServerConfig {
-        deflate: Some(fahrbahn::core::ws::DeflateConfig {
-            level: 1,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    let mut deflate = fahrbahn::core::ws::DeflateConfig::default();
+    deflate.level = 1;
+    let mut config = fahrbahn::ws::ServerConfig::default();
+    config.deflate = Some(deflate);
+    config
 }
 
 async fn fahrbahn_tokio(

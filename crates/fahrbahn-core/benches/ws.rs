@@ -51,10 +51,8 @@ fn connected_pair(deflate: Option<DeflateConfig>) -> (Connection, Connection) {
     let now = Instant::now();
     let mut client_config = ClientConfig::new("localhost", "/");
     client_config.deflate = deflate;
-    let server_config = ServerConfig {
-        deflate,
-        ..ServerConfig::default()
-    };
+    let mut server_config = ServerConfig::default();
+    server_config.deflate = deflate;
     let mut client = Connection::client(client_config, Rng::from_seed(1), now);
     let mut server = Connection::server(server_config, Rng::from_seed(2), now);
     pump(&mut client, &mut server, now);
@@ -197,11 +195,9 @@ fn deflate_round_trip(c: &mut Criterion) {
     for (len, name) in [(1 << 10, "1KiB"), (16 << 10, "16KiB")] {
         // No context takeover: every message is compressed on its own, or
         // the repeated payload would shrink to back-references.
-        let deflate = DeflateConfig {
-            client_no_context_takeover: true,
-            server_no_context_takeover: true,
-            ..DeflateConfig::default()
-        };
+        let mut deflate = DeflateConfig::default();
+        deflate.client_no_context_takeover = true;
+        deflate.server_no_context_takeover = true;
         let (mut client, mut server) = connected_pair(Some(deflate));
         let payload = text(len);
         let mut buf = Vec::new();

@@ -14,10 +14,8 @@ use util::{Pair, Side, assert_clean, closed_of, messages};
 fn deflate_pair() -> Pair {
     let mut client = ClientConfig::new("localhost", "/");
     client.deflate = Some(DeflateConfig::default());
-    let server = ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ServerConfig::default()
-    };
+    let mut server = ServerConfig::default();
+    server.deflate = Some(DeflateConfig::default());
     Pair::connected(client, server)
 }
 
@@ -65,11 +63,9 @@ fn handshake_negotiates_subprotocol_and_passes_headers() {
     client.subprotocols = vec!["v2".into(), "v1".into()];
     client.origin = Some("http://example.com".into());
     client.headers = vec![("X-Token".into(), "abc".into())];
-    let server = ServerConfig {
-        subprotocols: vec!["v1".into(), "v3".into(), "v2".into()],
-        headers: vec![("X-Server".into(), "fahrbahn".into())],
-        ..ServerConfig::default()
-    };
+    let mut server = ServerConfig::default();
+    server.subprotocols = vec!["v1".into(), "v3".into(), "v2".into()];
+    server.headers = vec![("X-Server".into(), "fahrbahn".into())];
     let mut pair = Pair::with_configs(client, server);
     let (c, s) = pair.connect();
     // The server's preference order wins among the offered ones.
@@ -103,10 +99,8 @@ fn handshake_negotiates_subprotocol_and_passes_headers() {
 fn handshake_without_common_subprotocol_has_none() {
     let mut client = ClientConfig::new("localhost", "/");
     client.subprotocols = vec!["a".into()];
-    let server = ServerConfig {
-        subprotocols: vec!["b".into()],
-        ..ServerConfig::default()
-    };
+    let mut server = ServerConfig::default();
+    server.subprotocols = vec!["b".into()];
     let (c, s) = Pair::with_configs(client, server).connect();
     assert_eq!(c.subprotocol, None);
     assert_eq!(s.subprotocol, None);
@@ -119,10 +113,8 @@ fn deflate_is_declined_when_only_one_side_wants_it() {
     let (c, s) = Pair::with_configs(client, ServerConfig::default()).connect();
     assert_eq!((c.extensions, s.extensions), (None, None));
 
-    let server = ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ServerConfig::default()
-    };
+    let mut server = ServerConfig::default();
+    server.deflate = Some(DeflateConfig::default());
     let mut pair = Pair::with_configs(ClientConfig::new("localhost", "/"), server);
     let (c, s) = pair.connect();
     assert_eq!((c.extensions, s.extensions), (None, None));
@@ -170,27 +162,21 @@ fn deflate_negotiates_every_parameter_combination() {
                         (true, false, Some(9), Some(10)),
                         (false, true, Some(8), Some(8)),
                     ] {
-                        let c_cfg = DeflateConfig {
-                            client_no_context_takeover: c_cnct,
-                            server_no_context_takeover: c_snct,
-                            client_max_window_bits: c_cmwb,
-                            server_max_window_bits: c_smwb,
-                            ..DeflateConfig::default()
-                        };
-                        let s_cfg = DeflateConfig {
-                            client_no_context_takeover: s_cnct,
-                            server_no_context_takeover: s_snct,
-                            client_max_window_bits: s_cmwb,
-                            server_max_window_bits: s_smwb,
-                            ..DeflateConfig::default()
-                        };
+                        let mut c_cfg = DeflateConfig::default();
+                        c_cfg.client_no_context_takeover = c_cnct;
+                        c_cfg.server_no_context_takeover = c_snct;
+                        c_cfg.client_max_window_bits = c_cmwb;
+                        c_cfg.server_max_window_bits = c_smwb;
+                        let mut s_cfg = DeflateConfig::default();
+                        s_cfg.client_no_context_takeover = s_cnct;
+                        s_cfg.server_no_context_takeover = s_snct;
+                        s_cfg.client_max_window_bits = s_cmwb;
+                        s_cfg.server_max_window_bits = s_smwb;
                         let what = format!("client {c_cfg:?} server {s_cfg:?}");
                         let mut client = ClientConfig::new("localhost", "/");
                         client.deflate = Some(c_cfg);
-                        let server = ServerConfig {
-                            deflate: Some(s_cfg),
-                            ..ServerConfig::default()
-                        };
+                        let mut server = ServerConfig::default();
+                        server.deflate = Some(s_cfg);
                         let mut pair = Pair::with_configs(client, server);
                         let (c, s) = pair.connect();
                         let ext = c.extensions.clone().expect(&what);
@@ -274,14 +260,11 @@ fn deflate_compresses_on_the_wire() {
 #[test]
 fn deflate_min_message_size_sends_small_messages_plain() {
     let mut client = ClientConfig::new("localhost", "/");
-    client.deflate = Some(DeflateConfig {
-        min_message_size: 64,
-        ..DeflateConfig::default()
-    });
-    let server = ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ServerConfig::default()
-    };
+    let mut deflate = DeflateConfig::default();
+    deflate.min_message_size = 64;
+    client.deflate = Some(deflate);
+    let mut server = ServerConfig::default();
+    server.deflate = Some(DeflateConfig::default());
     let mut pair = Pair::connected(client, server);
     pair.client.send_text("short").unwrap();
     let wire = pair.take_transmit(Side::Client);
@@ -352,15 +335,11 @@ fn large_messages_both_ways() {
 
 #[test]
 fn message_at_exactly_the_limit_is_accepted() {
-    let limits = Limits {
-        max_frame_size: 1000,
-        max_message_size: 1000,
-        ..Limits::default()
-    };
-    let server = ServerConfig {
-        limits,
-        ..ServerConfig::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_frame_size = 1000;
+    limits.max_message_size = 1000;
+    let mut server = ServerConfig::default();
+    server.limits = limits;
     let mut pair = Pair::connected(ClientConfig::new("localhost", "/"), server);
     round_trip(&mut pair, Side::Client, &[Message::binary(vec![7; 1000])]);
     pair.client.send_binary(&[7; 1001]).unwrap();
@@ -627,10 +606,8 @@ fn keepalive_fails_a_silent_peer_with_1011() {
 fn deferred_pair() -> Pair {
     let mut client = ClientConfig::new("localhost", "/room/1");
     client.subprotocols = vec!["chat".into(), "superchat".into()];
-    let server = ServerConfig {
-        defer_accept: true,
-        ..ServerConfig::default()
-    };
+    let mut server = ServerConfig::default();
+    server.defer_accept = true;
     Pair::with_configs(client, server)
 }
 

@@ -29,10 +29,8 @@ fn fresh(role: Side, deflate: bool) -> (Connection, Vec<u8>) {
     let dcfg = deflate.then(DeflateConfig::default);
     match role {
         Side::Server => {
-            let cfg = ServerConfig {
-                deflate: dcfg,
-                ..ServerConfig::default()
-            };
+            let mut cfg = ServerConfig::default();
+            cfg.deflate = dcfg;
             let extra = if deflate {
                 "Sec-WebSocket-Extensions: permessage-deflate\r\n"
             } else {
@@ -295,10 +293,8 @@ proptest! {
     ) {
         let mut client = ClientConfig::new("localhost", "/");
         client.deflate = deflate.then(DeflateConfig::default);
-        let server = ServerConfig {
-            deflate: deflate.then(DeflateConfig::default),
-            ..ServerConfig::default()
-        };
+        let mut server = ServerConfig::default();
+        server.deflate = deflate.then(DeflateConfig::default);
         let mut pair = Pair::connected(client, server);
         pair.chunk = chunk;
         let mut sent = [Vec::new(), Vec::new()];

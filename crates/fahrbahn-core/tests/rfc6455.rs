@@ -24,20 +24,16 @@ fn plain() -> Pair {
 fn deflate() -> Pair {
     let mut client = ClientConfig::new("localhost", "/");
     client.deflate = Some(DeflateConfig::default());
-    let server = ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ServerConfig::default()
-    };
+    let mut server = ServerConfig::default();
+    server.deflate = Some(DeflateConfig::default());
     Pair::connected(client, server)
 }
 
 fn limited(limits: Limits) -> Pair {
     let mut client = ClientConfig::new("localhost", "/");
     client.limits = limits;
-    let server = ServerConfig {
-        limits,
-        ..ServerConfig::default()
-    };
+    let mut server = ServerConfig::default();
+    server.limits = limits;
     Pair::connected(client, server)
 }
 
@@ -379,10 +375,8 @@ fn valid_text_delivered_byte_by_byte() {
 
 #[test]
 fn frame_over_max_frame_size_is_1009() {
-    let limits = Limits {
-        max_frame_size: 100,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_frame_size = 100;
     for side in [Side::Server, Side::Client] {
         // The header alone fails the connection; the payload never comes.
         let bytes = frame_from(side.other(), true, BINARY, &[0; 101]);
@@ -400,10 +394,8 @@ fn frame_over_max_frame_size_is_1009() {
 
 #[test]
 fn message_over_max_message_size_is_1009() {
-    let limits = Limits {
-        max_message_size: 100,
-        ..Limits::default()
-    };
+    let mut limits = Limits::default();
+    limits.max_message_size = 100;
     for side in [Side::Server, Side::Client] {
         let from = side.other();
         let mut bytes = frame_from(from, false, TEXT, &[b'a'; 60]);
@@ -421,14 +413,10 @@ fn deflate_bomb_is_1009() {
     for side in [Side::Server, Side::Client] {
         let mut client = ClientConfig::new("localhost", "/");
         client.deflate = Some(DeflateConfig::default());
-        let limits = Limits {
-            max_message_size: 64 << 10,
-            ..Limits::default()
-        };
-        let mut server = ServerConfig {
-            deflate: Some(DeflateConfig::default()),
-            ..ServerConfig::default()
-        };
+        let mut limits = Limits::default();
+        limits.max_message_size = 64 << 10;
+        let mut server = ServerConfig::default();
+        server.deflate = Some(DeflateConfig::default());
         match side {
             Side::Server => server.limits = limits,
             Side::Client => client.limits = limits,

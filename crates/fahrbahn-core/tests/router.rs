@@ -236,11 +236,9 @@ fn unknown_realm_is_aborted_and_closed() {
 
 #[test]
 fn auto_created_realms() {
-    let config = RouterConfig {
-        realms: vec![],
-        auto_create_realms: true,
-        ..RouterConfig::default()
-    };
+    let mut config = RouterConfig::default();
+    config.realms = vec![];
+    config.auto_create_realms = true;
     let mut net = Net::with(Router::new(config, Rng::from_seed(1)));
     let conn = net.router.attach(now());
     net.send(conn, hello("com.example.new"));

@@ -223,10 +223,8 @@ impl Test {
             Rng::from_seed(7),
             now,
         );
-        let server_config = ws::ServerConfig {
-            subprotocols: router_protocols,
-            ..ws::ServerConfig::default()
-        };
+        let mut server_config = ws::ServerConfig::default();
+        server_config.subprotocols = router_protocols;
         let server = ws::Connection::server(server_config, Rng::from_seed(8), now);
         Self::new(
             now,

@@ -72,14 +72,9 @@ async fn a_silent_router_times_the_join_out() {
 #[tokio::test(start_paused = true)]
 async fn the_router_closes_a_client_that_never_says_hello() {
     let net = SimNet::default();
-    let router = router(
-        &net,
-        RouterLimits {
-            hello_timeout_secs: 3,
-            ..RouterLimits::default()
-        },
-    )
-    .await;
+    let mut limits = RouterLimits::default();
+    limits.hello_timeout_secs = 3;
+    let router = router(&net, limits).await;
     let mut client = net.dial(7).unwrap();
     let start = net.now();
     client.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
@@ -104,14 +99,9 @@ async fn the_router_closes_a_client_that_never_says_hello() {
 async fn a_subscriber_that_stops_reading_is_disconnected_and_nobody_else_notices() {
     const EVENTS: i64 = 500;
     let net = SimNet::default();
-    let router = router(
-        &net,
-        RouterLimits {
-            outbound_queue: 32,
-            ..RouterLimits::default()
-        },
-    )
-    .await;
+    let mut limits = RouterLimits::default();
+    limits.outbound_queue = 32;
+    let router = router(&net, limits).await;
     // A subscriber by hand, which stops reading once subscribed.
     let mut slow = net.dial(7).unwrap();
     slow.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();

@@ -38,15 +38,12 @@ fn certificate() -> Certificate {
 }
 
 fn tls_listener(transport: TransportKind, cert: &Certificate) -> ListenerConfig {
-    ListenerConfig {
-        transport,
-        address: Some("127.0.0.1:0".into()),
-        unix: None,
-        tls: Some(TlsFiles {
-            certificate: cert.dir.path().join("cert.pem").display().to_string(),
-            key: cert.dir.path().join("key.pem").display().to_string(),
-        }),
-    }
+    let mut listener = ListenerConfig::tcp(transport, "127.0.0.1:0");
+    listener.tls = Some(TlsFiles {
+        certificate: cert.dir.path().join("cert.pem").display().to_string(),
+        key: cert.dir.path().join("key.pem").display().to_string(),
+    });
+    listener
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

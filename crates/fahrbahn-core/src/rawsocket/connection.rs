@@ -26,7 +26,16 @@ pub fn max_len_for_exponent(exp: u8) -> usize {
 }
 
 /// Client settings.
+///
+/// ```
+/// use std::time::Duration;
+/// use fahrbahn_core::rawsocket::ClientConfig;
+/// let mut cfg = ClientConfig::new(1);
+/// cfg.open_timeout = Duration::from_secs(3);
+/// assert_eq!(cfg.max_len_exponent, 15);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// Serializer id: 1 JSON, 2 MessagePack, 3 CBOR.
     pub serializer: u8,
@@ -48,7 +57,14 @@ impl ClientConfig {
 }
 
 /// Server settings.
+///
+/// ```
+/// use fahrbahn_core::rawsocket::ServerConfig;
+/// let mut cfg = ServerConfig::new(vec![1, 2]);
+/// cfg.max_len_exponent = 10;
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Serializer ids we accept.
     pub serializers: Vec<u8>,

@@ -6,10 +6,12 @@ use std::time::Duration;
 ///
 /// ```
 /// use fahrbahn_core::ws::Limits;
-/// let limits = Limits { max_message_size: 1 << 20, ..Limits::default() };
+/// let mut limits = Limits::default();
+/// limits.max_message_size = 1 << 20;
 /// assert_eq!(limits.max_frame_size, 16 << 20);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Limits {
     /// Largest accepted frame payload (default 16 MiB); larger: close 1009.
     pub max_frame_size: usize,
@@ -32,7 +34,16 @@ impl Default for Limits {
 
 /// Timers of a connection. Deadlines are computed from the `now` passed to
 /// the state machine; nothing here reads a clock.
+///
+/// ```
+/// use std::time::Duration;
+/// use fahrbahn_core::ws::Timeouts;
+/// let mut timeouts = Timeouts::default();
+/// timeouts.ping_interval = Some(Duration::from_secs(30));
+/// assert_eq!(timeouts.pong_timeout, Duration::from_secs(20));
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Timeouts {
     /// How long the opening handshake may take (default 10 s).
     pub open: Duration,
@@ -65,10 +76,12 @@ impl Default for Timeouts {
 ///
 /// ```
 /// use fahrbahn_core::ws::DeflateConfig;
-/// let cfg = DeflateConfig { server_no_context_takeover: true, ..DeflateConfig::default() };
+/// let mut cfg = DeflateConfig::default();
+/// cfg.server_no_context_takeover = true;
 /// assert_eq!(cfg.level, 6);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DeflateConfig {
     /// Ask (client) / require (server) that the client resets its
     /// compression context after each message.
@@ -107,6 +120,7 @@ impl Default for DeflateConfig {
 /// cfg.subprotocols.push("wamp.2.json".into());
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// The `Host` header (host, plus `:port` when not the default).
     pub host: String,
@@ -154,14 +168,13 @@ impl ClientConfig {
 ///
 /// ```
 /// use fahrbahn_core::ws::{DeflateConfig, ServerConfig};
-/// let cfg = ServerConfig {
-///     subprotocols: vec!["wamp.2.json".into()],
-///     deflate: Some(DeflateConfig::default()),
-///     ..ServerConfig::default()
-/// };
+/// let mut cfg = ServerConfig::default();
+/// cfg.subprotocols = vec!["wamp.2.json".into()];
+/// cfg.deflate = Some(DeflateConfig::default());
 /// assert!(!cfg.defer_accept);
 /// ```
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// Subprotocols supported, in order of preference: the first one the
     /// client also offered is chosen.

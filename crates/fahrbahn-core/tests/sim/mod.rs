@@ -261,13 +261,13 @@ impl World {
             } else {
                 Codec::batched(serializer)
             };
+            // permessage-deflate, at level 1, now and then (it is costly in
+            // debug builds); the server always accepts it.
+            let mut deflate = ws::DeflateConfig::default();
+            deflate.level = 1;
             let mut config = ws::ClientConfig::new("localhost", "/ws");
-            // permessage-deflate now and then (it is costly in debug builds).
             if below(&mut self.rng, 8) == 0 {
-                config.deflate = Some(ws::DeflateConfig {
-                    level: 1,
-                    ..ws::DeflateConfig::default()
-                });
+                config.deflate = Some(deflate);
             }
             let client = ClientConnection::websocket(
                 config,
@@ -276,17 +276,10 @@ impl World {
                 Rng::from_seed(seed),
                 now,
             );
-            let server = ServerConnection::websocket(
-                ws::ServerConfig {
-                    deflate: Some(ws::DeflateConfig {
-                        level: 1,
-                        ..ws::DeflateConfig::default()
-                    }),
-                    ..ws::ServerConfig::default()
-                },
-                Rng::from_seed(seed ^ 0x5EED),
-                now,
-            );
+            let mut server_config = ws::ServerConfig::default();
+            server_config.deflate = Some(deflate);
+            let server =
+                ServerConnection::websocket(server_config, Rng::from_seed(seed ^ 0x5EED), now);
             (client, server)
         } else {
             let client = ClientConnection::rawsocket(

@@ -21,8 +21,15 @@ pub enum TransportKind {
 }
 
 /// One listener of the router.
+///
+/// ```
+/// use fahrbahn_rt::{ListenerConfig, TlsFiles, TransportKind};
+/// let mut listener = ListenerConfig::tcp(TransportKind::WebSocket, "127.0.0.1:8443");
+/// listener.tls = Some(TlsFiles { certificate: "cert.pem".into(), key: "key.pem".into() });
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ListenerConfig {
     /// `websocket` or `rawsocket`.
     pub transport: TransportKind,
@@ -38,6 +45,28 @@ pub struct ListenerConfig {
     pub tls: Option<TlsFiles>,
 }
 
+impl ListenerConfig {
+    /// A listener on a TCP address, e.g. `127.0.0.1:8080`, without TLS.
+    pub fn tcp(transport: TransportKind, address: impl Into<String>) -> Self {
+        Self {
+            transport,
+            address: Some(address.into()),
+            unix: None,
+            tls: None,
+        }
+    }
+
+    /// A listener on a Unix socket path, without TLS.
+    pub fn unix(transport: TransportKind, path: impl Into<String>) -> Self {
+        Self {
+            transport,
+            address: None,
+            unix: Some(path.into()),
+            tls: None,
+        }
+    }
+}
+
 /// PEM files for a TLS listener.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -50,8 +79,16 @@ pub struct TlsFiles {
 
 /// Limits that protect the router from its clients. Every limit has a
 /// default; `docs/router.md` lists them.
+///
+/// ```
+/// use fahrbahn_rt::RouterLimits;
+/// let mut limits = RouterLimits::default();
+/// limits.outbound_queue = 1000;
+/// assert_eq!(limits.hello_timeout_secs, 10);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
 pub struct RouterLimits {
     /// Largest message accepted from a client, in bytes (default 16 MiB).
     pub max_message_size: usize,
@@ -93,9 +130,13 @@ impl Default for RouterLimits {
 /// "#).unwrap();
 /// assert_eq!(config.listeners.len(), 2);
 /// assert_eq!(config.limits.outbound_queue, 1000);
+///
+/// let mut config = RouterConfig::default();
+/// config.realms = vec!["realm2".into()];
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct RouterConfig {
     /// Realms served (default `["realm1"]`).
     #[serde(default = "default_realms")]
@@ -196,23 +237,17 @@ impl RouterBuilder {
 
     /// Adds a WebSocket listener on a TCP address.
     pub fn websocket(mut self, address: &str) -> Self {
-        self.config.listeners.push(ListenerConfig {
-            transport: TransportKind::WebSocket,
-            address: Some(address.to_owned()),
-            unix: None,
-            tls: None,
-        });
+        self.config
+            .listeners
+            .push(ListenerConfig::tcp(TransportKind::WebSocket, address));
         self
     }
 
     /// Adds a RawSocket listener on a TCP address.
     pub fn rawsocket(mut self, address: &str) -> Self {
-        self.config.listeners.push(ListenerConfig {
-            transport: TransportKind::RawSocket,
-            address: Some(address.to_owned()),
-            unix: None,
-            tls: None,
-        });
+        self.config
+            .listeners
+            .push(ListenerConfig::tcp(TransportKind::RawSocket, address));
         self
     }
 
@@ -224,12 +259,9 @@ impl RouterBuilder {
 
     /// Adds a listener on a Unix socket path.
     pub fn unix(mut self, transport: TransportKind, path: &str) -> Self {
-        self.config.listeners.push(ListenerConfig {
-            transport,
-            address: None,
-            unix: Some(path.to_owned()),
-            tls: None,
-        });
+        self.config
+            .listeners
+            .push(ListenerConfig::unix(transport, path));
         self
     }
 

@@ -217,15 +217,11 @@ impl Router {
     async fn start<R: Runtime>(runtime: &R, config: RouterConfig) -> Result<Router, Error> {
         config.validate()?;
         let limits = config.limits;
-        let core = CoreRouter::new(
-            CoreConfig {
-                realms: config.realms.clone(),
-                outbound_queue: limits.outbound_queue,
-                hello_timeout: Duration::from_secs(limits.hello_timeout_secs),
-                ..CoreConfig::default()
-            },
-            crate::websocket::os_rng(),
-        );
+        let mut core_config = CoreConfig::default();
+        core_config.realms = config.realms.clone();
+        core_config.outbound_queue = limits.outbound_queue;
+        core_config.hello_timeout = Duration::from_secs(limits.hello_timeout_secs);
+        let core = CoreRouter::new(core_config, crate::websocket::os_rng());
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 router: core,

@@ -77,15 +77,10 @@ fn machine(shared: &Shared, kind: TransportKind) -> ServerConnection {
     let limits = shared.limits;
     match kind {
         TransportKind::WebSocket => {
-            let config = ws::ServerConfig {
-                limits: ws::Limits {
-                    max_frame_size: limits.max_message_size,
-                    max_message_size: limits.max_message_size,
-                    ..ws::Limits::default()
-                },
-                deflate: Some(ws::DeflateConfig::default()),
-                ..ws::ServerConfig::default()
-            };
+            let mut config = ws::ServerConfig::default();
+            config.limits.max_frame_size = limits.max_message_size;
+            config.limits.max_message_size = limits.max_message_size;
+            config.deflate = Some(ws::DeflateConfig::default());
             ServerConnection::websocket(config, crate::websocket::os_rng(), now)
         }
         TransportKind::RawSocket => {

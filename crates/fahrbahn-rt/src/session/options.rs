@@ -12,7 +12,16 @@ pub type ChallengeHandler =
     Arc<dyn Fn(&str, &Dict) -> Result<(String, Dict), ApplicationError> + Send + Sync>;
 
 /// Settings for [`Session::connect_with`](super::Session::connect_with).
+///
+/// ```
+/// use std::time::Duration;
+/// use fahrbahn_rt::SessionOptions;
+/// let mut options = SessionOptions::new("realm1");
+/// options.websocket.timeouts.ping_interval = Some(Duration::from_secs(30));
+/// options.rawsocket.max_len_exponent = 10;
+/// ```
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct SessionOptions {
     /// Realm, authentication id and methods, agent.
     pub session: SessionConfig,

@@ -302,17 +302,15 @@ impl<S: fahrbahn::runtime::AsyncWrite + Unpin> fahrbahn::runtime::AsyncWrite for
 }
 
 fn deflate_server() -> ServerConfig {
-    ServerConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ServerConfig::default()
-    }
+    let mut config = ServerConfig::default();
+    config.deflate = Some(DeflateConfig::default());
+    config
 }
 
 fn deflate_client() -> ClientConfig {
-    ClientConfig {
-        deflate: Some(DeflateConfig::default()),
-        ..ClientConfig::default()
-    }
+    let mut config = ClientConfig::default();
+    config.deflate = Some(DeflateConfig::default());
+    config
 }
 
 /// Deterministic pseudo-random bytes (incompressible).
@@ -477,15 +475,11 @@ pub(crate) async fn deflate_declined<R: Runtime>(rt: R) {
 
 pub(crate) async fn subprotocol_negotiation<R: Runtime>(rt: R) {
     // The server's order of preference decides among the common ones.
-    let config = ServerConfig {
-        subprotocols: vec!["wamp.2.msgpack".into(), "wamp.2.json".into()],
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.subprotocols = vec!["wamp.2.msgpack".into(), "wamp.2.json".into()];
     let (url, server) = echo_server(&rt, config.clone()).await;
-    let client = ClientConfig {
-        subprotocols: vec!["wamp.2.json".into(), "wamp.2.msgpack".into()],
-        ..ClientConfig::default()
-    };
+    let mut client = ClientConfig::default();
+    client.subprotocols = vec!["wamp.2.json".into(), "wamp.2.msgpack".into()];
     let mut ws = fahrbahn::ws::connect_with(&rt, &url, client).await.unwrap();
     assert_eq!(ws.subprotocol(), Some("wamp.2.msgpack"));
     roundtrip(&mut ws, Message::text("[1]")).await;
@@ -499,10 +493,8 @@ pub(crate) async fn subprotocol_negotiation<R: Runtime>(rt: R) {
 
     // Nothing in common: no subprotocol, connection still opens.
     let (url, server) = echo_server(&rt, config).await;
-    let client = ClientConfig {
-        subprotocols: vec!["mqtt".into()],
-        ..ClientConfig::default()
-    };
+    let mut client = ClientConfig::default();
+    client.subprotocols = vec!["mqtt".into()];
     let mut ws = fahrbahn::ws::connect_with(&rt, &url, client).await.unwrap();
     assert_eq!(ws.subprotocol(), None);
     roundtrip(&mut ws, Message::text("hi")).await;
@@ -574,11 +566,9 @@ pub(crate) async fn accept_with_subprotocol<R: Runtime>(rt: R) {
         assert_eq!(error, None);
         echoed
     });
-    let client = ClientConfig {
-        subprotocols: vec!["chat.v2".into(), "chat.v1".into()],
-        headers: vec![("X-Token".into(), "let-me-in".into())],
-        ..ClientConfig::default()
-    };
+    let mut client = ClientConfig::default();
+    client.subprotocols = vec!["chat.v2".into(), "chat.v1".into()];
+    client.headers = vec![("X-Token".into(), "let-me-in".into())];
     let mut ws = fahrbahn::ws::connect_with(&rt, &format!("ws://{addr}/"), client)
         .await
         .unwrap();

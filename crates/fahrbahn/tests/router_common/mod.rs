@@ -1150,14 +1150,9 @@ pub(crate) async fn garbage_is_isolated<R: Runtime>(rt: R, transport: Transport)
 /// A message over `max_message_size` ends only the session that sent it.
 pub(crate) async fn oversize_closes_only_that_client<R: Runtime>(rt: R, transport: Transport) {
     const MAX: usize = 64 * 1024;
-    let fx = Fixture::start_with(
-        &rt,
-        RouterLimits {
-            max_message_size: MAX,
-            ..RouterLimits::default()
-        },
-    )
-    .await;
+    let mut limits = RouterLimits::default();
+    limits.max_message_size = MAX;
+    let fx = Fixture::start_with(&rt, limits).await;
     let callee = fx.session(&rt, transport).await;
     let offender = fx.session(&rt, transport).await;
     let bystander = fx.session(&rt, transport).await;
@@ -1670,14 +1665,9 @@ pub(crate) async fn websocket_garbage_is_isolated<R: Runtime>(rt: R) {
 /// A RawSocket frame header over the router's announced maximum closes
 /// that connection only; the handshake announces the limit.
 pub(crate) async fn raw_oversize_frame<R: Runtime>(rt: R) {
-    let fx = Fixture::start_with(
-        &rt,
-        RouterLimits {
-            max_message_size: 64 * 1024,
-            ..RouterLimits::default()
-        },
-    )
-    .await;
+    let mut limits = RouterLimits::default();
+    limits.max_message_size = 64 * 1024;
+    let fx = Fixture::start_with(&rt, limits).await;
     let other = fx.session(&rt, Transport::RsMsgPack).await;
     let mut raw = fx.raw(&rt, false).await;
     // 2^(9 + 7) = 64 KiB.

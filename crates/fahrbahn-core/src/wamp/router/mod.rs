@@ -108,8 +108,12 @@ use dealer::Dealer;
 /// assert_eq!(config.realms, ["realm1"]);
 /// assert!(!config.auto_create_realms);
 /// assert_eq!(config.outbound_queue, 4096);
+///
+/// let mut config = RouterConfig::default();
+/// config.auto_create_realms = true;
 /// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct RouterConfig {
     /// The realms that exist from the start.
     pub realms: Vec<String>,
