@@ -39,10 +39,10 @@ fn certificate() -> Certificate {
 
 fn tls_listener(transport: TransportKind, cert: &Certificate) -> ListenerConfig {
     let mut listener = ListenerConfig::tcp(transport, "127.0.0.1:0");
-    listener.tls = Some(TlsFiles {
-        certificate: cert.dir.path().join("cert.pem").display().to_string(),
-        key: cert.dir.path().join("key.pem").display().to_string(),
-    });
+    listener.tls = Some(TlsFiles::new(
+        cert.dir.path().join("cert.pem").display().to_string(),
+        cert.dir.path().join("key.pem").display().to_string(),
+    ));
     listener
 }
 

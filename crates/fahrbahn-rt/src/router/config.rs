@@ -25,7 +25,7 @@ pub enum TransportKind {
 /// ```
 /// use fahrbahn_rt::{ListenerConfig, TlsFiles, TransportKind};
 /// let mut listener = ListenerConfig::tcp(TransportKind::WebSocket, "127.0.0.1:8443");
-/// listener.tls = Some(TlsFiles { certificate: "cert.pem".into(), key: "key.pem".into() });
+/// listener.tls = Some(TlsFiles::new("cert.pem", "key.pem"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,11 +70,22 @@ impl ListenerConfig {
 /// PEM files for a TLS listener.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[non_exhaustive]
 pub struct TlsFiles {
     /// The certificate chain (PEM), leaf first.
     pub certificate: String,
     /// The private key (PEM: PKCS#8, PKCS#1 or SEC1).
     pub key: String,
+}
+
+impl TlsFiles {
+    /// The certificate chain and private key at these paths (PEM).
+    pub fn new(certificate: impl Into<String>, key: impl Into<String>) -> Self {
+        Self {
+            certificate: certificate.into(),
+            key: key.into(),
+        }
+    }
 }
 
 /// Limits that protect the router from its clients. Every limit has a

@@ -5,7 +5,17 @@ use std::time::Duration;
 use crate::wamp::value::{Dict, Value};
 
 /// Settings of a client session.
+///
+/// ```
+/// use std::time::Duration;
+/// use fahrbahn_core::wamp::SessionConfig;
+/// let mut config = SessionConfig::new("realm1");
+/// config.authmethods = vec!["ticket".into()];
+/// config.authid = Some("joe".into());
+/// config.join_timeout = Duration::from_secs(3);
+/// ```
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct SessionConfig {
     /// The realm to join.
     pub realm: String,
