@@ -537,14 +537,14 @@ fn result_for_unknown_request_is_a_protocol_violation() {
     t.join();
     let request = t.call("com.example.add2");
     t.router_sends(&result(request + 1000, 3));
-    t.assert_protocol_violation("unknown Call request");
+    t.assert_protocol_violation("unknown CALL request");
     // The pending call got no answer: only the session's end.
     assert_eq!(t.events.len(), 1, "{:?}", t.events);
 
     let mut t = Test::websocket(&[Codec::new(Serializer::Cbor)], wamp_subprotocols());
     t.join();
     t.router_sends(&result(99, 3));
-    t.assert_protocol_violation("unknown Call request");
+    t.assert_protocol_violation("unknown CALL request");
 }
 
 #[test]
@@ -556,7 +556,7 @@ fn a_second_result_is_a_protocol_violation() {
     assert_result(&t.events, request, 3);
     t.events.clear();
     t.router_sends(&result(request, 4));
-    t.assert_protocol_violation("unknown Call request");
+    t.assert_protocol_violation("unknown CALL request");
 }
 
 #[test]

@@ -28,11 +28,11 @@ pub struct SessionConfig {
     /// The `agent` string announced in HELLO.
     pub agent: String,
     /// How long joining may take, from the start to WELCOME (default
-    /// 10 s). Then the session aborts with [`SessionError::JoinTimeout`].
+    /// 10 s). Then the session aborts with [`SessionError::JoinTimeout`](crate::wamp::SessionError::JoinTimeout).
     pub join_timeout: Duration,
     /// How long to wait for the router's GOODBYE reply after
-    /// [`Session::leave`] (default 5 s). Then the session ends with
-    /// [`SessionError::LeaveTimeout`].
+    /// [`Session::leave`](crate::wamp::Session::leave) (default 5 s). Then the session ends with
+    /// [`SessionError::LeaveTimeout`](crate::wamp::SessionError::LeaveTimeout).
     pub leave_timeout: Duration,
 }
 
@@ -63,7 +63,7 @@ pub(crate) fn feature_set(names: &[&str]) -> Value {
 }
 
 /// The roles and features this client announces in HELLO — exactly what
-/// [`Session`] implements.
+/// [`Session`](crate::wamp::Session) implements.
 pub fn client_roles() -> Dict {
     let mut roles = Dict::new();
     roles.insert(

@@ -84,9 +84,9 @@ pub enum SessionError {
     Decode(DecodeError),
     /// The transport ended before the session did.
     TransportClosed(TransportClosed),
-    /// No WELCOME within [`SessionConfig::join_timeout`]; we aborted.
+    /// No WELCOME within [`SessionConfig::join_timeout`](crate::wamp::SessionConfig::join_timeout); we aborted.
     JoinTimeout(Duration),
-    /// No GOODBYE reply within [`SessionConfig::leave_timeout`].
+    /// No GOODBYE reply within [`SessionConfig::leave_timeout`](crate::wamp::SessionConfig::leave_timeout).
     LeaveTimeout(Duration),
     /// We could not answer the router's CHALLENGE (no handler, the handler
     /// failed, or a method we did not offer); we aborted with

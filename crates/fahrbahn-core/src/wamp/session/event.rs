@@ -80,12 +80,12 @@ pub struct Closed {
     pub error: Option<SessionError>,
 }
 
-/// What a [`Session`] reports.
+/// What a [`Session`](crate::wamp::Session) reports.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum SessionEvent {
     /// The router asks us to authenticate; answer with
-    /// [`Session::authenticate`].
+    /// [`Session::authenticate`](crate::wamp::Session::authenticate).
     Challenge {
         /// The authentication method.
         authmethod: String,
@@ -152,8 +152,8 @@ pub enum SessionEvent {
         /// The error.
         error: ApplicationError,
     },
-    /// A procedure of ours is called: answer with [`Session::yield_result`]
-    /// or [`Session::yield_error`].
+    /// A procedure of ours is called: answer with [`Session::yield_result`](crate::wamp::Session::yield_result)
+    /// or [`Session::yield_error`](crate::wamp::Session::yield_error).
     Invocation {
         /// The INVOCATION request id.
         request: RequestId,
