@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::matching::MatchPolicy;
+use super::matching::{MatchPolicy, PrefixIndex, WildcardIndex};
 use crate::wamp::IdGenerator;
 
 /// One subscription, shared by every session subscribed to the same
@@ -20,6 +20,10 @@ pub(crate) struct Broker {
     subs: BTreeMap<u64, Subscription>,
     /// Per policy: topic → subscription id.
     keys: [BTreeMap<String, u64>; 3],
+    /// The `prefix` subscriptions, for matching.
+    prefix: PrefixIndex,
+    /// The `wildcard` subscriptions, for matching.
+    wildcard: WildcardIndex,
 }
 
 impl Broker {
@@ -45,6 +49,15 @@ impl Broker {
             }
         };
         self.keys[policy.index()].insert(topic.to_owned(), id);
+        match policy {
+            MatchPolicy::Exact => {}
+            MatchPolicy::Prefix => {
+                        self.prefix.insert(topic, id);
+                    }
+            MatchPolicy::Wildcard => {
+                        self.wildcard.insert(topic, id);
+                    }
+        }
         self.subs.insert(
             id,
             Subscription {
@@ -66,31 +79,69 @@ impl Broker {
         if sub.subscribers.is_empty() {
             if let Some(sub) = self.subs.remove(&id) {
                 self.keys[sub.policy.index()].remove(&sub.topic);
+                match sub.policy {
+                    MatchPolicy::Exact => {}
+                    MatchPolicy::Prefix => {
+                        self.prefix.remove(&sub.topic);
+                    }
+                    MatchPolicy::Wildcard => {
+                        self.wildcard.remove(&sub.topic);
+                    }
+                }
             }
+            debug_assert!(!self.subs.is_empty() || self.index_is_empty());
         }
         removed
     }
 
-    /// The subscriptions whose topic or pattern matches `topic`, exact
-    /// first.
+    /// The subscriptions whose topic or pattern matches `topic`: the exact
+    /// one, then the prefix ones (shortest pattern first), then the
+    /// wildcard ones (in pattern string order). The work grows with the
+    /// topic's length and the number of matches, not with the number of
+    /// subscriptions (see [`PrefixIndex`] and [`WildcardIndex`]).
     pub(crate) fn matching<'a>(
         &'a self,
         topic: &'a str,
     ) -> impl Iterator<Item = (u64, &'a Subscription)> + 'a {
-        let exact = self.keys[MatchPolicy::Exact.index()].get(topic).copied();
-        let prefix = self.keys[MatchPolicy::Prefix.index()]
-            .iter()
-            .filter(move |(p, _)| MatchPolicy::Prefix.matches(p, topic))
-            .map(|(_, id)| *id);
-        let wildcard = self.keys[MatchPolicy::Wildcard.index()]
-            .iter()
-            .filter(move |(p, _)| MatchPolicy::Wildcard.matches(p, topic))
-            .map(|(_, id)| *id);
-        exact
+        self.matching_ids(topic)
+            .0
             .into_iter()
-            .chain(prefix)
-            .chain(wildcard)
             .filter_map(|id| self.subs.get(&id).map(|s| (id, s)))
+    }
+
+    /// The ids [`matching`](Self::matching) yields, and the number of index
+    /// nodes visited.
+    fn matching_ids(&self, topic: &str) -> (Vec<u64>, usize) {
+        let mut ids: Vec<u64> = self.keys[MatchPolicy::Exact.index()]
+            .get(topic)
+            .copied()
+            .into_iter()
+            .collect();
+        let mut visited = self.prefix.matches(topic, |id| ids.push(id));
+        let first_wildcard = ids.len();
+        visited += self.wildcard.matches(topic, |id| ids.push(id));
+        ids[first_wildcard..].sort_by(|a, b| self.topic_of(*a).cmp(self.topic_of(*b)));
+        (ids, visited)
+    }
+
+    fn topic_of(&self, id: u64) -> &str {
+        self.subs.get(&id).map_or("", |s| s.topic.as_str())
+    }
+
+    /// The number of index nodes [`matching`](Self::matching) visits for
+    /// `topic`.
+    #[cfg(test)]
+    pub(crate) fn matching_work(&self, topic: &str) -> usize {
+        self.matching_ids(topic).1
+    }
+
+    /// Whether the matching indexes hold no pattern and no node but their
+    /// roots.
+    pub(crate) fn index_is_empty(&self) -> bool {
+        self.prefix.is_empty()
+            && self.wildcard.is_empty()
+            && self.prefix.node_count() == 1
+            && self.wildcard.node_count() == 1
     }
 
     /// The number of subscriptions.

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::matching::{MatchPolicy, wildcard_rank};
+use super::matching::{MatchPolicy, PrefixIndex, WildcardIndex, wildcard_rank};
 use crate::wamp::IdGenerator;
 
 /// One registered procedure (or procedure pattern) and its callee.
@@ -32,6 +32,10 @@ pub(crate) struct Dealer {
     regs: BTreeMap<u64, Registration>,
     /// Per policy: procedure → registration id.
     keys: [BTreeMap<String, u64>; 3],
+    /// The `prefix` registrations, for lookup.
+    prefix: PrefixIndex,
+    /// The `wildcard` registrations, for lookup.
+    wildcard: WildcardIndex,
     /// Invocation request id → call.
     invocations: BTreeMap<u64, Invocation>,
     /// (caller session, CALL request id) → invocation request id.
@@ -58,6 +62,15 @@ impl Dealer {
             }
         };
         self.keys[policy.index()].insert(procedure.to_owned(), id);
+        match policy {
+            MatchPolicy::Exact => {}
+            MatchPolicy::Prefix => {
+                self.prefix.insert(procedure, id);
+            }
+            MatchPolicy::Wildcard => {
+                self.wildcard.insert(procedure, id);
+            }
+        }
         self.regs.insert(
             id,
             Registration {
@@ -77,33 +90,69 @@ impl Dealer {
         }
         if let Some(r) = self.regs.remove(&id) {
             self.keys[r.policy.index()].remove(&r.procedure);
+            match r.policy {
+                MatchPolicy::Exact => {}
+                MatchPolicy::Prefix => {
+                    self.prefix.remove(&r.procedure);
+                }
+                MatchPolicy::Wildcard => {
+                    self.wildcard.remove(&r.procedure);
+                }
+            }
         }
+        debug_assert!(!self.regs.is_empty() || self.index_is_empty());
         true
     }
 
     /// The registration a CALL to `procedure` goes to: an exact one, else
     /// the longest matching prefix, else the most specific wildcard
-    /// ([`wildcard_rank`]; ties go to the oldest registration).
+    /// ([`wildcard_rank`]; ties go to the oldest registration, the lowest
+    /// id). The work grows with the procedure's length and the number of
+    /// matching patterns, not with the number of registrations.
     pub(crate) fn lookup(&self, procedure: &str) -> Option<(u64, &Registration)> {
-        let id = self.keys[MatchPolicy::Exact.index()]
-            .get(procedure)
-            .copied()
-            .or_else(|| {
-                self.keys[MatchPolicy::Prefix.index()]
-                    .iter()
-                    .filter(|(p, _)| procedure.starts_with(p.as_str()))
-                    .max_by_key(|(p, _)| p.len())
-                    .map(|(_, id)| *id)
-            })
-            .or_else(|| {
-                self.keys[MatchPolicy::Wildcard.index()]
-                    .iter()
-                    .filter(|(p, _)| MatchPolicy::Wildcard.matches(p, procedure))
-                    .map(|(p, id)| (wildcard_rank(p), std::cmp::Reverse(*id)))
-                    .max()
-                    .map(|(_, std::cmp::Reverse(id))| id)
-            })?;
+        let id = self.lookup_id(procedure).0?;
         self.regs.get(&id).map(|r| (id, r))
+    }
+
+    /// The id [`lookup`](Self::lookup) picks, and the number of index
+    /// nodes visited.
+    fn lookup_id(&self, procedure: &str) -> (Option<u64>, usize) {
+        if let Some(&id) = self.keys[MatchPolicy::Exact.index()].get(procedure) {
+            return (Some(id), 0);
+        }
+        let mut longest = None;
+        let mut visited = self.prefix.matches(procedure, |id| longest = Some(id));
+        if longest.is_some() {
+            return (longest, visited);
+        }
+        let mut best: Option<((usize, usize), std::cmp::Reverse<u64>)> = None;
+        visited += self.wildcard.matches(procedure, |id| {
+            let rank = self
+                .regs
+                .get(&id)
+                .map_or((0, 0), |r| wildcard_rank(&r.procedure));
+            let key = (rank, std::cmp::Reverse(id));
+            if best.is_none_or(|b| key > b) {
+                best = Some(key);
+            }
+        });
+        (best.map(|(_, std::cmp::Reverse(id))| id), visited)
+    }
+
+    /// The number of index nodes [`lookup`](Self::lookup) visits for
+    /// `procedure`.
+    #[cfg(test)]
+    pub(crate) fn lookup_work(&self, procedure: &str) -> usize {
+        self.lookup_id(procedure).1
+    }
+
+    /// Whether the matching indexes hold no pattern and no node but their
+    /// roots.
+    pub(crate) fn index_is_empty(&self) -> bool {
+        self.prefix.is_empty()
+            && self.wildcard.is_empty()
+            && self.prefix.node_count() == 1
+            && self.wildcard.node_count() == 1
     }
 
     /// Records a pending call.
