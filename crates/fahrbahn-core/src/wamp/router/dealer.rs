@@ -216,7 +216,109 @@ impl Dealer {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The old lookup: a scan of every pattern.
+    fn scan(d: &Dealer, procedure: &str) -> Option<u64> {
+        d.keys[MatchPolicy::Exact.index()]
+            .get(procedure)
+            .copied()
+            .or_else(|| {
+                d.keys[MatchPolicy::Prefix.index()]
+                    .iter()
+                    .filter(|(p, _)| procedure.starts_with(p.as_str()))
+                    .max_by_key(|(p, _)| p.len())
+                    .map(|(_, id)| *id)
+            })
+            .or_else(|| {
+                d.keys[MatchPolicy::Wildcard.index()]
+                    .iter()
+                    .filter(|(p, _)| MatchPolicy::Wildcard.matches(p, procedure))
+                    .map(|(p, id)| (wildcard_rank(p), std::cmp::Reverse(*id)))
+                    .max()
+                    .map(|(_, std::cmp::Reverse(id))| id)
+            })
+    }
+
+    fn procedure() -> impl Strategy<Value = String> {
+        let component = prop::sample::select(vec!["", "a", "b", "ab", "a-", "c"]);
+        (prop::collection::vec(component, 1..5), 0..4usize).prop_map(|(c, cut)| {
+            let u = c.join(".");
+            u[..u.len().saturating_sub(cut % 2)].to_owned()
+        })
+    }
+
+    fn policy() -> impl Strategy<Value = MatchPolicy> {
+        prop::sample::select(vec![
+            MatchPolicy::Exact,
+            MatchPolicy::Prefix,
+            MatchPolicy::Wildcard,
+        ])
+    }
+
+    proptest! {
+        /// The index picks what the scan picks, through registers and
+        /// unregisters; and empties with the table.
+        #[test]
+        fn lookup_is_the_scan(
+            ops in prop::collection::vec((procedure(), policy(), prop::bool::weighted(0.7), any::<prop::sample::Index>()), 0..40),
+            procedures in prop::collection::vec(procedure(), 1..8),
+        ) {
+            let mut ids = IdGenerator::new();
+            let mut d = Dealer::default();
+            let mut held: Vec<u64> = Vec::new();
+            for (p, policy, register, pick) in &ops {
+                if *register || held.is_empty() {
+                    if let Some(id) = d.register(1, p, *policy, &mut ids) {
+                        held.push(id);
+                    }
+                } else {
+                    let id = held.swap_remove(pick.index(held.len()));
+                    prop_assert!(d.unregister(1, id));
+                }
+                for p in &procedures {
+                    prop_assert_eq!(d.lookup(p).map(|(id, _)| id), scan(&d, p), "procedure {:?}", p);
+                }
+            }
+            for id in held {
+                prop_assert!(d.unregister(1, id));
+            }
+            prop_assert_eq!(d.registration_count(), 0);
+            prop_assert!(d.index_is_empty());
+        }
+    }
+
+    /// An unmatched CALL visits as many index nodes among 100 000 patterns
+    /// sharing its first components as among a few.
+    #[test]
+    fn lookup_work_does_not_grow_with_patterns() {
+        const PROCEDURE: &str = "com.example.nothing";
+        let families = [
+            (MatchPolicy::Prefix, "com.example.n"),
+            (MatchPolicy::Prefix, "com.example.nothing."),
+            (MatchPolicy::Wildcard, "com..x"),
+            (MatchPolicy::Wildcard, "..x"),
+            (MatchPolicy::Exact, "com.example.nothing.x"),
+        ];
+        let build = |n: usize| {
+            let mut ids = IdGenerator::new();
+            let mut d = Dealer::default();
+            for i in 0..n {
+                let (policy, head) = families[i % families.len()];
+                d.register(1, &format!("{head}{i}"), policy, &mut ids);
+            }
+            d
+        };
+        let small = build(families.len());
+        let large = build(100_000);
+        assert!(large.lookup(PROCEDURE).is_none());
+        let work = large.lookup_work(PROCEDURE);
+        assert_eq!(work, small.lookup_work(PROCEDURE));
+        let components = PROCEDURE.split('.').count();
+        assert!(work <= PROCEDURE.len() + 1 + 2 * components + 1, "{work}");
+    }
 
     #[test]
     fn lookup_precedence() {
