@@ -52,11 +52,11 @@ impl Broker {
         match policy {
             MatchPolicy::Exact => {}
             MatchPolicy::Prefix => {
-                        self.prefix.insert(topic, id);
-                    }
+                self.prefix.insert(topic, id);
+            }
             MatchPolicy::Wildcard => {
-                        self.wildcard.insert(topic, id);
-                    }
+                self.wildcard.insert(topic, id);
+            }
         }
         self.subs.insert(
             id,
@@ -159,15 +159,19 @@ mod tests {
     /// The old matching: a scan of every pattern, in string order per
     /// policy (exact, prefix, wildcard).
     fn scan(b: &Broker, topic: &str) -> Vec<u64> {
-        [MatchPolicy::Exact, MatchPolicy::Prefix, MatchPolicy::Wildcard]
-            .into_iter()
-            .flat_map(|policy| {
-                b.keys[policy.index()]
-                    .iter()
-                    .filter(move |(p, _)| policy.matches(p, topic))
-                    .map(|(_, id)| *id)
-            })
-            .collect()
+        [
+            MatchPolicy::Exact,
+            MatchPolicy::Prefix,
+            MatchPolicy::Wildcard,
+        ]
+        .into_iter()
+        .flat_map(|policy| {
+            b.keys[policy.index()]
+                .iter()
+                .filter(move |(p, _)| policy.matches(p, topic))
+                .map(|(_, id)| *id)
+        })
+        .collect()
     }
 
     fn topic() -> impl Strategy<Value = String> {

@@ -495,7 +495,10 @@ mod tests {
         for (i, (add, pattern)) in ops.iter().enumerate() {
             if *add {
                 let id = i as u64 + 1;
-                assert_eq!(insert(index, pattern, id), table.insert(pattern.clone(), id));
+                assert_eq!(
+                    insert(index, pattern, id),
+                    table.insert(pattern.clone(), id)
+                );
             } else {
                 assert_eq!(remove(index, pattern), table.remove(pattern));
             }
