@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::matching::{MatchPolicy, wildcard_rank};
+use super::matching::{MatchPolicy, PrefixIndex, WildcardIndex, wildcard_rank};
 use crate::wamp::IdGenerator;
 
 /// One registered procedure (or procedure pattern) and its callee.
@@ -32,6 +32,10 @@ pub(crate) struct Dealer {
     regs: BTreeMap<u64, Registration>,
     /// Per policy: procedure → registration id.
     keys: [BTreeMap<String, u64>; 3],
+    /// The `prefix` registrations, for lookup.
+    prefix: PrefixIndex,
+    /// The `wildcard` registrations, for lookup.
+    wildcard: WildcardIndex,
     /// Invocation request id → call.
     invocations: BTreeMap<u64, Invocation>,
     /// (caller session, CALL request id) → invocation request id.
@@ -58,6 +62,15 @@ impl Dealer {
             }
         };
         self.keys[policy.index()].insert(procedure.to_owned(), id);
+        match policy {
+            MatchPolicy::Exact => {}
+            MatchPolicy::Prefix => {
+                self.prefix.insert(procedure, id);
+            }
+            MatchPolicy::Wildcard => {
+                self.wildcard.insert(procedure, id);
+            }
+        }
         self.regs.insert(
             id,
             Registration {
@@ -77,33 +90,69 @@ impl Dealer {
         }
         if let Some(r) = self.regs.remove(&id) {
             self.keys[r.policy.index()].remove(&r.procedure);
+            match r.policy {
+                MatchPolicy::Exact => {}
+                MatchPolicy::Prefix => {
+                    self.prefix.remove(&r.procedure);
+                }
+                MatchPolicy::Wildcard => {
+                    self.wildcard.remove(&r.procedure);
+                }
+            }
         }
+        debug_assert!(!self.regs.is_empty() || self.index_is_empty());
         true
     }
 
     /// The registration a CALL to `procedure` goes to: an exact one, else
     /// the longest matching prefix, else the most specific wildcard
-    /// ([`wildcard_rank`]; ties go to the oldest registration).
+    /// ([`wildcard_rank`]; ties go to the oldest registration, the lowest
+    /// id). The work grows with the procedure's length and the number of
+    /// matching patterns, not with the number of registrations.
     pub(crate) fn lookup(&self, procedure: &str) -> Option<(u64, &Registration)> {
-        let id = self.keys[MatchPolicy::Exact.index()]
-            .get(procedure)
-            .copied()
-            .or_else(|| {
-                self.keys[MatchPolicy::Prefix.index()]
-                    .iter()
-                    .filter(|(p, _)| procedure.starts_with(p.as_str()))
-                    .max_by_key(|(p, _)| p.len())
-                    .map(|(_, id)| *id)
-            })
-            .or_else(|| {
-                self.keys[MatchPolicy::Wildcard.index()]
-                    .iter()
-                    .filter(|(p, _)| MatchPolicy::Wildcard.matches(p, procedure))
-                    .map(|(p, id)| (wildcard_rank(p), std::cmp::Reverse(*id)))
-                    .max()
-                    .map(|(_, std::cmp::Reverse(id))| id)
-            })?;
+        let id = self.lookup_id(procedure).0?;
         self.regs.get(&id).map(|r| (id, r))
+    }
+
+    /// The id [`lookup`](Self::lookup) picks, and the number of index
+    /// nodes visited.
+    fn lookup_id(&self, procedure: &str) -> (Option<u64>, usize) {
+        if let Some(&id) = self.keys[MatchPolicy::Exact.index()].get(procedure) {
+            return (Some(id), 0);
+        }
+        let mut longest = None;
+        let mut visited = self.prefix.matches(procedure, |id| longest = Some(id));
+        if longest.is_some() {
+            return (longest, visited);
+        }
+        let mut best: Option<((usize, usize), std::cmp::Reverse<u64>)> = None;
+        visited += self.wildcard.matches(procedure, |id| {
+            let rank = self
+                .regs
+                .get(&id)
+                .map_or((0, 0), |r| wildcard_rank(&r.procedure));
+            let key = (rank, std::cmp::Reverse(id));
+            if best.is_none_or(|b| key > b) {
+                best = Some(key);
+            }
+        });
+        (best.map(|(_, std::cmp::Reverse(id))| id), visited)
+    }
+
+    /// The number of index nodes [`lookup`](Self::lookup) visits for
+    /// `procedure`.
+    #[cfg(test)]
+    pub(crate) fn lookup_work(&self, procedure: &str) -> usize {
+        self.lookup_id(procedure).1
+    }
+
+    /// Whether the matching indexes hold no pattern and no node but their
+    /// roots.
+    pub(crate) fn index_is_empty(&self) -> bool {
+        self.prefix.is_empty()
+            && self.wildcard.is_empty()
+            && self.prefix.node_count() == 1
+            && self.wildcard.node_count() == 1
     }
 
     /// Records a pending call.
@@ -167,7 +216,109 @@ impl Dealer {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
+
+    /// The old lookup: a scan of every pattern.
+    fn scan(d: &Dealer, procedure: &str) -> Option<u64> {
+        d.keys[MatchPolicy::Exact.index()]
+            .get(procedure)
+            .copied()
+            .or_else(|| {
+                d.keys[MatchPolicy::Prefix.index()]
+                    .iter()
+                    .filter(|(p, _)| procedure.starts_with(p.as_str()))
+                    .max_by_key(|(p, _)| p.len())
+                    .map(|(_, id)| *id)
+            })
+            .or_else(|| {
+                d.keys[MatchPolicy::Wildcard.index()]
+                    .iter()
+                    .filter(|(p, _)| MatchPolicy::Wildcard.matches(p, procedure))
+                    .map(|(p, id)| (wildcard_rank(p), std::cmp::Reverse(*id)))
+                    .max()
+                    .map(|(_, std::cmp::Reverse(id))| id)
+            })
+    }
+
+    fn procedure() -> impl Strategy<Value = String> {
+        let component = prop::sample::select(vec!["", "a", "b", "ab", "a-", "c"]);
+        (prop::collection::vec(component, 1..5), 0..4usize).prop_map(|(c, cut)| {
+            let u = c.join(".");
+            u[..u.len().saturating_sub(cut % 2)].to_owned()
+        })
+    }
+
+    fn policy() -> impl Strategy<Value = MatchPolicy> {
+        prop::sample::select(vec![
+            MatchPolicy::Exact,
+            MatchPolicy::Prefix,
+            MatchPolicy::Wildcard,
+        ])
+    }
+
+    proptest! {
+        /// The index picks what the scan picks, through registers and
+        /// unregisters; and empties with the table.
+        #[test]
+        fn lookup_is_the_scan(
+            ops in prop::collection::vec((procedure(), policy(), prop::bool::weighted(0.7), any::<prop::sample::Index>()), 0..40),
+            procedures in prop::collection::vec(procedure(), 1..8),
+        ) {
+            let mut ids = IdGenerator::new();
+            let mut d = Dealer::default();
+            let mut held: Vec<u64> = Vec::new();
+            for (p, policy, register, pick) in &ops {
+                if *register || held.is_empty() {
+                    if let Some(id) = d.register(1, p, *policy, &mut ids) {
+                        held.push(id);
+                    }
+                } else {
+                    let id = held.swap_remove(pick.index(held.len()));
+                    prop_assert!(d.unregister(1, id));
+                }
+                for p in &procedures {
+                    prop_assert_eq!(d.lookup(p).map(|(id, _)| id), scan(&d, p), "procedure {:?}", p);
+                }
+            }
+            for id in held {
+                prop_assert!(d.unregister(1, id));
+            }
+            prop_assert_eq!(d.registration_count(), 0);
+            prop_assert!(d.index_is_empty());
+        }
+    }
+
+    /// An unmatched CALL visits as many index nodes among 100 000 patterns
+    /// sharing its first components as among a few.
+    #[test]
+    fn lookup_work_does_not_grow_with_patterns() {
+        const PROCEDURE: &str = "com.example.nothing";
+        let families = [
+            (MatchPolicy::Prefix, "com.example.n"),
+            (MatchPolicy::Prefix, "com.example.nothing."),
+            (MatchPolicy::Wildcard, "com..x"),
+            (MatchPolicy::Wildcard, "..x"),
+            (MatchPolicy::Exact, "com.example.nothing.x"),
+        ];
+        let build = |n: usize| {
+            let mut ids = IdGenerator::new();
+            let mut d = Dealer::default();
+            for i in 0..n {
+                let (policy, head) = families[i % families.len()];
+                d.register(1, &format!("{head}{i}"), policy, &mut ids);
+            }
+            d
+        };
+        let small = build(families.len());
+        let large = build(100_000);
+        assert!(large.lookup(PROCEDURE).is_none());
+        let work = large.lookup_work(PROCEDURE);
+        assert_eq!(work, small.lookup_work(PROCEDURE));
+        let components = PROCEDURE.split('.').count();
+        assert!(work <= PROCEDURE.len() + 1 + 2 * components + 1, "{work}");
+    }
 
     #[test]
     fn lookup_precedence() {
