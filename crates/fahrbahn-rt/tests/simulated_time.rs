@@ -244,3 +244,41 @@ async fn a_handler_that_panics_answers_runtime_error_and_the_session_goes_on() {
     callee.leave().await.unwrap();
     router.shutdown().await;
 }
+
+/// Does the RawSocket handshake on a fresh connection to port 7; `false` if
+/// the router closed the connection instead.
+async fn rawsocket_handshake(net: &SimNet) -> (bool, tokio::io::DuplexStream) {
+    let mut client = net.dial(7).unwrap();
+    client.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+    let mut reply = [0u8; 4];
+    let answered = client.read_exact(&mut reply).await.is_ok();
+    (answered && reply[0] == 0x7F, client)
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_over_max_connections_are_closed_at_once() {
+    let net = SimNet::default();
+    let mut limits = RouterLimits::default();
+    limits.max_connections = 2;
+    let router = router(&net, limits).await;
+    let (ok1, first) = rawsocket_handshake(&net).await;
+    let (ok2, _second) = rawsocket_handshake(&net).await;
+    assert!(ok1 && ok2);
+    // At the bound: the third gets the end of the stream, no handshake.
+    let (ok3, mut third) = rawsocket_handshake(&net).await;
+    assert!(!ok3);
+    assert!(read_to_end(&mut third).await.is_empty());
+    assert_eq!(router.connection_count(), 2);
+    // Once one ends, there is room again.
+    drop(first);
+    let mut steps = 0;
+    while router.connection_count() != 1 {
+        steps += 1;
+        assert!(steps < 600, "the router never forgot the first connection");
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    let (ok4, _fourth) = rawsocket_handshake(&net).await;
+    assert!(ok4, "a place was freed");
+    let (ok5, _fifth) = rawsocket_handshake(&net).await;
+    assert!(!ok5);
+}

@@ -93,6 +93,16 @@ impl Broker {
             .filter_map(|id| self.subs.get(&id).map(|s| (id, s)))
     }
 
+    /// The id of the subscription for (topic, policy), if there is one.
+    pub(crate) fn find(&self, topic: &str, policy: MatchPolicy) -> Option<u64> {
+        self.keys[policy.index()].get(topic).copied()
+    }
+
+    /// The topic (or pattern) of subscription `id`.
+    pub(crate) fn topic(&self, id: u64) -> Option<&str> {
+        self.subs.get(&id).map(|s| s.topic.as_str())
+    }
+
     /// The number of subscriptions.
     pub(crate) fn len(&self) -> usize {
         self.subs.len()
