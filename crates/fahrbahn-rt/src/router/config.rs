@@ -99,6 +99,7 @@ impl TlsFiles {
 /// assert_eq!(limits.max_registrations_per_session, 1000);
 /// assert_eq!(limits.max_subscriptions_per_session, 1000);
 /// assert_eq!(limits.max_connections, 10_000);
+/// assert_eq!((limits.ping_interval_secs, limits.ping_timeout_secs), (30, 15));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -129,6 +130,13 @@ pub struct RouterLimits {
     /// connection at once, before any handshake (the client sees the end
     /// of the stream), and log it.
     pub max_connections: usize,
+    /// Seconds between the keepalive pings the router sends each client,
+    /// WebSocket and RawSocket (default 30; 0 turns keepalive off).
+    pub ping_interval_secs: u64,
+    /// Seconds a client may take to answer a keepalive ping (default 15).
+    /// Then its transport is closed (WebSocket close 1011) and its session
+    /// leaves: its registrations and subscriptions are freed.
+    pub ping_timeout_secs: u64,
 }
 
 impl Default for RouterLimits {
@@ -141,6 +149,8 @@ impl Default for RouterLimits {
             max_subscriptions_per_session: 1000,
             max_uri_bytes_per_session: 1 << 20,
             max_connections: 10_000,
+            ping_interval_secs: 30,
+            ping_timeout_secs: 15,
         }
     }
 }
@@ -322,7 +332,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn per_session_and_connection_limits_parse_from_toml() {
+    fn router_limits_parse_from_toml() {
         let config = RouterConfig::from_toml(
             r#"
             [limits]
@@ -330,6 +340,8 @@ mod tests {
             max_subscriptions_per_session = 20
             max_uri_bytes_per_session = 4096
             max_connections = 3
+            ping_interval_secs = 5
+            ping_timeout_secs = 2
             "#,
         )
         .unwrap();
@@ -338,6 +350,8 @@ mod tests {
         assert_eq!(limits.max_subscriptions_per_session, 20);
         assert_eq!(limits.max_uri_bytes_per_session, 4096);
         assert_eq!(limits.max_connections, 3);
+        assert_eq!(limits.ping_interval_secs, 5);
+        assert_eq!(limits.ping_timeout_secs, 2);
         // Unset keys keep their defaults.
         let defaults = RouterConfig::from_toml("[limits]\n").unwrap().limits;
         assert_eq!(defaults, RouterLimits::default());
@@ -345,5 +359,7 @@ mod tests {
         assert_eq!(defaults.max_subscriptions_per_session, 1000);
         assert_eq!(defaults.max_uri_bytes_per_session, 1 << 20);
         assert_eq!(defaults.max_connections, 10_000);
+        assert_eq!(defaults.ping_interval_secs, 30);
+        assert_eq!(defaults.ping_timeout_secs, 15);
     }
 }

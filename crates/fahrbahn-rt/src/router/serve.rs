@@ -116,17 +116,26 @@ fn exponent_for(max: usize) -> u8 {
 fn machine(shared: &Shared, kind: TransportKind) -> ServerConnection {
     let now = shared.exec.now();
     let limits = shared.limits;
+    // Keepalive: the core pings and ends a connection whose ping is not
+    // answered in time.
+    let ping_interval =
+        (limits.ping_interval_secs > 0).then(|| Duration::from_secs(limits.ping_interval_secs));
+    let pong_timeout = Duration::from_secs(limits.ping_timeout_secs);
     match kind {
         TransportKind::WebSocket => {
             let mut config = ws::ServerConfig::default();
             config.limits.max_frame_size = limits.max_message_size;
             config.limits.max_message_size = limits.max_message_size;
+            config.timeouts.ping_interval = ping_interval;
+            config.timeouts.pong_timeout = pong_timeout;
             config.deflate = Some(ws::DeflateConfig::default());
             ServerConnection::websocket(config, crate::websocket::os_rng(), now)
         }
         TransportKind::RawSocket => {
             let mut config = rawsocket::ServerConfig::new(Vec::new());
             config.max_len_exponent = exponent_for(limits.max_message_size);
+            config.ping_interval = ping_interval;
+            config.pong_timeout = pong_timeout;
             ServerConnection::rawsocket(config, now)
         }
     }
