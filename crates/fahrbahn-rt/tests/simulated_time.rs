@@ -353,3 +353,46 @@ async fn a_session_that_answers_pings_stays() {
     callee.leave().await.unwrap();
     router.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_session_leaves_a_router_that_stops_answering_pings() {
+    use fahrbahn_core::rawsocket;
+    use fahrbahn_core::wamp::TransportError;
+    let net = SimNet::default();
+    let mut listener = net.listen(9);
+    // A router by hand: it welcomes the session, then reads but never
+    // writes again (it does not answer PINGs).
+    let peer = tokio::spawn(async move {
+        let mut pipe = listener.recv().await.expect("the client connects").0;
+        let mut handshake = [0u8; 4];
+        pipe.read_exact(&mut handshake).await.unwrap();
+        pipe.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+        let _hello = read_frame(&mut pipe).await.expect("HELLO");
+        send_frame(&mut pipe, br#"[2,5,{"roles":{"dealer":{}}}]"#).await;
+        read_to_end(&mut pipe).await
+    });
+    // Keepalive is on by default.
+    let session = Session::connect(&net, "rs://sim:9", "realm1")
+        .await
+        .unwrap();
+    let joined = net.now();
+    let closed = session.closed().await;
+    let after = net.now() - joined;
+    assert!(
+        after >= Duration::from_secs(45) && after < Duration::from_secs(46),
+        "{after:?}"
+    );
+    match &closed.error {
+        Some(SessionError::TransportClosed(t)) => assert_eq!(
+            t.error,
+            Some(TransportError::RawSocket(rawsocket::Error::PingTimeout)),
+            "{t:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let rest = peer.await.unwrap();
+    assert!(
+        rest.starts_with(&[1, 0, 0, 8]),
+        "the client pinged: {rest:?}"
+    );
+}
