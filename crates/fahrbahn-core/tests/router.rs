@@ -9,7 +9,8 @@ use fahrbahn_core::Rng;
 use fahrbahn_core::wamp::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_CANCELED, ERROR_INVALID_URI,
     ERROR_NO_SUCH_PROCEDURE, ERROR_NO_SUCH_REALM, ERROR_NO_SUCH_REGISTRATION,
-    ERROR_NO_SUCH_SUBSCRIPTION, ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROTOCOL_VIOLATION,
+    ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED, ERROR_PROCEDURE_ALREADY_EXISTS,
+    ERROR_PROTOCOL_VIOLATION,
 };
 use fahrbahn_core::wamp::router::{
     AuthDecision, AuthenticateContext, Authenticator, CloseReason, ConnectionId, HelloContext,
@@ -1349,4 +1350,209 @@ fn works_with_the_client_session() {
         matches!(clients[1].1.poll_event(), Some(SessionEvent::Closed(c)) if c.error.is_none())
     );
     assert_eq!(router.session_count(), 1);
+}
+
+/// The URI and `args[0]` of an ERROR answer.
+fn refusal(msg: &Message) -> (&str, &str) {
+    match msg {
+        Message::Error {
+            error,
+            args: Some(args),
+            ..
+        } => (error, args[0].as_str().unwrap_or("")),
+        other => panic!("expected ERROR with args, got {other:?}"),
+    }
+}
+
+fn register_msg(request: u64, procedure: &str) -> Message {
+    Message::Register {
+        request,
+        options: Dict::new(),
+        procedure: procedure.into(),
+    }
+}
+
+fn subscribe_msg(request: u64, topic: &str, options: Dict) -> Message {
+    Message::Subscribe {
+        request,
+        options,
+        topic: topic.into(),
+    }
+}
+
+#[test]
+fn registrations_per_session_are_bounded_by_default() {
+    let max = RouterConfig::default().max_registrations_per_session;
+    assert_eq!(max, 1000);
+    let mut net = Net::new();
+    let (a, _) = net.join();
+    let (b, _) = net.join();
+    let mut regs = Vec::new();
+    for i in 0..max as u64 {
+        regs.push(net.register(a, i + 1, &format!("com.example.p{i}")));
+    }
+    net.send(a, register_msg(5000, "com.example.over"));
+    let answer = net.recv(a);
+    assert!(matches!(
+        answer,
+        Message::Error {
+            request_type: Message::REGISTER,
+            request: 5000,
+            ..
+        }
+    ));
+    assert_eq!(
+        refusal(&answer),
+        (
+            ERROR_NOT_AUTHORIZED,
+            "this session may hold at most 1000 registrations"
+        )
+    );
+    assert!(
+        !net.take_events().iter().any(|e| matches!(
+            e,
+            RouterEvent::Left { .. } | RouterEvent::CloseTransport { .. }
+        )),
+        "the session stays"
+    );
+    assert_eq!(net.router.realm_stats("realm1").unwrap().registrations, max);
+    // The session still works: it is called, and other sessions have their
+    // own budget.
+    let invocation = net.call(b, a, 6000, "com.example.p7", Dict::new());
+    net.send(
+        a,
+        Message::Yield {
+            request: invocation,
+            options: Dict::new(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(matches!(net.recv(b), Message::Result { request: 6000, .. }));
+    net.register(b, 6001, "com.example.over");
+    // After an UNREGISTER there is room for one more, and no more.
+    net.send(
+        a,
+        Message::Unregister {
+            request: 6002,
+            registration: regs[0],
+        },
+    );
+    assert!(matches!(net.recv(a), Message::Unregistered { .. }));
+    net.register(a, 6003, "com.example.again");
+    net.send(a, register_msg(6004, "com.example.again2"));
+    assert_eq!(refusal(&net.recv(a)).0, ERROR_NOT_AUTHORIZED);
+    net.quiet(a);
+}
+
+#[test]
+fn subscriptions_per_session_are_bounded_by_default() {
+    let max = RouterConfig::default().max_subscriptions_per_session;
+    assert_eq!(max, 1000);
+    let mut net = Net::new();
+    let (a, _) = net.join();
+    let (b, _) = net.join();
+    let mut subs = Vec::new();
+    for i in 0..max as u64 {
+        subs.push(net.subscribe(a, i + 1, &format!("com.example.t{i}"), Dict::new()));
+    }
+    // What counts is subscription ids: subscribing again to a topic the
+    // session holds returns the same id, also at the limit.
+    assert_eq!(
+        net.subscribe(a, 5000, "com.example.t3", Dict::new()),
+        subs[3]
+    );
+    net.send(a, subscribe_msg(5001, "com.example.over", Dict::new()));
+    let answer = net.recv(a);
+    assert!(matches!(
+        answer,
+        Message::Error {
+            request_type: Message::SUBSCRIBE,
+            request: 5001,
+            ..
+        }
+    ));
+    assert_eq!(
+        refusal(&answer),
+        (
+            ERROR_NOT_AUTHORIZED,
+            "this session may hold at most 1000 subscriptions"
+        )
+    );
+    // A prefix subscription on a held topic is another subscription.
+    let prefix = d(&[("match", "prefix".into())]);
+    net.send(a, subscribe_msg(5002, "com.example.t3", prefix.clone()));
+    assert_eq!(refusal(&net.recv(a)).0, ERROR_NOT_AUTHORIZED);
+    // Joining a subscription another session created counts too.
+    net.subscribe(b, 5003, "com.example.shared", Dict::new());
+    net.send(a, subscribe_msg(5004, "com.example.shared", Dict::new()));
+    assert_eq!(refusal(&net.recv(a)).0, ERROR_NOT_AUTHORIZED);
+    assert!(
+        !net.take_events().iter().any(|e| matches!(
+            e,
+            RouterEvent::Left { .. } | RouterEvent::CloseTransport { .. }
+        )),
+        "the session stays"
+    );
+    // The session still receives events.
+    net.send(b, publish(5005, "com.example.t9", Dict::new(), None));
+    assert!(matches!(net.recv(a), Message::Event { subscription, .. } if subscription == subs[9]));
+    // After an UNSUBSCRIBE there is room for one more, and no more.
+    net.send(
+        a,
+        Message::Unsubscribe {
+            request: 5006,
+            subscription: subs[0],
+        },
+    );
+    assert!(matches!(net.recv(a), Message::Unsubscribed { .. }));
+    net.subscribe(a, 5007, "com.example.t3", prefix);
+    net.send(a, subscribe_msg(5008, "com.example.over", Dict::new()));
+    assert_eq!(refusal(&net.recv(a)).0, ERROR_NOT_AUTHORIZED);
+    net.quiet(a);
+}
+
+#[test]
+fn uri_bytes_per_session_are_bounded() {
+    assert_eq!(RouterConfig::default().max_uri_bytes_per_session, 1 << 20);
+    let mut config = RouterConfig::with_realm("realm1");
+    config.max_uri_bytes_per_session = 30;
+    let mut net = Net::with(Router::new(config, Rng::from_seed(7)));
+    let (a, _) = net.join();
+    let reg = net.register(a, 1, "com.ex.p1"); // 9 bytes
+    let sub = net.subscribe(a, 2, "com.ex.topic", Dict::new()); // 12 bytes
+    // Held again: no new bytes.
+    assert_eq!(net.subscribe(a, 3, "com.ex.topic", Dict::new()), sub);
+    net.send(a, register_msg(4, "com.ex.p2.x")); // 9 + 12 + 11 > 30
+    assert_eq!(
+        refusal(&net.recv(a)),
+        (
+            ERROR_NOT_AUTHORIZED,
+            "the procedures and topics this session registered and subscribed may total at most 30 bytes"
+        )
+    );
+    net.send(a, subscribe_msg(5, "com.ex.t2.xx", Dict::new()));
+    assert_eq!(refusal(&net.recv(a)).0, ERROR_NOT_AUTHORIZED);
+    net.register(a, 6, "com.ex.p2"); // exactly 30
+    // Freed bytes can be used again.
+    net.send(
+        a,
+        Message::Unregister {
+            request: 7,
+            registration: reg,
+        },
+    );
+    assert!(matches!(net.recv(a), Message::Unregistered { .. }));
+    net.subscribe(a, 8, "com.ex.t2", Dict::new());
+    net.send(
+        a,
+        Message::Unsubscribe {
+            request: 9,
+            subscription: sub,
+        },
+    );
+    assert!(matches!(net.recv(a), Message::Unsubscribed { .. }));
+    net.register(a, 10, "com.ex.p3.lo"); // 9 + 9 + 12 = 30
+    net.quiet(a);
+    assert_eq!(net.router.session_count(), 1);
 }

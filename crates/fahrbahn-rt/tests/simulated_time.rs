@@ -244,3 +244,155 @@ async fn a_handler_that_panics_answers_runtime_error_and_the_session_goes_on() {
     callee.leave().await.unwrap();
     router.shutdown().await;
 }
+
+/// Does the RawSocket handshake on a fresh connection to port 7; `false` if
+/// the router closed the connection instead.
+async fn rawsocket_handshake(net: &SimNet) -> (bool, tokio::io::DuplexStream) {
+    let mut client = net.dial(7).unwrap();
+    client.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+    let mut reply = [0u8; 4];
+    let answered = client.read_exact(&mut reply).await.is_ok();
+    (answered && reply[0] == 0x7F, client)
+}
+
+#[tokio::test(start_paused = true)]
+async fn connections_over_max_connections_are_closed_at_once() {
+    let net = SimNet::default();
+    let mut limits = RouterLimits::default();
+    limits.max_connections = 2;
+    let router = router(&net, limits).await;
+    let (ok1, first) = rawsocket_handshake(&net).await;
+    let (ok2, _second) = rawsocket_handshake(&net).await;
+    assert!(ok1 && ok2);
+    // At the bound: the third gets the end of the stream, no handshake.
+    let (ok3, mut third) = rawsocket_handshake(&net).await;
+    assert!(!ok3);
+    assert!(read_to_end(&mut third).await.is_empty());
+    assert_eq!(router.connection_count(), 2);
+    // Once one ends, there is room again.
+    drop(first);
+    let mut steps = 0;
+    while router.connection_count() != 1 {
+        steps += 1;
+        assert!(steps < 600, "the router never forgot the first connection");
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    let (ok4, _fourth) = rawsocket_handshake(&net).await;
+    assert!(ok4, "a place was freed");
+    let (ok5, _fifth) = rawsocket_handshake(&net).await;
+    assert!(!ok5);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callee_that_stops_answering_pings_is_dropped_and_its_registration_freed() {
+    let net = SimNet::default();
+    let mut limits = RouterLimits::default();
+    limits.ping_interval_secs = 30;
+    limits.ping_timeout_secs = 15;
+    let router = router(&net, limits).await;
+    // A callee by hand: it registers, then reads but never writes again
+    // (it does not answer PINGs), like a peer that vanished.
+    let mut callee = net.dial(7).unwrap();
+    callee.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+    let mut reply = [0u8; 4];
+    callee.read_exact(&mut reply).await.unwrap();
+    send_frame(&mut callee, br#"[1,"realm1",{"roles":{"callee":{}}}]"#).await;
+    let welcome = read_frame(&mut callee).await.expect("WELCOME");
+    assert!(welcome.starts_with(b"[2,"), "{welcome:?}");
+    send_frame(&mut callee, br#"[64,1,{},"com.example.silent"]"#).await;
+    let registered = read_frame(&mut callee).await.expect("REGISTERED");
+    assert!(registered.starts_with(b"[65,1,"), "{registered:?}");
+    let silent_since = net.now();
+    let rest = read_to_end(&mut callee).await;
+    let dropped_after = net.now() - silent_since;
+    // The router pinged (frame type 1) at 30 s and gave up 15 s later.
+    assert!(rest.starts_with(&[1, 0, 0, 8]), "{rest:?}");
+    assert!(
+        dropped_after >= Duration::from_secs(45) && dropped_after < Duration::from_secs(46),
+        "{dropped_after:?}"
+    );
+    // Its registration is gone.
+    let caller = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    match caller.call("com.example.silent", vec![], Dict::new()).await {
+        Err(Error::Wamp(e)) => assert_eq!(e.error, "wamp.error.no_such_procedure", "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    caller.leave().await.unwrap();
+    drop(callee);
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_that_answers_pings_stays() {
+    let net = SimNet::default();
+    let router = router(&net, RouterLimits::default()).await;
+    let callee = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    callee
+        .register("com.example.echo", |inv| async move {
+            Ok(CallResult::args(inv.args))
+        })
+        .await
+        .unwrap();
+    // Ten minutes without messages, every timer firing in order on the
+    // simulated clock: the client answers each of the router's pings.
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    let caller = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let echoed = caller
+        .call("com.example.echo", vec![1.into()], Dict::new())
+        .await
+        .unwrap();
+    assert_eq!(echoed.args, vec![Value::from(1)]);
+    assert!(!callee.is_closed());
+    caller.leave().await.unwrap();
+    callee.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_session_leaves_a_router_that_stops_answering_pings() {
+    use fahrbahn_core::rawsocket;
+    use fahrbahn_core::wamp::TransportError;
+    let net = SimNet::default();
+    let mut listener = net.listen(9);
+    // A router by hand: it welcomes the session, then reads but never
+    // writes again (it does not answer PINGs).
+    let peer = tokio::spawn(async move {
+        let mut pipe = listener.recv().await.expect("the client connects").0;
+        let mut handshake = [0u8; 4];
+        pipe.read_exact(&mut handshake).await.unwrap();
+        pipe.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+        let _hello = read_frame(&mut pipe).await.expect("HELLO");
+        send_frame(&mut pipe, br#"[2,5,{"roles":{"dealer":{}}}]"#).await;
+        read_to_end(&mut pipe).await
+    });
+    // Keepalive is on by default.
+    let session = Session::connect(&net, "rs://sim:9", "realm1")
+        .await
+        .unwrap();
+    let joined = net.now();
+    let closed = session.closed().await;
+    let after = net.now() - joined;
+    assert!(
+        after >= Duration::from_secs(45) && after < Duration::from_secs(46),
+        "{after:?}"
+    );
+    match &closed.error {
+        Some(SessionError::TransportClosed(t)) => assert_eq!(
+            t.error,
+            Some(TransportError::RawSocket(rawsocket::Error::PingTimeout)),
+            "{t:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    let rest = peer.await.unwrap();
+    assert!(
+        rest.starts_with(&[1, 0, 0, 8]),
+        "the client pinged: {rest:?}"
+    );
+}

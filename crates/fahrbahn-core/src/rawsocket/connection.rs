@@ -32,7 +32,9 @@ pub fn max_len_for_exponent(exp: u8) -> usize {
 /// use fahrbahn_core::rawsocket::ClientConfig;
 /// let mut cfg = ClientConfig::new(1);
 /// cfg.open_timeout = Duration::from_secs(3);
+/// cfg.ping_interval = Some(Duration::from_secs(30));
 /// assert_eq!(cfg.max_len_exponent, 15);
+/// assert_eq!(cfg.pong_timeout, Duration::from_secs(20));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -43,6 +45,12 @@ pub struct ClientConfig {
     pub max_len_exponent: u8,
     /// Handshake timeout (default 10 s).
     pub open_timeout: Duration,
+    /// Send a keepalive PING after this much time without one (default:
+    /// off).
+    pub ping_interval: Option<Duration>,
+    /// End the connection ([`Error::PingTimeout`]) when a PING is not
+    /// answered within this time (default 20 s).
+    pub pong_timeout: Duration,
 }
 
 impl ClientConfig {
@@ -52,6 +60,8 @@ impl ClientConfig {
             serializer,
             max_len_exponent: 15,
             open_timeout: Duration::from_secs(10),
+            ping_interval: None,
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
         }
     }
 }
@@ -72,6 +82,12 @@ pub struct ServerConfig {
     pub max_len_exponent: u8,
     /// Handshake timeout (default 10 s).
     pub open_timeout: Duration,
+    /// Send a keepalive PING after this much time without one (default:
+    /// off).
+    pub ping_interval: Option<Duration>,
+    /// End the connection ([`Error::PingTimeout`]) when a PING is not
+    /// answered within this time (default 20 s).
+    pub pong_timeout: Duration,
 }
 
 impl ServerConfig {
@@ -81,8 +97,20 @@ impl ServerConfig {
             serializers,
             max_len_exponent: 15,
             open_timeout: Duration::from_secs(10),
+            ping_interval: None,
+            pong_timeout: DEFAULT_PONG_TIMEOUT,
         }
     }
+}
+
+/// The default of `pong_timeout` (as `ws::Timeouts::pong_timeout`).
+const DEFAULT_PONG_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Keepalive settings of a connection.
+#[derive(Debug, Clone, Copy)]
+struct Keepalive {
+    interval: Option<Duration>,
+    pong_timeout: Duration,
 }
 
 /// What a RawSocket connection reports.
@@ -148,10 +176,24 @@ pub struct Connection {
     out: Vec<u8>,
     events: VecDeque<Event>,
     open_deadline: Option<Instant>,
+    keepalive: Keepalive,
+    /// When to send the next keepalive PING (open connections with
+    /// `ping_interval`).
+    next_ping: Option<Instant>,
+    /// When an unanswered PING times out.
+    pong_deadline: Option<Instant>,
+    pings_sent: u64,
 }
 
 impl Connection {
-    fn new(role: Role, serializers: Vec<u8>, exp: u8, timeout: Duration, now: Instant) -> Self {
+    fn new(
+        role: Role,
+        serializers: Vec<u8>,
+        exp: u8,
+        timeout: Duration,
+        keepalive: Keepalive,
+        now: Instant,
+    ) -> Self {
         Self {
             role,
             state: State::Handshake,
@@ -162,6 +204,10 @@ impl Connection {
             out: Vec::new(),
             events: VecDeque::new(),
             open_deadline: Some(now + timeout),
+            keepalive,
+            next_ping: None,
+            pong_deadline: None,
+            pings_sent: 0,
         }
     }
 
@@ -174,6 +220,10 @@ impl Connection {
             Vec::new(),
             config.max_len_exponent,
             config.open_timeout,
+            Keepalive {
+                interval: config.ping_interval,
+                pong_timeout: config.pong_timeout,
+            },
             now,
         );
         conn.out.extend_from_slice(&[
@@ -192,6 +242,10 @@ impl Connection {
             config.serializers,
             config.max_len_exponent,
             config.open_timeout,
+            Keepalive {
+                interval: config.ping_interval,
+                pong_timeout: config.pong_timeout,
+            },
             now,
         )
     }
@@ -257,12 +311,12 @@ impl Connection {
     }
 
     /// Feeds bytes from the transport.
-    pub fn handle_bytes(&mut self, _now: Instant, data: &[u8]) {
+    pub fn handle_bytes(&mut self, now: Instant, data: &[u8]) {
         match self.state {
             State::Closed => {}
             State::Handshake => {
                 self.inbuf.extend_from_slice(data);
-                if self.read_handshake() {
+                if self.read_handshake(now) {
                     self.read_buffered();
                 }
             }
@@ -297,7 +351,7 @@ impl Connection {
     }
 
     /// Returns true once the handshake is done.
-    fn read_handshake(&mut self) -> bool {
+    fn read_handshake(&mut self, now: Instant) -> bool {
         if let Some(&first) = self.inbuf.first() {
             if first != MAGIC {
                 self.end(true, Some(Error::BadMagic(first)));
@@ -327,7 +381,7 @@ impl Connection {
                     );
                     return false;
                 }
-                self.open(lo, hi);
+                self.open(now, lo, hi);
             }
             Role::Server => {
                 let refusal = if hs[2] != 0 || hs[3] != 0 {
@@ -344,15 +398,16 @@ impl Connection {
                 }
                 self.out
                     .extend_from_slice(&[MAGIC, (self.max_len_exponent << 4) | lo, 0, 0]);
-                self.open(lo, hi);
+                self.open(now, lo, hi);
             }
         }
         true
     }
 
-    fn open(&mut self, serializer: u8, peer_exp: u8) {
+    fn open(&mut self, now: Instant, serializer: u8, peer_exp: u8) {
         self.state = State::Open;
         self.open_deadline = None;
+        self.next_ping = self.keepalive.interval.map(|i| now + i);
         self.peer_max_len = max_len_for_exponent(peer_exp);
         self.events.push_back(Event::Connected {
             serializer,
@@ -391,10 +446,16 @@ impl Connection {
             match kind {
                 FRAME_MESSAGE => self.events.push_back(Event::Message(payload.to_vec())),
                 FRAME_PING => self.write_frame(FRAME_PONG, payload),
-                _ => self.events.push_back(Event::Pong(payload.to_vec())),
+                _ => self.on_pong(payload),
             }
         }
         (pos, 0)
+    }
+
+    /// A PONG came: any one answers the outstanding keepalive PING.
+    fn on_pong(&mut self, payload: &[u8]) {
+        self.pong_deadline = None;
+        self.events.push_back(Event::Pong(payload.to_vec()));
     }
 
     /// The transport ended.
@@ -408,8 +469,25 @@ impl Connection {
 
     /// Runs due timers.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.open_deadline.is_some_and(|t| t <= now) && matches!(self.state, State::Handshake) {
-            self.end(false, Some(Error::OpenTimeout));
+        let due = |t: Option<Instant>| t.is_some_and(|t| t <= now);
+        match self.state {
+            State::Handshake if due(self.open_deadline) => {
+                self.end(false, Some(Error::OpenTimeout));
+            }
+            State::Open if due(self.pong_deadline) => {
+                self.end(false, Some(Error::PingTimeout));
+            }
+            State::Open if due(self.next_ping) => {
+                self.pings_sent += 1;
+                let payload = self.pings_sent.to_be_bytes();
+                self.write_frame(FRAME_PING, &payload);
+                // Keep the deadline of an earlier unanswered PING: a new
+                // one must not push it back.
+                self.pong_deadline
+                    .get_or_insert(now + self.keepalive.pong_timeout);
+                self.next_ping = self.keepalive.interval.map(|i| now + i);
+            }
+            _ => {}
         }
     }
 
@@ -436,7 +514,8 @@ impl Connection {
     pub fn poll_timeout(&self) -> Option<Instant> {
         match self.state {
             State::Handshake => self.open_deadline,
-            _ => None,
+            State::Open => self.next_ping.into_iter().chain(self.pong_deadline).min(),
+            State::Closed => None,
         }
     }
 
@@ -677,5 +756,90 @@ mod tests {
                 error: Some(Error::OpenTimeout)
             }))
         );
+    }
+
+    /// A server with keepalive (interval 30 s, timeout 15 s) and an open
+    /// client, both at `now`.
+    fn keepalive_pair() -> (Connection, Connection, Instant) {
+        let now = Instant::now();
+        let mut c = Connection::client(ClientConfig::new(1), now);
+        let mut cfg = ServerConfig::new(vec![1]);
+        cfg.ping_interval = Some(Duration::from_secs(30));
+        cfg.pong_timeout = Duration::from_secs(15);
+        let mut s = Connection::server(cfg, now);
+        pump(&mut c, &mut s, now);
+        assert!(matches!(c.poll_event(), Some(Event::Connected { .. })));
+        assert!(matches!(s.poll_event(), Some(Event::Connected { .. })));
+        (c, s, now)
+    }
+
+    #[test]
+    fn keepalive_ends_a_silent_peer_after_interval_and_timeout() {
+        let (_silent, mut s, start) = keepalive_pair();
+        let ping_at = s.poll_timeout().unwrap();
+        assert_eq!(ping_at, start + Duration::from_secs(30));
+        s.handle_timeout(ping_at);
+        let mut wire = Vec::new();
+        let _ = s.poll_transmit(&mut wire);
+        assert_eq!(wire, [FRAME_PING, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 1]);
+        // No answer: the connection ends at interval + timeout, not later
+        // and not before.
+        let deadline = s.poll_timeout().unwrap();
+        assert_eq!(deadline, start + Duration::from_secs(45));
+        s.handle_timeout(deadline - Duration::from_millis(1));
+        assert!(s.is_open());
+        s.handle_timeout(deadline);
+        assert!(s.is_closed());
+        assert_eq!(
+            s.poll_event(),
+            Some(Event::Closed(Closed {
+                by_peer: false,
+                error: Some(Error::PingTimeout)
+            }))
+        );
+        assert_eq!(s.poll_timeout(), None);
+        assert_eq!(
+            Error::PingTimeout.to_string(),
+            "peer did not answer a keepalive ping in time"
+        );
+    }
+
+    #[test]
+    fn keepalive_keeps_an_answering_peer() {
+        let (mut c, mut s, start) = keepalive_pair();
+        let mut now = start;
+        // Ten rounds of pings, each answered (the client answers PING
+        // inside its state machine).
+        for round in 1..=10u64 {
+            let at = s.poll_timeout().unwrap();
+            assert_eq!(at, now + Duration::from_secs(30));
+            now = at;
+            s.handle_timeout(now);
+            pump(&mut c, &mut s, now);
+            assert_eq!(
+                s.poll_event(),
+                Some(Event::Pong(round.to_be_bytes().to_vec()))
+            );
+            assert!(s.is_open());
+        }
+        // A late answer still counts if it comes before the deadline; none
+        // at all ends the connection.
+        let at = s.poll_timeout().unwrap();
+        s.handle_timeout(at);
+        let deadline = s.poll_timeout().unwrap();
+        assert_eq!(deadline, at + Duration::from_secs(15));
+        pump(&mut c, &mut s, deadline - Duration::from_millis(1));
+        s.handle_timeout(deadline);
+        assert!(s.is_open());
+        assert_eq!(s.poll_timeout(), Some(at + Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn keepalive_is_off_by_default() {
+        let (_, mut s, now) = pair(1);
+        let _ = s.poll_event();
+        assert_eq!(s.poll_timeout(), None);
+        s.handle_timeout(now + Duration::from_secs(3600));
+        assert!(s.is_open());
     }
 }

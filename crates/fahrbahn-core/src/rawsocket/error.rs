@@ -92,6 +92,8 @@ pub enum Error {
     },
     /// The handshake did not finish in time.
     OpenTimeout,
+    /// The peer did not answer a keepalive PING in time (`pong_timeout`).
+    PingTimeout,
     /// The transport ended during the handshake or inside a frame.
     ConnectionReset,
     /// The connection is not open (command error).
@@ -127,6 +129,7 @@ impl fmt::Display for Error {
                 )
             }
             Error::OpenTimeout => f.write_str("RawSocket handshake timed out"),
+            Error::PingTimeout => f.write_str("peer did not answer a keepalive ping in time"),
             Error::ConnectionReset => {
                 f.write_str("transport ended during the handshake or inside a frame")
             }

@@ -96,6 +96,10 @@ impl TlsFiles {
 /// let mut limits = RouterLimits::default();
 /// limits.outbound_queue = 1000;
 /// assert_eq!(limits.hello_timeout_secs, 10);
+/// assert_eq!(limits.max_registrations_per_session, 1000);
+/// assert_eq!(limits.max_subscriptions_per_session, 1000);
+/// assert_eq!(limits.max_connections, 10_000);
+/// assert_eq!((limits.ping_interval_secs, limits.ping_timeout_secs), (30, 15));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -109,6 +113,30 @@ pub struct RouterLimits {
     /// Seconds a client may take from connecting to HELLO, and from each
     /// CHALLENGE to AUTHENTICATE (default 10).
     pub hello_timeout_secs: u64,
+    /// Registrations one session may hold (default 1000). One more REGISTER
+    /// is answered with ERROR `wamp.error.not_authorized`, the reason in
+    /// `args[0]`; the session stays.
+    pub max_registrations_per_session: usize,
+    /// Subscriptions one session may hold, counted by subscription id
+    /// (default 1000). One more SUBSCRIBE is answered with ERROR
+    /// `wamp.error.not_authorized`; the session stays.
+    pub max_subscriptions_per_session: usize,
+    /// Bytes of URIs one session may hold: the summed length of the
+    /// procedures it registered and the topics it subscribed (default
+    /// 1 MiB). Over it, REGISTER and SUBSCRIBE are refused as above.
+    pub max_uri_bytes_per_session: usize,
+    /// Transports open at once, over all listeners, at most (default
+    /// 10000). While at the bound, the accept loops close each new
+    /// connection at once, before any handshake (the client sees the end
+    /// of the stream), and log it.
+    pub max_connections: usize,
+    /// Seconds between the keepalive pings the router sends each client,
+    /// WebSocket and RawSocket (default 30; 0 turns keepalive off).
+    pub ping_interval_secs: u64,
+    /// Seconds a client may take to answer a keepalive ping (default 15).
+    /// Then its transport is closed (WebSocket close 1011) and its session
+    /// leaves: its registrations and subscriptions are freed.
+    pub ping_timeout_secs: u64,
 }
 
 impl Default for RouterLimits {
@@ -117,6 +145,12 @@ impl Default for RouterLimits {
             max_message_size: 16 << 20,
             outbound_queue: 4096,
             hello_timeout_secs: 10,
+            max_registrations_per_session: 1000,
+            max_subscriptions_per_session: 1000,
+            max_uri_bytes_per_session: 1 << 20,
+            max_connections: 10_000,
+            ping_interval_secs: 30,
+            ping_timeout_secs: 15,
         }
     }
 }
@@ -290,5 +324,42 @@ impl RouterBuilder {
     /// The configuration built so far.
     pub fn build(self) -> RouterConfig {
         self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn router_limits_parse_from_toml() {
+        let config = RouterConfig::from_toml(
+            r#"
+            [limits]
+            max_registrations_per_session = 10
+            max_subscriptions_per_session = 20
+            max_uri_bytes_per_session = 4096
+            max_connections = 3
+            ping_interval_secs = 5
+            ping_timeout_secs = 2
+            "#,
+        )
+        .unwrap();
+        let limits = config.limits;
+        assert_eq!(limits.max_registrations_per_session, 10);
+        assert_eq!(limits.max_subscriptions_per_session, 20);
+        assert_eq!(limits.max_uri_bytes_per_session, 4096);
+        assert_eq!(limits.max_connections, 3);
+        assert_eq!(limits.ping_interval_secs, 5);
+        assert_eq!(limits.ping_timeout_secs, 2);
+        // Unset keys keep their defaults.
+        let defaults = RouterConfig::from_toml("[limits]\n").unwrap().limits;
+        assert_eq!(defaults, RouterLimits::default());
+        assert_eq!(defaults.max_registrations_per_session, 1000);
+        assert_eq!(defaults.max_subscriptions_per_session, 1000);
+        assert_eq!(defaults.max_uri_bytes_per_session, 1 << 20);
+        assert_eq!(defaults.max_connections, 10_000);
+        assert_eq!(defaults.ping_interval_secs, 30);
+        assert_eq!(defaults.ping_timeout_secs, 15);
     }
 }

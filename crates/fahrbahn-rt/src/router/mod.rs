@@ -23,7 +23,7 @@ mod tls;
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -154,6 +154,12 @@ struct Shared {
     core: Mutex<Core>,
     stop: Stop,
     limits: RouterLimits,
+    /// Transports accepted and not yet finished (bounded by
+    /// [`RouterLimits::max_connections`]).
+    connections: AtomicUsize,
+    /// Whether a connection was refused since the count was last below the
+    /// bound (to log the first refusal as a warning, the rest quietly).
+    at_connection_bound: AtomicBool,
     exec: ExecutorHandle,
 }
 
@@ -221,6 +227,9 @@ impl Router {
         core_config.realms = config.realms.clone();
         core_config.outbound_queue = limits.outbound_queue;
         core_config.hello_timeout = Duration::from_secs(limits.hello_timeout_secs);
+        core_config.max_registrations_per_session = limits.max_registrations_per_session;
+        core_config.max_subscriptions_per_session = limits.max_subscriptions_per_session;
+        core_config.max_uri_bytes_per_session = limits.max_uri_bytes_per_session;
         let core = CoreRouter::new(core_config, crate::websocket::os_rng());
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
@@ -235,6 +244,8 @@ impl Router {
                 wakers: Mutex::new(Vec::new()),
             },
             limits,
+            connections: AtomicUsize::new(0),
+            at_connection_bound: AtomicBool::new(false),
             exec: runtime.handle(),
         });
         let mut listeners = Vec::new();

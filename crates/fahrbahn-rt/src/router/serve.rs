@@ -3,6 +3,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -39,6 +40,11 @@ pub(super) async fn accept_loop(
         match next {
             None => return,
             Some(Ok(io)) => {
+                let Some(slot) = ConnectionSlot::take(&shared) else {
+                    // At the bound: the new connection is dropped at once.
+                    drop(io);
+                    continue;
+                };
                 let shared2 = shared.clone();
                 let tls = tls.clone();
                 shared.exec.spawn(Box::pin(async move {
@@ -55,6 +61,7 @@ pub(super) async fn accept_loop(
                         }
                     };
                     serve_connection(shared2, io, kind).await;
+                    drop(slot);
                 }));
             }
             Some(Err(e)) => {
@@ -63,6 +70,40 @@ pub(super) async fn accept_loop(
                 shared.sleep_until(at).await;
             }
         }
+    }
+}
+
+/// One of the [`RouterLimits::max_connections`](super::RouterLimits)
+/// places, held by a connection's task until it ends.
+struct ConnectionSlot(Arc<Shared>);
+
+impl ConnectionSlot {
+    /// A place for a new connection, or `None` (logged) at the bound.
+    fn take(shared: &Arc<Shared>) -> Option<Self> {
+        let max = shared.limits.max_connections;
+        let taken = shared
+            .connections
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            });
+        if taken.is_ok() {
+            shared.at_connection_bound.store(false, Ordering::Relaxed);
+            return Some(Self(shared.clone()));
+        }
+        if shared.at_connection_bound.swap(true, Ordering::Relaxed) {
+            log::debug!("router: {max} connections open (max_connections): new connection closed");
+        } else {
+            log::warn!(
+                "router: {max} connections open (max_connections): closing new connections until one ends"
+            );
+        }
+        None
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -75,17 +116,26 @@ fn exponent_for(max: usize) -> u8 {
 fn machine(shared: &Shared, kind: TransportKind) -> ServerConnection {
     let now = shared.exec.now();
     let limits = shared.limits;
+    // Keepalive: the core pings and ends a connection whose ping is not
+    // answered in time.
+    let ping_interval =
+        (limits.ping_interval_secs > 0).then(|| Duration::from_secs(limits.ping_interval_secs));
+    let pong_timeout = Duration::from_secs(limits.ping_timeout_secs);
     match kind {
         TransportKind::WebSocket => {
             let mut config = ws::ServerConfig::default();
             config.limits.max_frame_size = limits.max_message_size;
             config.limits.max_message_size = limits.max_message_size;
+            config.timeouts.ping_interval = ping_interval;
+            config.timeouts.pong_timeout = pong_timeout;
             config.deflate = Some(ws::DeflateConfig::default());
             ServerConnection::websocket(config, crate::websocket::os_rng(), now)
         }
         TransportKind::RawSocket => {
             let mut config = rawsocket::ServerConfig::new(Vec::new());
             config.max_len_exponent = exponent_for(limits.max_message_size);
+            config.ping_interval = ping_interval;
+            config.pong_timeout = pong_timeout;
             ServerConnection::rawsocket(config, now)
         }
     }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use fahrbahn_core::wamp::{ApplicationError, Codec, Dict, Serializer, SessionConfig};
 use fahrbahn_core::{rawsocket, ws};
@@ -11,13 +12,20 @@ use fahrbahn_core::{rawsocket, ws};
 pub type ChallengeHandler =
     Arc<dyn Fn(&str, &Dict) -> Result<(String, Dict), ApplicationError> + Send + Sync>;
 
+/// The keepalive of a session's transport: a ping this often…
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// …answered within this time.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Settings for [`Session::connect_with`](super::Session::connect_with).
 ///
 /// ```
 /// use std::time::Duration;
 /// use fahrbahn_rt::SessionOptions;
 /// let mut options = SessionOptions::new("realm1");
-/// options.websocket.timeouts.ping_interval = Some(Duration::from_secs(30));
+/// assert_eq!(options.websocket.timeouts.ping_interval, Some(Duration::from_secs(30)));
+/// assert_eq!(options.rawsocket.ping_interval, Some(Duration::from_secs(30)));
+/// options.websocket.timeouts.ping_interval = None; // keepalive off
 /// options.rawsocket.max_len_exponent = 10;
 /// ```
 #[derive(Clone)]
@@ -30,9 +38,13 @@ pub struct SessionOptions {
     /// compiled in).
     pub serializers: Vec<Codec>,
     /// WebSocket settings (limits, timeouts, deflate); host and path come
-    /// from the URL.
+    /// from the URL. Keepalive is on: a ping every 30 s
+    /// (`timeouts.ping_interval`), and a router that does not answer one
+    /// within 15 s (`timeouts.pong_timeout`) ends the session with a
+    /// transport error.
     pub websocket: ws::ClientConfig,
-    /// RawSocket settings (maximum message length, handshake timeout).
+    /// RawSocket settings (maximum message length, handshake timeout,
+    /// keepalive: on, 30 s and 15 s as for WebSocket).
     pub rawsocket: rawsocket::ClientConfig,
     /// Answers CHALLENGE messages (authentication); without one a challenge
     /// aborts the join with `wamp.error.cannot_authenticate`.
@@ -55,6 +67,12 @@ impl fmt::Debug for SessionOptions {
 impl SessionOptions {
     /// Defaults for `realm`.
     pub fn new(realm: impl Into<String>) -> Self {
+        let mut websocket = ws::ClientConfig::default();
+        websocket.timeouts.ping_interval = Some(KEEPALIVE_INTERVAL);
+        websocket.timeouts.pong_timeout = KEEPALIVE_TIMEOUT;
+        let mut rawsocket = rawsocket::ClientConfig::new(Serializer::Json.rawsocket_id());
+        rawsocket.ping_interval = Some(KEEPALIVE_INTERVAL);
+        rawsocket.pong_timeout = KEEPALIVE_TIMEOUT;
         Self {
             session: SessionConfig::new(realm),
             serializers: vec![
@@ -64,8 +82,8 @@ impl SessionOptions {
                 #[cfg(feature = "cbor")]
                 Codec::new(Serializer::Cbor),
             ],
-            websocket: ws::ClientConfig::default(),
-            rawsocket: rawsocket::ClientConfig::new(Serializer::Json.rawsocket_id()),
+            websocket,
+            rawsocket,
             on_challenge: None,
             #[cfg(feature = "tls")]
             tls: None,

@@ -125,7 +125,7 @@ impl Broker {
     }
 
     fn topic_of(&self, id: u64) -> &str {
-        self.subs.get(&id).map_or("", |s| s.topic.as_str())
+        self.topic(id).unwrap_or("")
     }
 
     /// The number of index nodes [`matching`](Self::matching) visits for
@@ -142,6 +142,16 @@ impl Broker {
             && self.wildcard.is_empty()
             && self.prefix.node_count() == 1
             && self.wildcard.node_count() == 1
+    }
+
+    /// The id of the subscription for (topic, policy), if there is one.
+    pub(crate) fn find(&self, topic: &str, policy: MatchPolicy) -> Option<u64> {
+        self.keys[policy.index()].get(topic).copied()
+    }
+
+    /// The topic (or pattern) of subscription `id`.
+    pub(crate) fn topic(&self, id: u64) -> Option<&str> {
+        self.subs.get(&id).map(|s| s.topic.as_str())
     }
 
     /// The number of subscriptions.

@@ -82,6 +82,11 @@ impl Dealer {
         Some(id)
     }
 
+    /// The procedure (or pattern) of registration `id`.
+    pub(crate) fn procedure(&self, id: u64) -> Option<&str> {
+        self.regs.get(&id).map(|r| r.procedure.as_str())
+    }
+
     /// Removes registration `id` if `callee` owns it.
     pub(crate) fn unregister(&mut self, callee: u64, id: u64) -> bool {
         match self.regs.get(&id) {

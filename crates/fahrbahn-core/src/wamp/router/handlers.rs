@@ -9,8 +9,8 @@ use super::matching::MatchPolicy;
 use super::{ConnectionId, Router, SessionRecord};
 use crate::wamp::error::{
     ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
-    ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_OPTION_NOT_ALLOWED,
-    ERROR_PROCEDURE_ALREADY_EXISTS,
+    ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED,
+    ERROR_OPTION_NOT_ALLOWED, ERROR_PROCEDURE_ALREADY_EXISTS,
 };
 use crate::wamp::{Dict, List, Message, Value, is_valid_uri, random_id};
 
@@ -95,6 +95,14 @@ impl Filters {
                 .is_none_or(|x| x.contains(&s.authrole));
         !excluded && eligible
     }
+}
+
+/// The reason given when a session's URIs would exceed
+/// `max_uri_bytes_per_session`.
+fn uri_bytes_refusal(max: usize) -> String {
+    format!(
+        "the procedures and topics this session registered and subscribed may total at most {max} bytes"
+    )
 }
 
 fn flag(options: &Dict, key: &str) -> Option<bool> {
@@ -313,6 +321,36 @@ impl Router {
         let Some(realm) = self.realms.get_mut(&record.realm) else {
             return;
         };
+        // Subscribing again to a (topic, match) the session holds returns
+        // the same subscription and costs nothing.
+        let held = realm
+            .broker
+            .find(topic, policy)
+            .is_some_and(|id| record.subscriptions.contains(&id));
+        if !held {
+            let limits = self.session_limits;
+            let refusal = if record.subscriptions.len() >= limits.subscriptions {
+                Some(format!(
+                    "this session may hold at most {} subscriptions",
+                    limits.subscriptions
+                ))
+            } else if record.uri_bytes + topic.len() > limits.uri_bytes {
+                Some(uri_bytes_refusal(limits.uri_bytes))
+            } else {
+                None
+            };
+            if let Some(message) = refusal {
+                log::debug!("router: SUBSCRIBE to {topic:?} refused: {message}");
+                return self.error_reply(
+                    conn,
+                    Message::SUBSCRIBE,
+                    request,
+                    ERROR_NOT_AUTHORIZED,
+                    message,
+                );
+            }
+            record.uri_bytes += topic.len();
+        }
         let subscription =
             realm
                 .broker
@@ -347,6 +385,8 @@ impl Router {
             );
         }
         if let Some(realm) = self.realms.get_mut(&record.realm) {
+            let len = realm.broker.topic(subscription).map_or(0, str::len);
+            record.uri_bytes = record.uri_bytes.saturating_sub(len);
             realm.broker.unsubscribe(session, subscription);
         }
         self.send(
@@ -419,12 +459,34 @@ impl Router {
         let Some(realm) = self.realms.get_mut(&record.realm) else {
             return;
         };
+        let limits = self.session_limits;
+        let refusal = if record.registrations.len() >= limits.registrations {
+            Some(format!(
+                "this session may hold at most {} registrations",
+                limits.registrations
+            ))
+        } else if record.uri_bytes + procedure.len() > limits.uri_bytes {
+            Some(uri_bytes_refusal(limits.uri_bytes))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            log::debug!("router: REGISTER of {procedure:?} refused: {message}");
+            return self.error_reply(
+                conn,
+                Message::REGISTER,
+                request,
+                ERROR_NOT_AUTHORIZED,
+                message,
+            );
+        }
         match realm
             .dealer
             .register(session, procedure, policy, &mut self.registration_ids)
         {
             Some(registration) => {
                 record.registrations.insert(registration);
+                record.uri_bytes += procedure.len();
                 self.send(
                     conn,
                     Message::Registered {
@@ -457,6 +519,8 @@ impl Router {
             );
         }
         if let Some(realm) = self.realms.get_mut(&record.realm) {
+            let len = realm.dealer.procedure(registration).map_or(0, str::len);
+            record.uri_bytes = record.uri_bytes.saturating_sub(len);
             realm.dealer.unregister(session, registration);
         }
         self.send(

@@ -198,6 +198,7 @@ impl Router {
                         roles,
                         subscriptions: BTreeSet::new(),
                         registrations: BTreeSet::new(),
+                        uri_bytes: 0,
                     },
                 );
                 self.conns.insert(conn, ConnState::Joined(session));

@@ -25,7 +25,12 @@
 //! is disconnected as a slow consumer (its session leaves, its queue is
 //! dropped, the other sessions do not notice); after
 //! [`shutdown`](Router::shutdown) a client that does not answer GOODBYE
-//! within [`RouterConfig::goodbye_timeout`] is disconnected.
+//! within [`RouterConfig::goodbye_timeout`] is disconnected. A session
+//! holds at most [`RouterConfig::max_registrations_per_session`]
+//! registrations and [`RouterConfig::max_subscriptions_per_session`]
+//! subscriptions, of at most [`RouterConfig::max_uri_bytes_per_session`]
+//! bytes of URIs; a REGISTER or SUBSCRIBE over them is answered with ERROR
+//! `wamp.error.not_authorized` and the session stays.
 //!
 //! What the router implements (and announces in WELCOME, see
 //! [`router_roles`]):
@@ -108,6 +113,9 @@ use dealer::Dealer;
 /// assert_eq!(config.realms, ["realm1"]);
 /// assert!(!config.auto_create_realms);
 /// assert_eq!(config.outbound_queue, 4096);
+/// assert_eq!(config.max_registrations_per_session, 1000);
+/// assert_eq!(config.max_subscriptions_per_session, 1000);
+/// assert_eq!(config.max_uri_bytes_per_session, 1 << 20);
 ///
 /// let mut config = RouterConfig::default();
 /// config.auto_create_realms = true;
@@ -132,6 +140,22 @@ pub struct RouterConfig {
     /// layer, at most (default 4096). A client that falls further behind is
     /// disconnected as a slow consumer.
     pub outbound_queue: usize,
+    /// Registrations one session may hold at once (default 1000). A
+    /// REGISTER over it is answered with ERROR `wamp.error.not_authorized`
+    /// (the reason in `args[0]`); the session stays.
+    pub max_registrations_per_session: usize,
+    /// Subscriptions one session may hold at once (default 1000), counted
+    /// by subscription id: a SUBSCRIBE to a (topic, match) the session
+    /// already holds returns the same id and costs nothing. One over it is
+    /// answered with ERROR `wamp.error.not_authorized`; the session stays.
+    pub max_subscriptions_per_session: usize,
+    /// Bytes of URIs one session may hold through its registrations and
+    /// subscriptions together: the sum of the lengths of the procedures it
+    /// registered and the topics it subscribed (default 1 MiB). Without it
+    /// the count limits above would still let one session pin
+    /// `max_registrations_per_session` × the message size. A REGISTER or
+    /// SUBSCRIBE over it is answered like one over the count limits.
+    pub max_uri_bytes_per_session: usize,
 }
 
 impl Default for RouterConfig {
@@ -142,6 +166,9 @@ impl Default for RouterConfig {
             hello_timeout: Duration::from_secs(10),
             goodbye_timeout: Duration::from_secs(2),
             outbound_queue: 4096,
+            max_registrations_per_session: 1000,
+            max_subscriptions_per_session: 1000,
+            max_uri_bytes_per_session: 1 << 20,
         }
     }
 }
@@ -330,6 +357,9 @@ struct SessionRecord {
     roles: Dict,
     subscriptions: BTreeSet<u64>,
     registrations: BTreeSet<u64>,
+    /// The summed length of the topics and procedures of `subscriptions`
+    /// and `registrations` ([`RouterConfig::max_uri_bytes_per_session`]).
+    uri_bytes: usize,
 }
 
 impl SessionRecord {
@@ -375,9 +405,18 @@ pub struct Router {
     deadlines: BTreeSet<(Instant, ConnectionId)>,
     hello_timeout: Duration,
     goodbye_timeout: Duration,
+    session_limits: SessionLimits,
     /// The time of the input being handled (`None` before the first).
     now: Option<Instant>,
     shut_down: bool,
+}
+
+/// What one session may hold ([`RouterConfig`]'s `max_*_per_session`).
+#[derive(Debug, Clone, Copy)]
+struct SessionLimits {
+    registrations: usize,
+    subscriptions: usize,
+    uri_bytes: usize,
 }
 
 /// The messages queued per connection, in order, with a global sequence
@@ -498,6 +537,11 @@ impl Router {
             deadlines: BTreeSet::new(),
             hello_timeout: config.hello_timeout,
             goodbye_timeout: config.goodbye_timeout,
+            session_limits: SessionLimits {
+                registrations: config.max_registrations_per_session,
+                subscriptions: config.max_subscriptions_per_session,
+                uri_bytes: config.max_uri_bytes_per_session,
+            },
             now: None,
             shut_down: false,
         };
