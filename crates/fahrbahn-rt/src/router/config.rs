@@ -109,6 +109,10 @@ pub struct RouterLimits {
     /// Seconds a client may take from connecting to HELLO, and from each
     /// CHALLENGE to AUTHENTICATE (default 10).
     pub hello_timeout_secs: u64,
+    /// Calls one session may have waiting for their answer (default
+    /// 1000); a CALL beyond it gets ERROR `wamp.error.not_authorized`
+    /// and the session stays up.
+    pub max_pending_calls_per_session: usize,
 }
 
 impl Default for RouterLimits {
@@ -117,6 +121,7 @@ impl Default for RouterLimits {
             max_message_size: 16 << 20,
             outbound_queue: 4096,
             hello_timeout_secs: 10,
+            max_pending_calls_per_session: 1000,
         }
     }
 }

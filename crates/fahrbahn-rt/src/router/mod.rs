@@ -221,6 +221,7 @@ impl Router {
         core_config.realms = config.realms.clone();
         core_config.outbound_queue = limits.outbound_queue;
         core_config.hello_timeout = Duration::from_secs(limits.hello_timeout_secs);
+        core_config.max_pending_calls_per_session = limits.max_pending_calls_per_session;
         let core = CoreRouter::new(core_config, crate::websocket::os_rng());
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {

@@ -9,8 +9,8 @@ use super::matching::MatchPolicy;
 use super::{ConnectionId, Router, SessionRecord};
 use crate::wamp::error::{
     ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
-    ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_OPTION_NOT_ALLOWED,
-    ERROR_PROCEDURE_ALREADY_EXISTS,
+    ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED,
+    ERROR_OPTION_NOT_ALLOWED, ERROR_PROCEDURE_ALREADY_EXISTS,
 };
 use crate::wamp::{Dict, List, Message, Value, is_valid_uri, random_id};
 
@@ -500,6 +500,22 @@ impl Router {
                 format!("CALL request id {request} is already in use by a pending call"),
             );
         }
+        let pending = realm.dealer.pending_of(session);
+        if pending >= self.max_pending_calls {
+            log::debug!(
+                "router: CALL {request} of session {session} refused: {pending} calls pending"
+            );
+            return self.error_reply(
+                conn,
+                Message::CALL,
+                request,
+                ERROR_NOT_AUTHORIZED,
+                format!(
+                    "too many pending calls: this session already waits for {pending} answers (the router allows {} per session); retry once some are answered",
+                    self.max_pending_calls
+                ),
+            );
+        }
         let Some((registration, reg)) = realm.dealer.lookup(procedure) else {
             return self.error_reply(
                 conn,
@@ -612,8 +628,11 @@ impl Router {
         if mode != "skip" && callee_cancels {
             self.send_to_session(call.callee, interrupt("killnowait"));
         }
-        self.send_to_session(
-            session,
+        let Some(conn) = self.sessions.get(&session).map(|s| s.conn) else {
+            return;
+        };
+        self.send_call_answer(
+            conn,
             Message::Error {
                 request_type: Message::CALL,
                 request,

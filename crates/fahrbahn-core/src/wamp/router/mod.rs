@@ -132,6 +132,12 @@ pub struct RouterConfig {
     /// layer, at most (default 4096). A client that falls further behind is
     /// disconnected as a slow consumer.
     pub outbound_queue: usize,
+    /// Calls one session may have waiting for their answer, at most
+    /// (default 1000). A CALL beyond it is answered with ERROR
+    /// `wamp.error.not_authorized` (the reason in `args[0]`) and the
+    /// session stays up. This also bounds the burst of ERRORs a caller
+    /// gets when its callee leaves.
+    pub max_pending_calls_per_session: usize,
 }
 
 impl Default for RouterConfig {
@@ -142,6 +148,7 @@ impl Default for RouterConfig {
             hello_timeout: Duration::from_secs(10),
             goodbye_timeout: Duration::from_secs(2),
             outbound_queue: 4096,
+            max_pending_calls_per_session: 1000,
         }
     }
 }
@@ -375,6 +382,7 @@ pub struct Router {
     deadlines: BTreeSet<(Instant, ConnectionId)>,
     hello_timeout: Duration,
     goodbye_timeout: Duration,
+    max_pending_calls: usize,
     /// The time of the input being handled (`None` before the first).
     now: Option<Instant>,
     shut_down: bool,
@@ -397,14 +405,18 @@ struct Output {
 }
 
 impl Output {
-    fn push(&mut self, conn: ConnectionId, msg: Message) {
+    /// Queues `msg` for `conn`. An `answer` (ERROR for the client's own
+    /// pending calls, bounded by
+    /// [`RouterConfig::max_pending_calls_per_session`]) never makes the
+    /// client a slow consumer: it is queued even over the bound.
+    fn push(&mut self, conn: ConnectionId, msg: Message, answer: bool) {
         let Some(queue) = self.queues.get_mut(&conn) else {
             return;
         };
         if self.overflowed.contains(&conn) {
             return;
         }
-        if queue.len() >= self.limit {
+        if !answer && queue.len() >= self.limit {
             self.overflowed.insert(conn);
             return;
         }
@@ -498,6 +510,7 @@ impl Router {
             deadlines: BTreeSet::new(),
             hello_timeout: config.hello_timeout,
             goodbye_timeout: config.goodbye_timeout,
+            max_pending_calls: config.max_pending_calls_per_session,
             now: None,
             shut_down: false,
         };
@@ -700,7 +713,15 @@ impl Router {
 
     fn send(&mut self, conn: ConnectionId, msg: Message) {
         log::trace!("router: {} to {conn}", msg.name());
-        self.output.push(conn, msg);
+        self.output.push(conn, msg, false);
+    }
+
+    /// Queues the ERROR that ends one of the client's own pending calls:
+    /// never counted against it as a slow consumer (see
+    /// [`Output::push`]).
+    fn send_call_answer(&mut self, conn: ConnectionId, msg: Message) {
+        log::trace!("router: {} to {conn}", msg.name());
+        self.output.push(conn, msg, true);
     }
 
     /// Asks the serving layer to close `conn`.

@@ -453,3 +453,122 @@ fn a_slow_consumer_is_disconnected_and_the_others_go_on() {
     );
     assert_eq!(r.realm_stats("r").unwrap().sessions, 2);
 }
+
+// ----- answers to a client's own calls ------------------------------------
+
+#[test]
+fn a_caller_gets_every_error_when_its_callee_leaves() {
+    // The caller has far more pending calls than its queue bound; it reads
+    // nothing while its callee leaves, and still gets every ERROR.
+    let config = RouterConfig {
+        outbound_queue: 8,
+        ..RouterConfig::with_realm("r")
+    };
+    let mut r = Router::new(config, Rng::from_seed(5));
+    let (callee, _) = join(&mut r, roles(&[]));
+    let (caller, _) = join(&mut r, roles(&[]));
+    register(&mut r, callee, "a.b");
+    let calls = 500u64;
+    for request in 1..=calls {
+        call(&mut r, caller, request, "a.b", Dict::new());
+        // The callee takes its invocations (and never answers).
+        while let Some(msg) = r.poll_transmit_to(callee) {
+            assert!(matches!(msg, Message::Invocation { .. }), "{msg:?}");
+        }
+    }
+    assert_eq!(r.realm_stats("r").unwrap().pending_calls, calls as usize);
+    assert_eq!(r.queued(caller), 0);
+    events(&mut r);
+    r.detach(callee);
+    assert_eq!(r.queued(caller), calls as usize, "every ERROR is queued");
+    let mut answered = BTreeSet::new();
+    while let Some(msg) = r.poll_transmit_to(caller) {
+        match msg {
+            Message::Error {
+                request_type: Message::CALL,
+                request,
+                error,
+                ..
+            } => {
+                assert_eq!(error, ERROR_CANCELED);
+                answered.insert(request);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(answered, (1..=calls).collect::<BTreeSet<_>>());
+    assert!(
+        !events(&mut r)
+            .iter()
+            .any(|e| matches!(e, RouterEvent::CloseTransport { conn, .. } if *conn == caller)),
+        "the caller stays connected"
+    );
+    assert!(r.session_of(caller).is_some());
+}
+
+#[test]
+fn pending_calls_per_session_are_bounded() {
+    let config = RouterConfig {
+        max_pending_calls_per_session: 3,
+        ..RouterConfig::with_realm("r")
+    };
+    let mut r = Router::new(config, Rng::from_seed(6));
+    let (callee, _) = join(&mut r, roles(&[]));
+    let (caller, _) = join(&mut r, roles(&[]));
+    let (other, _) = join(&mut r, roles(&[]));
+    register(&mut r, callee, "a.b");
+    let mut invocations = Vec::new();
+    for request in 1..=3 {
+        call(&mut r, caller, request, "a.b", Dict::new());
+        match r.poll_outgoing() {
+            Some((c, Message::Invocation { request, .. })) if c == callee => {
+                invocations.push(request);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // The fourth is refused; the session stays up.
+    call(&mut r, caller, 4, "a.b", Dict::new());
+    match r.poll_outgoing() {
+        Some((
+            c,
+            Message::Error {
+                request_type: Message::CALL,
+                request: 4,
+                error,
+                args,
+                ..
+            },
+        )) if c == caller => {
+            assert_eq!(error, crate::wamp::error::ERROR_NOT_AUTHORIZED);
+            let why = args.unwrap()[0].as_str().unwrap().to_owned();
+            assert!(why.contains("too many pending calls"), "{why}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.realm_stats("r").unwrap().pending_calls, 3);
+    // The bound is per session: another caller goes through.
+    call(&mut r, other, 1, "a.b", Dict::new());
+    assert!(matches!(r.poll_outgoing(), Some((c, Message::Invocation { .. })) if c == callee));
+    // Once one is answered, the caller may call again.
+    r.handle_message(
+        now(),
+        callee,
+        Message::Yield {
+            request: invocations[0],
+            options: Dict::new(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(
+        matches!(r.poll_outgoing(), Some((c, Message::Result { request: 1, .. })) if c == caller)
+    );
+    call(&mut r, caller, 5, "a.b", Dict::new());
+    assert!(matches!(r.poll_outgoing(), Some((c, Message::Invocation { .. })) if c == callee));
+    assert!(!events(&mut r).iter().any(|e| matches!(
+        e,
+        RouterEvent::CloseTransport { .. } | RouterEvent::Left { .. }
+    )));
+    assert_eq!(r.session_count(), 3);
+}
