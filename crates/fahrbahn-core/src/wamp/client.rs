@@ -49,6 +49,9 @@ pub struct ClientConnection {
     /// The latest time passed in.
     now: Instant,
     scratch: Vec<u8>,
+    /// The largest message the router accepts, if it announced one
+    /// (RawSocket).
+    peer_max_len: Option<usize>,
 }
 
 impl ClientConnection {
@@ -95,6 +98,7 @@ impl ClientConnection {
             close_started: false,
             now,
             scratch: Vec::new(),
+            peer_max_len: None,
         }
     }
 
@@ -111,6 +115,13 @@ impl ClientConnection {
     /// The negotiated codec, once connected.
     pub fn codec(&self) -> Option<Codec> {
         self.codec
+    }
+
+    /// The largest message the router accepts, in bytes, once connected:
+    /// what it announced in the RawSocket handshake; `None` over
+    /// WebSocket, which announces no maximum.
+    pub fn peer_max_message_size(&self) -> Option<usize> {
+        self.peer_max_len
     }
 
     /// Moves what the session queued into the framing (once connected),
@@ -178,8 +189,11 @@ impl ClientConnection {
     fn drain_framing(&mut self, now: Instant) {
         while let Some(event) = self.framing.poll_event() {
             match event {
-                FramingEvent::Connected(Some(codec)) => self.codec = Some(codec),
-                FramingEvent::Connected(None) => {
+                FramingEvent::Connected(Some(codec), peer_max_len) => {
+                    self.codec = Some(codec);
+                    self.peer_max_len = peer_max_len;
+                }
+                FramingEvent::Connected(None, _) => {
                     self.end_transport(now, TransportError::NoWampSubprotocol);
                 }
                 FramingEvent::Payload(payload) => self.handle_payload(now, &payload),
