@@ -362,3 +362,48 @@ async fn a_result_larger_than_the_rawsocket_client_accepts_becomes_an_error() {
     callee.leave().await.unwrap();
     router.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_call_larger_than_the_router_accepts_fails_at_once() {
+    let net = SimNet::default();
+    let mut limits = RouterLimits::default();
+    // The router announces max_len_exponent 1: 1024 bytes.
+    limits.max_message_size = 1024;
+    let router = router(&net, limits).await;
+    let session = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let _reg = session
+        .register("com.example.len", |inv| async move {
+            let n = inv.args[0].as_str().map_or(0, str::len);
+            Ok(CallResult::args(vec![n.into()]))
+        })
+        .await
+        .unwrap();
+    let start = net.now();
+    let err = session
+        .call(
+            "com.example.len",
+            vec!["x".repeat(2000).into()],
+            Dict::new(),
+        )
+        .await
+        .expect_err("too large for the router");
+    assert!(
+        matches!(
+            err,
+            Error::Command(fahrbahn_core::wamp::CommandError::PayloadTooLarge { size, max: 1024 })
+                if size > 2000
+        ),
+        "{err:?}"
+    );
+    assert_eq!(net.now(), start, "it fails at once");
+    // The session goes on.
+    let result = session
+        .call("com.example.len", vec!["x".repeat(100).into()], Dict::new())
+        .await
+        .unwrap();
+    assert_eq!(result.args[0], Value::from(100u64));
+    session.leave().await.unwrap();
+    router.shutdown().await;
+}

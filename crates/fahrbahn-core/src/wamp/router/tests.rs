@@ -462,6 +462,7 @@ fn a_caller_gets_every_error_when_its_callee_leaves() {
     // nothing while its callee leaves, and still gets every ERROR.
     let config = RouterConfig {
         outbound_queue: 8,
+        outbound_queue_bytes: 1000,
         ..RouterConfig::with_realm("r")
     };
     let mut r = Router::new(config, Rng::from_seed(5));
@@ -481,6 +482,7 @@ fn a_caller_gets_every_error_when_its_callee_leaves() {
     events(&mut r);
     r.detach(callee);
     assert_eq!(r.queued(caller), calls as usize, "every ERROR is queued");
+    assert!(r.queued_bytes(caller) > 1000, "over both bounds");
     let mut answered = BTreeSet::new();
     while let Some(msg) = r.poll_transmit_to(caller) {
         match msg {
