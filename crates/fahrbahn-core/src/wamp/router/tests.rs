@@ -942,3 +942,52 @@ fn one_message_over_the_byte_bound_reaches_an_idle_client() {
         "a second one makes the slow one go"
     );
 }
+
+/// Challenges with more than a small client accepts.
+struct Verbose;
+
+impl Authenticator for Verbose {
+    fn on_hello(&mut self, _: &HelloContext<'_>) -> AuthDecision {
+        let mut extra = Dict::new();
+        extra.insert("challenge".into(), "c".repeat(1000).into());
+        AuthDecision::Challenge {
+            authmethod: "ticket".into(),
+            extra,
+        }
+    }
+    fn on_authenticate(&mut self, _: &AuthenticateContext<'_>) -> AuthDecision {
+        AuthDecision::deny("", "no")
+    }
+}
+
+#[test]
+fn any_other_message_too_large_aborts_with_payload_size_exceeded() {
+    let mut r = router().with_authenticator(Box::new(Verbose));
+    let conn = r.attach(now());
+    r.handle_connected(now(), conn, Codec::new(Serializer::Json), Some(512));
+    let mut details = Dict::new();
+    details.insert("roles".into(), Value::Dict(roles(&[])));
+    r.handle_message(
+        now(),
+        conn,
+        Message::Hello {
+            realm: "r".into(),
+            details,
+        },
+    );
+    match r.poll_transmit_to(conn) {
+        Some(Message::Abort { reason, .. }) => {
+            assert_eq!(reason, crate::wamp::error::ERROR_PAYLOAD_SIZE_EXCEEDED);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(r.poll_transmit_to(conn), None);
+    assert_eq!(
+        events(&mut r),
+        [RouterEvent::CloseTransport {
+            conn,
+            reason: CloseReason::Aborted
+        }]
+    );
+    assert!(r.reserved.is_empty());
+}
