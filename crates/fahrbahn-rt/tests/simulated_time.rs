@@ -396,3 +396,166 @@ async fn a_session_leaves_a_router_that_stops_answering_pings() {
         "the client pinged: {rest:?}"
     );
 }
+
+/// Joins `realm1` by hand over a RawSocket JSON connection that announced
+/// `max_len_exponent` (the largest message it accepts is 2^(9+exp)).
+async fn raw_client(net: &SimNet, exp: u8, roles: &str) -> tokio::io::DuplexStream {
+    let mut io = net.dial(7).unwrap();
+    io.write_all(&[0x7F, (exp << 4) | 1, 0, 0]).await.unwrap();
+    let mut reply = [0u8; 4];
+    io.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[0], 0x7F, "the RawSocket handshake is answered");
+    let hello = format!(r#"[1,"realm1",{{"roles":{roles}}}]"#);
+    send_frame(&mut io, hello.as_bytes()).await;
+    let welcome = read_frame(&mut io).await.expect("WELCOME");
+    assert!(welcome.starts_with(b"[2,"), "{welcome:?}");
+    io
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_outbound_bound_counts_bytes_and_cuts_off_a_subscriber_that_stops_reading() {
+    // The attack: 64 KiB events to a subscriber that never reads. The
+    // message count is no bound here; the bytes are.
+    const EVENTS: i64 = 200;
+    const BOUND: usize = 1 << 20;
+    let net = SimNet::default();
+    let mut limits = RouterLimits::default();
+    limits.outbound_queue = 1_000_000;
+    limits.outbound_queue_bytes = BOUND;
+    let router = router(&net, limits).await;
+    let mut slow = raw_client(&net, 15, r#"{"subscriber":{}}"#).await;
+    send_frame(&mut slow, br#"[32,1,{},"com.example.topic"]"#).await;
+    let subscribed = read_frame(&mut slow).await.expect("SUBSCRIBED");
+    assert!(subscribed.starts_with(b"[33,1,"), "{subscribed:?}");
+
+    let good = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let mut events = good.subscribe("com.example.topic").await.unwrap();
+    let publisher = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let payload = Value::from("x".repeat(64 * 1024));
+    let mut max_held = 0;
+    for n in 0..EVENTS {
+        publisher
+            .publish_with(
+                "com.example.topic",
+                vec![payload.clone(), n.into()],
+                Dict::new(),
+                kwargs([("acknowledge", true.into())]),
+            )
+            .await
+            .expect("the publisher is not slowed down or refused");
+        max_held = max_held.max(router.queued_bytes());
+    }
+    // Three connections, each bounded (the publisher's and the reading
+    // subscriber's share stay small).
+    assert!(
+        max_held <= 3 * BOUND,
+        "the router held {max_held} bytes for its clients"
+    );
+    for n in 0..EVENTS {
+        let event = events.next().await.expect("the subscription is open");
+        assert_eq!(event.args[1], Value::from(n));
+    }
+    tokio::time::advance(Duration::from_secs(60)).await;
+    let rest = read_to_end(&mut slow).await;
+    let mut steps = 0;
+    while router.connection_count() != 2 {
+        steps += 1;
+        assert!(steps < 600, "the router never forgot the slow subscriber");
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    let received = String::from_utf8_lossy(&rest).matches("[36,").count();
+    // It got at most what the bound and the pipe hold.
+    assert!(
+        received * 64 * 1024 <= BOUND + 2 * sim::PIPE_BUFFER + 64 * 1024,
+        "the slow subscriber got {received} events"
+    );
+    assert_eq!(router.queued_bytes(), 0);
+    assert!(!good.is_closed() && !publisher.is_closed());
+    publisher.leave().await.unwrap();
+    good.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_result_larger_than_the_rawsocket_client_accepts_becomes_an_error() {
+    let net = SimNet::default();
+    let router = router(&net, RouterLimits::default()).await;
+    let callee = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let _reg = callee
+        .register("com.example.echo_len", |inv| async move {
+            let n = inv.args[0].as_u64().unwrap_or(0) as usize;
+            Ok(CallResult::args(vec![Value::from("x".repeat(n))]))
+        })
+        .await
+        .unwrap();
+    // A caller that announced max_len_exponent 0: 512 bytes.
+    let mut caller = raw_client(&net, 0, r#"{"caller":{}}"#).await;
+    send_frame(&mut caller, br#"[48,1,{},"com.example.echo_len",[2000]]"#).await;
+    let error = read_frame(&mut caller).await.expect("an answer");
+    let error = String::from_utf8(error).unwrap();
+    assert!(
+        error.starts_with(r#"[8,48,1,{},"wamp.error.payload_size_exceeded""#),
+        "{error}"
+    );
+    // The session stays usable.
+    send_frame(&mut caller, br#"[48,2,{},"com.example.echo_len",[10]]"#).await;
+    let result = read_frame(&mut caller).await.expect("an answer");
+    assert_eq!(
+        String::from_utf8(result).unwrap(),
+        r#"[50,2,{},["xxxxxxxxxx"]]"#
+    );
+    drop(caller);
+    callee.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_larger_than_the_router_accepts_fails_at_once() {
+    let net = SimNet::default();
+    let mut limits = RouterLimits::default();
+    // The router announces max_len_exponent 1: 1024 bytes.
+    limits.max_message_size = 1024;
+    let router = router(&net, limits).await;
+    let session = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let _reg = session
+        .register("com.example.len", |inv| async move {
+            let n = inv.args[0].as_str().map_or(0, str::len);
+            Ok(CallResult::args(vec![n.into()]))
+        })
+        .await
+        .unwrap();
+    let start = net.now();
+    let err = session
+        .call(
+            "com.example.len",
+            vec!["x".repeat(2000).into()],
+            Dict::new(),
+        )
+        .await
+        .expect_err("too large for the router");
+    assert!(
+        matches!(
+            err,
+            Error::Command(fahrbahn_core::wamp::CommandError::PayloadTooLarge { size, max: 1024 })
+                if size > 2000
+        ),
+        "{err:?}"
+    );
+    assert_eq!(net.now(), start, "it fails at once");
+    // The session goes on.
+    let result = session
+        .call("com.example.len", vec!["x".repeat(100).into()], Dict::new())
+        .await
+        .unwrap();
+    assert_eq!(result.args[0], Value::from(100u64));
+    session.leave().await.unwrap();
+    router.shutdown().await;
+}

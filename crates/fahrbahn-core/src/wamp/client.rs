@@ -5,11 +5,15 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::RequestId;
 use super::codec::Codec;
 use super::framing::{Framing, FramingEvent};
+use super::id::MAX_ID;
+use super::message::Message;
 use super::serializer::Serializer;
-use super::session::{Session, SessionConfig, SessionEvent};
+use super::session::{CommandError, Session, SessionConfig, SessionEvent};
 use super::transport::{TransportClosed, TransportError};
+use super::value::{Dict, List};
 use crate::{CloseOrder, Machine, Rng, rawsocket, ws};
 
 /// A WAMP client session over WebSocket or RawSocket bytes.
@@ -49,6 +53,9 @@ pub struct ClientConnection {
     /// The latest time passed in.
     now: Instant,
     scratch: Vec<u8>,
+    /// The largest message the router accepts, if it announced one
+    /// (RawSocket).
+    peer_max_len: Option<usize>,
 }
 
 impl ClientConnection {
@@ -95,6 +102,7 @@ impl ClientConnection {
             close_started: false,
             now,
             scratch: Vec::new(),
+            peer_max_len: None,
         }
     }
 
@@ -111,6 +119,60 @@ impl ClientConnection {
     /// The negotiated codec, once connected.
     pub fn codec(&self) -> Option<Codec> {
         self.codec
+    }
+
+    /// Calls `procedure` like [`Session::call`], but first checks that the
+    /// CALL fits what the router accepts
+    /// ([`peer_max_message_size`](Self::peer_max_message_size)): a larger
+    /// one fails at once with [`CommandError::PayloadTooLarge`] and
+    /// nothing is queued — the router could never receive it, and the
+    /// call would otherwise end the transport.
+    pub fn call(
+        &mut self,
+        procedure: &str,
+        args: List,
+        kwargs: Dict,
+        options: Dict,
+    ) -> Result<RequestId, CommandError> {
+        let (Some(codec), Some(max)) = (self.codec, self.peer_max_len) else {
+            return self.session.call(procedure, args, kwargs, options);
+        };
+        // Measured with the largest request id: an upper bound.
+        let probe = Message::Call {
+            request: MAX_ID,
+            options,
+            procedure: procedure.to_owned(),
+            args: Some(args),
+            kwargs: Some(kwargs),
+        };
+        self.scratch.clear();
+        codec.encode(&probe, &mut self.scratch);
+        let size = self.scratch.len();
+        if size > max {
+            return Err(CommandError::PayloadTooLarge { size, max });
+        }
+        let Message::Call {
+            options,
+            args,
+            kwargs,
+            ..
+        } = probe
+        else {
+            unreachable!("built above")
+        };
+        self.session.call(
+            procedure,
+            args.unwrap_or_default(),
+            kwargs.unwrap_or_default(),
+            options,
+        )
+    }
+
+    /// The largest message the router accepts, in bytes, once connected:
+    /// what it announced in the RawSocket handshake; `None` over
+    /// WebSocket, which announces no maximum.
+    pub fn peer_max_message_size(&self) -> Option<usize> {
+        self.peer_max_len
     }
 
     /// Moves what the session queued into the framing (once connected),
@@ -178,8 +240,11 @@ impl ClientConnection {
     fn drain_framing(&mut self, now: Instant) {
         while let Some(event) = self.framing.poll_event() {
             match event {
-                FramingEvent::Connected(Some(codec)) => self.codec = Some(codec),
-                FramingEvent::Connected(None) => {
+                FramingEvent::Connected(Some(codec), peer_max_len) => {
+                    self.codec = Some(codec);
+                    self.peer_max_len = peer_max_len;
+                }
+                FramingEvent::Connected(None, _) => {
                     self.end_transport(now, TransportError::NoWampSubprotocol);
                 }
                 FramingEvent::Payload(payload) => self.handle_payload(now, &payload),

@@ -25,8 +25,9 @@ pub(crate) enum FramingEvent {
     /// with [`Framing::websocket_mut`].
     Request(ws::HandshakeRequest),
     /// The transport handshake finished; the codec the peers agreed on, if
-    /// it is a WAMP one.
-    Connected(Option<Codec>),
+    /// it is a WAMP one, and the largest message the peer accepts, if it
+    /// announced one (RawSocket).
+    Connected(Option<Codec>, Option<usize>),
     /// One WebSocket message or RawSocket frame.
     Payload(Vec<u8>),
     /// The transport ended.
@@ -43,15 +44,17 @@ impl Framing {
     }
 
     /// Encodes `message` (reusing `scratch`) and frames it: a text frame
-    /// for JSON, binary otherwise, or one RawSocket frame.
+    /// for JSON, binary otherwise, or one RawSocket frame. Returns the
+    /// payload's length.
     pub(crate) fn send(
         &mut self,
         codec: Codec,
         message: &Message,
         scratch: &mut Vec<u8>,
-    ) -> Result<(), SendError> {
+    ) -> Result<usize, SendError> {
         scratch.clear();
         codec.encode(message, scratch);
+        let len = scratch.len();
         match self {
             Framing::WebSocket(ws) if codec.serializer.is_binary() => {
                 ws.send_binary(scratch).map_err(SendError::WebSocket)
@@ -63,6 +66,7 @@ impl Framing {
             }
             Framing::RawSocket(rs) => rs.send(scratch).map_err(SendError::RawSocket),
         }
+        .map(|()| len)
     }
 
     /// Ends the transport: a WebSocket close with `code` (if still open),
@@ -89,14 +93,19 @@ impl Framing {
                             .subprotocol
                             .as_deref()
                             .and_then(Codec::from_subprotocol),
+                        None,
                     ),
                     ws::Event::Message(m) => FramingEvent::Payload(m.into_bytes()),
                     ws::Event::Closed(closed) => FramingEvent::Closed((&closed).into()),
                     ws::Event::Ping(_) | ws::Event::Pong(_) => continue,
                 },
                 Framing::RawSocket(rs) => match rs.poll_event()? {
-                    rawsocket::Event::Connected { serializer, .. } => FramingEvent::Connected(
+                    rawsocket::Event::Connected {
+                        serializer,
+                        peer_max_len,
+                    } => FramingEvent::Connected(
                         Serializer::from_rawsocket_id(serializer).map(Codec::new),
+                        Some(peer_max_len),
                     ),
                     rawsocket::Event::Message(m) => FramingEvent::Payload(m),
                     rawsocket::Event::Closed(closed) => FramingEvent::Closed(closed.into()),

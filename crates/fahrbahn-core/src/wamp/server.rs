@@ -48,6 +48,9 @@ pub struct ServerConnection {
     events: VecDeque<ServerEvent>,
     closed: bool,
     scratch: Vec<u8>,
+    /// The largest message the client accepts, if it announced one
+    /// (RawSocket).
+    peer_max_len: Option<usize>,
 }
 
 impl ServerConnection {
@@ -76,6 +79,7 @@ impl ServerConnection {
             events: VecDeque::new(),
             closed: false,
             scratch: Vec::new(),
+            peer_max_len: None,
         }
     }
 
@@ -84,9 +88,18 @@ impl ServerConnection {
         self.codec
     }
 
-    /// Encodes and frames a message for the client. Fails when the
-    /// transport is not open or the message is too large for the client.
-    pub fn send(&mut self, message: &Message) -> Result<(), SendError> {
+    /// The largest message the client accepts, in bytes, once connected:
+    /// what it announced in the RawSocket handshake; `None` over
+    /// WebSocket, which announces no maximum. Tell the router core
+    /// ([`Router::handle_connected`](super::router::Router::handle_connected)).
+    pub fn peer_max_message_size(&self) -> Option<usize> {
+        self.peer_max_len
+    }
+
+    /// Encodes and frames a message for the client; returns the encoded
+    /// payload's length. Fails when the transport is not open or the
+    /// message is too large for the client.
+    pub fn send(&mut self, message: &Message) -> Result<usize, SendError> {
         let Some(codec) = self.codec.filter(|_| !self.closed) else {
             return Err(SendError::NotConnected);
         };
@@ -108,13 +121,14 @@ impl ServerConnection {
             }
             match event {
                 FramingEvent::Request(request) => self.answer_request(now, &request),
-                FramingEvent::Connected(Some(codec)) => {
+                FramingEvent::Connected(Some(codec), peer_max_len) => {
                     self.codec = Some(codec);
+                    self.peer_max_len = peer_max_len;
                     self.events.push_back(ServerEvent::Connected(codec));
                 }
                 // Only WAMP subprotocols are accepted, so this cannot
                 // happen; treat it as the end of a useless transport.
-                FramingEvent::Connected(None) => {
+                FramingEvent::Connected(None, _) => {
                     self.fail(now, TransportError::NoWampSubprotocol);
                 }
                 FramingEvent::Payload(payload) => self.push_payload(now, &payload),

@@ -94,12 +94,13 @@ impl TlsFiles {
 /// ```
 /// use fahrbahn_rt::RouterLimits;
 /// let mut limits = RouterLimits::default();
-/// limits.outbound_queue = 1000;
+/// limits.outbound_queue_bytes = 1 << 20;
 /// assert_eq!(limits.hello_timeout_secs, 10);
 /// assert_eq!(limits.max_registrations_per_session, 1000);
 /// assert_eq!(limits.max_subscriptions_per_session, 1000);
 /// assert_eq!(limits.max_connections, 10_000);
 /// assert_eq!((limits.ping_interval_secs, limits.ping_timeout_secs), (30, 15));
+/// assert_eq!(limits.max_pending_calls_per_session, 1000);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -107,8 +108,14 @@ impl TlsFiles {
 pub struct RouterLimits {
     /// Largest message accepted from a client, in bytes (default 16 MiB).
     pub max_message_size: usize,
+    /// Bytes held for one client and not yet written to its socket —
+    /// queued in the router core plus buffered by its connection task —
+    /// before it is disconnected as a slow consumer (default 16 MiB;
+    /// WebSocket close 1008).
+    pub outbound_queue_bytes: usize,
     /// Messages queued for one client, and not taken by its socket, before
-    /// it is disconnected as too slow (default 4096).
+    /// it is disconnected as too slow (default 4096): a secondary bound,
+    /// for many tiny messages.
     pub outbound_queue: usize,
     /// Seconds a client may take from connecting to HELLO, and from each
     /// CHALLENGE to AUTHENTICATE (default 10).
@@ -137,12 +144,17 @@ pub struct RouterLimits {
     /// Then its transport is closed (WebSocket close 1011) and its session
     /// leaves: its registrations and subscriptions are freed.
     pub ping_timeout_secs: u64,
+    /// Calls one session may have waiting for their answer (default
+    /// 1000); a CALL beyond it gets ERROR `wamp.error.not_authorized`
+    /// and the session stays up.
+    pub max_pending_calls_per_session: usize,
 }
 
 impl Default for RouterLimits {
     fn default() -> Self {
         Self {
             max_message_size: 16 << 20,
+            outbound_queue_bytes: 16 << 20,
             outbound_queue: 4096,
             hello_timeout_secs: 10,
             max_registrations_per_session: 1000,
@@ -151,6 +163,7 @@ impl Default for RouterLimits {
             max_connections: 10_000,
             ping_interval_secs: 30,
             ping_timeout_secs: 15,
+            max_pending_calls_per_session: 1000,
         }
     }
 }

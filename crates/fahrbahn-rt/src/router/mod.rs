@@ -9,12 +9,17 @@
 //! for GOODBYE replies.
 //!
 //! Outbound flow: a connection's task takes messages from the core's
-//! per-connection queue only while its socket accepts bytes. A client that
-//! does not read lets its queue grow in the core until
+//! per-connection queue only while its socket accepts bytes, and reports
+//! to the core what it took and has not written yet. A client that does
+//! not read lets its queue grow in the core until
+//! [`RouterLimits::outbound_queue_bytes`] (queued plus buffered) or
 //! [`RouterLimits::outbound_queue`]; then the core disconnects it (its
 //! queue dropped, its session detached so its pending calls fail) — one slow
 //! or flooding client never makes the router buffer without bound or stall
-//! the others.
+//! the others. After the transport handshake the task tells the core the
+//! connection's codec and the largest message the client accepts, so the
+//! core measures in bytes and never queues a message the client cannot
+//! take.
 
 mod config;
 mod serve;
@@ -226,10 +231,12 @@ impl Router {
         let mut core_config = CoreConfig::default();
         core_config.realms = config.realms.clone();
         core_config.outbound_queue = limits.outbound_queue;
+        core_config.outbound_queue_bytes = limits.outbound_queue_bytes;
         core_config.hello_timeout = Duration::from_secs(limits.hello_timeout_secs);
         core_config.max_registrations_per_session = limits.max_registrations_per_session;
         core_config.max_subscriptions_per_session = limits.max_subscriptions_per_session;
         core_config.max_uri_bytes_per_session = limits.max_uri_bytes_per_session;
+        core_config.max_pending_calls_per_session = limits.max_pending_calls_per_session;
         let core = CoreRouter::new(core_config, crate::websocket::os_rng());
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
@@ -312,6 +319,18 @@ impl Router {
     /// How many transports are connected (including those still closing).
     pub fn connection_count(&self) -> usize {
         self.shared.lock().slots.len()
+    }
+
+    /// Bytes held for the clients and not yet written to their sockets:
+    /// queued in the router core plus buffered by the connection tasks,
+    /// summed over the connections. Each connection's share is bounded by
+    /// [`RouterLimits::outbound_queue_bytes`].
+    pub fn queued_bytes(&self) -> usize {
+        let core = self.shared.lock();
+        core.slots
+            .keys()
+            .map(|conn| core.router.queued_bytes(*conn))
+            .sum()
     }
 
     /// Stops accepting, says GOODBYE (`wamp.close.system_shutdown`) to

@@ -18,7 +18,9 @@ use crate::runtime::{AnyListener, BoxTransport};
 const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Messages taken from the core per round, at most, before they are
-/// written: the most a connection holds outside the core's bounded queue.
+/// written. What a connection holds outside the core's queue is reported
+/// to the core ([`handle_buffered`](fahrbahn_core::wamp::router::Router::handle_buffered)),
+/// which bounds both together in bytes.
 const BATCH: usize = 64;
 
 pub(super) async fn accept_loop(
@@ -152,6 +154,10 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
     };
     let mut closing = false;
     let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
+    // Bytes taken from the core and not yet written out (as the core
+    // measured them), and what the core was last told.
+    let mut held = 0usize;
+    let mut reported = 0usize;
     poll_fn(|cx| {
         loop {
             // 1. Write out what is queued; take more from the core only
@@ -176,19 +182,34 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
                     slot.waker = Some(cx.waker().clone());
                 }
                 let close = slot.close;
+                if writable {
+                    // Everything taken so far is written and flushed.
+                    held = 0;
+                }
                 if writable && !closing {
+                    let before = core.router.queued_bytes(id);
                     while batch.len() < BATCH {
                         match core.router.poll_transmit_to(id) {
                             Some(msg) => batch.push(msg),
                             None => break,
                         }
                     }
+                    // Still ours until written: the core counts it.
+                    held += before.saturating_sub(core.router.queued_bytes(id));
+                }
+                if held != reported {
+                    reported = held;
+                    core.router.handle_buffered(driver.now(), id, held);
+                    core.route();
                 }
                 // Close once everything queued before the request went out.
                 close.filter(|_| core.router.queued(id) == 0)
             };
             if !batch.is_empty() {
                 for msg in batch.drain(..) {
+                    // The core queues nothing larger than the client
+                    // accepts (it was told in `handle_connected`), so this
+                    // only fails once the transport has ended.
                     if let Err(e) = driver.conn.send(&msg) {
                         log::debug!("cannot deliver {} to {id}: {e}", msg.name());
                     }
@@ -210,6 +231,12 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
                     let mut core = shared.lock();
                     core.router.handle_message(now, id, msg);
                     core.route();
+                }
+                Poll::Ready(Ok(ServerEvent::Connected(codec))) => {
+                    let now = driver.now();
+                    let max = driver.conn.peer_max_message_size();
+                    let mut core = shared.lock();
+                    core.router.handle_connected(now, id, codec, max);
                 }
                 Poll::Ready(Ok(ServerEvent::Closed(closed))) => {
                     if let Some(e) = &closed.error {

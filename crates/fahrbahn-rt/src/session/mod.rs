@@ -326,8 +326,10 @@ impl Session {
         options: Dict,
     ) -> Result<CallResult, Error> {
         let (tx, rx) = oneshot::channel();
-        let request = self.shared.request(
-            |session| session.call(procedure, args, kwargs, options),
+        // A CALL larger than the router accepts fails here, at once
+        // (`CommandError::PayloadTooLarge`): it could never be sent.
+        let request = self.shared.request_on_connection(
+            |conn| conn.call(procedure, args, kwargs, options),
             Waiter::Call(tx),
         )?;
         let mut guard = CallGuard {

@@ -133,6 +133,22 @@ impl Shared {
         })
     }
 
+    /// [`request`](Self::request) through the connection, for commands
+    /// that check what the transport accepts (`ClientConnection::call`).
+    pub(super) fn request_on_connection(
+        &self,
+        issue: impl FnOnce(
+            &mut fahrbahn_core::wamp::ClientConnection,
+        ) -> Result<RequestId, CommandError>,
+        waiter: Waiter,
+    ) -> Result<RequestId, Error> {
+        self.command(|inner| {
+            let request = issue(&mut inner.driver.conn)?;
+            inner.waiters.insert(request, waiter);
+            Ok(request)
+        })
+    }
+
     /// Runs a command on the session and wakes the driver, whose next
     /// output poll transmits what the command queued.
     pub(super) fn command<T>(

@@ -1147,7 +1147,9 @@ pub(crate) async fn garbage_is_isolated<R: Runtime>(rt: R, transport: Transport)
     callee.leave().await.unwrap();
 }
 
-/// A message over `max_message_size` ends only the session that sent it.
+/// A message over `max_message_size` ends only the session that sent it
+/// (WebSocket); over RawSocket, where the router announces its maximum,
+/// our session refuses such a CALL at once and goes on.
 pub(crate) async fn oversize_closes_only_that_client<R: Runtime>(rt: R, transport: Transport) {
     const MAX: usize = 64 * 1024;
     let mut limits = RouterLimits::default();
@@ -1176,6 +1178,37 @@ pub(crate) async fn oversize_closes_only_that_client<R: Runtime>(rt: R, transpor
     .await
     .unwrap();
     assert_eq!(r.args, vec![int((MAX / 2) as i64)]);
+    if !matches!(transport, Transport::WsJson | Transport::WsMsgPackBatched) {
+        // RawSocket: the router announced its maximum, so our session
+        // refuses the call at once, sends nothing, and goes on.
+        let result = offender
+            .call(
+                "com.test.len",
+                vec!["y".repeat(MAX + 1000).into()],
+                Dict::new(),
+            )
+            .await;
+        assert!(
+            matches!(
+                result,
+                Err(Error::Command(fahrbahn::wamp::CommandError::PayloadTooLarge { size, max }))
+                    if size > MAX && max == MAX
+            ),
+            "{result:?}"
+        );
+        let r = step(
+            &rt,
+            "the offender goes on",
+            offender.call("com.test.len", vec!["abc".into()], Dict::new()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.args, vec![int(3)]);
+        for s in [offender, bystander, callee] {
+            s.leave().await.unwrap();
+        }
+        return;
+    }
     // Over it: that session ends.
     let offender_closed = closed_probe(&rt, &offender).await;
     let result = step(

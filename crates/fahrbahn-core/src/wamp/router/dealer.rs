@@ -40,6 +40,8 @@ pub(crate) struct Dealer {
     invocations: BTreeMap<u64, Invocation>,
     /// (caller session, CALL request id) → invocation request id.
     calls: BTreeMap<(u64, u64), u64>,
+    /// Caller session → how many of its calls are pending.
+    pending_by_caller: BTreeMap<u64, usize>,
 }
 
 impl Dealer {
@@ -164,6 +166,7 @@ impl Dealer {
     pub(crate) fn start(&mut self, invocation: u64, call: Invocation) {
         self.calls
             .insert((call.caller, call.call_request), invocation);
+        *self.pending_by_caller.entry(call.caller).or_default() += 1;
         self.invocations.insert(invocation, call);
     }
 
@@ -191,6 +194,12 @@ impl Dealer {
     pub(crate) fn finish(&mut self, id: u64) -> Option<Invocation> {
         let call = self.invocations.remove(&id)?;
         self.calls.remove(&(call.caller, call.call_request));
+        if let Some(n) = self.pending_by_caller.get_mut(&call.caller) {
+            *n -= 1;
+            if *n == 0 {
+                self.pending_by_caller.remove(&call.caller);
+            }
+        }
         Some(call)
     }
 
@@ -211,6 +220,11 @@ impl Dealer {
     /// The number of registrations.
     pub(crate) fn registration_count(&self) -> usize {
         self.regs.len()
+    }
+
+    /// The number of pending calls `caller` made.
+    pub(crate) fn pending_of(&self, caller: u64) -> usize {
+        self.pending_by_caller.get(&caller).copied().unwrap_or(0)
     }
 
     /// The number of pending calls.

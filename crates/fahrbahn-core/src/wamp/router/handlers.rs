@@ -10,7 +10,7 @@ use super::{ConnectionId, Router, SessionRecord};
 use crate::wamp::error::{
     ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
     ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED,
-    ERROR_OPTION_NOT_ALLOWED, ERROR_PROCEDURE_ALREADY_EXISTS,
+    ERROR_OPTION_NOT_ALLOWED, ERROR_PAYLOAD_SIZE_EXCEEDED, ERROR_PROCEDURE_ALREADY_EXISTS,
 };
 use crate::wamp::{Dict, List, Message, Value, is_valid_uri, random_id};
 
@@ -564,6 +564,22 @@ impl Router {
                 format!("CALL request id {request} is already in use by a pending call"),
             );
         }
+        let pending = realm.dealer.pending_of(session);
+        if pending >= self.max_pending_calls {
+            log::debug!(
+                "router: CALL {request} of session {session} refused: {pending} calls pending"
+            );
+            return self.error_reply(
+                conn,
+                Message::CALL,
+                request,
+                ERROR_NOT_AUTHORIZED,
+                format!(
+                    "too many pending calls: this session already waits for {pending} answers (the router allows {} per session); retry once some are answered",
+                    self.max_pending_calls
+                ),
+            );
+        }
         let Some((registration, reg)) = realm.dealer.lookup(procedure) else {
             return self.error_reply(
                 conn,
@@ -600,6 +616,32 @@ impl Router {
                 break id;
             }
         };
+        let message = Message::Invocation {
+            request: invocation,
+            registration,
+            details,
+            args,
+            kwargs,
+        };
+        let (size, fits) = self.measure(callee_conn, &message);
+        if !fits {
+            let max = self
+                .output
+                .max_message_size(callee_conn)
+                .unwrap_or(usize::MAX);
+            log::warn!(
+                "router: CALL {request} of session {session} refused: its INVOCATION is {size} bytes, the callee's transport accepts {max}"
+            );
+            return self.error_reply(
+                conn,
+                Message::CALL,
+                request,
+                ERROR_PAYLOAD_SIZE_EXCEEDED,
+                format!(
+                    "the INVOCATION for this call is {size} bytes; the callee's transport accepts at most {max}"
+                ),
+            );
+        }
         if let Some(realm) = self.realms.get_mut(&realm_name) {
             realm.dealer.start(
                 invocation,
@@ -612,16 +654,7 @@ impl Router {
                 },
             );
         }
-        self.send(
-            callee_conn,
-            Message::Invocation {
-                request: invocation,
-                registration,
-                details,
-                args,
-                kwargs,
-            },
-        );
+        self.send_measured(callee_conn, message, size, false);
     }
 
     fn on_cancel(&mut self, session: u64, request: u64, options: &Dict) {
@@ -676,8 +709,11 @@ impl Router {
         if mode != "skip" && callee_cancels {
             self.send_to_session(call.callee, interrupt("killnowait"));
         }
-        self.send_to_session(
-            session,
+        let Some(conn) = self.sessions.get(&session).map(|s| s.conn) else {
+            return;
+        };
+        self.send_call_answer(
+            conn,
             Message::Error {
                 request_type: Message::CALL,
                 request,
@@ -711,29 +747,47 @@ impl Router {
         };
         let progress = flag(options, "progress") == Some(true);
         let (caller, call_request) = (call.caller, call.call_request);
-        if progress {
-            if !call.receive_progress {
-                log::warn!(
-                    "router: progressive YIELD for invocation {request} dropped: the call did not ask for progressive results"
-                );
-                return;
-            }
-        } else {
-            realm.dealer.finish(request);
+        if progress && !call.receive_progress {
+            log::warn!(
+                "router: progressive YIELD for invocation {request} dropped: the call did not ask for progressive results"
+            );
+            return;
         }
+        let Some(caller_conn) = self.sessions.get(&caller).map(|s| s.conn) else {
+            return;
+        };
         let mut details = Dict::new();
         if progress {
             details.insert("progress".into(), true.into());
         }
-        self.send_to_session(
-            caller,
-            Message::Result {
-                request: call_request,
-                details,
-                args,
-                kwargs,
-            },
-        );
+        let result = Message::Result {
+            request: call_request,
+            details,
+            args,
+            kwargs,
+        };
+        let (size, fits) = self.measure(caller_conn, &result);
+        let finished = !progress || !fits;
+        if finished {
+            if let Some(realm) = self.realms.get_mut(&realm_name) {
+                realm.dealer.finish(request);
+            }
+        }
+        if !fits && progress {
+            // The call ends here with ERROR: stop the callee's work.
+            let cancels = self
+                .sessions
+                .get(&session)
+                .is_some_and(|s| s.has_feature("callee", "call_canceling"));
+            if cancels {
+                let mut options = Dict::new();
+                options.insert("mode".into(), "killnowait".into());
+                self.send_to_session(session, Message::Interrupt { request, options });
+            }
+        }
+        // Too large: the caller gets ERROR wamp.error.payload_size_exceeded
+        // instead (see `too_large`).
+        self.send_measured(caller_conn, result, size, false);
     }
 
     fn on_invocation_error(

@@ -308,6 +308,7 @@ impl Router {
         for reg in &record.registrations {
             realm.dealer.unregister(session, *reg);
         }
+        // (to session, message, whether it answers that session's own call)
         let mut to_send = Vec::new();
         for id in realm.dealer.invocations_of(session) {
             let Some(call) = realm.dealer.finish(id) else {
@@ -316,6 +317,7 @@ impl Router {
             if call.callee == session && call.caller != session {
                 to_send.push((
                     call.caller,
+                    true,
                     Message::Error {
                         request_type: Message::CALL,
                         request: call.call_request,
@@ -337,6 +339,7 @@ impl Router {
                     options.insert("mode".into(), "killnowait".into());
                     to_send.push((
                         call.callee,
+                        false,
                         Message::Interrupt {
                             request: id,
                             options,
@@ -345,8 +348,15 @@ impl Router {
                 }
             }
         }
-        for (to, msg) in to_send {
-            self.send_to_session(to, msg);
+        for (to, answer, msg) in to_send {
+            let Some(conn) = self.sessions.get(&to).map(|s| s.conn) else {
+                continue;
+            };
+            if answer {
+                self.send_call_answer(conn, msg);
+            } else {
+                self.send(conn, msg);
+            }
         }
         log::debug!("router: session {session} left realm {:?}", record.realm);
         self.events.push_back(RouterEvent::Left {

@@ -21,9 +21,14 @@
 //! Protocol decisions are made here, where they are tested
 //! deterministically: a client that sends no HELLO (or no AUTHENTICATE)
 //! within [`RouterConfig::hello_timeout`] is disconnected; a client whose
-//! queue of undelivered messages exceeds [`RouterConfig::outbound_queue`]
-//! is disconnected as a slow consumer (its session leaves, its queue is
-//! dropped, the other sessions do not notice); after
+//! undelivered messages exceed [`RouterConfig::outbound_queue_bytes`]
+//! (counted with what the serving layer buffers,
+//! [`handle_buffered`](Router::handle_buffered)) or
+//! [`RouterConfig::outbound_queue`] is disconnected as a slow consumer
+//! (its session leaves, its queue is dropped, the other sessions do not
+//! notice); a message larger than the client accepts
+//! ([`handle_connected`](Router::handle_connected)) is never queued: the
+//! request it answers gets ERROR `wamp.error.payload_size_exceeded`; after
 //! [`shutdown`](Router::shutdown) a client that does not answer GOODBYE
 //! within [`RouterConfig::goodbye_timeout`] is disconnected. A session
 //! holds at most [`RouterConfig::max_registrations_per_session`]
@@ -100,8 +105,9 @@ pub use auth::{
 };
 
 use crate::Rng;
+use crate::wamp::error::ERROR_PAYLOAD_SIZE_EXCEEDED;
 use crate::wamp::session::feature_set;
-use crate::wamp::{Dict, IdGenerator, Message, SessionId, Value};
+use crate::wamp::{Codec, Dict, IdGenerator, Message, Serializer, SessionId, Value};
 use broker::Broker;
 use dealer::Dealer;
 
@@ -116,6 +122,7 @@ use dealer::Dealer;
 /// assert_eq!(config.max_registrations_per_session, 1000);
 /// assert_eq!(config.max_subscriptions_per_session, 1000);
 /// assert_eq!(config.max_uri_bytes_per_session, 1 << 20);
+/// assert_eq!(config.outbound_queue_bytes, 16 << 20);
 ///
 /// let mut config = RouterConfig::default();
 /// config.auto_create_realms = true;
@@ -136,9 +143,19 @@ pub struct RouterConfig {
     /// How long a client may take to answer the router's GOODBYE after
     /// [`Router::shutdown`] (default 2 s). Then it is closed.
     pub goodbye_timeout: Duration,
+    /// Bytes held for one connection, at most (default 16 MiB): the
+    /// encoded size of the messages queued for it here plus what the
+    /// serving layer reports it still buffers
+    /// ([`Router::handle_buffered`]). A client that falls further behind
+    /// is disconnected as a slow consumer ([`CloseReason::SlowConsumer`]).
+    /// One message larger than this still goes to a client that holds
+    /// nothing. The ERRORs ending the client's own calls are not refused
+    /// (see [`max_pending_calls_per_session`](Self::max_pending_calls_per_session)).
+    pub outbound_queue_bytes: usize,
     /// Messages queued for one connection and not yet taken by the serving
-    /// layer, at most (default 4096). A client that falls further behind is
-    /// disconnected as a slow consumer.
+    /// layer, at most (default 4096): a secondary bound, for many tiny
+    /// messages whose bookkeeping outweighs their bytes. A client that
+    /// falls further behind is disconnected as a slow consumer.
     pub outbound_queue: usize,
     /// Registrations one session may hold at once (default 1000). A
     /// REGISTER over it is answered with ERROR `wamp.error.not_authorized`
@@ -156,6 +173,12 @@ pub struct RouterConfig {
     /// `max_registrations_per_session` × the message size. A REGISTER or
     /// SUBSCRIBE over it is answered like one over the count limits.
     pub max_uri_bytes_per_session: usize,
+    /// Calls one session may have waiting for their answer, at most
+    /// (default 1000). A CALL beyond it is answered with ERROR
+    /// `wamp.error.not_authorized` (the reason in `args[0]`) and the
+    /// session stays up. This also bounds the burst of ERRORs a caller
+    /// gets when its callee leaves.
+    pub max_pending_calls_per_session: usize,
 }
 
 impl Default for RouterConfig {
@@ -165,10 +188,12 @@ impl Default for RouterConfig {
             auto_create_realms: false,
             hello_timeout: Duration::from_secs(10),
             goodbye_timeout: Duration::from_secs(2),
+            outbound_queue_bytes: 16 << 20,
             outbound_queue: 4096,
             max_registrations_per_session: 1000,
             max_subscriptions_per_session: 1000,
             max_uri_bytes_per_session: 1 << 20,
+            max_pending_calls_per_session: 1000,
         }
     }
 }
@@ -194,7 +219,8 @@ pub enum CloseReason {
     /// The client answered the router's GOODBYE.
     Goodbye,
     /// The client did not keep up with its messages
-    /// ([`RouterConfig::outbound_queue`]); its queue was dropped.
+    /// ([`RouterConfig::outbound_queue_bytes`],
+    /// [`RouterConfig::outbound_queue`]); its queue was dropped.
     SlowConsumer,
     /// No HELLO or AUTHENTICATE within [`RouterConfig::hello_timeout`], or
     /// no GOODBYE reply within [`RouterConfig::goodbye_timeout`].
@@ -221,7 +247,7 @@ impl fmt::Display for CloseReason {
         f.write_str(match self {
             CloseReason::Aborted => "session aborted",
             CloseReason::Goodbye => "session closed",
-            CloseReason::SlowConsumer => "slow consumer: too many undelivered messages",
+            CloseReason::SlowConsumer => "slow consumer: too many undelivered bytes or messages",
             CloseReason::Timeout => "timed out waiting for the client",
             CloseReason::Shutdown => "router shutting down",
         })
@@ -406,6 +432,7 @@ pub struct Router {
     hello_timeout: Duration,
     goodbye_timeout: Duration,
     session_limits: SessionLimits,
+    max_pending_calls: usize,
     /// The time of the input being handled (`None` before the first).
     now: Option<Instant>,
     shut_down: bool,
@@ -419,11 +446,46 @@ struct SessionLimits {
     uri_bytes: usize,
 }
 
+/// What the router keeps for one connection's outbound messages.
+#[derive(Debug)]
+struct Queue {
+    /// (global sequence, message, encoded size), in order.
+    messages: VecDeque<(u64, Message, usize)>,
+    /// The encoded sizes of `messages`, summed.
+    bytes: usize,
+    /// Bytes the serving layer took from the queue and has not written
+    /// yet ([`Router::handle_buffered`]).
+    buffered: usize,
+    /// How messages are measured: the connection's codec
+    /// ([`Router::handle_connected`]; JSON until then).
+    codec: Codec,
+    /// The largest message the client accepts, if it announced one.
+    max_message_size: Option<usize>,
+}
+
+impl Queue {
+    fn new() -> Self {
+        Self {
+            messages: VecDeque::new(),
+            bytes: 0,
+            buffered: 0,
+            codec: Codec::new(Serializer::Json),
+            max_message_size: None,
+        }
+    }
+
+    /// What the connection holds: queued here plus buffered by the
+    /// serving layer.
+    fn total(&self) -> usize {
+        self.bytes + self.buffered
+    }
+}
+
 /// The messages queued per connection, in order, with a global sequence
 /// so they can also be drained in the order they were queued.
 #[derive(Debug)]
 struct Output {
-    queues: BTreeMap<ConnectionId, VecDeque<(u64, Message)>>,
+    queues: BTreeMap<ConnectionId, Queue>,
     /// Connections whose queue became non-empty, not yet reported by
     /// [`Router::poll_ready`]; `flagged` holds the same set.
     ready: VecDeque<ConnectionId>,
@@ -431,32 +493,84 @@ struct Output {
     /// Connections over the queue bound, to disconnect once the current
     /// input is handled.
     overflowed: BTreeSet<ConnectionId>,
+    /// Connections that were to get a message larger than they accept
+    /// and that has no smaller answer in its place: aborted once the
+    /// current input is handled.
+    oversized: BTreeSet<ConnectionId>,
+    /// [`RouterConfig::outbound_queue`].
     limit: usize,
+    /// [`RouterConfig::outbound_queue_bytes`].
+    limit_bytes: usize,
     next_seq: u64,
+    /// Reused to measure messages.
+    scratch: Vec<u8>,
 }
 
+/// The scratch buffer is given back above this capacity.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
 impl Output {
-    fn push(&mut self, conn: ConnectionId, msg: Message) {
+    /// The encoded size of `msg` for `conn` (0 for unknown connections).
+    fn measure(&mut self, conn: ConnectionId, msg: &Message) -> usize {
+        let Some(queue) = self.queues.get(&conn) else {
+            return 0;
+        };
+        self.scratch.clear();
+        queue.codec.encode(msg, &mut self.scratch);
+        let len = self.scratch.len();
+        if self.scratch.capacity() > SCRATCH_KEEP {
+            self.scratch = Vec::new();
+        }
+        len
+    }
+
+    /// The largest message `conn` accepts, if it announced one.
+    fn max_message_size(&self, conn: ConnectionId) -> Option<usize> {
+        self.queues.get(&conn).and_then(|q| q.max_message_size)
+    }
+
+    /// Whether a message of `size` bytes fits what `conn` accepts.
+    fn fits(&self, conn: ConnectionId, size: usize) -> bool {
+        self.queues
+            .get(&conn)
+            .and_then(|q| q.max_message_size)
+            .is_none_or(|max| size <= max)
+    }
+
+    /// Queues `msg` of `size` encoded bytes for `conn`. A connection that
+    /// would hold more than the bounds (messages, or bytes including what
+    /// the serving layer buffers) is marked as overflowed instead; one
+    /// message always fits a connection that holds nothing. An `answer`
+    /// (ERROR for the client's own pending calls, bounded by
+    /// [`RouterConfig::max_pending_calls_per_session`]) never makes the
+    /// client a slow consumer: it is queued even over the bounds.
+    fn push(&mut self, conn: ConnectionId, msg: Message, size: usize, answer: bool) {
         let Some(queue) = self.queues.get_mut(&conn) else {
             return;
         };
         if self.overflowed.contains(&conn) {
             return;
         }
-        if queue.len() >= self.limit {
+        let total = queue.total();
+        let over = queue.messages.len() >= self.limit
+            || (total > 0 && total.saturating_add(size) > self.limit_bytes);
+        if over && !answer {
             self.overflowed.insert(conn);
             return;
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        if queue.is_empty() && self.flagged.insert(conn) {
+        if queue.messages.is_empty() && self.flagged.insert(conn) {
             self.ready.push_back(conn);
         }
-        queue.push_back((seq, msg));
+        queue.bytes += size;
+        queue.messages.push_back((seq, msg, size));
     }
 
     fn pop(&mut self, conn: ConnectionId) -> Option<Message> {
-        let (_, msg) = self.queues.get_mut(&conn)?.pop_front()?;
+        let queue = self.queues.get_mut(&conn)?;
+        let (_, msg, size) = queue.messages.pop_front()?;
+        queue.bytes -= size;
         Some(msg)
     }
 
@@ -466,24 +580,19 @@ impl Output {
     fn oldest(&self) -> Option<ConnectionId> {
         self.queues
             .iter()
-            .filter_map(|(conn, queue)| queue.front().map(|(seq, _)| (*seq, *conn)))
+            .filter_map(|(conn, queue)| queue.messages.front().map(|(seq, ..)| (*seq, *conn)))
             .min()
             .map(|(_, conn)| conn)
     }
 
-    /// Drops everything queued for `conn`; `forget` also forgets the
-    /// connection.
-    fn clear(&mut self, conn: ConnectionId, forget: bool) {
-        if forget {
-            self.queues.remove(&conn);
-        } else if let Some(queue) = self.queues.get_mut(&conn) {
-            queue.clear();
-        }
-        if forget {
-            self.flagged.remove(&conn);
-            self.ready.retain(|c| *c != conn);
-            self.overflowed.remove(&conn);
-        }
+    /// Forgets everything queued for `conn` and the connection itself:
+    /// nothing more is queued for it.
+    fn forget(&mut self, conn: ConnectionId) {
+        self.queues.remove(&conn);
+        self.flagged.remove(&conn);
+        self.ready.retain(|c| *c != conn);
+        self.overflowed.remove(&conn);
+        self.oversized.remove(&conn);
     }
 }
 
@@ -499,7 +608,7 @@ impl fmt::Debug for Router {
                     .output
                     .queues
                     .values()
-                    .filter(|q| !q.is_empty())
+                    .filter(|q| !q.messages.is_empty())
                     .count(),
             )
             .field("shut_down", &self.shut_down)
@@ -529,8 +638,11 @@ impl Router {
                 ready: VecDeque::new(),
                 flagged: BTreeSet::new(),
                 overflowed: BTreeSet::new(),
+                oversized: BTreeSet::new(),
                 limit: config.outbound_queue.max(1),
+                limit_bytes: config.outbound_queue_bytes,
                 next_seq: 0,
+                scratch: Vec::new(),
             },
             events: VecDeque::new(),
             deadline_of: BTreeMap::new(),
@@ -542,6 +654,7 @@ impl Router {
                 subscriptions: config.max_subscriptions_per_session,
                 uri_bytes: config.max_uri_bytes_per_session,
             },
+            max_pending_calls: config.max_pending_calls_per_session,
             now: None,
             shut_down: false,
         };
@@ -589,9 +702,48 @@ impl Router {
         self.next_conn += 1;
         let conn = ConnectionId(self.next_conn);
         self.conns.insert(conn, ConnState::Idle);
-        self.output.queues.insert(conn, VecDeque::new());
+        self.output.queues.insert(conn, Queue::new());
         self.set_deadline(conn, Some(self.hello_timeout));
         conn
+    }
+
+    /// The transport handshake of `conn` finished with `codec`; the client
+    /// accepts messages up to `max_message_size` bytes (what a RawSocket
+    /// client announced; `None` for WebSocket, which announces nothing).
+    ///
+    /// From then on the router measures what it queues for `conn` in
+    /// bytes of that codec ([`RouterConfig::outbound_queue_bytes`];
+    /// JSON until this is called), and never queues a message larger
+    /// than `max_message_size`: a RESULT or ERROR for a CALL becomes ERROR
+    /// `wamp.error.payload_size_exceeded`, an EVENT is skipped for that
+    /// subscriber, an INVOCATION is answered to its caller with that
+    /// ERROR; anything else too large aborts the session with that
+    /// reason. Call it before the client's first message.
+    pub fn handle_connected(
+        &mut self,
+        now: Instant,
+        conn: ConnectionId,
+        codec: Codec,
+        max_message_size: Option<usize>,
+    ) {
+        self.now = Some(now);
+        if let Some(queue) = self.output.queues.get_mut(&conn) {
+            queue.codec = codec;
+            queue.max_message_size = max_message_size;
+        }
+    }
+
+    /// The serving layer holds `bytes` of `conn`'s output that it took
+    /// from the router ([`poll_transmit_to`](Self::poll_transmit_to)) and
+    /// has not written to the socket yet (0 once everything is written).
+    /// They count against [`RouterConfig::outbound_queue_bytes`] with
+    /// what is still queued here: a client that does not read cannot make
+    /// the router and the serving layer together hold more.
+    pub fn handle_buffered(&mut self, now: Instant, conn: ConnectionId, bytes: usize) {
+        self.now = Some(now);
+        if let Some(queue) = self.output.queues.get_mut(&conn) {
+            queue.buffered = bytes;
+        }
     }
 
     /// A message from the client on `conn`. Input on unknown (detached)
@@ -647,7 +799,7 @@ impl Router {
             Some(_) => {}
             None => return,
         }
-        self.output.clear(conn, true);
+        self.output.forget(conn);
         self.events
             .retain(|e| !matches!(e, RouterEvent::CloseTransport { conn: c, .. } if *c == conn));
         self.disconnect_slow_consumers();
@@ -694,7 +846,18 @@ impl Router {
 
     /// Messages queued for `conn` and not yet taken.
     pub fn queued(&self, conn: ConnectionId) -> usize {
-        self.output.queues.get(&conn).map_or(0, VecDeque::len)
+        self.output
+            .queues
+            .get(&conn)
+            .map_or(0, |q| q.messages.len())
+    }
+
+    /// Bytes held for `conn`: the encoded size of the messages queued for
+    /// it here, plus what the serving layer reported it still buffers
+    /// ([`handle_buffered`](Self::handle_buffered)). This is what
+    /// [`RouterConfig::outbound_queue_bytes`] bounds.
+    pub fn queued_bytes(&self, conn: ConnectionId) -> usize {
+        self.output.queues.get(&conn).map_or(0, Queue::total)
     }
 
     /// The next event.
@@ -743,8 +906,97 @@ impl Router {
     // ----- helpers shared by the handler modules --------------------------
 
     fn send(&mut self, conn: ConnectionId, msg: Message) {
-        log::trace!("router: {} to {conn}", msg.name());
-        self.output.push(conn, msg);
+        let size = self.output.measure(conn, &msg);
+        self.send_measured(conn, msg, size, false);
+    }
+
+    /// Queues the ERROR that ends one of the client's own pending calls:
+    /// never counted against it as a slow consumer (see
+    /// [`Output::push`]).
+    fn send_call_answer(&mut self, conn: ConnectionId, msg: Message) {
+        let size = self.output.measure(conn, &msg);
+        self.send_measured(conn, msg, size, true);
+    }
+
+    /// The encoded size of `msg` for `conn`, and whether the client
+    /// accepts a message that large.
+    fn measure(&mut self, conn: ConnectionId, msg: &Message) -> (usize, bool) {
+        let size = self.output.measure(conn, msg);
+        (size, self.output.fits(conn, size))
+    }
+
+    /// Queues `msg` of `size` encoded bytes; one too large for the client
+    /// is replaced or dropped ([`too_large`](Self::too_large)).
+    fn send_measured(&mut self, conn: ConnectionId, msg: Message, size: usize, answer: bool) {
+        if !self.output.fits(conn, size) {
+            return self.too_large(conn, msg, size);
+        }
+        log::trace!("router: {} ({size} bytes) to {conn}", msg.name());
+        self.output.push(conn, msg, size, answer);
+    }
+
+    /// `msg` is larger than the client on `conn` accepts. Nothing may
+    /// wait for it forever: an answer to a request (RESULT, ERROR) becomes
+    /// ERROR `wamp.error.payload_size_exceeded` for the same request; an
+    /// EVENT is skipped for this subscriber; anything else aborts the
+    /// session (once the current input is handled).
+    fn too_large(&mut self, conn: ConnectionId, msg: Message, size: usize) {
+        let max = self
+            .output
+            .queues
+            .get(&conn)
+            .and_then(|q| q.max_message_size)
+            .unwrap_or(usize::MAX);
+        let (request_type, request) = match &msg {
+            Message::Result { request, .. } => (Message::CALL, *request),
+            Message::Error {
+                request_type,
+                request,
+                error,
+                ..
+            } if error != ERROR_PAYLOAD_SIZE_EXCEEDED => (*request_type, *request),
+            Message::Event {
+                subscription,
+                publication,
+                ..
+            } => {
+                log::warn!(
+                    "router: EVENT of publication {publication} (subscription {subscription}) skipped for {conn}: {size} bytes, the client accepts {max}"
+                );
+                return;
+            }
+            Message::Abort { .. } | Message::Error { .. } => {
+                log::warn!(
+                    "router: {} ({size} bytes) for {conn} dropped: the client accepts {max}",
+                    msg.name()
+                );
+                return;
+            }
+            _ => {
+                log::warn!(
+                    "router: {} ({size} bytes) for {conn} is larger than the client accepts ({max}): aborting its session",
+                    msg.name()
+                );
+                self.output.oversized.insert(conn);
+                return;
+            }
+        };
+        log::warn!(
+            "router: {} for request {request} ({size} bytes) to {conn} replaced by ERROR {ERROR_PAYLOAD_SIZE_EXCEEDED}: the client accepts {max} bytes",
+            msg.name()
+        );
+        let error = Message::Error {
+            request_type,
+            request,
+            details: Dict::new(),
+            error: ERROR_PAYLOAD_SIZE_EXCEEDED.to_owned(),
+            args: Some(vec![Value::String(format!(
+                "the {} is {size} bytes; this client's transport accepts at most {max}",
+                msg.name()
+            ))]),
+            kwargs: None,
+        };
+        self.send_call_answer(conn, error);
     }
 
     /// Asks the serving layer to close `conn`.
@@ -768,17 +1020,35 @@ impl Router {
 
     /// Disconnects the connections whose queue overflowed while the last
     /// input was handled: their queue is dropped, their session leaves.
+    /// Connections that were to get a message too large for them are
+    /// aborted the same way.
     fn disconnect_slow_consumers(&mut self) {
-        while let Some(conn) = self.output.overflowed.pop_first() {
+        loop {
+            if let Some(conn) = self.output.oversized.pop_first() {
+                self.abort_oversized(conn);
+                continue;
+            }
+            let Some(conn) = self.output.overflowed.pop_first() else {
+                return;
+            };
+            let (bytes, messages) = self
+                .output
+                .queues
+                .get(&conn)
+                .map_or((0, 0), |q| (q.total(), q.messages.len()));
+            let session = match self.conns.get(&conn) {
+                Some(ConnState::Joined(s)) => format!("session {s}"),
+                _ => "no session".to_owned(),
+            };
             log::warn!(
-                "router: {conn} does not keep up with its messages (more than {} queued): disconnecting it",
+                "router: {conn} ({session}) does not keep up with its messages: {bytes} bytes in {messages} messages held, bounds {} bytes / {} messages: disconnecting it as a slow consumer",
+                self.output.limit_bytes,
                 self.output.limit
             );
             // Drop its queue; without one, nothing more is queued for it.
             // Its session's end may queue messages for others (and
             // overflow them in turn: the loop takes those too).
-            self.output.clear(conn, false);
-            self.output.queues.remove(&conn);
+            self.output.forget(conn);
             match self.conns.insert(conn, ConnState::Closed) {
                 Some(ConnState::Joined(session)) => self.end_session(session),
                 Some(ConnState::Authenticating(pending)) => {
@@ -788,6 +1058,37 @@ impl Router {
             }
             self.close_transport(conn, CloseReason::SlowConsumer);
         }
+    }
+
+    /// Aborts the session of `conn` with `wamp.error.payload_size_exceeded`:
+    /// it was to get a message larger than it accepts, with no smaller
+    /// answer in its place.
+    fn abort_oversized(&mut self, conn: ConnectionId) {
+        match self.conns.insert(conn, ConnState::Closed) {
+            Some(ConnState::Joined(session)) => self.end_session(session),
+            Some(ConnState::Authenticating(pending)) => {
+                self.reserved.remove(&pending.session);
+            }
+            Some(ConnState::Closed) => return,
+            Some(_) => {}
+            None => {
+                self.conns.remove(&conn);
+                return;
+            }
+        }
+        let mut details = Dict::new();
+        details.insert(
+            "message".into(),
+            "a message for this client is larger than its transport accepts".into(),
+        );
+        self.send(
+            conn,
+            Message::Abort {
+                details,
+                reason: ERROR_PAYLOAD_SIZE_EXCEEDED.to_owned(),
+            },
+        );
+        self.close_transport(conn, CloseReason::Aborted);
     }
 
     fn send_to_session(&mut self, session: u64, msg: Message) {

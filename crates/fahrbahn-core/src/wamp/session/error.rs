@@ -170,6 +170,14 @@ pub enum CommandError {
     UnknownInvocation(RequestId),
     /// No challenge is waiting for an answer.
     NoChallenge,
+    /// The message, encoded, is larger than the router accepts (the
+    /// maximum it announced in its RawSocket handshake); nothing was sent.
+    PayloadTooLarge {
+        /// The encoded size, in bytes (an upper bound).
+        size: usize,
+        /// The most the router accepts, in bytes.
+        max: usize,
+    },
 }
 
 impl fmt::Display for CommandError {
@@ -182,6 +190,10 @@ impl fmt::Display for CommandError {
                 write!(f, "no pending invocation with request id {r}")
             }
             CommandError::NoChallenge => f.write_str("no authentication challenge is waiting"),
+            CommandError::PayloadTooLarge { size, max } => write!(
+                f,
+                "the message is {size} bytes, more than the router accepts ({max} bytes, announced in its RawSocket handshake): send smaller arguments"
+            ),
         }
     }
 }
