@@ -54,19 +54,22 @@ impl Framing {
     ) -> Result<usize, SendError> {
         scratch.clear();
         codec.encode(message, scratch);
-        let len = scratch.len();
+        self.send_payload(codec, scratch).map(|()| scratch.len())
+    }
+
+    /// Frames a payload encoded with `codec`. A JSON payload must be UTF-8
+    /// (what our encoder writes); one that is not is refused.
+    pub(crate) fn send_payload(&mut self, codec: Codec, payload: &[u8]) -> Result<(), SendError> {
         match self {
             Framing::WebSocket(ws) if codec.serializer.is_binary() => {
-                ws.send_binary(scratch).map_err(SendError::WebSocket)
+                ws.send_binary(payload).map_err(SendError::WebSocket)
             }
-            Framing::WebSocket(ws) => {
-                // The JSON encoder (serde_json) writes UTF-8 only.
-                let text = std::str::from_utf8(scratch).expect("JSON is UTF-8");
-                ws.send_text(text).map_err(SendError::WebSocket)
-            }
-            Framing::RawSocket(rs) => rs.send(scratch).map_err(SendError::RawSocket),
+            Framing::WebSocket(ws) => match std::str::from_utf8(payload) {
+                Ok(text) => ws.send_text(text).map_err(SendError::WebSocket),
+                Err(_) => Err(SendError::NotUtf8),
+            },
+            Framing::RawSocket(rs) => rs.send(payload).map_err(SendError::RawSocket),
         }
-        .map(|()| len)
     }
 
     /// Ends the transport: a WebSocket close with `code` (if still open),

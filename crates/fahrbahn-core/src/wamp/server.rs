@@ -106,6 +106,18 @@ impl ServerConnection {
         self.framing.send(codec, message, &mut self.scratch)
     }
 
+    /// Frames a payload already encoded with this connection's codec, e.g.
+    /// one the router core queued
+    /// ([`Router::poll_transmit_payload`](super::router::Router::poll_transmit_payload)).
+    /// Fails when the transport is not open or the payload is too large
+    /// for the client.
+    pub fn send_payload(&mut self, payload: &[u8]) -> Result<(), SendError> {
+        let Some(codec) = self.codec.filter(|_| !self.closed) else {
+            return Err(SendError::NotConnected);
+        };
+        self.framing.send_payload(codec, payload)
+    }
+
     /// Ends the transport after whatever was sent so far; a WebSocket
     /// closes with `code` (e.g. from
     /// [`CloseReason::close_code`](super::router::CloseReason::close_code)).

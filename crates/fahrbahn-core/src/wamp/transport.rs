@@ -124,6 +124,10 @@ pub enum SendError {
     /// The RawSocket connection refused it (e.g. longer than the peer
     /// accepts).
     RawSocket(rawsocket::Error),
+    /// A payload for a JSON WebSocket connection was not UTF-8, so it
+    /// cannot go in a text frame (a payload not encoded by our JSON
+    /// encoder).
+    NotUtf8,
 }
 
 impl fmt::Display for SendError {
@@ -132,6 +136,7 @@ impl fmt::Display for SendError {
             SendError::NotConnected => f.write_str("the transport is not connected"),
             SendError::WebSocket(e) => write!(f, "WebSocket: {e}"),
             SendError::RawSocket(e) => write!(f, "RawSocket: {e}"),
+            SendError::NotUtf8 => f.write_str("a JSON payload must be UTF-8 to go in a text frame"),
         }
     }
 }
@@ -141,7 +146,7 @@ impl std::error::Error for SendError {
         match self {
             SendError::WebSocket(e) => Some(e),
             SendError::RawSocket(e) => Some(e),
-            SendError::NotConnected => None,
+            SendError::NotConnected | SendError::NotUtf8 => None,
         }
     }
 }

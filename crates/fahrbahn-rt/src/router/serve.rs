@@ -7,7 +7,8 @@ use std::sync::atomic::Ordering;
 use std::task::Poll;
 use std::time::Duration;
 
-use fahrbahn_core::wamp::{Message, ServerConnection, ServerEvent};
+use fahrbahn_core::wamp::router::Payload;
+use fahrbahn_core::wamp::{ServerConnection, ServerEvent};
 use fahrbahn_core::{Machine, rawsocket, ws};
 
 use super::{Shared, Slot, TransportKind, tls};
@@ -153,7 +154,9 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
         id
     };
     let mut closing = false;
-    let mut batch: Vec<Message> = Vec::with_capacity(BATCH);
+    // Payloads the core encoded once (shared with the other connections
+    // that get the same EVENT); framed here.
+    let mut batch: Vec<Payload> = Vec::with_capacity(BATCH);
     // Bytes taken from the core and not yet written out (as the core
     // measured them), and what the core was last told.
     let mut held = 0usize;
@@ -189,8 +192,8 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
                 if writable && !closing {
                     let before = core.router.queued_bytes(id);
                     while batch.len() < BATCH {
-                        match core.router.poll_transmit_to(id) {
-                            Some(msg) => batch.push(msg),
+                        match core.router.poll_transmit_payload(id) {
+                            Some(payload) => batch.push(payload),
                             None => break,
                         }
                     }
@@ -206,12 +209,12 @@ async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: Transport
                 close.filter(|_| core.router.queued(id) == 0)
             };
             if !batch.is_empty() {
-                for msg in batch.drain(..) {
+                for payload in batch.drain(..) {
                     // The core queues nothing larger than the client
                     // accepts (it was told in `handle_connected`), so this
                     // only fails once the transport has ended.
-                    if let Err(e) = driver.conn.send(&msg) {
-                        log::debug!("cannot deliver {} to {id}: {e}", msg.name());
+                    if let Err(e) = driver.conn.send_payload(&payload) {
+                        log::debug!("cannot deliver {} bytes to {id}: {e}", payload.len());
                     }
                 }
                 continue;

@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::dealer::Invocation;
 use super::matching::MatchPolicy;
-use super::{ConnectionId, Router, SessionRecord};
+use super::{ConnectionId, EncodeCache, Router, SessionRecord};
 use crate::wamp::error::{
     ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
     ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED,
@@ -253,36 +253,40 @@ impl Router {
                 publisher.authrole.clone().into(),
             );
         }
+        // One EVENT per subscription (its details are the same for every
+        // subscriber), encoded once per codec; the bytes are shared.
         let mut deliveries = Vec::new();
         for (subscription, sub) in realm.broker.matching(topic) {
-            for &subscriber in &sub.subscribers {
-                if subscriber == session && exclude_me {
-                    continue;
-                }
-                let Some(record) = self.sessions.get(&subscriber) else {
-                    continue;
-                };
-                if !filters.admits(subscriber, record) {
-                    continue;
-                }
-                let mut details = base.clone();
-                if sub.policy != MatchPolicy::Exact {
-                    details.insert("topic".into(), topic.into());
-                }
-                deliveries.push((
-                    record.conn,
-                    Message::Event {
-                        subscription,
-                        publication,
-                        details,
-                        args: args.clone(),
-                        kwargs: kwargs.clone(),
-                    },
-                ));
+            let receivers: Vec<ConnectionId> = sub
+                .subscribers
+                .iter()
+                .filter(|&&subscriber| !(subscriber == session && exclude_me))
+                .filter_map(|subscriber| {
+                    let record = self.sessions.get(subscriber)?;
+                    filters.admits(*subscriber, record).then_some(record.conn)
+                })
+                .collect();
+            if receivers.is_empty() {
+                continue;
             }
+            let mut details = base.clone();
+            if sub.policy != MatchPolicy::Exact {
+                details.insert("topic".into(), topic.into());
+            }
+            let event = Message::Event {
+                subscription,
+                publication,
+                details,
+                args: args.clone(),
+                kwargs: kwargs.clone(),
+            };
+            deliveries.push((event, receivers));
         }
-        for (to, msg) in deliveries {
-            self.send(to, msg);
+        for (event, receivers) in deliveries {
+            let mut cache = EncodeCache::default();
+            for to in receivers {
+                self.send_shared(to, &event, &mut cache);
+            }
         }
     }
 
@@ -623,7 +627,8 @@ impl Router {
             args,
             kwargs,
         };
-        let (size, fits) = self.measure(callee_conn, &message);
+        let (prepared, fits) = self.measure(callee_conn, &message);
+        let size = prepared.size;
         if !fits {
             let max = self
                 .output
@@ -654,7 +659,7 @@ impl Router {
                 },
             );
         }
-        self.send_measured(callee_conn, message, size, false);
+        self.send_measured(callee_conn, message, prepared, false);
     }
 
     fn on_cancel(&mut self, session: u64, request: u64, options: &Dict) {
@@ -766,7 +771,7 @@ impl Router {
             args,
             kwargs,
         };
-        let (size, fits) = self.measure(caller_conn, &result);
+        let (prepared, fits) = self.measure(caller_conn, &result);
         let finished = !progress || !fits;
         if finished {
             if let Some(realm) = self.realms.get_mut(&realm_name) {
@@ -787,7 +792,7 @@ impl Router {
         }
         // Too large: the caller gets ERROR wamp.error.payload_size_exceeded
         // instead (see `too_large`).
-        self.send_measured(caller_conn, result, size, false);
+        self.send_measured(caller_conn, result, prepared, false);
     }
 
     fn on_invocation_error(

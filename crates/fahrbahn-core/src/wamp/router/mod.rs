@@ -98,6 +98,7 @@ mod tests;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use auth::{
@@ -446,11 +447,39 @@ struct SessionLimits {
     uri_bytes: usize,
 }
 
+/// An encoded message, shared by every connection that gets the same bytes
+/// (an EVENT is encoded once per codec and subscription, not once per
+/// subscriber).
+pub type Payload = Arc<[u8]>;
+
+/// A message queued for a connection: encoded with the connection's codec
+/// once the serving layer told the router which
+/// ([`Router::handle_connected`]), as built before that (tests, drivers
+/// that encode themselves).
+#[derive(Debug)]
+enum Queued {
+    Message(Message),
+    Encoded(Payload),
+}
+
+/// A message made ready for one connection: its payload (when the
+/// connection's messages are queued encoded) and its encoded size.
+#[derive(Debug)]
+struct Prepared {
+    payload: Option<Payload>,
+    size: usize,
+}
+
+/// The payloads of one message already encoded during one fan-out, by
+/// codec.
+#[derive(Debug, Default)]
+struct EncodeCache(Vec<(Codec, Payload)>);
+
 /// What the router keeps for one connection's outbound messages.
 #[derive(Debug)]
 struct Queue {
     /// (global sequence, message, encoded size), in order.
-    messages: VecDeque<(u64, Message, usize)>,
+    messages: VecDeque<(u64, Queued, usize)>,
     /// The encoded sizes of `messages`, summed.
     bytes: usize,
     /// Bytes the serving layer took from the queue and has not written
@@ -459,6 +488,9 @@ struct Queue {
     /// How messages are measured: the connection's codec
     /// ([`Router::handle_connected`]; JSON until then).
     codec: Codec,
+    /// Messages are queued encoded with `codec` (after
+    /// [`Router::handle_connected`]).
+    encoded: bool,
     /// The largest message the client accepts, if it announced one.
     max_message_size: Option<usize>,
 }
@@ -470,6 +502,7 @@ impl Queue {
             bytes: 0,
             buffered: 0,
             codec: Codec::new(Serializer::Json),
+            encoded: false,
             max_message_size: None,
         }
     }
@@ -510,18 +543,37 @@ struct Output {
 const SCRATCH_KEEP: usize = 64 * 1024;
 
 impl Output {
-    /// The encoded size of `msg` for `conn` (0 for unknown connections).
-    fn measure(&mut self, conn: ConnectionId, msg: &Message) -> usize {
-        let Some(queue) = self.queues.get(&conn) else {
-            return 0;
-        };
+    /// `msg` made ready for `conn`: encoded with its codec once (reusing
+    /// a payload of `cache` for the same codec), or only measured while
+    /// the connection's messages are queued as built; `None` for unknown
+    /// connections.
+    fn prepare(
+        &mut self,
+        conn: ConnectionId,
+        msg: &Message,
+        cache: &mut EncodeCache,
+    ) -> Option<Prepared> {
+        let queue = self.queues.get(&conn)?;
+        let (codec, encoded) = (queue.codec, queue.encoded);
+        if encoded {
+            if let Some((_, payload)) = cache.0.iter().find(|(c, _)| *c == codec) {
+                return Some(Prepared {
+                    size: payload.len(),
+                    payload: Some(payload.clone()),
+                });
+            }
+        }
         self.scratch.clear();
-        queue.codec.encode(msg, &mut self.scratch);
-        let len = self.scratch.len();
+        codec.encode(msg, &mut self.scratch);
+        let size = self.scratch.len();
+        let payload = encoded.then(|| Payload::from(&self.scratch[..]));
+        if let Some(p) = &payload {
+            cache.0.push((codec, p.clone()));
+        }
         if self.scratch.capacity() > SCRATCH_KEEP {
             self.scratch = Vec::new();
         }
-        len
+        Some(Prepared { payload, size })
     }
 
     /// The largest message `conn` accepts, if it announced one.
@@ -544,7 +596,7 @@ impl Output {
     /// (ERROR for the client's own pending calls, bounded by
     /// [`RouterConfig::max_pending_calls_per_session`]) never makes the
     /// client a slow consumer: it is queued even over the bounds.
-    fn push(&mut self, conn: ConnectionId, msg: Message, size: usize, answer: bool) {
+    fn push(&mut self, conn: ConnectionId, msg: Queued, size: usize, answer: bool) {
         let Some(queue) = self.queues.get_mut(&conn) else {
             return;
         };
@@ -567,11 +619,11 @@ impl Output {
         queue.messages.push_back((seq, msg, size));
     }
 
-    fn pop(&mut self, conn: ConnectionId) -> Option<Message> {
+    fn pop(&mut self, conn: ConnectionId) -> Option<(Queued, Codec)> {
         let queue = self.queues.get_mut(&conn)?;
         let (_, msg, size) = queue.messages.pop_front()?;
         queue.bytes -= size;
-        Some(msg)
+        Some((msg, queue.codec))
     }
 
     /// The connection whose first queued message was queued first (a scan
@@ -718,7 +770,10 @@ impl Router {
     /// `wamp.error.payload_size_exceeded`, an EVENT is skipped for that
     /// subscriber, an INVOCATION is answered to its caller with that
     /// ERROR; anything else too large aborts the session with that
-    /// reason. Call it before the client's first message.
+    /// reason. Messages for `conn` are then queued encoded, once: take
+    /// them with [`poll_transmit_payload`](Self::poll_transmit_payload);
+    /// an EVENT for many subscribers of one codec is encoded once and its
+    /// bytes shared. Call it before the client's first message.
     pub fn handle_connected(
         &mut self,
         now: Instant,
@@ -729,6 +784,7 @@ impl Router {
         self.now = Some(now);
         if let Some(queue) = self.output.queues.get_mut(&conn) {
             queue.codec = codec;
+            queue.encoded = true;
             queue.max_message_size = max_message_size;
         }
     }
@@ -827,12 +883,41 @@ impl Router {
     /// [`poll_transmit_to`](Self::poll_transmit_to)).
     pub fn poll_outgoing(&mut self) -> Option<(ConnectionId, Message)> {
         let conn = self.output.oldest()?;
-        self.output.pop(conn).map(|msg| (conn, msg))
+        self.poll_transmit_to(conn).map(|msg| (conn, msg))
     }
 
-    /// The next message to deliver on `conn`, in order.
+    /// The next message to deliver on `conn`, in order. A message queued
+    /// encoded (after [`handle_connected`](Self::handle_connected)) is
+    /// decoded again: a serving layer that sends bytes takes
+    /// [`poll_transmit_payload`](Self::poll_transmit_payload) instead.
     pub fn poll_transmit_to(&mut self, conn: ConnectionId) -> Option<Message> {
-        self.output.pop(conn)
+        match self.output.pop(conn)? {
+            (Queued::Message(msg), _) => Some(msg),
+            (Queued::Encoded(payload), codec) => {
+                let mut messages = codec
+                    .decode(&payload)
+                    .expect("the router decodes what it encoded");
+                assert_eq!(messages.len(), 1, "one message per queued payload");
+                messages.pop()
+            }
+        }
+    }
+
+    /// The next message to deliver on `conn`, encoded with the
+    /// connection's codec ([`handle_connected`](Self::handle_connected);
+    /// JSON before it): frame it with
+    /// [`ServerConnection::send_payload`](crate::wamp::ServerConnection::send_payload).
+    /// The bytes may be shared with other connections that get the same
+    /// message.
+    pub fn poll_transmit_payload(&mut self, conn: ConnectionId) -> Option<Payload> {
+        match self.output.pop(conn)? {
+            (Queued::Encoded(payload), _) => Some(payload),
+            (Queued::Message(msg), codec) => {
+                let mut out = Vec::new();
+                codec.encode(&msg, &mut out);
+                Some(out.into())
+            }
+        }
     }
 
     /// A connection whose queue became non-empty since it was last
@@ -906,33 +991,73 @@ impl Router {
     // ----- helpers shared by the handler modules --------------------------
 
     fn send(&mut self, conn: ConnectionId, msg: Message) {
-        let size = self.output.measure(conn, &msg);
-        self.send_measured(conn, msg, size, false);
+        if let Some(prepared) = self.output.prepare(conn, &msg, &mut EncodeCache::default()) {
+            self.send_measured(conn, msg, prepared, false);
+        }
+    }
+
+    /// Queues `msg` for `conn`, sharing its payload with the connections
+    /// of the same codec that got it through `cache` (one fan-out): the
+    /// message itself is cloned only for a connection whose messages are
+    /// queued as built, or one it is too large for.
+    fn send_shared(&mut self, conn: ConnectionId, msg: &Message, cache: &mut EncodeCache) {
+        let Some(prepared) = self.output.prepare(conn, msg, cache) else {
+            return;
+        };
+        if !self.output.fits(conn, prepared.size) {
+            return self.too_large(conn, msg.clone(), prepared.size);
+        }
+        let size = prepared.size;
+        log::trace!("router: {} ({size} bytes) to {conn}", msg.name());
+        let queued = match prepared.payload {
+            Some(payload) => Queued::Encoded(payload),
+            None => Queued::Message(msg.clone()),
+        };
+        self.output.push(conn, queued, size, false);
     }
 
     /// Queues the ERROR that ends one of the client's own pending calls:
     /// never counted against it as a slow consumer (see
     /// [`Output::push`]).
     fn send_call_answer(&mut self, conn: ConnectionId, msg: Message) {
-        let size = self.output.measure(conn, &msg);
-        self.send_measured(conn, msg, size, true);
+        if let Some(prepared) = self.output.prepare(conn, &msg, &mut EncodeCache::default()) {
+            self.send_measured(conn, msg, prepared, true);
+        }
     }
 
     /// The encoded size of `msg` for `conn`, and whether the client
     /// accepts a message that large.
-    fn measure(&mut self, conn: ConnectionId, msg: &Message) -> (usize, bool) {
-        let size = self.output.measure(conn, msg);
-        (size, self.output.fits(conn, size))
+    fn measure(&mut self, conn: ConnectionId, msg: &Message) -> (Prepared, bool) {
+        let prepared = self
+            .output
+            .prepare(conn, msg, &mut EncodeCache::default())
+            .unwrap_or(Prepared {
+                payload: None,
+                size: 0,
+            });
+        let fits = self.output.fits(conn, prepared.size);
+        (prepared, fits)
     }
 
     /// Queues `msg` of `size` encoded bytes; one too large for the client
     /// is replaced or dropped ([`too_large`](Self::too_large)).
-    fn send_measured(&mut self, conn: ConnectionId, msg: Message, size: usize, answer: bool) {
+    fn send_measured(
+        &mut self,
+        conn: ConnectionId,
+        msg: Message,
+        prepared: Prepared,
+        answer: bool,
+    ) {
+        let size = prepared.size;
         if !self.output.fits(conn, size) {
             return self.too_large(conn, msg, size);
         }
         log::trace!("router: {} ({size} bytes) to {conn}", msg.name());
-        self.output.push(conn, msg, size, answer);
+        let queued = match prepared.payload {
+            Some(payload) => Queued::Encoded(payload),
+            None => Queued::Message(msg),
+        };
+        self.output.push(conn, queued, size, answer);
     }
 
     /// `msg` is larger than the client on `conn` accepts. Nothing may
