@@ -273,6 +273,11 @@ impl Router {
             if sub.policy != MatchPolicy::Exact {
                 details.insert("topic".into(), topic.into());
             }
+            deliveries.push((subscription, details, receivers));
+        }
+        // Built and encoded one at a time: however many subscriptions
+        // match, one copy of the payload's values is alive at once.
+        for (subscription, details, receivers) in deliveries {
             let event = Message::Event {
                 subscription,
                 publication,
@@ -280,9 +285,6 @@ impl Router {
                 args: args.clone(),
                 kwargs: kwargs.clone(),
             };
-            deliveries.push((event, receivers));
-        }
-        for (event, receivers) in deliveries {
             let mut cache = EncodeCache::default();
             for to in receivers {
                 self.send_shared(to, &event, &mut cache);

@@ -991,3 +991,112 @@ fn any_other_message_too_large_aborts_with_payload_size_exceeded() {
     );
     assert!(r.reserved.is_empty());
 }
+
+/// A client on a connection whose messages are queued encoded with
+/// `codec`, subscribed to `topic`.
+fn encoded_subscriber(router: &mut Router, codec: Codec, topic: &str) -> ConnectionId {
+    let conn = router.attach(now());
+    router.handle_connected(now(), conn, codec, None);
+    let mut details = Dict::new();
+    let mut roles = Dict::new();
+    roles.insert("subscriber".into(), feature_set(&[]));
+    roles.insert("publisher".into(), feature_set(&[]));
+    details.insert("roles".into(), Value::Dict(roles));
+    router.handle_message(
+        now(),
+        conn,
+        Message::Hello {
+            realm: "r".into(),
+            details,
+        },
+    );
+    router.handle_message(
+        now(),
+        conn,
+        Message::Subscribe {
+            request: 1,
+            options: Dict::new(),
+            topic: topic.into(),
+        },
+    );
+    for expected in ["WELCOME", "SUBSCRIBED"] {
+        let payload = router.poll_transmit_payload(conn).expect(expected);
+        let message = codec.decode(&payload).unwrap().remove(0);
+        assert_eq!(message.name(), expected);
+    }
+    conn
+}
+
+#[test]
+fn a_publish_is_encoded_once_per_codec_and_the_bytes_are_shared() {
+    let mut r = router();
+    let json: Vec<_> = (0..3)
+        .map(|_| encoded_subscriber(&mut r, Codec::new(Serializer::Json), "t.x"))
+        .collect();
+    let msgpack: Vec<_> = (0..2)
+        .map(|_| encoded_subscriber(&mut r, Codec::new(Serializer::MsgPack), "t.x"))
+        .collect();
+    let publisher = encoded_subscriber(&mut r, Codec::new(Serializer::Cbor), "other");
+    let big = Value::String("x".repeat(64 * 1024));
+    r.handle_message(
+        now(),
+        publisher,
+        Message::Publish {
+            request: 2,
+            options: Dict::new(),
+            topic: "t.x".into(),
+            args: Some(vec![big.clone()]),
+            kwargs: None,
+        },
+    );
+    let mut take = |conns: &[ConnectionId]| -> Vec<Payload> {
+        conns
+            .iter()
+            .map(|c| r.poll_transmit_payload(*c).expect("an EVENT"))
+            .collect()
+    };
+    let json_events = take(&json);
+    let msgpack_events = take(&msgpack);
+    // One encoding per codec, its bytes shared by every subscriber of it.
+    assert!(json_events.iter().all(|p| Arc::ptr_eq(p, &json_events[0])));
+    assert!(
+        msgpack_events
+            .iter()
+            .all(|p| Arc::ptr_eq(p, &msgpack_events[0]))
+    );
+    assert!(!Arc::ptr_eq(&json_events[0], &msgpack_events[0]));
+    for (payload, codec) in [
+        (&json_events[0], Codec::new(Serializer::Json)),
+        (&msgpack_events[0], Codec::new(Serializer::MsgPack)),
+    ] {
+        match codec.decode(payload).unwrap().remove(0) {
+            Message::Event { args, .. } => assert_eq!(args, Some(vec![big.clone()])),
+            other => panic!("{other:?}"),
+        }
+    }
+    // Each subscriber is charged the full size against its own bound.
+    assert_eq!(r.queued_bytes(json[0]), 0);
+    assert!(r.poll_transmit_payload(publisher).is_none());
+}
+
+#[test]
+fn messages_queued_before_the_codec_is_known_are_encoded_when_taken() {
+    let mut r = router();
+    let (conn, _) = join(&mut r, roles(&[]));
+    // Queued as built (no `handle_connected`): taken as a payload, it is
+    // encoded with the connection's codec then.
+    call(&mut r, conn, 5, "no.such", Dict::new());
+    r.handle_connected(now(), conn, Codec::new(Serializer::Cbor), None);
+    let payload = r.poll_transmit_payload(conn).expect("the ERROR");
+    match Codec::new(Serializer::Cbor)
+        .decode(&payload)
+        .unwrap()
+        .remove(0)
+    {
+        Message::Error { request, error, .. } => {
+            assert_eq!(request, 5);
+            assert_eq!(error, "wamp.error.no_such_procedure");
+        }
+        other => panic!("{other:?}"),
+    }
+}
