@@ -157,6 +157,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         self.handshake.subprotocol.as_deref()
     }
 
+    /// Sets the read-side high-water mark (default 1 MiB): reading pauses
+    /// while more than `bytes` of what the connection answered on its own
+    /// to the peer's input (pongs, the close reply) is queued and unsent,
+    /// so a peer that does not read cannot make us buffer without bound.
+    /// Reading resumes as soon as the output drains below the mark.
+    /// Messages the application sends do not count: [`send`](Self::send)
+    /// and the [`Sink`] wait for the transport instead.
+    pub fn set_read_high_water(&mut self, bytes: usize) {
+        self.inner.driver.set_high_water(bytes);
+    }
+
+    /// Bytes queued for the peer and not yet written to the transport.
+    pub fn queued_output(&self) -> usize {
+        self.inner.driver.queued_output()
+    }
+
     /// How the connection ended, once it has.
     pub fn close_info(&self) -> Option<&Closed> {
         self.inner.closed.as_ref()

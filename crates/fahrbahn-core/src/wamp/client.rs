@@ -217,6 +217,10 @@ impl Machine for ClientConnection {
         self.framing.poll_transmit(buf)
     }
 
+    fn queued_output(&self) -> usize {
+        self.framing.queued_output()
+    }
+
     fn poll_event(&mut self) -> Option<SessionEvent> {
         self.pump();
         match self.events.front() {

@@ -136,6 +136,10 @@ impl Framing {
         forward!(self, f => f.poll_transmit(buf))
     }
 
+    pub(crate) fn queued_output(&self) -> usize {
+        forward!(self, f => f.queued_output())
+    }
+
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         forward!(self, f => f.poll_timeout())
     }

@@ -217,6 +217,10 @@ impl Machine for ServerConnection {
         self.framing.poll_transmit(buf)
     }
 
+    fn queued_output(&self) -> usize {
+        self.framing.queued_output()
+    }
+
     fn poll_event(&mut self) -> Option<ServerEvent> {
         self.events.pop_front()
     }

@@ -109,6 +109,11 @@ pub struct RouterLimits {
     /// Seconds a client may take from connecting to HELLO, and from each
     /// CHALLENGE to AUTHENTICATE (default 10).
     pub hello_timeout_secs: u64,
+    /// Read-side high-water mark of each connection, in bytes (default
+    /// 1 MiB): the router stops reading from a client while more than this
+    /// much of what it answered to that client's input (pongs, automatic
+    /// replies) is unsent, and resumes once the client reads.
+    pub read_high_water: usize,
 }
 
 impl Default for RouterLimits {
@@ -117,6 +122,7 @@ impl Default for RouterLimits {
             max_message_size: 16 << 20,
             outbound_queue: 4096,
             hello_timeout_secs: 10,
+            read_high_water: crate::driver::DEFAULT_HIGH_WATER,
         }
     }
 }
