@@ -16,7 +16,7 @@ use futures_sink::Sink;
 
 use crate::driver::{Driver, Side};
 use crate::error::Error;
-use crate::runtime::Runtime;
+use crate::runtime::{ExecutorHandle, Runtime};
 
 /// Queue this much output before [`Sink::poll_ready`] waits for the
 /// transport.
@@ -95,6 +95,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     ) -> Result<Self, Error> {
         config.defer_accept = true;
         Self::accept_inner(runtime, io, config, Some(decide)).await
+    }
+
+    /// The server handshake on an executor handle (for tasks that have no
+    /// `Runtime` value, like those of [`Incoming`](crate::Incoming)).
+    pub(crate) async fn accept_on(
+        exec: ExecutorHandle,
+        io: S,
+        config: ServerConfig,
+    ) -> Result<Self, Error> {
+        let conn = Connection::server(config, os_rng(), exec.now());
+        Self::handshake(Driver::new(io, conn, exec), None).await
     }
 
     async fn accept_inner<R: Runtime>(
