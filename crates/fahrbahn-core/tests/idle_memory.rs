@@ -91,7 +91,7 @@ fn pump(client: &mut Connection, server: &mut Connection, now: Instant) -> Vec<M
 
 fn configs(deflate: Option<DeflateConfig>) -> (ClientConfig, ServerConfig) {
     let mut client = ClientConfig::new("localhost", "/");
-    client.deflate = deflate.clone();
+    client.deflate = deflate;
     let mut server = ServerConfig::default();
     server.deflate = deflate;
     (client, server)
@@ -105,7 +105,7 @@ fn per_connection(
     exchange: impl Fn(&mut Connection, &mut Connection, Instant),
 ) -> isize {
     let now = Instant::now();
-    let (client_config, server_config) = configs(deflate.clone());
+    let (client_config, server_config) = configs(deflate);
     let before = allocated();
     // The connections themselves count too, not only what they point to.
     let mut pairs = Vec::with_capacity(PAIRS);
