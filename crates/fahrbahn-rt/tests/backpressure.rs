@@ -8,6 +8,7 @@ mod sim;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
 use fahrbahn_rt::{ClientConfig, Message, Router, ServerConfig, Session, WebSocket};
 use fahrbahn_tokio::TokioIo;
@@ -93,13 +94,19 @@ async fn rs_read_until_pong(io: &mut DuplexStream, payload: &[u8]) -> usize {
 }
 
 /// Floods `PINGS` pings built by `frame` in one write: it returns once
-/// the server has read them all (the pipe holds 16 KiB).
+/// the server has read them all (the pipe holds 16 KiB). A server that
+/// stopped reading for good (one that queued a pong per ping until its
+/// high-water mark) fails this after a minute of simulated time, when
+/// everything is idle.
 async fn flood(io: &mut DuplexStream, frame: fn(&[u8]) -> Vec<u8>) {
     let mut all = Vec::new();
     for i in 0..PINGS {
         all.extend(frame(&[b'a' + (i % 26) as u8; 125]));
     }
-    io.write_all(&all).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), io.write_all(&all))
+        .await
+        .expect("the server reads the whole flood")
+        .unwrap();
 }
 
 /// An echo server on simulated port 9; records the most output any
