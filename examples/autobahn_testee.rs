@@ -76,19 +76,18 @@ async fn serve<R: Runtime>(rt: R, port: u16) -> Result<(), Error> {
     {
         println!("listening on {}", listener.local_addr()?);
     }
-    loop {
-        let (stream, _) = listener.accept().await?;
-        let rt2 = rt.clone();
-        rt.spawn(Box::pin(async move {
-            let mut config = ServerConfig::default();
-            config.deflate = Some(DeflateConfig::default());
-            config.limits = limits();
-            match WebSocket::accept(&rt2, stream, config).await {
-                Ok(ws) => echo(ws).await,
-                Err(e) => eprintln!("handshake failed: {e}"),
-            }
-        }));
+    let mut config = ServerConfig::default();
+    config.deflate = Some(DeflateConfig::default());
+    config.limits = limits();
+    // Every handshake runs in its own task.
+    let mut incoming = fahrbahn::ws::Incoming::new(&rt, listener, config);
+    while let Some(next) = incoming.next().await {
+        match next {
+            Ok(ws) => rt.spawn(Box::pin(echo(ws))),
+            Err(e) => eprintln!("accept failed: {e}"),
+        }
     }
+    Ok(())
 }
 
 fn client_config() -> ClientConfig {

@@ -14,7 +14,9 @@ async fn main() -> Result<(), fahrbahn::Error> {
     let server = tokio::spawn(async move {
         let mut config = ServerConfig::default();
         config.deflate = Some(DeflateConfig::default());
-        let mut ws = fahrbahn::tokio::accept(&listener, config).await?;
+        // Each handshake runs in its own task; this server takes one client.
+        let mut incoming = fahrbahn::tokio::incoming(listener, config);
+        let mut ws = incoming.next().await.expect("a listener never ends")?;
         while let Some(msg) = ws.recv().await {
             ws.send(msg?).await?;
         }

@@ -13,13 +13,16 @@ async fn main() -> Result<(), fahrbahn::Error> {
     let listener =
         fahrbahn::tokio::bind(addr.parse().expect("an address like 127.0.0.1:9001")).await?;
     eprintln!("echo server listening on ws://{addr}");
-    loop {
-        let mut config = ServerConfig::default();
-        config.deflate = Some(DeflateConfig::default());
-        let mut ws = match fahrbahn::tokio::accept(&listener, config).await {
+    let mut config = ServerConfig::default();
+    config.deflate = Some(DeflateConfig::default());
+    // Every handshake runs in its own task: a client that connects and
+    // says nothing delays nobody.
+    let mut incoming = fahrbahn::tokio::incoming(listener, config);
+    while let Some(next) = incoming.next().await {
+        let mut ws = match next {
             Ok(ws) => ws,
             Err(e) => {
-                eprintln!("handshake failed: {e}");
+                eprintln!("accept failed: {e}");
                 continue;
             }
         };
@@ -31,4 +34,5 @@ async fn main() -> Result<(), fahrbahn::Error> {
             }
         });
     }
+    Ok(())
 }

@@ -41,6 +41,12 @@ pub trait Machine {
     fn poll_transmit_chunk(&mut self, buf: &mut Vec<u8>) -> usize {
         self.poll_transmit(buf)
     }
+    /// How many bytes [`poll_transmit`](Self::poll_transmit) would hand out
+    /// now, as far as the machine can count them (0 by default). A driver
+    /// adds what it holds itself to decide when to stop reading.
+    fn queued_output(&self) -> usize {
+        0
+    }
     /// The next event.
     fn poll_event(&mut self) -> Option<Self::Event>;
     /// The next deadline.

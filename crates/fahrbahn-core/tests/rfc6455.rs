@@ -559,10 +559,82 @@ fn pings_inside_a_fragmented_message_are_answered() {
                     Event::Message(Message::text("Hello world")),
                 ]
             );
+            // Both pings arrived before the pong could be sent: only the
+            // most recent one is answered (5.5.3).
             let out = parse_frames(&pair.take_transmit(side));
             let pongs: Vec<_> = out.iter().map(|f| (f.opcode, f.payload.clone())).collect();
-            assert_eq!(pongs, [(PONG, b"p1".to_vec()), (PONG, b"p2".to_vec())]);
+            assert_eq!(pongs, [(PONG, b"p2".to_vec())]);
         }
+    }
+}
+
+// ----- ping floods: one pending pong at most (5.5.3) ----------------------
+
+#[test]
+fn a_ping_flood_without_draining_queues_one_pong() {
+    for side in [Side::Server, Side::Client] {
+        let from = side.other();
+        let mut pair = plain();
+        let mut bound = 0;
+        for i in 0..1000u32 {
+            let payload = vec![b'x'; (i % 126) as usize];
+            pair.inject(side, &frame_from(from, true, PING, &payload));
+            assert!(pair.conn(side).pong_pending());
+            // One pong frame: 2 bytes of header, 4 of mask on a client.
+            bound = bound.max(pair.conn(side).queued_output());
+            assert!(pair.conn(side).queued_output() <= 2 + 4 + 125);
+        }
+        assert!(bound <= 2 + 4 + 125, "{bound}");
+        let out = parse_frames(&pair.take_transmit(side));
+        let last = vec![b'x'; 999 % 126];
+        assert_eq!(out.len(), 1, "{side:?}");
+        assert_eq!((out[0].opcode, out[0].payload.clone()), (PONG, last));
+        assert!(!pair.conn(side).pong_pending());
+        assert_eq!(pair.conn(side).queued_output(), 0);
+    }
+}
+
+#[test]
+fn a_pong_handed_out_is_not_replaced_and_the_next_ping_gets_its_own() {
+    for side in [Side::Server, Side::Client] {
+        let from = side.other();
+        let mut pair = plain();
+        pair.inject(side, &frame_from(from, true, PING, b"p1"));
+        let first = parse_frames(&pair.take_transmit(side));
+        pair.inject(side, &frame_from(from, true, PING, b"p2"));
+        pair.inject(side, &frame_from(from, true, PING, b"p3"));
+        let second = parse_frames(&pair.take_transmit(side));
+        assert_eq!(
+            (first[0].opcode, first[0].payload.as_slice()),
+            (PONG, &b"p1"[..])
+        );
+        assert_eq!(first.len(), 1);
+        assert_eq!(second.len(), 1);
+        assert_eq!(
+            (second[0].opcode, second[0].payload.as_slice()),
+            (PONG, &b"p3"[..])
+        );
+    }
+}
+
+#[test]
+fn a_pending_pong_goes_out_after_queued_messages_and_before_the_close() {
+    for side in [Side::Server, Side::Client] {
+        let from = side.other();
+        let mut pair = plain();
+        // A large message (sent from its own buffer) and a small one.
+        pair.conn(side)
+            .send(Message::binary(vec![7; 4096]))
+            .unwrap();
+        pair.inject(side, &frame_from(from, true, PING, b"p"));
+        pair.conn(side).send(Message::text("after")).unwrap();
+        let mut close = frame_from(from, true, PING, b"q");
+        close.extend(frame_from(from, true, CLOSE, &close_payload(1000, "")));
+        pair.inject(side, &close);
+        let out = parse_frames(&pair.take_transmit(side));
+        let kinds: Vec<_> = out.iter().map(|f| (f.opcode, f.payload.len())).collect();
+        assert_eq!(kinds, [(BINARY, 4096), (TEXT, 5), (PONG, 1), (CLOSE, 2)]);
+        assert_eq!(out[2].payload, b"q");
     }
 }
 

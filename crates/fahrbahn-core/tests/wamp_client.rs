@@ -34,7 +34,7 @@ fn wamp_subprotocols() -> Vec<String> {
 
 #[derive(Debug)]
 enum Framing {
-    Raw(rawsocket::Connection),
+    Raw(Box<rawsocket::Connection>),
     Ws(Box<ws::Connection>),
 }
 
@@ -198,7 +198,7 @@ impl Test {
         Self::new(
             now,
             client,
-            Router::new(Framing::Raw(server), Some((serializer, false))),
+            Router::new(Framing::Raw(Box::new(server)), Some((serializer, false))),
         )
     }
 

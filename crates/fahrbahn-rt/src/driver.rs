@@ -23,6 +23,11 @@ const MAX_SLICES: usize = 16;
 /// Written-out buffers up to this capacity are kept for the next output.
 const RECYCLE_MAX: usize = 64 << 10;
 
+/// The default read-side high-water mark (1 MiB): a connection stops reading
+/// while more than this many bytes of its replies to the peer's input are
+/// queued and unsent (see [`Driver::set_high_water`]).
+pub(crate) const DEFAULT_HIGH_WATER: usize = 1 << 20;
+
 thread_local! {
     /// The thread's read buffer. Bytes read are handed to the machine in the
     /// same poll, so nothing stays in it between polls and an idle
@@ -97,6 +102,12 @@ pub(crate) struct Driver<S, M> {
     /// While flushing the last bytes: when to give up on a peer that does
     /// not read them.
     flush_deadline: Option<Instant>,
+    /// Reading pauses while more than this many bytes of replies are unsent.
+    high_water: usize,
+    /// Unsent bytes the machine produced while handling input (an upper
+    /// bound: the growth of the queued output across each read, capped by
+    /// what is still queued).
+    reply_debt: usize,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
@@ -114,7 +125,29 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             write_wakers: [None, None],
             shutdown: Shutdown::Running,
             flush_deadline: None,
+            high_water: DEFAULT_HIGH_WATER,
+            reply_debt: 0,
         }
+    }
+
+    /// Sets the read-side high-water mark: reading pauses while more than
+    /// `bytes` of output produced in answer to the peer's input (pongs,
+    /// automatic replies) is queued and unsent, and resumes as soon as the
+    /// output drains below it. Output the application queues itself does
+    /// not pause reading (its own writes wait for the transport instead),
+    /// so two peers that both write and read cannot deadlock each other.
+    pub(crate) fn set_high_water(&mut self, bytes: usize) {
+        self.high_water = bytes;
+    }
+
+    /// Bytes queued and unsent: in the driver's buffers and in the machine.
+    pub(crate) fn queued_output(&self) -> usize {
+        self.pending_output() + self.conn.queued_output()
+    }
+
+    /// Whether reading is paused until the peer takes our replies.
+    pub(crate) fn read_paused(&self) -> bool {
+        self.reply_debt > self.high_water
     }
 
     /// The current time on the runtime's clock.
@@ -259,6 +292,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             if let Poll::Ready(Err(e)) = self.poll_write_out(cx, Side::Reader) {
                 return self.fail_io(e);
             }
+            let queued = self.queued_output();
+            self.reply_debt = self.reply_debt.min(queued);
+            if self.read_paused() {
+                // Read-side backpressure: the peer does not take what we
+                // answered, so we take no more of its input. The write
+                // waker registered above resumes us when output drains;
+                // timers still run.
+                if self.poll_timer(cx, self.conn.poll_timeout()) {
+                    let now = self.now();
+                    self.conn.handle_timeout(now);
+                    continue;
+                }
+                return Poll::Pending;
+            }
             let conn = &mut self.conn;
             let exec = &self.exec;
             let read = read_into(&mut self.io, cx, |bytes| {
@@ -272,6 +319,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             });
             match read {
                 Poll::Ready(Ok(now)) => {
+                    let grown = self.queued_output().saturating_sub(queued);
+                    self.reply_debt = self.reply_debt.saturating_add(grown);
                     // Input first, then timers: a pong already received is
                     // never reported as a ping timeout.
                     if self.conn.poll_timeout().is_some_and(|t| t <= now) {
@@ -374,5 +423,142 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::task::{Context, Poll, Waker};
+    use std::time::{Duration, Instant};
+
+    use fahrbahn_core::{CloseOrder, Machine};
+    use fahrbahn_tokio::TokioIo;
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+    use super::{Driver, Pin};
+    use crate::runtime::{AsyncTimer, BoxFuture, Executor, ExecutorHandle};
+
+    /// A clock that never moves; the test machine has no deadlines.
+    #[derive(Debug)]
+    struct Still(Instant);
+
+    impl Executor for Still {
+        fn now(&self) -> Instant {
+            self.0
+        }
+        fn new_timer(&self, _deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+            unreachable!("the test machine sets no deadline")
+        }
+        fn spawn(&self, _future: BoxFuture<'static, ()>) {
+            unreachable!("the driver spawns nothing")
+        }
+    }
+
+    #[allow(clippy::disallowed_methods)] // a base instant for a clock that never moves
+    fn exec() -> ExecutorHandle {
+        std::sync::Arc::new(Still(Instant::now()))
+    }
+
+    /// Answers every byte of input with one byte of output, like a peer
+    /// that is pinged without end; it never has events or deadlines.
+    #[derive(Debug, Default)]
+    struct Answering {
+        out: Vec<u8>,
+        received: usize,
+    }
+
+    impl Machine for Answering {
+        type Event = ();
+        fn handle_bytes(&mut self, _now: Instant, data: &[u8]) {
+            self.received += data.len();
+            self.out.extend_from_slice(data);
+        }
+        fn handle_eof(&mut self, _now: Instant) {}
+        fn handle_timeout(&mut self, _now: Instant) {}
+        fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+            let n = self.out.len();
+            buf.append(&mut self.out);
+            n
+        }
+        fn queued_output(&self) -> usize {
+            self.out.len()
+        }
+        fn poll_event(&mut self) -> Option<()> {
+            None
+        }
+        fn poll_timeout(&self) -> Option<Instant> {
+            None
+        }
+        fn is_closed(&self) -> bool {
+            false
+        }
+        fn close_order(&self) -> CloseOrder {
+            CloseOrder::CloseFirst
+        }
+        fn linger(&self) -> Duration {
+            Duration::ZERO
+        }
+    }
+
+    const PIPE: usize = 16 << 10;
+    const MARK: usize = 256 << 10;
+
+    /// The peer writes as long as the pipe takes it and the driver runs;
+    /// returns once neither makes progress. Polled by hand, with no clock.
+    fn flood(
+        driver: &mut Driver<TokioIo<tokio::io::DuplexStream>, Answering>,
+        peer: &mut tokio::io::DuplexStream,
+        max: &mut usize,
+    ) {
+        let mut cx = Context::from_waker(Waker::noop());
+        let chunk = [0u8; 4096];
+        loop {
+            let before = driver.conn.received;
+            let wrote = matches!(
+                Pin::new(&mut *peer).poll_write(&mut cx, &chunk),
+                Poll::Ready(Ok(_))
+            );
+            assert!(driver.poll_event(&mut cx).is_pending());
+            *max = (*max).max(driver.queued_output());
+            if !wrote && driver.conn.received == before {
+                return;
+            }
+        }
+    }
+
+    #[test]
+    fn reading_pauses_above_the_high_water_mark_and_resumes_when_output_drains() {
+        let (mut peer, ours) = tokio::io::duplex(PIPE);
+        let mut driver = Driver::new(TokioIo(ours), Answering::default(), exec());
+        driver.set_high_water(MARK);
+        let mut max = 0;
+        flood(&mut driver, &mut peer, &mut max);
+        // The peer reads nothing: we stopped reading just past the mark
+        // (by at most one read, which the pipe bounds).
+        assert!(driver.read_paused());
+        assert!(max <= MARK + PIPE, "{max}");
+        let received = driver.conn.received;
+        assert!(received <= MARK + 3 * PIPE, "{received}");
+
+        // The peer reads everything: output drains, reading resumes.
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut sink = vec![0u8; 64 << 10];
+        let mut drained = 0;
+        for _ in 0..10_000 {
+            let mut buf = ReadBuf::new(&mut sink);
+            if let Poll::Ready(Ok(())) = Pin::new(&mut peer).poll_read(&mut cx, &mut buf) {
+                drained += buf.filled().len();
+            }
+            let _ = driver.poll_event(&mut cx);
+            if !driver.read_paused() && driver.conn.received > received {
+                break;
+            }
+        }
+        assert!(!driver.read_paused());
+        assert!(driver.conn.received > received, "reading resumed");
+        assert!(drained > 0);
+        // And the bound holds again under a second flood.
+        flood(&mut driver, &mut peer, &mut max);
+        assert!(max <= MARK + PIPE, "{max}");
     }
 }

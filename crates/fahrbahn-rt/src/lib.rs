@@ -12,6 +12,7 @@
 mod connect;
 mod driver;
 mod error;
+mod incoming;
 mod router;
 mod runtime;
 mod session;
@@ -31,6 +32,7 @@ pub use fahrbahn_core::ws::{
     Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake, HandshakeRequest, Limits,
     Message, ServerConfig, Timeouts,
 };
+pub use incoming::{DEFAULT_MAX_PENDING_HANDSHAKES, Incoming};
 pub use router::{
     ListenerConfig, ListenerInfo, Router, RouterBuilder, RouterConfig, RouterLimits, TlsFiles,
     TransportKind,

@@ -16,7 +16,7 @@ use futures_sink::Sink;
 
 use crate::driver::{Driver, Side};
 use crate::error::Error;
-use crate::runtime::Runtime;
+use crate::runtime::{ExecutorHandle, Runtime};
 
 /// Queue this much output before [`Sink::poll_ready`] waits for the
 /// transport.
@@ -97,6 +97,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
         Self::accept_inner(runtime, io, config, Some(decide)).await
     }
 
+    /// The server handshake on an executor handle (for tasks that have no
+    /// `Runtime` value, like those of [`Incoming`](crate::Incoming)).
+    pub(crate) async fn accept_on(
+        exec: ExecutorHandle,
+        io: S,
+        config: ServerConfig,
+    ) -> Result<Self, Error> {
+        let conn = Connection::server(config, os_rng(), exec.now());
+        Self::handshake(Driver::new(io, conn, exec), None).await
+    }
+
     async fn accept_inner<R: Runtime>(
         runtime: &R,
         io: S,
@@ -155,6 +166,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin> WebSocket<S> {
     /// The negotiated subprotocol, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.handshake.subprotocol.as_deref()
+    }
+
+    /// Sets the read-side high-water mark (default 1 MiB): reading pauses
+    /// while more than `bytes` of what the connection answered on its own
+    /// to the peer's input (pongs, the close reply) is queued and unsent,
+    /// so a peer that does not read cannot make us buffer without bound.
+    /// Reading resumes as soon as the output drains below the mark.
+    /// Messages the application sends do not count: [`send`](Self::send)
+    /// and the [`Sink`] wait for the transport instead.
+    pub fn set_read_high_water(&mut self, bytes: usize) {
+        self.inner.driver.set_high_water(bytes);
+    }
+
+    /// Bytes queued for the peer and not yet written to the transport.
+    pub fn queued_output(&self) -> usize {
+        self.inner.driver.queued_output()
     }
 
     /// How the connection ended, once it has.

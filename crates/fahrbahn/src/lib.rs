@@ -46,22 +46,26 @@
 //! # Ok(()) }
 //! ```
 //!
-//! A server accepts on a listener, or over any byte stream it already has
-//! (see [`ws::WebSocket::accept`]):
+//! A server takes the connections of a listener with
+//! [`incoming`](tokio::incoming), which runs every handshake in a task of
+//! its own (a client that connects and says nothing delays nobody), or
+//! accepts over any byte stream it already has (see
+//! [`ws::WebSocket::accept`]):
 //!
 //! ```no_run
 //! # #[cfg(feature = "tokio")]
 //! # async fn demo() -> Result<(), fahrbahn::Error> {
 //! let listener = fahrbahn::tokio::bind("127.0.0.1:9001".parse().unwrap()).await?;
-//! loop {
-//!     let mut ws = fahrbahn::tokio::accept(&listener, fahrbahn::ws::ServerConfig::default()).await?;
+//! let mut incoming = fahrbahn::tokio::incoming(listener, fahrbahn::ws::ServerConfig::default());
+//! while let Some(next) = incoming.next().await {
+//!     let Ok(mut ws) = next else { continue }; // the listener failed; it goes on
 //!     tokio::spawn(async move {
 //!         while let Some(Ok(msg)) = ws.recv().await {
 //!             if ws.send(msg).await.is_err() { break; }
 //!         }
 //!     });
 //! }
-//! # }
+//! # Ok(()) }
 //! ```
 
 pub use fahrbahn_core as core;
@@ -75,8 +79,8 @@ pub mod ws {
     #[cfg(feature = "tls")]
     pub use fahrbahn_rt::tls_connect_with;
     pub use fahrbahn_rt::{
-        MaybeTlsStream, RequestCallback, WebSocket, WsReader, WsUrl, WsWriter, connect,
-        connect_with,
+        DEFAULT_MAX_PENDING_HANDSHAKES, Incoming, MaybeTlsStream, RequestCallback, WebSocket,
+        WsReader, WsUrl, WsWriter, connect, connect_with,
     };
 
     pub use fahrbahn_core::ws::{
@@ -122,8 +126,8 @@ pub mod runtime {
 }
 
 /// Functions bound to one runtime: `connect`, `connect_with`, `bind`,
-/// `accept`, `accept_stream` (WebSocket) and `session`, `session_with`
-/// (WAMP).
+/// `incoming`, `accept`, `accept_stream` (WebSocket) and `session`,
+/// `session_with` (WAMP).
 #[allow(unused_macros)] // unused when no runtime feature is on
 macro_rules! runtime_module {
     ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident) => {
@@ -132,8 +136,8 @@ macro_rules! runtime_module {
             use std::net::SocketAddr;
 
             use fahrbahn_rt::{
-                ClientConfig, Error, MaybeTlsStream, Runtime, ServerConfig, TcpListener as _,
-                WebSocket,
+                ClientConfig, Error, Incoming, MaybeTlsStream, Runtime, ServerConfig,
+                TcpListener as _, WebSocket,
             };
             use fahrbahn_rt::{Session, SessionOptions};
             pub use $krate::$rt;
@@ -160,8 +164,21 @@ macro_rules! runtime_module {
                 Ok($rt.bind_tcp(addr).await?)
             }
 
+            /// The WebSocket connections arriving on `listener`, each
+            /// handshaken in a task of its own (at most
+            /// [`DEFAULT_MAX_PENDING_HANDSHAKES`](crate::ws::DEFAULT_MAX_PENDING_HANDSHAKES)
+            /// at once, each bounded by `config.timeouts.open`): what a
+            /// server loop should use. See [`Incoming`](crate::ws::Incoming).
+            pub fn incoming(listener: TcpListener, config: ServerConfig) -> Incoming<TcpListener> {
+                Incoming::new(&$rt, listener, config)
+            }
+
             /// Accepts the next connection on `listener` and runs the
-            /// server handshake.
+            /// server handshake **inline**: until it finishes (or
+            /// `config.timeouts.open` passes, 10 s by default) no other
+            /// connection is accepted, so a client that connects and says
+            /// nothing stalls a loop built on this. Serve a listener with
+            /// [`incoming`] instead.
             pub async fn accept(listener: &TcpListener, config: ServerConfig) -> Result<WebSocket<TcpStream>, Error> {
                 let (stream, _) = listener.accept().await?;
                 WebSocket::accept(&$rt, stream, config).await

@@ -174,6 +174,11 @@ pub struct Connection {
     peer_max_len: usize,
     inbuf: Vec<u8>,
     out: Vec<u8>,
+    /// The payload of the PONG still to send, when `pong_pending`: only the
+    /// most recent PING is answered, so a peer that pings and never reads
+    /// makes us queue one PONG at most. It goes out after `out`.
+    pong: Vec<u8>,
+    pong_pending: bool,
     events: VecDeque<Event>,
     open_deadline: Option<Instant>,
     keepalive: Keepalive,
@@ -202,6 +207,8 @@ impl Connection {
             peer_max_len: 0,
             inbuf: Vec::new(),
             out: Vec::new(),
+            pong: Vec::new(),
+            pong_pending: false,
             events: VecDeque::new(),
             open_deadline: Some(now + timeout),
             keepalive,
@@ -445,7 +452,12 @@ impl Connection {
             pos += 4 + len;
             match kind {
                 FRAME_MESSAGE => self.events.push_back(Event::Message(payload.to_vec())),
-                FRAME_PING => self.write_frame(FRAME_PONG, payload),
+                FRAME_PING => {
+                    // Replaces a PONG not handed out yet.
+                    self.pong.clear();
+                    self.pong.extend_from_slice(payload);
+                    self.pong_pending = true;
+                }
                 _ => self.on_pong(payload),
             }
         }
@@ -494,6 +506,12 @@ impl Connection {
     /// Appends the bytes to send to `buf`.
     #[must_use = "the bytes must be written to the transport"]
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
+        if self.pong_pending {
+            self.pong_pending = false;
+            let payload = std::mem::take(&mut self.pong);
+            self.write_frame(FRAME_PONG, &payload);
+            self.pong = payload;
+        }
         let n = self.out.len();
         if buf.is_empty() {
             std::mem::swap(buf, &mut self.out);
@@ -501,6 +519,24 @@ impl Connection {
             buf.append(&mut self.out);
         }
         n
+    }
+
+    /// How many bytes are queued for [`poll_transmit`](Self::poll_transmit)
+    /// (including a pending PONG).
+    #[must_use]
+    pub fn queued_output(&self) -> usize {
+        self.out.len()
+            + if self.pong_pending {
+                4 + self.pong.len()
+            } else {
+                0
+            }
+    }
+
+    /// Whether an answer to a PING is queued and not yet handed out.
+    #[must_use]
+    pub fn pong_pending(&self) -> bool {
+        self.pong_pending
     }
 
     /// The next event.
@@ -542,6 +578,10 @@ impl Machine for Connection {
 
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         Connection::poll_transmit(self, buf)
+    }
+
+    fn queued_output(&self) -> usize {
+        Connection::queued_output(self)
     }
 
     fn poll_event(&mut self) -> Option<Event> {
@@ -590,6 +630,31 @@ mod tests {
                 break;
             }
         }
+    }
+
+    #[test]
+    fn a_ping_flood_without_draining_queues_one_pong() {
+        let (_c, mut s, now) = pair(1);
+        for i in 0..1000u32 {
+            let payload = i.to_be_bytes();
+            let mut frame = vec![FRAME_PING, 0, 0, 4];
+            frame.extend_from_slice(&payload);
+            s.handle_bytes(now, &frame);
+            assert!(s.pong_pending());
+            assert_eq!(s.queued_output(), 4 + 4);
+        }
+        let mut buf = Vec::new();
+        assert_eq!(s.poll_transmit(&mut buf), 8);
+        let mut expected = vec![FRAME_PONG, 0, 0, 4];
+        expected.extend_from_slice(&999u32.to_be_bytes());
+        assert_eq!(buf, expected);
+        assert_eq!(s.queued_output(), 0);
+        // The next PING gets its own PONG; what was handed out is kept.
+        s.handle_bytes(now, &[FRAME_PING, 0, 0, 1, b'n']);
+        let mut next = Vec::new();
+        let _ = s.poll_transmit(&mut next);
+        assert_eq!(next, [FRAME_PONG, 0, 0, 1, b'n']);
+        assert_eq!(buf, expected);
     }
 
     #[test]

@@ -86,7 +86,7 @@ impl ClientConnection {
     ) -> Self {
         config.serializer = serializer.rawsocket_id();
         Self::new(
-            Framing::RawSocket(rawsocket::Connection::client(config, now)),
+            Framing::RawSocket(Box::new(rawsocket::Connection::client(config, now))),
             Session::new(session, now),
             now,
         )
@@ -280,6 +280,10 @@ impl Machine for ClientConnection {
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         self.pump();
         self.framing.poll_transmit(buf)
+    }
+
+    fn queued_output(&self) -> usize {
+        self.framing.queued_output()
     }
 
     fn poll_event(&mut self) -> Option<SessionEvent> {

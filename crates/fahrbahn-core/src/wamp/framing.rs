@@ -15,7 +15,7 @@ use crate::{CloseOrder, Machine, rawsocket, ws};
 #[derive(Debug)]
 pub(crate) enum Framing {
     WebSocket(Box<ws::Connection>),
-    RawSocket(rawsocket::Connection),
+    RawSocket(Box<rawsocket::Connection>),
 }
 
 /// What the framing reports, whatever it is.
@@ -148,6 +148,10 @@ impl Framing {
         forward!(self, f => f.poll_transmit(buf))
     }
 
+    pub(crate) fn queued_output(&self) -> usize {
+        forward!(self, f => f.queued_output())
+    }
+
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         forward!(self, f => f.poll_timeout())
     }
@@ -155,14 +159,14 @@ impl Framing {
     pub(crate) fn close_order(&self) -> CloseOrder {
         match self {
             Framing::WebSocket(f) => Machine::close_order(f.as_ref()),
-            Framing::RawSocket(f) => Machine::close_order(f),
+            Framing::RawSocket(f) => Machine::close_order(f.as_ref()),
         }
     }
 
     pub(crate) fn linger(&self) -> Duration {
         match self {
             Framing::WebSocket(f) => Machine::linger(f.as_ref()),
-            Framing::RawSocket(f) => Machine::linger(f),
+            Framing::RawSocket(f) => Machine::linger(f.as_ref()),
         }
     }
 }

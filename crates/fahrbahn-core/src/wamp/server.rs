@@ -67,9 +67,9 @@ impl ServerConnection {
     /// A RawSocket transport accepting JSON, MessagePack and CBOR.
     pub fn rawsocket(mut config: rawsocket::ServerConfig, now: Instant) -> Self {
         config.serializers = Serializer::ALL.iter().map(|s| s.rawsocket_id()).collect();
-        Self::new(Framing::RawSocket(rawsocket::Connection::server(
+        Self::new(Framing::RawSocket(Box::new(rawsocket::Connection::server(
             config, now,
-        )))
+        ))))
     }
 
     fn new(framing: Framing) -> Self {
@@ -241,6 +241,10 @@ impl Machine for ServerConnection {
 
     fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> usize {
         self.framing.poll_transmit(buf)
+    }
+
+    fn queued_output(&self) -> usize {
+        self.framing.queued_output()
     }
 
     fn poll_event(&mut self) -> Option<ServerEvent> {

@@ -174,6 +174,13 @@ pub struct Connection {
     /// Buffers to send before `out`, in order: large payloads handed over
     /// by [`Connection::send`] go out as they are, without a copy.
     sealed: VecDeque<Vec<u8>>,
+    /// The payload of the pong still to send, when `pong_pending`: only
+    /// the most recent ping is answered (RFC 6455 section 5.5.3), so a
+    /// peer that pings and never reads makes us queue one pong at most.
+    /// It goes out after everything in `sealed` and `out` (at a frame
+    /// boundary), or just before our close frame.
+    pong: Vec<u8>,
+    pong_pending: bool,
     events: VecDeque<Event>,
     read: ReadState,
     header_buf: [u8; MAX_HEADER_LEN],
@@ -248,6 +255,8 @@ impl Connection {
             head: Vec::new(),
             out: Vec::new(),
             sealed: VecDeque::new(),
+            pong: Vec::new(),
+            pong_pending: false,
             events: VecDeque::new(),
             read: ReadState::Header,
             header_buf: [0; MAX_HEADER_LEN],
@@ -562,6 +571,11 @@ impl Connection {
     #[must_use = "the bytes must be written to the transport"]
     pub fn poll_transmit_chunk(&mut self, buf: &mut Vec<u8>) -> usize {
         let Some(mut chunk) = self.sealed.pop_front() else {
+            if self.out.is_empty() && self.pong_pending {
+                // Everything before it is handed out: the stream is at a
+                // frame boundary.
+                self.flush_pong();
+            }
             return hand_over(&mut self.out, buf);
         };
         let n = hand_over(&mut chunk, buf);
@@ -571,6 +585,36 @@ impl Connection {
             self.out = chunk;
         }
         n
+    }
+
+    /// How many bytes are queued for [`poll_transmit`](Self::poll_transmit)
+    /// (including a pending pong).
+    #[must_use]
+    pub fn queued_output(&self) -> usize {
+        let pong = if self.pong_pending {
+            let mask = if self.role == Role::Client { 4 } else { 0 };
+            2 + mask + self.pong.len()
+        } else {
+            0
+        };
+        self.sealed.iter().map(Vec::len).sum::<usize>() + self.out.len() + pong
+    }
+
+    /// Whether an answer to a ping is queued and not yet handed out by
+    /// [`poll_transmit`](Self::poll_transmit).
+    #[must_use]
+    pub fn pong_pending(&self) -> bool {
+        self.pong_pending
+    }
+
+    /// Writes the pending pong at the end of `out`.
+    fn flush_pong(&mut self) {
+        if self.pong_pending {
+            self.pong_pending = false;
+            let payload = std::mem::take(&mut self.pong);
+            self.write_control(OpCode::Pong, &payload);
+            self.pong = payload;
+        }
     }
 
     /// The next event, if any.
@@ -1006,7 +1050,12 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if !self.close_sent {
-                    self.write_control(OpCode::Pong, payload);
+                    // A pong not handed out yet is replaced by this one
+                    // (RFC 6455 section 5.5.3: answering only the most
+                    // recent ping is allowed).
+                    self.pong.clear();
+                    self.pong.extend_from_slice(payload);
+                    self.pong_pending = true;
                 }
                 self.events.push_back(Event::Ping(payload.to_vec()));
             }
@@ -1046,6 +1095,8 @@ impl Connection {
     }
 
     fn write_close(&mut self, code: Option<CloseCode>, reason: &str) {
+        // Nothing may follow the close frame.
+        self.flush_pong();
         let mut payload = Vec::with_capacity(2 + reason.len());
         if let Some(code) = code {
             payload.extend_from_slice(&code.0.to_be_bytes());
@@ -1153,6 +1204,10 @@ impl crate::Machine for Connection {
 
     fn poll_transmit_chunk(&mut self, buf: &mut Vec<u8>) -> usize {
         Connection::poll_transmit_chunk(self, buf)
+    }
+
+    fn queued_output(&self) -> usize {
+        Connection::queued_output(self)
     }
 
     fn poll_event(&mut self) -> Option<Event> {

@@ -202,10 +202,13 @@ mod codec {
 
     const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 
-    /// Compressor and decompressor of one connection.
+    /// Compressor and decompressor of one connection. Each is allocated
+    /// when first needed (zlib's state is about 300 KiB with a 15-bit
+    /// window, which an idle connection should not hold) and, when context
+    /// takeover is off for its direction, freed after every message.
     pub(crate) struct Codec {
-        compress: Compress,
-        decompress: Decompress,
+        compress: Option<Compress>,
+        decompress: Option<Decompress>,
         agreement: Agreement,
     }
 
@@ -235,11 +238,22 @@ mod codec {
     impl Codec {
         pub(crate) fn new(agreement: Agreement) -> Self {
             Self {
-                compress: new_compressor(&agreement),
-                // A 15-bit window inflates anything a smaller one produced.
-                decompress: Decompress::new_with_window_bits(false, 15),
+                compress: None,
+                decompress: None,
                 agreement,
             }
+        }
+
+        /// Whether the compressor state is allocated.
+        #[cfg(test)]
+        pub(crate) fn has_compressor(&self) -> bool {
+            self.compress.is_some()
+        }
+
+        /// Whether the decompressor state is allocated.
+        #[cfg(test)]
+        pub(crate) fn has_decompressor(&self) -> bool {
+            self.decompress.is_some()
         }
 
         /// Whether a message of `len` bytes should be compressed.
@@ -251,14 +265,17 @@ mod codec {
         /// final `00 00 ff ff`.
         pub(crate) fn compress(&mut self, mut input: &[u8], out: &mut Vec<u8>) {
             let start = out.len();
+            let agreement = &self.agreement;
+            let compress = self
+                .compress
+                .get_or_insert_with(|| new_compressor(agreement));
             loop {
                 out.reserve(input.len() / 2 + 64);
-                let before_in = self.compress.total_in();
-                let status = self
-                    .compress
+                let before_in = compress.total_in();
+                let status = compress
                     .compress_vec(input, out, FlushCompress::Sync)
                     .expect("deflate with valid parameters does not fail");
-                let consumed = (self.compress.total_in() - before_in) as usize;
+                let consumed = (compress.total_in() - before_in) as usize;
                 input = &input[consumed..];
                 // Done when all input is in and the flush fit in the buffer.
                 if input.is_empty() && out.len() < out.capacity() {
@@ -276,7 +293,9 @@ mod codec {
                 out.push(0x00);
             }
             if self.agreement.reset_compressor {
-                self.compress.reset();
+                // No context takeover: the next message starts afresh, so
+                // the state is freed rather than kept for it.
+                self.compress = None;
             }
         }
 
@@ -288,6 +307,10 @@ mod codec {
             out: &mut Vec<u8>,
             limit: usize,
         ) -> Result<(), ProtocolError> {
+            // A 15-bit window inflates anything a smaller one produced.
+            let decompress = self
+                .decompress
+                .get_or_insert_with(|| Decompress::new_with_window_bits(false, 15));
             loop {
                 if out.len() > limit {
                     return Err(ProtocolError::MessageTooBig { limit });
@@ -300,17 +323,16 @@ mod codec {
                         .min(limit + 1);
                     out.reserve_exact(target - out.len());
                 }
-                let before_in = self.decompress.total_in();
+                let before_in = decompress.total_in();
                 let before_out = out.len();
-                let status = self
-                    .decompress
+                let status = decompress
                     .decompress_vec(input, out, FlushDecompress::Sync)
                     .map_err(|_| ProtocolError::InvalidCompressedData)?;
-                let consumed = (self.decompress.total_in() - before_in) as usize;
+                let consumed = (decompress.total_in() - before_in) as usize;
                 input = &input[consumed..];
                 if status == Status::StreamEnd {
                     // A final block: the next message starts a new stream.
-                    self.decompress.reset(false);
+                    decompress.reset(false);
                     if !input.is_empty() {
                         return Err(ProtocolError::InvalidCompressedData);
                     }
@@ -339,7 +361,7 @@ mod codec {
         ) -> Result<(), ProtocolError> {
             self.decompress(&TAIL, out, limit)?;
             if self.agreement.reset_decompressor {
-                self.decompress.reset(false);
+                self.decompress = None;
             }
             Ok(())
         }
@@ -390,6 +412,55 @@ mod codec {
                         assert_eq!(plain, msg, "bits {bits} reset {reset}");
                     }
                 }
+            }
+        }
+
+        #[test]
+        fn state_is_allocated_on_first_use_and_freed_without_context_takeover() {
+            for reset in [false, true] {
+                let mut tx = Codec::new(agreement(15, reset));
+                let mut rx = Codec::new(agreement(15, reset));
+                assert!(!tx.has_compressor() && !tx.has_decompressor());
+                assert!(!rx.has_compressor() && !rx.has_decompressor());
+                for i in 0..3 {
+                    let msg = format!("message {i} ").repeat(100).into_bytes();
+                    let mut wire = Vec::new();
+                    tx.compress(&msg, &mut wire);
+                    // Only the direction used is allocated.
+                    assert!(!tx.has_decompressor());
+                    assert_eq!(tx.has_compressor(), !reset, "reset {reset}");
+                    let mut plain = Vec::new();
+                    rx.decompress(&wire, &mut plain, 1 << 20).unwrap();
+                    assert!(rx.has_decompressor(), "allocated while a message arrives");
+                    rx.finish_message(&mut plain, 1 << 20).unwrap();
+                    assert!(!rx.has_compressor());
+                    assert_eq!(rx.has_decompressor(), !reset, "reset {reset}");
+                    assert_eq!(plain, msg);
+                }
+            }
+        }
+
+        #[test]
+        fn context_takeover_shrinks_repeated_messages() {
+            // With context takeover the second copy refers back to the
+            // first: the state must survive between messages.
+            let msg = b"a message that repeats itself across messages, 0123456789".repeat(4);
+            let mut tx = Codec::new(agreement(15, false));
+            let (mut first, mut second) = (Vec::new(), Vec::new());
+            tx.compress(&msg, &mut first);
+            tx.compress(&msg, &mut second);
+            assert!(
+                second.len() * 2 < first.len(),
+                "{} vs {}",
+                second.len(),
+                first.len()
+            );
+            let mut rx = Codec::new(agreement(15, false));
+            for wire in [&first, &second] {
+                let mut plain = Vec::new();
+                rx.decompress(wire, &mut plain, 1 << 20).unwrap();
+                rx.finish_message(&mut plain, 1 << 20).unwrap();
+                assert_eq!(plain, msg);
             }
         }
 

@@ -148,6 +148,11 @@ pub struct RouterLimits {
     /// 1000); a CALL beyond it gets ERROR `wamp.error.not_authorized`
     /// and the session stays up.
     pub max_pending_calls_per_session: usize,
+    /// Read-side high-water mark of each connection, in bytes (default
+    /// 1 MiB): the router stops reading from a client while more than this
+    /// much of what it answered to that client's input (pongs, automatic
+    /// replies) is unsent, and resumes once the client reads.
+    pub read_high_water: usize,
 }
 
 impl Default for RouterLimits {
@@ -164,6 +169,7 @@ impl Default for RouterLimits {
             ping_interval_secs: 30,
             ping_timeout_secs: 15,
             max_pending_calls_per_session: 1000,
+            read_high_water: crate::driver::DEFAULT_HIGH_WATER,
         }
     }
 }

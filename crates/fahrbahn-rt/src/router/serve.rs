@@ -146,6 +146,7 @@ fn machine(shared: &Shared, kind: TransportKind) -> ServerConnection {
 
 async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: TransportKind) {
     let mut driver = Driver::new(io, machine(&shared, kind), shared.exec.clone());
+    driver.set_high_water(shared.limits.read_high_water);
     let id = {
         let mut core = shared.lock();
         let id = core.router.attach(shared.exec.now());

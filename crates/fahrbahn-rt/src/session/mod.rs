@@ -198,9 +198,11 @@ impl Session {
             }
         };
         let (joined_tx, joined_rx) = oneshot::channel();
+        let mut driver = Driver::new(io, conn, runtime.handle());
+        driver.set_high_water(options.read_high_water);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
-                driver: Driver::new(io, conn, runtime.handle()),
+                driver,
                 running: HashMap::new(),
                 waiters: HashMap::new(),
                 handlers: HashMap::new(),

@@ -49,6 +49,11 @@ pub struct SessionOptions {
     /// Answers CHALLENGE messages (authentication); without one a challenge
     /// aborts the join with `wamp.error.cannot_authenticate`.
     pub on_challenge: Option<ChallengeHandler>,
+    /// Read-side high-water mark, in bytes (default 1 MiB): the session
+    /// stops reading from the router while more than this much of what it
+    /// answered on its own to the router's input (pongs, automatic
+    /// replies) is unsent, and resumes once the router reads.
+    pub read_high_water: usize,
     /// TLS settings for `wss://` and `rss://` (custom roots, client
     /// certificates); default: the webpki roots.
     #[cfg(feature = "tls")]
@@ -85,6 +90,7 @@ impl SessionOptions {
             websocket,
             rawsocket,
             on_challenge: None,
+            read_high_water: crate::driver::DEFAULT_HIGH_WATER,
             #[cfg(feature = "tls")]
             tls: None,
         }
