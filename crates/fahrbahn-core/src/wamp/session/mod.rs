@@ -29,6 +29,7 @@ mod tests;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "router")]
 pub(crate) use config::feature_set;
 pub use config::{SessionConfig, client_roles};
 pub use error::{ApplicationError, CommandError, ProtocolViolation, SessionError};
