@@ -26,6 +26,34 @@ async fn router(net: &SimNet, limits: RouterLimits) -> Router {
         .expect("router starts")
 }
 
+/// Joins `realm1` by hand over a RawSocket JSON connection that announced
+/// `max_len_exponent` (the largest message it accepts is 2^(9+exp)).
+async fn raw_client(net: &SimNet, exp: u8, roles: &str) -> tokio::io::DuplexStream {
+    let mut io = net.dial(7).unwrap();
+    io.write_all(&[0x7F, (exp << 4) | 1, 0, 0]).await.unwrap();
+    let mut reply = [0u8; 4];
+    io.read_exact(&mut reply).await.unwrap();
+    assert_eq!(reply[0], 0x7F, "the RawSocket handshake is answered");
+    let hello = format!(r#"[1,"realm1",{{"roles":{roles}}}]"#);
+    send_frame(&mut io, hello.as_bytes()).await;
+    let welcome = read_frame(&mut io).await.expect("WELCOME");
+    assert!(welcome.starts_with(b"[2,"), "{welcome:?}");
+    io
+}
+
+/// Steps the simulated clock until the router holds `n` connections
+/// (closing ones finish on their own timers), for a simulated minute at
+/// most; fails with `why` after that.
+async fn until_connections(router: &Router, n: usize, why: &str) {
+    for _ in 0..600 {
+        if router.connection_count() == n {
+            return;
+        }
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    panic!("{why}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_silent_router_times_the_join_out() {
     let net = SimNet::default();
@@ -103,13 +131,7 @@ async fn a_subscriber_that_stops_reading_is_disconnected_and_nobody_else_notices
     limits.outbound_queue = 32;
     let router = router(&net, limits).await;
     // A subscriber by hand, which stops reading once subscribed.
-    let mut slow = net.dial(7).unwrap();
-    slow.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
-    let mut reply = [0u8; 4];
-    slow.read_exact(&mut reply).await.unwrap();
-    send_frame(&mut slow, br#"[1,"realm1",{"roles":{"subscriber":{}}}]"#).await;
-    let welcome = read_frame(&mut slow).await.expect("WELCOME");
-    assert!(welcome.starts_with(b"[2,"), "{welcome:?}");
+    let mut slow = raw_client(&net, 15, r#"{"subscriber":{}}"#).await;
     send_frame(&mut slow, br#"[32,1,{},"com.example.topic"]"#).await;
     let subscribed = read_frame(&mut slow).await.expect("SUBSCRIBED");
     assert!(subscribed.starts_with(b"[33,1,"), "{subscribed:?}");
@@ -146,12 +168,7 @@ async fn a_subscriber_that_stops_reading_is_disconnected_and_nobody_else_notices
     let rest = read_to_end(&mut slow).await;
     // The router forgets it once its side of the close is done: stepped on
     // the simulated clock, bounded by a simulated minute.
-    let mut steps = 0;
-    while router.connection_count() != 2 {
-        steps += 1;
-        assert!(steps < 600, "the router never forgot the slow subscriber");
-        tokio::time::advance(Duration::from_millis(100)).await;
-    }
+    until_connections(&router, 2, "the router never forgot the slow subscriber").await;
     let received = String::from_utf8_lossy(&rest).matches("[36,").count();
     assert!(
         (received as i64) < EVENTS,
@@ -271,12 +288,7 @@ async fn connections_over_max_connections_are_closed_at_once() {
     assert_eq!(router.connection_count(), 2);
     // Once one ends, there is room again.
     drop(first);
-    let mut steps = 0;
-    while router.connection_count() != 1 {
-        steps += 1;
-        assert!(steps < 600, "the router never forgot the first connection");
-        tokio::time::advance(Duration::from_millis(100)).await;
-    }
+    until_connections(&router, 1, "the router never forgot the first connection").await;
     let (ok4, _fourth) = rawsocket_handshake(&net).await;
     assert!(ok4, "a place was freed");
     let (ok5, _fifth) = rawsocket_handshake(&net).await;
@@ -292,13 +304,7 @@ async fn a_callee_that_stops_answering_pings_is_dropped_and_its_registration_fre
     let router = router(&net, limits).await;
     // A callee by hand: it registers, then reads but never writes again
     // (it does not answer PINGs), like a peer that vanished.
-    let mut callee = net.dial(7).unwrap();
-    callee.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
-    let mut reply = [0u8; 4];
-    callee.read_exact(&mut reply).await.unwrap();
-    send_frame(&mut callee, br#"[1,"realm1",{"roles":{"callee":{}}}]"#).await;
-    let welcome = read_frame(&mut callee).await.expect("WELCOME");
-    assert!(welcome.starts_with(b"[2,"), "{welcome:?}");
+    let mut callee = raw_client(&net, 15, r#"{"callee":{}}"#).await;
     send_frame(&mut callee, br#"[64,1,{},"com.example.silent"]"#).await;
     let registered = read_frame(&mut callee).await.expect("REGISTERED");
     assert!(registered.starts_with(b"[65,1,"), "{registered:?}");
@@ -397,21 +403,6 @@ async fn a_session_leaves_a_router_that_stops_answering_pings() {
     );
 }
 
-/// Joins `realm1` by hand over a RawSocket JSON connection that announced
-/// `max_len_exponent` (the largest message it accepts is 2^(9+exp)).
-async fn raw_client(net: &SimNet, exp: u8, roles: &str) -> tokio::io::DuplexStream {
-    let mut io = net.dial(7).unwrap();
-    io.write_all(&[0x7F, (exp << 4) | 1, 0, 0]).await.unwrap();
-    let mut reply = [0u8; 4];
-    io.read_exact(&mut reply).await.unwrap();
-    assert_eq!(reply[0], 0x7F, "the RawSocket handshake is answered");
-    let hello = format!(r#"[1,"realm1",{{"roles":{roles}}}]"#);
-    send_frame(&mut io, hello.as_bytes()).await;
-    let welcome = read_frame(&mut io).await.expect("WELCOME");
-    assert!(welcome.starts_with(b"[2,"), "{welcome:?}");
-    io
-}
-
 #[tokio::test(start_paused = true)]
 async fn the_outbound_bound_counts_bytes_and_cuts_off_a_subscriber_that_stops_reading() {
     // The attack: 64 KiB events to a subscriber that never reads. The
@@ -461,12 +452,7 @@ async fn the_outbound_bound_counts_bytes_and_cuts_off_a_subscriber_that_stops_re
     }
     tokio::time::advance(Duration::from_secs(60)).await;
     let rest = read_to_end(&mut slow).await;
-    let mut steps = 0;
-    while router.connection_count() != 2 {
-        steps += 1;
-        assert!(steps < 600, "the router never forgot the slow subscriber");
-        tokio::time::advance(Duration::from_millis(100)).await;
-    }
+    until_connections(&router, 2, "the router never forgot the slow subscriber").await;
     let received = String::from_utf8_lossy(&rest).matches("[36,").count();
     // It got at most what the bound and the pipe hold.
     assert!(
