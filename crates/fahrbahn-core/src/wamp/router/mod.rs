@@ -546,13 +546,16 @@ impl Output {
     /// `msg` made ready for `conn`: encoded with its codec once (reusing
     /// a payload of `cache` for the same codec), or only measured while
     /// the connection's messages are queued as built; `None` for unknown
-    /// connections.
+    /// connections and for those over their bound (not even encoded).
     fn prepare(
         &mut self,
         conn: ConnectionId,
         msg: &Message,
         cache: &mut EncodeCache,
     ) -> Option<Prepared> {
+        if self.overflowed.contains(&conn) {
+            return None; // being disconnected: nothing more is queued
+        }
         let queue = self.queues.get(&conn)?;
         let (codec, encoded) = (queue.codec, queue.encoded);
         if encoded {

@@ -1100,3 +1100,73 @@ fn messages_queued_before_the_codec_is_known_are_encoded_when_taken() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Fan-out amplification: one session whose 1000 overlapping prefix
+/// subscriptions all match one 64 KiB PUBLISH gets 1000 EVENTs, but the
+/// router never holds more than its byte bound for it (it is cut off as a
+/// slow consumer instead), and the publisher is untouched.
+#[test]
+fn overlapping_subscriptions_cannot_amplify_a_publish_past_the_bound() {
+    let mut config = RouterConfig::with_realm("r");
+    config.outbound_queue = 1_000_000; // only the bytes bound
+    let bound = config.outbound_queue_bytes;
+    let mut r = Router::new(config, Rng::from_seed(3));
+    let victim = encoded_subscriber(&mut r, Codec::new(Serializer::MsgPack), "a");
+    // "a", "aa", "aaa", …: every one a prefix of the topic published.
+    let topic = "a".repeat(1000);
+    for n in 1..1000 {
+        let mut options = Dict::new();
+        options.insert("match".into(), "prefix".into());
+        r.handle_message(
+            now(),
+            victim,
+            Message::Subscribe {
+                request: 1 + n as u64,
+                options,
+                topic: topic[..n].to_owned(),
+            },
+        );
+        let answer = r.poll_transmit_payload(victim).expect("SUBSCRIBED");
+        let answer = Codec::new(Serializer::MsgPack).decode(&answer).unwrap();
+        assert_eq!(answer[0].name(), "SUBSCRIBED");
+    }
+    let publisher = encoded_subscriber(&mut r, Codec::new(Serializer::MsgPack), "other");
+    r.handle_message(
+        now(),
+        publisher,
+        Message::Publish {
+            request: 9,
+            options: kwargs_of(&[("acknowledge", true.into())]),
+            topic: topic.clone(),
+            args: Some(vec![Value::String("y".repeat(64 * 1024))]),
+            kwargs: None,
+        },
+    );
+    assert!(
+        r.queued_bytes(victim) <= bound,
+        "{} bytes held for one client",
+        r.queued_bytes(victim)
+    );
+    let events: Vec<_> = std::iter::from_fn(|| r.poll_event()).collect();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            RouterEvent::CloseTransport {
+                conn,
+                reason: CloseReason::SlowConsumer
+            } if *conn == victim
+        )),
+        "{events:?}"
+    );
+    // The publisher got its PUBLISHED and nothing else happened to it.
+    let published = r.poll_transmit_payload(publisher).expect("PUBLISHED");
+    let message = Codec::new(Serializer::MsgPack).decode(&published).unwrap();
+    assert_eq!(message[0].name(), "PUBLISHED");
+}
+
+fn kwargs_of(pairs: &[(&str, Value)]) -> Dict {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
+}
