@@ -10,7 +10,7 @@ use std::time::Instant;
 use fahrbahn_core::Rng;
 use fahrbahn_core::ws::{
     ClientConfig, CloseCode, Connection, DeflateConfig, Error, Event, HandshakeError, Limits,
-    Message, ProtocolError, ServerConfig,
+    MAX_QUEUED_PONGS, Message, ProtocolError, ServerConfig,
 };
 use util::{
     BINARY, CLOSE, CONT, KEY, PING, PONG, Pair, Side, TEXT, b0, client_frame, close_payload,
@@ -559,19 +559,23 @@ fn pings_inside_a_fragmented_message_are_answered() {
                     Event::Message(Message::text("Hello world")),
                 ]
             );
-            // Both pings arrived before the pong could be sent: only the
-            // most recent one is answered (5.5.3).
+            // Every ping is answered, in order (the Autobahn|Testsuite's
+            // cases 5.6 and 5.19 want the pongs before the message's echo).
             let out = parse_frames(&pair.take_transmit(side));
             let pongs: Vec<_> = out.iter().map(|f| (f.opcode, f.payload.clone())).collect();
-            assert_eq!(pongs, [(PONG, b"p2".to_vec())]);
+            assert_eq!(pongs, [(PONG, b"p1".to_vec()), (PONG, b"p2".to_vec())]);
         }
     }
 }
 
-// ----- ping floods: one pending pong at most (5.5.3) ----------------------
+// ----- ping floods: a bounded number of pongs (5.5.3) -----------------------
+
+/// The most a pong frame takes: 2 bytes of header, 4 of mask on a client,
+/// 125 of payload.
+const PONG_FRAME_MAX: usize = 2 + 4 + 125;
 
 #[test]
-fn a_ping_flood_without_draining_queues_one_pong() {
+fn a_ping_flood_without_draining_queues_a_bounded_number_of_pongs() {
     for side in [Side::Server, Side::Client] {
         let from = side.other();
         let mut pair = plain();
@@ -579,62 +583,67 @@ fn a_ping_flood_without_draining_queues_one_pong() {
         for i in 0..1000u32 {
             let payload = vec![b'x'; (i % 126) as usize];
             pair.inject(side, &frame_from(from, true, PING, &payload));
-            assert!(pair.conn(side).pong_pending());
-            // One pong frame: 2 bytes of header, 4 of mask on a client.
             bound = bound.max(pair.conn(side).queued_output());
-            assert!(pair.conn(side).queued_output() <= 2 + 4 + 125);
         }
-        assert!(bound <= 2 + 4 + 125, "{bound}");
+        assert!(bound <= (MAX_QUEUED_PONGS + 1) * PONG_FRAME_MAX, "{bound}");
+        assert!(pair.conn(side).pong_pending());
         let out = parse_frames(&pair.take_transmit(side));
-        let last = vec![b'x'; 999 % 126];
-        assert_eq!(out.len(), 1, "{side:?}");
-        assert_eq!((out[0].opcode, out[0].payload.clone()), (PONG, last));
+        // The first pings are answered in order, then only the last one.
+        assert_eq!(out.len(), MAX_QUEUED_PONGS + 1, "{side:?}");
+        for (i, frame) in out[..MAX_QUEUED_PONGS].iter().enumerate() {
+            assert_eq!((frame.opcode, frame.payload.len()), (PONG, i % 126));
+        }
+        let last = &out[MAX_QUEUED_PONGS];
+        assert_eq!((last.opcode, last.payload.len()), (PONG, 999 % 126));
         assert!(!pair.conn(side).pong_pending());
         assert_eq!(pair.conn(side).queued_output(), 0);
     }
 }
 
 #[test]
-fn a_pong_handed_out_is_not_replaced_and_the_next_ping_gets_its_own() {
+fn ten_pings_get_ten_pongs_in_order() {
+    // The Autobahn|Testsuite's case 2.10: not required by RFC 6455, but
+    // expected of a strict implementation.
     for side in [Side::Server, Side::Client] {
         let from = side.other();
         let mut pair = plain();
-        pair.inject(side, &frame_from(from, true, PING, b"p1"));
-        let first = parse_frames(&pair.take_transmit(side));
-        pair.inject(side, &frame_from(from, true, PING, b"p2"));
-        pair.inject(side, &frame_from(from, true, PING, b"p3"));
-        let second = parse_frames(&pair.take_transmit(side));
-        assert_eq!(
-            (first[0].opcode, first[0].payload.as_slice()),
-            (PONG, &b"p1"[..])
-        );
-        assert_eq!(first.len(), 1);
-        assert_eq!(second.len(), 1);
-        assert_eq!(
-            (second[0].opcode, second[0].payload.as_slice()),
-            (PONG, &b"p3"[..])
-        );
+        let mut bytes = Vec::new();
+        for i in 0..10u8 {
+            bytes.extend(frame_from(from, true, PING, &[b'p', b'0' + i]));
+        }
+        pair.inject(side, &bytes);
+        let out = parse_frames(&pair.take_transmit(side));
+        let payloads: Vec<_> = out.iter().map(|f| (f.opcode, f.payload.clone())).collect();
+        let expected: Vec<_> = (0..10u8).map(|i| (PONG, vec![b'p', b'0' + i])).collect();
+        assert_eq!(payloads, expected);
     }
 }
 
 #[test]
-fn a_pending_pong_goes_out_after_queued_messages_and_before_the_close() {
+fn a_pending_pong_goes_out_after_queued_output_and_before_the_close() {
     for side in [Side::Server, Side::Client] {
         let from = side.other();
         let mut pair = plain();
-        // A large message (sent from its own buffer) and a small one.
-        pair.conn(side)
-            .send(Message::binary(vec![7; 4096]))
-            .unwrap();
-        pair.inject(side, &frame_from(from, true, PING, b"p"));
+        let mut flood = Vec::new();
+        for _ in 0..MAX_QUEUED_PONGS {
+            flood.extend(frame_from(from, true, PING, b"p"));
+        }
+        pair.inject(side, &flood);
+        // Over the bound: answered after what is queued, as one pong.
+        pair.inject(side, &frame_from(from, true, PING, b"q1"));
         pair.conn(side).send(Message::text("after")).unwrap();
-        let mut close = frame_from(from, true, PING, b"q");
+        let mut close = frame_from(from, true, PING, b"q2");
         close.extend(frame_from(from, true, CLOSE, &close_payload(1000, "")));
         pair.inject(side, &close);
         let out = parse_frames(&pair.take_transmit(side));
-        let kinds: Vec<_> = out.iter().map(|f| (f.opcode, f.payload.len())).collect();
-        assert_eq!(kinds, [(BINARY, 4096), (TEXT, 5), (PONG, 1), (CLOSE, 2)]);
-        assert_eq!(out[2].payload, b"q");
+        let kinds: Vec<_> = out.iter().map(|f| (f.opcode, f.payload.clone())).collect();
+        let mut expected: Vec<_> = (0..MAX_QUEUED_PONGS)
+            .map(|_| (PONG, b"p".to_vec()))
+            .collect();
+        expected.push((TEXT, b"after".to_vec()));
+        expected.push((PONG, b"q2".to_vec()));
+        expected.push((CLOSE, close_payload(1000, "")[..2].to_vec()));
+        assert_eq!(kinds, expected);
     }
 }
 

@@ -137,6 +137,13 @@ const OWNED_SEND_MIN: usize = 2048;
 /// Spent output buffers up to this capacity are kept for reuse.
 const RECYCLE_MAX: usize = 64 << 10;
 
+/// Pongs queued in a connection's output at most before only the most
+/// recent ping is answered (see [`Connection::pong_pending`]): enough for
+/// every ping of a peer that reads (the Autobahn|Testsuite sends 10 at
+/// once and expects 10 pongs), and a bound of about 2 KiB against a peer
+/// that pings and never reads.
+pub const MAX_QUEUED_PONGS: usize = 16;
+
 /// Moves the bytes of `src` to the end of `buf`, leaving `src` empty:
 /// by swapping the two when `buf` is empty, by copying otherwise. Returns
 /// how many bytes moved.
@@ -174,11 +181,15 @@ pub struct Connection {
     /// Buffers to send before `out`, in order: large payloads handed over
     /// by [`Connection::send`] go out as they are, without a copy.
     sealed: VecDeque<Vec<u8>>,
-    /// The payload of the pong still to send, when `pong_pending`: only
-    /// the most recent ping is answered (RFC 6455 section 5.5.3), so a
-    /// peer that pings and never reads makes us queue one pong at most.
-    /// It goes out after everything in `sealed` and `out` (at a frame
-    /// boundary), or just before our close frame.
+    /// Pong frames written to `out` since it was last handed out: each
+    /// ping is answered at once, in order, up to [`MAX_QUEUED_PONGS`].
+    pongs_queued: usize,
+    /// Past that, the payload of the one pong still to send, when
+    /// `pong_pending`: only the most recent ping is answered (RFC 6455
+    /// section 5.5.3), so a peer that pings and never reads makes us queue
+    /// [`MAX_QUEUED_PONGS`] + 1 pongs at most. It goes out after everything
+    /// in `sealed` and `out` (at a frame boundary), or just before our
+    /// close frame.
     pong: Vec<u8>,
     pong_pending: bool,
     events: VecDeque<Event>,
@@ -255,6 +266,7 @@ impl Connection {
             head: Vec::new(),
             out: Vec::new(),
             sealed: VecDeque::new(),
+            pongs_queued: 0,
             pong: Vec::new(),
             pong_pending: false,
             events: VecDeque::new(),
@@ -576,6 +588,7 @@ impl Connection {
                 // frame boundary.
                 self.flush_pong();
             }
+            self.pongs_queued = 0;
             return hand_over(&mut self.out, buf);
         };
         let n = hand_over(&mut chunk, buf);
@@ -600,8 +613,10 @@ impl Connection {
         self.sealed.iter().map(Vec::len).sum::<usize>() + self.out.len() + pong
     }
 
-    /// Whether an answer to a ping is queued and not yet handed out by
-    /// [`poll_transmit`](Self::poll_transmit).
+    /// Whether an answer to a ping waits to be queued: the peer pinged
+    /// while [`MAX_QUEUED_PONGS`] pongs were queued and not yet handed out
+    /// by [`poll_transmit`](Self::poll_transmit), so only its most recent
+    /// ping will be answered, after them.
     #[must_use]
     pub fn pong_pending(&self) -> bool {
         self.pong_pending
@@ -1050,12 +1065,19 @@ impl Connection {
         match opcode {
             OpCode::Ping => {
                 if !self.close_sent {
-                    // A pong not handed out yet is replaced by this one
-                    // (RFC 6455 section 5.5.3: answering only the most
-                    // recent ping is allowed).
-                    self.pong.clear();
-                    self.pong.extend_from_slice(payload);
-                    self.pong_pending = true;
+                    if self.pongs_queued < MAX_QUEUED_PONGS && !self.pong_pending {
+                        // Answered at once, in order with what we send.
+                        self.write_control(OpCode::Pong, payload);
+                        self.pongs_queued += 1;
+                    } else {
+                        // The peer pings faster than it reads: the pending
+                        // pong not handed out yet is replaced by this one
+                        // (RFC 6455 section 5.5.3: answering only the most
+                        // recent ping is allowed).
+                        self.pong.clear();
+                        self.pong.extend_from_slice(payload);
+                        self.pong_pending = true;
+                    }
                 }
                 self.events.push_back(Event::Ping(payload.to_vec()));
             }

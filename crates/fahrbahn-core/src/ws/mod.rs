@@ -16,7 +16,7 @@ mod message;
 mod utf8;
 
 pub use config::{ClientConfig, DeflateConfig, Limits, ServerConfig, Timeouts};
-pub use connection::{Accept, Closed, Connection, Event, Handshake, Role};
+pub use connection::{Accept, Closed, Connection, Event, Handshake, MAX_QUEUED_PONGS, Role};
 pub use error::{Error, HandshakeError, ProtocolError, SendError};
 pub use handshake::{HandshakeRequest, accept_key};
 pub use message::{CloseCode, Message};
