@@ -18,7 +18,8 @@ struct Trace {
 ///
 /// Invariants: no panic; `Connected` once and first, nothing after
 /// `Closed` and `Closed` last; messages within our limit; every message is
-/// echoed back, which succeeds exactly when it fits the peer's limit;
+/// echoed back while the connection is open, which succeeds exactly
+/// when it fits the peer's limit;
 /// output bounded (the handshake, pongs and echoes); the same events
 /// whether the input arrives at once or in pieces.
 pub fn rawsocket(data: &[u8]) {
@@ -61,13 +62,17 @@ pub fn rawsocket(data: &[u8]) {
                     Event::Message(message) => {
                         let max = peer_max_len.expect("a message before Connected");
                         assert!(message.len() <= conn.max_len(), "a message over our limit");
-                        let sent = conn.send(message);
-                        assert_eq!(
-                            sent.is_ok(),
-                            message.len() <= max,
-                            "echo of {} bytes, peer limit {max}: {sent:?}",
-                            message.len()
-                        );
+                        // A later frame of the same read may have ended
+                        // the connection already.
+                        if conn.is_open() {
+                            let sent = conn.send(message);
+                            assert_eq!(
+                                sent.is_ok(),
+                                message.len() <= max,
+                                "echo of {} bytes, peer limit {max}: {sent:?}",
+                                message.len()
+                            );
+                        }
                     }
                     Event::Pong(payload) => {
                         assert!(peer_max_len.is_some(), "a pong before Connected");

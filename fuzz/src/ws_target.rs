@@ -225,7 +225,8 @@ pub fn ws_handshake(data: &[u8]) {
     if chunk != 0 {
         let (whole, _) = run(0);
         assert_eq!(
-            whole.events, trace.events,
+            comparable(&whole.events),
+            comparable(&trace.events),
             "different events when the input arrives at once"
         );
     }
@@ -306,8 +307,28 @@ pub fn ws_frames(data: &[u8]) {
     if chunk != 0 {
         let whole = run(0);
         assert_eq!(
-            whole.events, trace.events,
+            comparable(&whole.events),
+            comparable(&trace.events),
             "different events when the input arrives at once"
         );
     }
+}
+
+/// Events for comparing runs over the same input cut differently: a
+/// failure is compared by its close code only (which error a broken
+/// message shows first, say invalid UTF-8 in what inflated so far or the
+/// compressed data's own error, may depend on where the reads end).
+fn comparable(events: &[Event]) -> Vec<Event> {
+    events
+        .iter()
+        .map(|event| match event {
+            Event::Closed(closed) if closed.error.is_some() => {
+                let mut closed = closed.clone();
+                closed.reason.clear();
+                closed.error = Some(fahrbahn_core::ws::Error::ConnectionReset);
+                Event::Closed(closed)
+            }
+            other => other.clone(),
+        })
+        .collect()
 }

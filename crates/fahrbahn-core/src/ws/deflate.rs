@@ -207,6 +207,10 @@ mod codec {
         compress: Compress,
         decompress: Decompress,
         agreement: Agreement,
+        /// The message being inflated ended its DEFLATE stream (a block
+        /// with BFINAL set): any more compressed data in it is an error,
+        /// however the payload arrives in pieces.
+        stream_ended: bool,
     }
 
     impl std::fmt::Debug for Codec {
@@ -239,6 +243,7 @@ mod codec {
                 // A 15-bit window inflates anything a smaller one produced.
                 decompress: Decompress::new_with_window_bits(false, 15),
                 agreement,
+                stream_ended: false,
             }
         }
 
@@ -288,6 +293,9 @@ mod codec {
             out: &mut Vec<u8>,
             limit: usize,
         ) -> Result<(), ProtocolError> {
+            if self.stream_ended && !input.is_empty() {
+                return Err(ProtocolError::InvalidCompressedData);
+            }
             loop {
                 if out.len() > limit {
                     return Err(ProtocolError::MessageTooBig { limit });
@@ -309,8 +317,10 @@ mod codec {
                 let consumed = (self.decompress.total_in() - before_in) as usize;
                 input = &input[consumed..];
                 if status == Status::StreamEnd {
-                    // A final block: the next message starts a new stream.
+                    // A final block: the next message starts a new stream,
+                    // and nothing may follow in this one.
                     self.decompress.reset(false);
+                    self.stream_ended = true;
                     if !input.is_empty() {
                         return Err(ProtocolError::InvalidCompressedData);
                     }
@@ -337,7 +347,11 @@ mod codec {
             out: &mut Vec<u8>,
             limit: usize,
         ) -> Result<(), ProtocolError> {
-            self.decompress(&TAIL, out, limit)?;
+            // After a final block the stream is over: no tail to feed.
+            if !std::mem::take(&mut self.stream_ended) {
+                self.decompress(&TAIL, out, limit)?;
+                self.stream_ended = false;
+            }
             if self.agreement.reset_decompressor {
                 self.decompress.reset(false);
             }
@@ -370,6 +384,31 @@ mod codec {
                 .unwrap();
             c.finish_message(&mut plain, 100).unwrap();
             assert_eq!(plain, b"Hello");
+        }
+
+        /// Found by the ws_frames fuzz target: data after a final block
+        /// (BFINAL) was rejected when it came in the same read, but
+        /// inflated as a new stream when it came in a later one.
+        #[test]
+        fn data_after_a_final_block_fails_however_it_is_cut() {
+            // "a" as a final fixed-Huffman block, then "Hello" (RFC 7692
+            // 7.2.3.1) as if a second stream.
+            let mut one_final = Codec::new(agreement(15, false));
+            let mut out = Vec::new();
+            one_final.decompress(&[0x4b, 0x04, 0x00], &mut out, 100).unwrap();
+            one_final.finish_message(&mut out, 100).unwrap();
+            assert_eq!(out, b"a");
+            let payload = [0x4b, 0x04, 0x00, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+            for cut in 0..=payload.len() {
+                let mut c = Codec::new(agreement(15, false));
+                let mut out = Vec::new();
+                let (a, b) = payload.split_at(cut);
+                let result = c
+                    .decompress(a, &mut out, 100)
+                    .and_then(|()| c.decompress(b, &mut out, 100))
+                    .and_then(|()| c.finish_message(&mut out, 100));
+                assert_eq!(result, Err(ProtocolError::InvalidCompressedData), "cut at {cut}");
+            }
         }
 
         #[test]
