@@ -256,6 +256,37 @@ fn stat<'a>(stats: &'a BTreeMap<String, String>, key: &str) -> &'a str {
     stats.get(key).map_or("?", String::as_str)
 }
 
+/// The progress AFL++ last logged (`AFL_NO_UI`'s lines `[*] Fuzzing test
+/// case #3 (315 total, 0 crashes saved, …`): `315 in the queue, 0 crashes`.
+fn progress(log: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text.lines().rev().find(|l| l.contains("Fuzzing test case"))?;
+    let plain = strip_ansi(line);
+    let inner = plain.split_once('(')?.1;
+    let mut parts = inner.split(", ");
+    let total = parts.next()?.strip_suffix(" total")?;
+    let crashes = parts.next()?.split_whitespace().next()?;
+    Some(format!("{total} inputs in the queue, {crashes} crashes"))
+}
+
+/// `text` without terminal escape sequences (`ESC [ … letter`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// A short, stable name for an input: FNV-1a of its bytes.
 fn digest(data: &[u8]) -> String {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -336,15 +367,8 @@ fn run_target(afl: &Afl, bin_dir: &Path, target_dir: &Path, target: &str, second
         }
         if last_report.elapsed() >= Duration::from_secs(10) {
             last_report = Instant::now();
-            let stats = read_stats(&out);
-            eprintln!(
-                "    {target}: {}s, {} execs, corpus {}, {} crashes, {} hangs",
-                start.elapsed().as_secs(),
-                stat(&stats, "execs_done"),
-                stat(&stats, "corpus_count"),
-                stat(&stats, "saved_crashes"),
-                stat(&stats, "saved_hangs"),
-            );
+            let progress = progress(&log).unwrap_or_else(|| "starting".to_owned());
+            eprintln!("    {target}: {}s, {progress}", start.elapsed().as_secs());
         }
         std::thread::sleep(Duration::from_millis(200));
     };
@@ -449,6 +473,19 @@ mod tests {
         for target in &all {
             assert!(fuzz_dir().join("corpus").join(target).is_dir(), "no corpus for {target}");
         }
+    }
+
+    #[test]
+    fn reads_progress_from_the_log() {
+        let dir = std::env::temp_dir().join(format!("xtask-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let log = dir.join("t.log");
+        let line = "\u{1b}[1;94m[*] \u{1b}[0mFuzzing test case #3 (315 total, 0 crashes saved\u{1b}[0m, state: started :-), mode=explore)";
+        std::fs::write(&log, format!("[+] All set\n{line}\n[*] other\n")).unwrap();
+        assert_eq!(progress(&log).as_deref(), Some("315 inputs in the queue, 0 crashes"));
+        std::fs::write(&log, "nothing yet\n").unwrap();
+        assert_eq!(progress(&log), None);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
