@@ -141,10 +141,10 @@ impl Model {
                     Message::Registered { registration, .. } => {
                         client.registrations.push(registration)
                     }
-                    Message::Subscribed { subscription, .. } => {
-                        if !client.subscriptions.contains(&subscription) {
-                            client.subscriptions.push(subscription);
-                        }
+                    Message::Subscribed { subscription, .. }
+                        if !client.subscriptions.contains(&subscription) =>
+                    {
+                        client.subscriptions.push(subscription);
                     }
                     Message::Invocation { request, .. } => client.invocations.push(request),
                     Message::Result {

@@ -23,6 +23,7 @@ pub(crate) fn codec_of(b: u8) -> Codec {
 /// and the same bytes once more, and all of them encoded into one
 /// (batched) payload decode to the same list. (Values holding a NaN are
 /// not equal to themselves; for them only the bytes are compared.)
+#[allow(clippy::eq_op, reason = "a value with a NaN is not equal to itself")]
 pub fn wamp_decode(data: &[u8]) {
     let (b, payload) = take_byte(data);
     let codec = codec_of(b);
@@ -69,7 +70,6 @@ pub fn wamp_decode(data: &[u8]) {
         .decode(&batch)
         .unwrap_or_else(|e| panic!("{codec}: encoded messages do not decode: {e}"));
     assert_eq!(decoded.len(), messages.len(), "{codec}: message count changed");
-    #[allow(clippy::eq_op, reason = "NaN is not equal to itself")]
     if messages == messages {
         assert_eq!(decoded, messages, "{codec}: messages changed on the way");
     }

@@ -96,6 +96,10 @@ struct Trace {
 /// Drains `conn`'s events into `trace`, answering like an application:
 /// a deferred request is accepted (with the first offered subprotocol), a
 /// message is echoed. Checks the order of events.
+#[allow(
+    clippy::field_reassign_with_default,
+    reason = "the core's settings structs are built from their defaults"
+)]
 fn drain(conn: &mut Connection, trace: &mut Trace, limits: Limits) {
     while let Some(event) = conn.poll_event() {
         if let Some(Event::Closed(_)) = trace.events.last() {
