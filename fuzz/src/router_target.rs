@@ -514,7 +514,7 @@ impl Model {
 
 /// The router core fed operations of several clients: the input is
 /// decoded (with `arbitrary`) into the router's settings and a list of
-/// [`Op`]s — attach/hello, register, call, yield, subscribe, publish,
+/// operations — attach/hello, register, call, yield, subscribe, publish,
 /// goodbye, detach, deliver, advance time, garbage, shutdown — that become
 /// [`Message`]s.
 ///
