@@ -78,6 +78,10 @@ struct Model {
     joined: BTreeMap<ConnectionId, String>,
     /// Calls made by a joined session and not finally answered yet.
     pending: BTreeSet<(ConnectionId, u64)>,
+    /// Calls of sessions that left since: answers already queued may
+    /// still arrive, but none is owed (a new session on the connection
+    /// must not inherit them).
+    retired: BTreeSet<(ConnectionId, u64)>,
 }
 
 fn dict(entries: &[(&str, Value)]) -> Dict {
@@ -100,6 +104,7 @@ impl Model {
             clients: (0..SLOTS).map(|_| Client::default()).collect(),
             joined: BTreeMap::new(),
             pending: BTreeSet::new(),
+            retired: BTreeSet::new(),
         }
     }
 
@@ -150,12 +155,14 @@ impl Model {
                     Message::Result {
                         request, details, ..
                     } => {
+                        let call = (conn, request);
                         assert!(
-                            self.pending.contains(&(conn, request)),
+                            self.pending.contains(&call) || self.retired.contains(&call),
                             "RESULT for call {request} of {conn}, which is not pending"
                         );
                         if details.get("progress").and_then(Value::as_bool) != Some(true) {
-                            self.pending.remove(&(conn, request));
+                            self.pending.remove(&call);
+                            self.retired.remove(&call);
                         }
                     }
                     Message::Error {
@@ -163,7 +170,7 @@ impl Model {
                         request,
                         ..
                     } => assert!(
-                        self.pending.remove(&(conn, request)),
+                        self.pending.remove(&(conn, request)) || self.retired.remove(&(conn, request)),
                         "ERROR for call {request} of {conn}, which is not pending"
                     ),
                     Message::Challenge { .. } => panic!("CHALLENGE from the anonymous router"),
@@ -188,6 +195,11 @@ impl Model {
                 }
                 RouterEvent::Left { conn, .. } => {
                     assert!(self.joined.remove(&conn).is_some(), "{conn} left unjoined");
+                    let (gone, kept) = std::mem::take(&mut self.pending)
+                        .into_iter()
+                        .partition(|(c, _)| *c == conn);
+                    self.pending = kept;
+                    self.retired.extend::<BTreeSet<_>>(gone);
                 }
                 RouterEvent::CloseTransport { conn, .. } => {
                     self.deliver(conn);
@@ -532,12 +544,21 @@ pub fn router(data: &[u8]) {
     let Ok(setup) = Setup::arbitrary(&mut u) else {
         return;
     };
+    // Replaying an input by hand (not under AFL++), FAHRBAHN_FUZZ_DEBUG=1
+    // prints the operations it decodes to.
+    let debug = !cfg!(fuzzing) && std::env::var_os("FAHRBAHN_FUZZ_DEBUG").is_some();
+    if debug {
+        eprintln!("{setup:?}");
+    }
     let mut model = Model::new(&setup);
     let mut steps = 0;
     while !u.is_empty() && steps < 256 {
         let Ok(op) = Op::arbitrary(&mut u) else {
             break;
         };
+        if debug {
+            eprintln!("{op:?}");
+        }
         model.apply(&op);
         steps += 1;
     }
