@@ -273,7 +273,8 @@ pub(crate) fn open_pair(mut setup: Setup, limits: Limits) -> (Connection, Connec
 /// message is echoed back, and the real peer, fed everything the fuzzed
 /// side sends (echoes, pongs, close frames), receives exactly the echoed
 /// messages and never fails on them; the same events whether the input
-/// arrives at once or in pieces.
+/// arrives at once or in pieces (a failure compared as a failure: which
+/// fault of a message shows first may depend on the cuts).
 pub fn ws_frames(data: &[u8]) {
     let (setup, rest) = take_byte(data);
     let (chunk, input) = take_byte(rest);
@@ -319,9 +320,10 @@ pub fn ws_frames(data: &[u8]) {
 }
 
 /// Events for comparing runs over the same input cut differently: a
-/// failure is compared by its close code only (which error a broken
-/// message shows first, say invalid UTF-8 in what inflated so far or the
-/// compressed data's own error, may depend on where the reads end).
+/// failure is compared as a failure only. Which fault of a message with
+/// several shows first — invalid UTF-8 in what inflated so far, the
+/// compressed data's own error, the inflated size over the limit — may
+/// depend on where the reads end, and so do the close code and reason.
 fn comparable(events: &[Event]) -> Vec<Event> {
     events
         .iter()
@@ -329,6 +331,7 @@ fn comparable(events: &[Event]) -> Vec<Event> {
             Event::Closed(closed) if closed.error.is_some() => {
                 let mut closed = closed.clone();
                 closed.reason.clear();
+                closed.code = fahrbahn_core::ws::CloseCode::PROTOCOL_ERROR;
                 closed.error = Some(fahrbahn_core::ws::Error::ConnectionReset);
                 Event::Closed(closed)
             }
