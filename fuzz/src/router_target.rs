@@ -170,7 +170,8 @@ impl Model {
                         request,
                         ..
                     } => assert!(
-                        self.pending.remove(&(conn, request)) || self.retired.remove(&(conn, request)),
+                        self.pending.remove(&(conn, request))
+                            || self.retired.remove(&(conn, request)),
                         "ERROR for call {request} of {conn}, which is not pending"
                     ),
                     Message::Challenge { .. } => panic!("CHALLENGE from the anonymous router"),
@@ -233,7 +234,10 @@ impl Model {
             assert_eq!(stats.sessions, sessions, "sessions of {realm}");
         }
         for realm in self.joined.values() {
-            assert!(realms.contains(realm), "a session in the unknown realm {realm}");
+            assert!(
+                realms.contains(realm),
+                "a session in the unknown realm {realm}"
+            );
         }
     }
 

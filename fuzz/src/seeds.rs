@@ -4,8 +4,8 @@
 //! against them.
 
 use fahrbahn_core::Rng;
-use fahrbahn_core::ws::{CloseCode, Connection, Message as WsMessage};
 use fahrbahn_core::wamp::{Codec, Dict, Message, Serializer, Value, client_roles};
+use fahrbahn_core::ws::{CloseCode, Connection, Message as WsMessage};
 
 use crate::util::base;
 use crate::wamp_target::codec_of;
@@ -89,7 +89,8 @@ fn ws_frames(out: &mut Seeds) {
             peer.send(WsMessage::text("hello")).unwrap();
             peer.send(WsMessage::binary(vec![7u8; 300])).unwrap();
             peer.ping(b"ping").unwrap();
-            peer.send(WsMessage::text("hello again, hello again")).unwrap();
+            peer.send(WsMessage::text("hello again, hello again"))
+                .unwrap();
             peer.close(base(), CloseCode::NORMAL, "bye").unwrap();
             let frames = transmit(peer);
             let side = if role == 0 { "server" } else { "client" };
@@ -102,7 +103,9 @@ fn ws_frames(out: &mut Seeds) {
     }
     // A fragmented text message (to a client: unmasked frames).
     let mut data = vec![0x01, 0];
-    data.extend_from_slice(&[0x01, 3, b'a', b'b', b'c', 0x89, 1, b'p', 0x80, 2, b'd', b'e']);
+    data.extend_from_slice(&[
+        0x01, 3, b'a', b'b', b'c', 0x89, 1, b'p', 0x80, 2, b'd', b'e',
+    ]);
     out.push(("ws_frames", "client-fragmented".into(), data));
 }
 
@@ -132,7 +135,11 @@ fn rawsocket(out: &mut Seeds) {
             out.push(("rawsocket", format!("{side}-{name}-chunked"), data));
         }
     }
-    out.push(("rawsocket", "client-refused".into(), vec![0x03, 0, 0x7f, 0x20, 0, 0]));
+    out.push((
+        "rawsocket",
+        "client-refused".into(),
+        vec![0x03, 0, 0x7f, 0x20, 0, 0],
+    ));
 }
 
 fn messages() -> Vec<Message> {

@@ -50,10 +50,16 @@ pub fn wamp_decode(data: &[u8]) {
         let mut bytes = Vec::new();
         serializer.encode(message, &mut bytes);
         let again: Message = serializer.decode(&bytes).unwrap_or_else(|e| {
-            panic!("{serializer}: {} does not decode once encoded: {e}", message.name())
+            panic!(
+                "{serializer}: {} does not decode once encoded: {e}",
+                message.name()
+            )
         });
         if message == message {
-            assert_eq!(&again, message, "{serializer}: a message changed on the way");
+            assert_eq!(
+                &again, message,
+                "{serializer}: a message changed on the way"
+            );
         }
         let mut twice = Vec::new();
         serializer.encode(&again, &mut twice);
@@ -69,7 +75,11 @@ pub fn wamp_decode(data: &[u8]) {
     let decoded = codec
         .decode(&batch)
         .unwrap_or_else(|e| panic!("{codec}: encoded messages do not decode: {e}"));
-    assert_eq!(decoded.len(), messages.len(), "{codec}: message count changed");
+    assert_eq!(
+        decoded.len(),
+        messages.len(),
+        "{codec}: message count changed"
+    );
     if messages == messages {
         assert_eq!(decoded, messages, "{codec}: messages changed on the way");
     }

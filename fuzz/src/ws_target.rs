@@ -223,7 +223,10 @@ pub fn ws_handshake(data: &[u8]) {
     } else {
         assert!(request.starts_with(b"GET /ws HTTP/1.1\r\n"));
         if !connected {
-            assert!(trace.out.is_empty(), "a client that did not connect sent bytes");
+            assert!(
+                trace.out.is_empty(),
+                "a client that did not connect sent bytes"
+            );
         }
     }
     if chunk != 0 {

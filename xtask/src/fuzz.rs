@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::cli::{self, Args};
 use crate::cargo::{self, workspace_root};
+use crate::cli::{self, Args};
 use crate::process::{self, describe};
 use crate::{Result, Tally};
 
@@ -69,11 +69,9 @@ impl Options {
                 }
                 "--time" => {
                     let value = args.value(&flag)?;
-                    options.seconds = value
-                        .parse()
-                        .ok()
-                        .filter(|s| *s > 0)
-                        .ok_or_else(|| format!("--time needs a number of seconds, not `{value}`"))?;
+                    options.seconds = value.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                        format!("--time needs a number of seconds, not `{value}`")
+                    })?;
                 }
                 _ => return Err(cli::unknown(&flag)),
             }
@@ -148,7 +146,11 @@ impl Afl {
             );
             let root = afl.dir.to_string_lossy().into_owned();
             let version = format!("={CARGO_AFL_VERSION}");
-            let mut cmd = cargo::command(["install", "cargo-afl", "--locked", "--version"]);
+            // A debug build: cargo-afl only wraps cargo and AFL++ (which
+            // its build script compiles with make either way), and this
+            // halves the install.
+            let mut cmd =
+                cargo::command(["install", "cargo-afl", "--locked", "--debug", "--version"]);
             cmd.args([version.as_str(), "--root", root.as_str()])
                 .env("XDG_DATA_HOME", afl.data_home())
                 .env_remove("CARGO_TARGET_DIR");
@@ -245,7 +247,8 @@ fn build(afl: &Afl, target_dir: &Path) -> Result<PathBuf> {
 
 /// `key : value` lines of AFL++'s `fuzzer_stats`.
 fn read_stats(out: &Path) -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(out.join("default").join("fuzzer_stats")).unwrap_or_default();
+    let text =
+        std::fs::read_to_string(out.join("default").join("fuzzer_stats")).unwrap_or_default();
     text.lines()
         .filter_map(|line| line.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
@@ -260,7 +263,10 @@ fn stat<'a>(stats: &'a BTreeMap<String, String>, key: &str) -> &'a str {
 /// case #3 (315 total, 0 crashes saved, …`): `315 in the queue, 0 crashes`.
 fn progress(log: &Path) -> Option<String> {
     let text = std::fs::read_to_string(log).ok()?;
-    let line = text.lines().rev().find(|l| l.contains("Fuzzing test case"))?;
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.contains("Fuzzing test case"))?;
     let plain = strip_ansi(line);
     let inner = plain.split_once('(')?.1;
     let mut parts = inner.split(", ");
@@ -310,7 +316,10 @@ fn keep_findings(target: &str, out: &Path) -> Result<Vec<PathBuf>> {
         let mut files: Vec<PathBuf> = entries
             .flatten()
             .map(|e| e.path())
-            .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("id:")))
+            .filter(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("id:"))
+            })
             .collect();
         files.sort();
         for file in files {
@@ -325,7 +334,13 @@ fn keep_findings(target: &str, out: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// Runs one target for `seconds`; true when AFL++ found nothing.
-fn run_target(afl: &Afl, bin_dir: &Path, target_dir: &Path, target: &str, seconds: u64) -> Result<bool> {
+fn run_target(
+    afl: &Afl,
+    bin_dir: &Path,
+    target_dir: &Path,
+    target: &str,
+    seconds: u64,
+) -> Result<bool> {
     let out = target_dir.join("out").join(target);
     if out.exists() {
         std::fs::remove_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
@@ -363,7 +378,10 @@ fn run_target(afl: &Afl, bin_dir: &Path, target_dir: &Path, target: &str, second
             break status;
         }
         if start.elapsed() > deadline {
-            return Err(process::with_log(&log, format!("afl-fuzz {target} did not stop")));
+            return Err(process::with_log(
+                &log,
+                format!("afl-fuzz {target} did not stop"),
+            ));
         }
         if last_report.elapsed() >= Duration::from_secs(10) {
             last_report = Instant::now();
@@ -458,7 +476,14 @@ mod tests {
         let o = parse(&[]).unwrap();
         assert!(o.targets.is_empty());
         assert_eq!(o.seconds, DEFAULT_SECONDS);
-        let o = parse(&["--target", "router,ws_frames", "--target=rawsocket", "--time", "5"]).unwrap();
+        let o = parse(&[
+            "--target",
+            "router,ws_frames",
+            "--target=rawsocket",
+            "--time",
+            "5",
+        ])
+        .unwrap();
         assert_eq!(o.targets, ["router", "ws_frames", "rawsocket"]);
         assert_eq!(o.seconds, 5);
         assert!(parse(&["--time", "0"]).is_err());
@@ -471,7 +496,10 @@ mod tests {
         let all = all_targets().unwrap();
         assert!(all.contains(&"ws_frames".to_owned()), "{all:?}");
         for target in &all {
-            assert!(fuzz_dir().join("corpus").join(target).is_dir(), "no corpus for {target}");
+            assert!(
+                fuzz_dir().join("corpus").join(target).is_dir(),
+                "no corpus for {target}"
+            );
         }
     }
 
@@ -482,7 +510,10 @@ mod tests {
         let log = dir.join("t.log");
         let line = "\u{1b}[1;94m[*] \u{1b}[0mFuzzing test case #3 (315 total, 0 crashes saved\u{1b}[0m, state: started :-), mode=explore)";
         std::fs::write(&log, format!("[+] All set\n{line}\n[*] other\n")).unwrap();
-        assert_eq!(progress(&log).as_deref(), Some("315 inputs in the queue, 0 crashes"));
+        assert_eq!(
+            progress(&log).as_deref(),
+            Some("315 inputs in the queue, 0 crashes")
+        );
         std::fs::write(&log, "nothing yet\n").unwrap();
         assert_eq!(progress(&log), None);
         std::fs::remove_dir_all(&dir).unwrap();

@@ -395,7 +395,9 @@ mod codec {
             // 7.2.3.1) as if a second stream.
             let mut one_final = Codec::new(agreement(15, false));
             let mut out = Vec::new();
-            one_final.decompress(&[0x4b, 0x04, 0x00], &mut out, 100).unwrap();
+            one_final
+                .decompress(&[0x4b, 0x04, 0x00], &mut out, 100)
+                .unwrap();
             one_final.finish_message(&mut out, 100).unwrap();
             assert_eq!(out, b"a");
             let payload = [0x4b, 0x04, 0x00, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
@@ -407,7 +409,11 @@ mod codec {
                     .decompress(a, &mut out, 100)
                     .and_then(|()| c.decompress(b, &mut out, 100))
                     .and_then(|()| c.finish_message(&mut out, 100));
-                assert_eq!(result, Err(ProtocolError::InvalidCompressedData), "cut at {cut}");
+                assert_eq!(
+                    result,
+                    Err(ProtocolError::InvalidCompressedData),
+                    "cut at {cut}"
+                );
             }
         }
 
