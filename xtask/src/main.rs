@@ -3,13 +3,16 @@
 //! Tasks:
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
+//! * `fuzz`: the coverage-guided fuzz targets of `fuzz/` under AFL++ on
+//!   the stable toolchain, see [`fuzz`](mod@fuzz),
 //! * `bench`: the micro-benchmarks, the echo and the WAMP benchmarks,
 //!   written to `docs/benchmarks.md`, see [`bench`](mod@bench) (the lab
 //!   itself is the `bench-lab` crate),
 //! * `interop`: the WAMP client and router against Crossbar.io and
 //!   AutobahnPython, see [`interop`],
 //! * `test`: everything CI checks (format, lints, the docs, the facade's
-//!   feature sets, the MSRV, tests, doc tests, interop, autobahn), see
+//!   feature sets, the MSRV, tests, a fuzz smoke run, doc tests, interop,
+//!   autobahn), see
 //!   [`test`](mod@test) and [`gate`],
 //! * `help`: usage.
 //!
@@ -22,6 +25,7 @@ mod autobahn;
 mod bench;
 mod cli;
 mod docs;
+mod fuzz;
 mod gate;
 mod interop;
 mod report;
@@ -59,6 +63,13 @@ tasks:
                        fahrbahn router and Crossbar.io, with Fahrbahn's client
                        and AutobahnPython)
       --note TEXT      a note for the report (e.g. about the machine's load)
+  fuzz [options]       build the fuzz targets of fuzz/ with AFL++ (cargo-afl,
+                       installed on first use) and run each; a crash or hang
+                       is copied into fuzz/regressions/<target>/ and fails it
+      --target T       one target (repeat or comma-separate for several;
+                       default: every target): ws_handshake, ws_frames,
+                       rawsocket, wamp_decode, router
+      --time S         seconds per target (default: 60)
   interop [options]    the WAMP client and router against Crossbar.io and
                        AutobahnPython
       --runtime R      tokio, smol, async-std or all (default: all)
@@ -73,10 +84,15 @@ tasks:
                        runtime alone, with deflate, with tls, and with none;
                        msrv: clippy::incompatible_msrv against rust-version
                        and no dependency needing a newer rust-version;
-                       the tests (nextest, else cargo test); the doc tests;
+                       the tests (nextest, else cargo test); a fuzz smoke
+                       run (every target 10 s); the doc tests;
                        the interop suite; the default autobahn matrix
                        (--quick: without autobahn)
   help                 this text
+
+fuzz installs cargo-afl (which builds AFL++) into ~/.cache/fahrbahn/afl
+(override with FAHRBAHN_AFL_DIR), builds into target/fuzz/ and writes AFL++'s
+output to target/fuzz/out/<target>/ (see docs/fuzzing.md).
 
 Reports go to target/autobahn/<runtime>-<role>/. wstest is taken from PATH or
 installed by xtask/scripts/install-wstest.sh into ~/.cache/fahrbahn/wstest
@@ -102,6 +118,7 @@ fn main() -> ExitCode {
         }
         Some("autobahn") => cli::parse(autobahn::Options::parse, &rest).map(autobahn::task),
         Some("bench") => cli::parse(bench::parse, &rest).map(bench::task),
+        Some("fuzz") => cli::parse(fuzz::Options::parse, &rest).map(fuzz::task),
         Some("interop") => cli::parse(interop::Options::parse, &rest).map(interop::task),
         Some("test") => cli::parse(test::Options::parse, &rest).map(test::task),
         Some(other) => Err(format!("unknown task `{other}`")),

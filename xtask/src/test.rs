@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::Instant;
 
 use crate::cli::{self, Args};
-use crate::{Tally, autobahn, cargo, gate, process};
+use crate::{Tally, autobahn, cargo, fuzz, gate, process};
 
 /// Options of `cargo xtask test`.
 #[derive(Debug, Default)]
@@ -198,6 +198,14 @@ fn steps(options: &Options) -> Vec<Step> {
             gate::msrv,
         ),
         tests,
+        Step {
+            name: format!(
+                "fuzz smoke: every target of fuzz/ {} s under AFL++ (cargo xtask fuzz --time {})",
+                fuzz::SMOKE_SECONDS,
+                fuzz::SMOKE_SECONDS
+            ),
+            run: Box::new(|| fuzz::task(fuzz::Options::smoke())),
+        },
         Step::cargo(&["test", "--workspace", "--all-features", "--doc"]),
     ];
     steps.extend(interop_steps());

@@ -210,6 +210,10 @@ mod codec {
         compress: Option<Compress>,
         decompress: Option<Decompress>,
         agreement: Agreement,
+        /// The message being inflated ended its DEFLATE stream (a block
+        /// with BFINAL set): any more compressed data in it is an error,
+        /// however the payload arrives in pieces.
+        stream_ended: bool,
     }
 
     impl std::fmt::Debug for Codec {
@@ -241,6 +245,7 @@ mod codec {
                 compress: None,
                 decompress: None,
                 agreement,
+                stream_ended: false,
             }
         }
 
@@ -307,6 +312,9 @@ mod codec {
             out: &mut Vec<u8>,
             limit: usize,
         ) -> Result<(), ProtocolError> {
+            if self.stream_ended && !input.is_empty() {
+                return Err(ProtocolError::InvalidCompressedData);
+            }
             // A 15-bit window inflates anything a smaller one produced.
             let decompress = self
                 .decompress
@@ -333,6 +341,7 @@ mod codec {
                 if status == Status::StreamEnd {
                     // A final block: the next message starts a new stream.
                     decompress.reset(false);
+                    self.stream_ended = true;
                     if !input.is_empty() {
                         return Err(ProtocolError::InvalidCompressedData);
                     }
@@ -359,7 +368,11 @@ mod codec {
             out: &mut Vec<u8>,
             limit: usize,
         ) -> Result<(), ProtocolError> {
-            self.decompress(&TAIL, out, limit)?;
+            // After a final block the stream is over: no tail to feed.
+            if !std::mem::take(&mut self.stream_ended) {
+                self.decompress(&TAIL, out, limit)?;
+                self.stream_ended = false;
+            }
             if self.agreement.reset_decompressor {
                 self.decompress = None;
             }
@@ -392,6 +405,37 @@ mod codec {
                 .unwrap();
             c.finish_message(&mut plain, 100).unwrap();
             assert_eq!(plain, b"Hello");
+        }
+
+        /// Found by the ws_frames fuzz target: data after a final block
+        /// (BFINAL) was rejected when it came in the same read, but
+        /// inflated as a new stream when it came in a later one.
+        #[test]
+        fn data_after_a_final_block_fails_however_it_is_cut() {
+            // "a" as a final fixed-Huffman block, then "Hello" (RFC 7692
+            // 7.2.3.1) as if a second stream.
+            let mut one_final = Codec::new(agreement(15, false));
+            let mut out = Vec::new();
+            one_final
+                .decompress(&[0x4b, 0x04, 0x00], &mut out, 100)
+                .unwrap();
+            one_final.finish_message(&mut out, 100).unwrap();
+            assert_eq!(out, b"a");
+            let payload = [0x4b, 0x04, 0x00, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00];
+            for cut in 0..=payload.len() {
+                let mut c = Codec::new(agreement(15, false));
+                let mut out = Vec::new();
+                let (a, b) = payload.split_at(cut);
+                let result = c
+                    .decompress(a, &mut out, 100)
+                    .and_then(|()| c.decompress(b, &mut out, 100))
+                    .and_then(|()| c.finish_message(&mut out, 100));
+                assert_eq!(
+                    result,
+                    Err(ProtocolError::InvalidCompressedData),
+                    "cut at {cut}"
+                );
+            }
         }
 
         #[test]

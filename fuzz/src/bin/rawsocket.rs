@@ -1,0 +1,7 @@
+//! The `rawsocket` fuzz target (see [`fahrbahn_fuzz::rawsocket`]): AFL++'s
+//! persistent loop under `cargo afl build`, else a replay of the files
+//! named on the command line.
+
+fn main() {
+    fahrbahn_fuzz::main(fahrbahn_fuzz::rawsocket);
+}
