@@ -345,6 +345,9 @@ async fn a_session_that_answers_pings_stays() {
         .unwrap();
     // Ten minutes without messages, every timer firing in order on the
     // simulated clock: the client answers each of the router's pings.
+    // (The clock is paused: it moves only when every task is idle, to the
+    // next timer, so each ping and its pong are exchanged in between. No
+    // wall-clock time passes, and nothing here synchronises on time.)
     tokio::time::sleep(Duration::from_secs(600)).await;
     let caller = Session::connect(&net, "rs://sim:7", "realm1")
         .await
