@@ -8,8 +8,6 @@ use std::time::{Duration, Instant};
 use super::RequestId;
 use super::codec::Codec;
 use super::framing::{Framing, FramingEvent};
-use super::id::MAX_ID;
-use super::message::Message;
 use super::serializer::Serializer;
 use super::session::{CommandError, Session, SessionConfig, SessionEvent};
 use super::transport::{TransportClosed, TransportError};
@@ -137,35 +135,28 @@ impl ClientConnection {
         let (Some(codec), Some(max)) = (self.codec, self.peer_max_len) else {
             return self.session.call(procedure, args, kwargs, options);
         };
-        // Measured with the largest request id: an upper bound.
-        let probe = Message::Call {
-            request: MAX_ID,
-            options,
-            procedure: procedure.to_owned(),
-            args: Some(args),
-            kwargs: Some(kwargs),
-        };
+        // Connected to a router that announced a maximum: what the session
+        // queued before goes out first, then the CALL is encoded once, to
+        // be measured and, when it fits, sent as it is.
+        self.pump();
+        let request = self.session.call(procedure, args, kwargs, options)?;
+        let call = self
+            .session
+            .poll_message()
+            .expect("the session queued the CALL last");
         self.scratch.clear();
-        codec.encode(&probe, &mut self.scratch);
+        codec.encode(&call, &mut self.scratch);
         let size = self.scratch.len();
         if size > max {
+            self.session.forget_call(request);
             return Err(CommandError::PayloadTooLarge { size, max });
         }
-        let Message::Call {
-            options,
-            args,
-            kwargs,
-            ..
-        } = probe
-        else {
-            unreachable!("built above")
-        };
-        self.session.call(
-            procedure,
-            args.unwrap_or_default(),
-            kwargs.unwrap_or_default(),
-            options,
-        )
+        if let Err(e) = self.framing.send_payload(codec, &self.scratch) {
+            let now = self.now.max(self.session.now());
+            log::warn!("cannot send CALL: {e}");
+            self.end_transport(now, TransportError::Send(e));
+        }
+        Ok(request)
     }
 
     /// The largest message the router accepts, in bytes, once connected:

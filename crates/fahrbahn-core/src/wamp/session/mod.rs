@@ -289,6 +289,12 @@ impl Session {
         Ok(RequestId(request))
     }
 
+    /// Forgets a call whose CALL was never sent (it did not fit what the
+    /// router accepts): no answer is expected for it.
+    pub(crate) fn forget_call(&mut self, request: RequestId) {
+        self.pending.remove(&request.0);
+    }
+
     /// Cancels a pending call (`mode`: `skip`, `kill` or `killnowait`;
     /// `None` lets the router choose).
     pub fn cancel(
