@@ -91,12 +91,20 @@ fn dict(entries: &[(&str, Value)]) -> Dict {
         .collect()
 }
 
+/// `max_pending_calls_per_session` of the fuzzed router: small, so that
+/// the limit is reached.
+const MAX_PENDING_CALLS: usize = 8;
+
 impl Model {
     fn new(setup: &Setup) -> Self {
         let mut config = RouterConfig::with_realm("realm1");
         config.auto_create_realms = setup.auto_create_realms;
         config.outbound_queue = 1 + usize::from(setup.queue % 16);
-        let queue = config.outbound_queue;
+        config.max_pending_calls_per_session = MAX_PENDING_CALLS;
+        // The ERRORs that end a client's own calls are queued even over
+        // `outbound_queue` (they never make it a slow consumer), and there
+        // are at most `max_pending_calls_per_session` of them.
+        let queue = config.outbound_queue + MAX_PENDING_CALLS;
         Self {
             router: Router::new(config, Rng::from_seed(setup.seed)),
             now: base(),
@@ -537,7 +545,8 @@ impl Model {
 /// Invariants: no panic; the router's session and connection counts,
 /// `session_of` and each realm's session count agree with its
 /// `Joined`/`Left` events; no connection's queue exceeds
-/// `outbound_queue`; only a client with a session gets messages other
+/// `outbound_queue` plus the ERRORs ending its own calls (at most
+/// `max_pending_calls_per_session`); only a client with a session gets messages other
 /// than WELCOME/GOODBYE/ABORT, and WELCOME only without one; a call gets
 /// RESULTs and at most one final answer, and only while it is pending; no
 /// timer stays due after `handle_timeout`; once the callees answer
