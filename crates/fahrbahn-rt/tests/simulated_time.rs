@@ -41,6 +41,20 @@ async fn raw_client(net: &SimNet, exp: u8, roles: &str) -> tokio::io::DuplexStre
     io
 }
 
+/// A router played by hand on a simulated listener: it accepts the next
+/// client's RawSocket handshake (JSON) and reads its HELLO, which it
+/// returns with the connection.
+async fn router_by_hand(
+    listener: &mut tokio::sync::mpsc::UnboundedReceiver<sim::Pipe>,
+) -> (tokio::io::DuplexStream, Vec<u8>) {
+    let mut pipe = listener.recv().await.expect("the client connects").0;
+    let mut handshake = [0u8; 4];
+    pipe.read_exact(&mut handshake).await.unwrap();
+    pipe.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
+    let hello = read_frame(&mut pipe).await.expect("HELLO");
+    (pipe, hello)
+}
+
 /// Steps the simulated clock until the router holds `n` connections
 /// (closing ones finish on their own timers), for a simulated minute at
 /// most; fails with `why` after that.
@@ -61,11 +75,7 @@ async fn a_silent_router_times_the_join_out() {
     // A peer that accepts the RawSocket handshake, reads HELLO, and then
     // says nothing.
     let peer = tokio::spawn(async move {
-        let mut pipe = listener.recv().await.expect("the client connects").0;
-        let mut handshake = [0u8; 4];
-        pipe.read_exact(&mut handshake).await.unwrap();
-        pipe.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
-        let hello = read_frame(&mut pipe).await.expect("HELLO");
+        let (mut pipe, hello) = router_by_hand(&mut listener).await;
         let rest = read_to_end(&mut pipe).await;
         (hello, rest)
     });
@@ -372,11 +382,7 @@ async fn a_session_leaves_a_router_that_stops_answering_pings() {
     // A router by hand: it welcomes the session, then reads but never
     // writes again (it does not answer PINGs).
     let peer = tokio::spawn(async move {
-        let mut pipe = listener.recv().await.expect("the client connects").0;
-        let mut handshake = [0u8; 4];
-        pipe.read_exact(&mut handshake).await.unwrap();
-        pipe.write_all(&RAWSOCKET_JSON_HELLO).await.unwrap();
-        let _hello = read_frame(&mut pipe).await.expect("HELLO");
+        let (mut pipe, _hello) = router_by_hand(&mut listener).await;
         send_frame(&mut pipe, br#"[2,5,{"roles":{"dealer":{}}}]"#).await;
         read_to_end(&mut pipe).await
     });
