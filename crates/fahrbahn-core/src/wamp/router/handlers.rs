@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 
 use super::dealer::Invocation;
 use super::matching::MatchPolicy;
-use super::{ConnectionId, EncodeCache, Router, SessionRecord};
+use super::{Action, Authorization, ConnectionId, EncodeCache, Router, SessionRecord};
 use crate::wamp::error::{
     ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
     ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED,
@@ -226,8 +226,19 @@ impl Router {
             Ok(f) => f,
             Err(message) => return refuse(self, ERROR_INVALID_ARGUMENT, message),
         };
+        let role_discloses = match self.authorize(session, Action::Publish, topic, options) {
+            None => return,
+            Some(Authorization::Deny) => {
+                return refuse(
+                    self,
+                    ERROR_NOT_AUTHORIZED,
+                    format!("not authorized to publish to topic {topic:?}"),
+                );
+            }
+            Some(Authorization::Allow { disclose }) => disclose,
+        };
         let exclude_me = flag(options, "exclude_me") != Some(false);
-        let disclose_me = flag(options, "disclose_me") == Some(true);
+        let disclose_me = flag(options, "disclose_me") == Some(true) || role_discloses;
         let publication = random_id(&mut self.rng);
         if acknowledge {
             self.send(
@@ -320,6 +331,19 @@ impl Router {
                 ERROR_INVALID_URI,
                 format!("invalid topic {topic:?} for match policy {policy:?}"),
             );
+        }
+        match self.authorize(session, Action::Subscribe, topic, options) {
+            None => return,
+            Some(Authorization::Deny) => {
+                return self.error_reply(
+                    conn,
+                    Message::SUBSCRIBE,
+                    request,
+                    ERROR_NOT_AUTHORIZED,
+                    format!("not authorized to subscribe to topic {topic:?}"),
+                );
+            }
+            Some(Authorization::Allow { .. }) => {}
         }
         let Some(record) = self.sessions.get_mut(&session) else {
             return;
@@ -459,6 +483,19 @@ impl Router {
                 format!("procedure {procedure:?} is reserved: URIs starting with \"wamp.\" belong to WAMP"),
             );
         }
+        match self.authorize(session, Action::Register, procedure, options) {
+            None => return,
+            Some(Authorization::Deny) => {
+                return self.error_reply(
+                    conn,
+                    Message::REGISTER,
+                    request,
+                    ERROR_NOT_AUTHORIZED,
+                    format!("not authorized to register procedure {procedure:?}"),
+                );
+            }
+            Some(Authorization::Allow { .. }) => {}
+        }
         let Some(record) = self.sessions.get_mut(&session) else {
             return;
         };
@@ -558,6 +595,19 @@ impl Router {
                 format!("invalid procedure URI {procedure:?}"),
             );
         }
+        let role_discloses = match self.authorize(session, Action::Call, procedure, options) {
+            None => return,
+            Some(Authorization::Deny) => {
+                return self.error_reply(
+                    conn,
+                    Message::CALL,
+                    request,
+                    ERROR_NOT_AUTHORIZED,
+                    format!("not authorized to call procedure {procedure:?}"),
+                );
+            }
+            Some(Authorization::Allow { disclose }) => disclose,
+        };
         let Some(caller) = self.sessions.get(&session) else {
             return;
         };
@@ -603,7 +653,7 @@ impl Router {
         let receive_progress = flag(options, "receive_progress") == Some(true)
             && callee_record.has_feature("callee", "progressive_call_results");
         let mut details = Dict::new();
-        if flag(options, "disclose_me") == Some(true) {
+        if flag(options, "disclose_me") == Some(true) || role_discloses {
             details.insert("caller".into(), session.into());
             details.insert("caller_authid".into(), caller.authid.clone().into());
             details.insert("caller_authrole".into(), caller.authrole.clone().into());

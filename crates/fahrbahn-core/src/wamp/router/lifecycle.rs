@@ -1,7 +1,7 @@
 //! Session lifecycle: HELLO, authentication, WELCOME, GOODBYE, ABORT,
 //! protocol violations, cleanup and shutdown.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::mem;
 
 use super::{
@@ -10,7 +10,7 @@ use super::{
 };
 use crate::wamp::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_SYSTEM_SHUTDOWN, ERROR_AUTHENTICATION_FAILED, ERROR_CANCELED,
-    ERROR_INVALID_URI, ERROR_NO_SUCH_REALM, ERROR_PROTOCOL_VIOLATION,
+    ERROR_INVALID_URI, ERROR_NO_SUCH_REALM, ERROR_NOT_AUTHORIZED, ERROR_PROTOCOL_VIOLATION,
 };
 use crate::wamp::{Dict, Message, SessionId, Value, is_valid_uri, random_id};
 
@@ -128,6 +128,8 @@ impl Router {
             hello: details,
             authmethod: String::new(),
             challenge: Dict::new(),
+            deadline: self.now.map(|now| now + self.auth_timeout),
+            rounds: 0,
         };
         self.apply_decision(conn, pending, decision);
     }
@@ -172,7 +174,7 @@ impl Router {
                 details.insert("realm".into(), Value::String(pending.realm.clone()));
                 details.insert("authid".into(), Value::String(authid.clone()));
                 details.insert("authrole".into(), Value::String(authrole.clone()));
-                details.insert("authmethod".into(), Value::String(authmethod));
+                details.insert("authmethod".into(), Value::String(authmethod.clone()));
                 details.insert("authprovider".into(), Value::String(authprovider));
                 if !extra.is_empty() {
                     details.insert("authextra".into(), Value::Dict(extra));
@@ -195,7 +197,10 @@ impl Router {
                         realm: realm.clone(),
                         authid: authid.clone(),
                         authrole: authrole.clone(),
+                        authmethod: authmethod.clone(),
                         roles,
+                        authz_cache: HashMap::new(),
+                        authz_cache_bytes: 0,
                         subscriptions: BTreeSet::new(),
                         registrations: BTreeSet::new(),
                         uri_bytes: 0,
@@ -214,11 +219,26 @@ impl Router {
                 });
             }
             AuthDecision::Challenge { authmethod, extra } => {
+                if pending.rounds >= self.max_auth_rounds {
+                    self.reserved.remove(&pending.session);
+                    log::debug!(
+                        "router: {conn} not welcomed after {} CHALLENGEs: aborting",
+                        pending.rounds
+                    );
+                    return self.abort(
+                        conn,
+                        ERROR_NOT_AUTHORIZED,
+                        "too many authentication attempts",
+                    );
+                }
+                pending.rounds += 1;
                 pending.authmethod = authmethod.clone();
                 pending.challenge = extra.clone();
+                // The deadline runs from HELLO: more rounds do not extend it.
+                let deadline = pending.deadline;
                 self.conns
                     .insert(conn, ConnState::Authenticating(Box::new(pending)));
-                self.set_deadline(conn, Some(self.hello_timeout));
+                self.set_deadline_at(conn, deadline);
                 self.send(conn, Message::Challenge { authmethod, extra });
             }
             AuthDecision::Deny { reason, message } => {
@@ -409,12 +429,12 @@ impl Router {
                 {
                     self.reserved.remove(&pending.session);
                 }
-                log::debug!("router: no AUTHENTICATE on {conn} in time: aborting");
+                log::debug!("router: authentication on {conn} did not finish in time: aborting");
                 self.send(
                     conn,
                     Message::Abort {
-                        details: message_details("no AUTHENTICATE in time"),
-                        reason: ERROR_AUTHENTICATION_FAILED.to_owned(),
+                        details: message_details("authentication did not finish in time"),
+                        reason: ERROR_NOT_AUTHORIZED.to_owned(),
                     },
                 );
                 self.close_transport(conn, CloseReason::Timeout);

@@ -87,6 +87,10 @@
 //! ```
 
 mod auth;
+mod authorize;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
+mod authz_tests;
 mod broker;
 mod dealer;
 mod handlers;
@@ -96,13 +100,17 @@ mod matching;
 #[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use auth::{
     AnonymousAuthenticator, AuthDecision, AuthenticateContext, Authenticator, HelloContext,
+};
+pub use authorize::{
+    Action, Authorization, AuthorizeContext, Authorizer, Grants, Permission, Role,
+    StaticAuthorizer, UriMatch,
 };
 
 use crate::Rng;
@@ -138,9 +146,20 @@ pub struct RouterConfig {
     /// `wamp.error.no_such_realm`.
     pub auto_create_realms: bool,
     /// How long a connection may stay without a session: from
-    /// [`Router::attach`] (or a finished GOODBYE) to HELLO, and from each
-    /// CHALLENGE to AUTHENTICATE (default 10 s). Then it is closed.
+    /// [`Router::attach`] (or a finished GOODBYE) to HELLO (default 10 s).
+    /// Then it is closed.
     pub hello_timeout: Duration,
+    /// How long authentication may take, from HELLO to WELCOME over every
+    /// CHALLENGE/AUTHENTICATE round (default 10 s). A client that is not
+    /// welcomed by then gets ABORT `wamp.error.not_authorized` and its
+    /// transport is closed ([`CloseReason::Timeout`]).
+    pub auth_timeout: Duration,
+    /// CHALLENGEs one HELLO may get, at most (default 3): when the
+    /// [`Authenticator`] would challenge once more, the client gets ABORT
+    /// `wamp.error.not_authorized` instead. The router closes the
+    /// transport after every ABORT, so this also bounds the failed
+    /// AUTHENTICATE attempts per connection.
+    pub max_auth_rounds: usize,
     /// How long a client may take to answer the router's GOODBYE after
     /// [`Router::shutdown`] (default 2 s). Then it is closed.
     pub goodbye_timeout: Duration,
@@ -188,6 +207,8 @@ impl Default for RouterConfig {
             realms: Vec::new(),
             auto_create_realms: false,
             hello_timeout: Duration::from_secs(10),
+            auth_timeout: Duration::from_secs(10),
+            max_auth_rounds: 3,
             goodbye_timeout: Duration::from_secs(2),
             outbound_queue_bytes: 16 << 20,
             outbound_queue: 4096,
@@ -345,6 +366,10 @@ pub fn router_roles() -> Dict {
     roles
 }
 
+/// URI bytes of cached authorization verdicts one session may hold; the
+/// cache is emptied when it would hold more.
+const AUTHZ_CACHE_BYTES: usize = 16 * 1024;
+
 /// The `agent` the router announces.
 const AGENT: &str = concat!("Fahrbahn/", env!("CARGO_PKG_VERSION"));
 
@@ -356,6 +381,11 @@ struct PendingJoin {
     hello: Dict,
     authmethod: String,
     challenge: Dict,
+    /// When authentication must be finished ([`RouterConfig::auth_timeout`]
+    /// after HELLO).
+    deadline: Option<Instant>,
+    /// CHALLENGEs sent so far.
+    rounds: usize,
 }
 
 /// Where a connection is in the session lifecycle.
@@ -380,8 +410,14 @@ struct SessionRecord {
     realm: String,
     authid: String,
     authrole: String,
+    authmethod: String,
     /// The client's announced roles (HELLO details.roles).
     roles: Dict,
+    /// Verdicts of a [`cacheable`](Authorizer::cacheable) authorizer, by
+    /// (action, match policy, URI).
+    authz_cache: HashMap<(Action, matching::MatchPolicy, String), Authorization>,
+    /// The URI bytes held by `authz_cache` ([`AUTHZ_CACHE_BYTES`]).
+    authz_cache_bytes: usize,
     subscriptions: BTreeSet<u64>,
     registrations: BTreeSet<u64>,
     /// The summed length of the topics and procedures of `subscriptions`
@@ -415,6 +451,7 @@ pub struct Router {
     auto_create_realms: bool,
     rng: Rng,
     authenticator: Box<dyn Authenticator + Send>,
+    authorizer: Box<dyn Authorizer + Send>,
     realms: BTreeMap<String, Realm>,
     conns: BTreeMap<ConnectionId, ConnState>,
     sessions: BTreeMap<u64, SessionRecord>,
@@ -431,6 +468,8 @@ pub struct Router {
     deadline_of: BTreeMap<ConnectionId, Instant>,
     deadlines: BTreeSet<(Instant, ConnectionId)>,
     hello_timeout: Duration,
+    auth_timeout: Duration,
+    max_auth_rounds: usize,
     goodbye_timeout: Duration,
     session_limits: SessionLimits,
     max_pending_calls: usize,
@@ -672,14 +711,16 @@ impl fmt::Debug for Router {
 }
 
 impl Router {
-    /// A router with the configured realms and anonymous authentication
-    /// ([`AnonymousAuthenticator`]). `rng` draws session and publication
-    /// ids.
+    /// A router with the configured realms, anonymous authentication
+    /// ([`AnonymousAuthenticator`]) and no roles (an empty
+    /// [`StaticAuthorizer`]: every session may do everything). `rng` draws
+    /// session and publication ids.
     pub fn new(config: RouterConfig, rng: Rng) -> Self {
         let mut router = Self {
             auto_create_realms: config.auto_create_realms,
             rng,
             authenticator: Box::new(AnonymousAuthenticator),
+            authorizer: Box::new(StaticAuthorizer::new()),
             realms: BTreeMap::new(),
             conns: BTreeMap::new(),
             sessions: BTreeMap::new(),
@@ -703,6 +744,8 @@ impl Router {
             deadline_of: BTreeMap::new(),
             deadlines: BTreeSet::new(),
             hello_timeout: config.hello_timeout,
+            auth_timeout: config.auth_timeout,
+            max_auth_rounds: config.max_auth_rounds.max(1),
             goodbye_timeout: config.goodbye_timeout,
             session_limits: SessionLimits {
                 registrations: config.max_registrations_per_session,
@@ -737,6 +780,33 @@ impl Router {
     /// authenticating are not affected until their next AUTHENTICATE.
     pub fn set_authenticator(&mut self, authenticator: Box<dyn Authenticator + Send>) {
         self.authenticator = authenticator;
+    }
+
+    /// Replaces the authorizer (builder style), e.g. a
+    /// [`StaticAuthorizer`] with roles.
+    ///
+    /// ```
+    /// use fahrbahn_core::Rng;
+    /// use fahrbahn_core::wamp::router::{Grants, Permission, Role, Router, RouterConfig, StaticAuthorizer, UriMatch};
+    /// let mut roles = StaticAuthorizer::new();
+    /// roles.add_role("realm1", "anonymous", Role::new([Permission::new("com.example.", UriMatch::Prefix, Grants::ALL)]));
+    /// let router = Router::new(RouterConfig::with_realm("realm1"), Rng::from_seed(1))
+    ///     .with_authorizer(Box::new(roles));
+    /// ```
+    #[must_use]
+    pub fn with_authorizer(mut self, authorizer: Box<dyn Authorizer + Send>) -> Self {
+        self.set_authorizer(authorizer);
+        self
+    }
+
+    /// Replaces the authorizer; verdicts cached for joined sessions are
+    /// dropped.
+    pub fn set_authorizer(&mut self, authorizer: Box<dyn Authorizer + Send>) {
+        self.authorizer = authorizer;
+        for record in self.sessions.values_mut() {
+            record.authz_cache.clear();
+            record.authz_cache_bytes = 0;
+        }
     }
 
     /// Adds a realm (nothing happens if it exists). Use a valid URI as the
@@ -1136,14 +1206,67 @@ impl Router {
 
     /// Sets (`Some(after)`: now + after) or clears the deadline of `conn`.
     fn set_deadline(&mut self, conn: ConnectionId, after: Option<Duration>) {
+        let at = after.and_then(|after| self.now.map(|now| now + after));
+        self.set_deadline_at(conn, at);
+    }
+
+    /// Sets (`Some(at)`) or clears the deadline of `conn`.
+    fn set_deadline_at(&mut self, conn: ConnectionId, at: Option<Instant>) {
         if let Some(at) = self.deadline_of.remove(&conn) {
             self.deadlines.remove(&(at, conn));
         }
-        if let (Some(after), Some(now)) = (after, self.now) {
-            let at = now + after;
+        if let Some(at) = at {
             self.deadline_of.insert(conn, at);
             self.deadlines.insert((at, conn));
         }
+    }
+
+    /// Asks the authorizer whether `session` may perform `action` on
+    /// `uri` (through the session's cache when the authorizer is
+    /// cacheable). `None` when the session is gone.
+    fn authorize(
+        &mut self,
+        session: u64,
+        action: Action,
+        uri: &str,
+        options: &Dict,
+    ) -> Option<Authorization> {
+        let record = self.sessions.get_mut(&session)?;
+        let cacheable = self.authorizer.cacheable();
+        let policy =
+            matching::MatchPolicy::from_options(options).unwrap_or(matching::MatchPolicy::Exact);
+        if cacheable {
+            if let Some(v) = record.authz_cache.get(&(action, policy, uri.to_owned())) {
+                return Some(*v);
+            }
+        }
+        let verdict = self.authorizer.authorize(&AuthorizeContext {
+            session: SessionId(session),
+            realm: &record.realm,
+            authid: &record.authid,
+            authrole: &record.authrole,
+            authmethod: &record.authmethod,
+            action,
+            uri,
+            options,
+        });
+        if cacheable {
+            if record.authz_cache_bytes + uri.len() > AUTHZ_CACHE_BYTES {
+                record.authz_cache.clear();
+                record.authz_cache_bytes = 0;
+            }
+            record.authz_cache_bytes += uri.len();
+            record
+                .authz_cache
+                .insert((action, policy, uri.to_owned()), verdict);
+        }
+        if !verdict.is_allowed() {
+            log::debug!(
+                "router: session {session} (authrole {:?}) may not {action} {uri:?}",
+                record.authrole
+            );
+        }
+        Some(verdict)
     }
 
     /// Disconnects the connections whose queue overflowed while the last

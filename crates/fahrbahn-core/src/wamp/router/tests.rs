@@ -2,7 +2,8 @@
 
 use super::*;
 use crate::wamp::error::{
-    ERROR_AUTHENTICATION_FAILED, ERROR_CANCELED, ERROR_OPTION_NOT_ALLOWED, ERROR_PROTOCOL_VIOLATION,
+    ERROR_AUTHENTICATION_FAILED, ERROR_CANCELED, ERROR_NOT_AUTHORIZED, ERROR_OPTION_NOT_ALLOWED,
+    ERROR_PROTOCOL_VIOLATION,
 };
 
 fn now() -> Instant {
@@ -223,7 +224,7 @@ fn authentication_releases_reserved_ids() {
     // An empty Deny reason becomes authentication_failed.
     assert!(matches!(
         r.poll_outgoing(),
-        Some((_, Message::Abort { reason, .. })) if reason == crate::wamp::error::ERROR_AUTHENTICATION_FAILED
+        Some((_, Message::Abort { reason, .. })) if reason == ERROR_AUTHENTICATION_FAILED
     ));
     let c = r.attach(now());
     r.handle_message(now(), c, hello);
@@ -335,13 +336,13 @@ fn an_unanswered_challenge_is_aborted_at_the_deadline() {
         r.poll_outgoing(),
         Some((_, Message::Challenge { .. }))
     ));
-    // The deadline restarts at the CHALLENGE.
+    // The deadline runs from HELLO.
     assert_eq!(r.poll_timeout(), Some(t0 + Duration::from_secs(15)));
     r.handle_timeout(t0 + Duration::from_secs(15));
     match r.poll_outgoing() {
         Some((c, Message::Abort { reason, .. })) => {
             assert_eq!(c, conn);
-            assert_eq!(reason, ERROR_AUTHENTICATION_FAILED);
+            assert_eq!(reason, ERROR_NOT_AUTHORIZED);
         }
         other => panic!("{other:?}"),
     }
