@@ -22,6 +22,7 @@ async fn main() -> Result<(), Error> {
         .await?;
     let ws_url = router.websocket_url().expect("a WebSocket listener");
     let rs_url = router.rawsocket_url().expect("a RawSocket listener");
+    println!("router: {}", router.access());
     println!("router: listening on {ws_url} and {rs_url}");
 
     // RPC: a callee and a caller, over WebSocket.

@@ -144,11 +144,13 @@ impl Default for Connect {
 /// `fahrbahn router`.
 #[derive(Debug, Clone, Default, PartialEq, Args)]
 pub(crate) struct RouterArgs {
-    /// Read a TOML configuration (realms, listeners, limits)
+    /// Read a TOML configuration (realms, listeners, limits, roles,
+    /// allowed origins)
     #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     pub(crate) config: Option<String>,
-    /// Add a WebSocket listener on ADDR (e.g. 0.0.0.0:8080; port 0 picks a
-    /// free port); repeatable
+    /// Add a WebSocket listener on ADDR (e.g. 127.0.0.1:8080; port 0 picks
+    /// a free port; an address beyond loopback needs a --config listener
+    /// with `expose = true`); repeatable
     #[arg(long = "ws", value_name = "ADDR", allow_hyphen_values = true)]
     pub(crate) websocket: Vec<String>,
     /// Add a RawSocket listener on ADDR; repeatable

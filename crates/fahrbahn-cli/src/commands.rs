@@ -379,6 +379,7 @@ async fn router(a: RouterArgs) -> Outcome {
             if realms.len() == 1 { "" } else { "s" },
             realms.join(", ")
         );
+        let _ = writeln!(out, "{}", router.access());
         for listener in router.listeners() {
             let _ = writeln!(out, "listening on {}", listener.url());
         }

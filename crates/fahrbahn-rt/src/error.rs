@@ -269,6 +269,31 @@ pub enum ConfigError {
         /// Why.
         source: AddrParseError,
     },
+    /// A `[[role]]` names a realm the router does not serve.
+    RoleRealm {
+        /// The realm.
+        realm: String,
+        /// The role.
+        role: String,
+    },
+    /// The same role is defined twice in one realm.
+    DuplicateRole {
+        /// The realm.
+        realm: String,
+        /// The role.
+        role: String,
+    },
+    /// Roles are configured and a custom authorizer is plugged in: the
+    /// authorizer would ignore the roles.
+    RolesAndAuthorizer,
+    /// `allowed_origins` is set on a listener that is not WebSocket.
+    OriginsNotWebSocket,
+    /// A TCP listener on an address other than loopback, without
+    /// `expose = true`.
+    NotLoopback {
+        /// The address.
+        address: String,
+    },
     /// A TLS certificate or key file cannot be read or parsed.
     #[cfg(feature = "tls")]
     Pem {
@@ -293,6 +318,23 @@ impl fmt::Display for ConfigError {
             ConfigError::Address { address, source } => {
                 write!(f, "bad listener address {address:?}: {source}")
             }
+            ConfigError::RoleRealm { realm, role } => write!(
+                f,
+                "role {role:?} is defined for realm {realm:?}, which is not in `realms`"
+            ),
+            ConfigError::DuplicateRole { realm, role } => {
+                write!(f, "role {role:?} is defined twice in realm {realm:?}")
+            }
+            ConfigError::RolesAndAuthorizer => f.write_str(
+                "roles are configured and a custom authorizer is set: the authorizer would ignore the roles (drop one of them)",
+            ),
+            ConfigError::OriginsNotWebSocket => {
+                f.write_str("`allowed_origins` applies to WebSocket listeners only")
+            }
+            ConfigError::NotLoopback { address } => write!(
+                f,
+                "listener {address} is reachable from other machines: set `expose = true` on it (and configure roles, authentication and `allowed_origins`) or listen on 127.0.0.1"
+            ),
             #[cfg(feature = "tls")]
             ConfigError::Pem { path, source } => {
                 write!(f, "cannot use {}: {source}", path.display())
@@ -309,7 +351,13 @@ impl std::error::Error for ConfigError {
             ConfigError::Address { source, .. } => Some(source),
             #[cfg(feature = "tls")]
             ConfigError::Pem { source, .. } => Some(source),
-            ConfigError::ListenerAddress | ConfigError::NoRealm => None,
+            ConfigError::ListenerAddress
+            | ConfigError::NoRealm
+            | ConfigError::RoleRealm { .. }
+            | ConfigError::DuplicateRole { .. }
+            | ConfigError::RolesAndAuthorizer
+            | ConfigError::OriginsNotWebSocket
+            | ConfigError::NotLoopback { .. } => None,
         }
     }
 }

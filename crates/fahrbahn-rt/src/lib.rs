@@ -29,13 +29,13 @@ pub use fahrbahn_core::wamp::{
     to_value,
 };
 pub use fahrbahn_core::ws::{
-    Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake, HandshakeRequest, Limits,
-    Message, ServerConfig, Timeouts,
+    Accept, AllowedOrigins, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake,
+    HandshakeRequest, Limits, Message, ServerConfig, Timeouts,
 };
 pub use incoming::{DEFAULT_MAX_PENDING_HANDSHAKES, Incoming};
 pub use router::{
-    ListenerConfig, ListenerInfo, Router, RouterBuilder, RouterConfig, RouterLimits, TlsFiles,
-    TransportKind,
+    AllowConfig, DiscloseConfig, ListenerConfig, ListenerInfo, MatchConfig, PermissionConfig,
+    RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind,
 };
 pub use runtime::{
     AnyListener, AsyncTimer, BoxFuture, BoxTransport, Executor, ExecutorHandle, Runtime,

@@ -84,8 +84,8 @@ pub mod ws {
     };
 
     pub use fahrbahn_core::ws::{
-        Accept, ClientConfig, CloseCode, Closed, DeflateConfig, Error, Handshake, HandshakeRequest,
-        Limits, Message, SendError, ServerConfig, Timeouts,
+        Accept, AllowedOrigins, ClientConfig, CloseCode, Closed, DeflateConfig, Error, Handshake,
+        HandshakeRequest, Limits, Message, SendError, ServerConfig, Timeouts,
     };
 }
 
@@ -108,8 +108,15 @@ pub mod wamp {
     /// The embedded WAMP router, served on listeners of any runtime.
     pub mod router {
         pub use fahrbahn_rt::{
-            ListenerConfig, ListenerInfo, Router, RouterBuilder, RouterConfig, RouterLimits,
+            AllowConfig, DiscloseConfig, ListenerConfig, ListenerInfo, MatchConfig,
+            PermissionConfig, RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits,
             TlsFiles, TransportKind,
+        };
+
+        pub use fahrbahn_core::wamp::router::{
+            Action, AnonymousAuthenticator, AuthDecision, AuthenticateContext, Authenticator,
+            Authorization, AuthorizeContext, Authorizer, Grants, HelloContext, Permission, Role,
+            StaticAuthorizer, UriMatch,
         };
     }
 }

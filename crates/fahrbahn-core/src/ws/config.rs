@@ -187,6 +187,10 @@ pub struct ServerConfig {
     /// and waits for [`accept`](super::Connection::accept) or
     /// [`reject`](super::Connection::reject) instead of accepting by itself.
     pub defer_accept: bool,
+    /// The `Origin`s accepted (`None`, the default: every origin). A
+    /// request from another origin is refused with HTTP 403 before it is
+    /// accepted or announced ([`defer_accept`](Self::defer_accept)).
+    pub allowed_origins: Option<super::AllowedOrigins>,
     /// Size limits.
     pub limits: Limits,
     /// Timers.

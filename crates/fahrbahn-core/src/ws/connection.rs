@@ -702,6 +702,16 @@ impl Connection {
                     unreachable!("matched above")
                 };
                 self.head.drain(..n);
+                let origin = parsed.request.header("origin");
+                if let Some(allowed) = &config.allowed_origins {
+                    if !allowed.admits(origin) {
+                        log::debug!(
+                            "WebSocket request from origin {origin:?} refused: not allowed"
+                        );
+                        handshake::write_reject(&mut self.out, 403, "origin not allowed");
+                        return self.terminate(Error::Handshake(HandshakeError::Rejected(403)));
+                    }
+                }
                 if config.defer_accept {
                     self.events
                         .push_back(Event::Request(parsed.request.clone()));

@@ -13,6 +13,7 @@ mod frame;
 mod handshake;
 mod mask;
 mod message;
+mod origin;
 mod utf8;
 
 pub use config::{ClientConfig, DeflateConfig, Limits, ServerConfig, Timeouts};
@@ -20,3 +21,4 @@ pub use connection::{Accept, Closed, Connection, Event, Handshake, MAX_QUEUED_PO
 pub use error::{Error, HandshakeError, ProtocolError, SendError};
 pub use handshake::{HandshakeRequest, accept_key};
 pub use message::{CloseCode, Message};
+pub use origin::AllowedOrigins;

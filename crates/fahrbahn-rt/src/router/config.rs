@@ -1,8 +1,13 @@
 //! Router configuration: listeners, limits, realms, from a builder or a
 //! TOML file.
 
+use std::fmt;
+use std::net::SocketAddr;
 use std::path::Path;
 
+use fahrbahn_core::wamp::router::{
+    Authenticator, Authorizer, Grants, Permission, Role, StaticAuthorizer, UriMatch,
+};
 use serde::Deserialize;
 
 use super::Router;
@@ -43,6 +48,20 @@ pub struct ListenerConfig {
     /// (needs the `tls` feature).
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// WebSocket only: the `Origin`s accepted (exact, or with `*`
+    /// wildcards such as `https://*.example.com` or `http://127.0.0.1:*`;
+    /// `null` only if listed). Unset: every origin — any web page the
+    /// user visits can then reach the router. A request without `Origin`
+    /// (non-browser clients) is always accepted; a refused one gets HTTP
+    /// 403.
+    #[serde(default)]
+    pub allowed_origins: Option<Vec<String>>,
+    /// Allow a TCP address other than loopback (e.g. `0.0.0.0:8080`).
+    /// Without it such a listener is refused at start: a router reachable
+    /// from other machines should have roles, authentication and
+    /// `allowed_origins` configured deliberately.
+    #[serde(default)]
+    pub expose: bool,
 }
 
 impl ListenerConfig {
@@ -53,6 +72,8 @@ impl ListenerConfig {
             address: Some(address.into()),
             unix: None,
             tls: None,
+            allowed_origins: None,
+            expose: false,
         }
     }
 
@@ -63,6 +84,8 @@ impl ListenerConfig {
             address: None,
             unix: Some(path.into()),
             tls: None,
+            allowed_origins: None,
+            expose: false,
         }
     }
 }
@@ -117,9 +140,15 @@ pub struct RouterLimits {
     /// it is disconnected as too slow (default 4096): a secondary bound,
     /// for many tiny messages.
     pub outbound_queue: usize,
-    /// Seconds a client may take from connecting to HELLO, and from each
-    /// CHALLENGE to AUTHENTICATE (default 10).
+    /// Seconds a client may take from connecting to HELLO (default 10).
     pub hello_timeout_secs: u64,
+    /// Seconds authentication may take, from HELLO to WELCOME over every
+    /// CHALLENGE (default 10); then ABORT `wamp.error.not_authorized`.
+    pub auth_timeout_secs: u64,
+    /// CHALLENGEs one HELLO may get (default 3): one more gets ABORT
+    /// `wamp.error.not_authorized`, and every ABORT closes the transport,
+    /// so this bounds the failed attempts per connection.
+    pub max_auth_rounds: usize,
     /// Registrations one session may hold (default 1000). One more REGISTER
     /// is answered with ERROR `wamp.error.not_authorized`, the reason in
     /// `args[0]`; the session stays.
@@ -162,6 +191,8 @@ impl Default for RouterLimits {
             outbound_queue_bytes: 16 << 20,
             outbound_queue: 4096,
             hello_timeout_secs: 10,
+            auth_timeout_secs: 10,
+            max_auth_rounds: 3,
             max_registrations_per_session: 1000,
             max_subscriptions_per_session: 1000,
             max_uri_bytes_per_session: 1 << 20,
@@ -211,6 +242,163 @@ pub struct RouterConfig {
     /// Limits.
     #[serde(default)]
     pub limits: RouterLimits,
+    /// Roles with per-URI permissions (`[[role]]` tables in TOML). A
+    /// realm without roles lets every session do everything; a realm with
+    /// roles denies what its sessions' roles do not allow, and everything
+    /// to a session whose authrole it does not define.
+    #[serde(default, rename = "role")]
+    pub roles: Vec<RoleConfig>,
+}
+
+/// One role of one realm, as in Crossbar.io's static authorization.
+///
+/// ```
+/// use fahrbahn_rt::RouterConfig;
+/// let config = RouterConfig::from_toml(r#"
+///     realms = ["realm1"]
+///
+///     [[role]]
+///     realm = "realm1"
+///     name = "restricted"
+///     permissions = [
+///         { uri = "com.example.", match = "prefix", allow = { call = true, subscribe = true } },
+///     ]
+/// "#).unwrap();
+/// assert_eq!(config.roles[0].permissions[0].allow.call, true);
+/// assert_eq!(config.roles[0].permissions[0].allow.register, false);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RoleConfig {
+    /// The realm (one of `realms`).
+    pub realm: String,
+    /// The role name: sessions whose authrole is this get its permissions.
+    pub name: String,
+    /// Its rules (none: the role may do nothing).
+    #[serde(default)]
+    pub permissions: Vec<PermissionConfig>,
+}
+
+impl RoleConfig {
+    /// A role without permissions yet.
+    pub fn new(realm: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            realm: realm.into(),
+            name: name.into(),
+            permissions: Vec::new(),
+        }
+    }
+
+    /// Adds a rule (builder style).
+    pub fn permission(mut self, permission: PermissionConfig) -> Self {
+        self.permissions.push(permission);
+        self
+    }
+
+    /// The core role these rules make.
+    pub fn to_role(&self) -> Role {
+        Role::new(self.permissions.iter().map(PermissionConfig::to_permission))
+    }
+}
+
+/// How a [`PermissionConfig`]'s URI matches (`match` in TOML).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum MatchConfig {
+    /// The URI itself (the default).
+    #[default]
+    Exact,
+    /// Every URI starting with it (`""`: every URI).
+    Prefix,
+    /// Empty components match any one component (`com..update`).
+    Wildcard,
+}
+
+/// One rule of a role: a URI, how it matches, what it allows and
+/// discloses. Which rule decides: an `exact` one, else the most specific
+/// `wildcard` one, else the longest `prefix` one, else none (denied).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PermissionConfig {
+    /// The URI, prefix or wildcard pattern.
+    pub uri: String,
+    /// `exact` (default), `prefix` or `wildcard`.
+    #[serde(default, rename = "match")]
+    pub match_: MatchConfig,
+    /// What it allows (each defaults to `false`).
+    #[serde(default)]
+    pub allow: AllowConfig,
+    /// What it discloses (each defaults to `false`).
+    #[serde(default)]
+    pub disclose: DiscloseConfig,
+}
+
+impl PermissionConfig {
+    /// A rule that allows nothing yet.
+    pub fn new(uri: impl Into<String>, match_: MatchConfig) -> Self {
+        Self {
+            uri: uri.into(),
+            match_,
+            allow: AllowConfig::default(),
+            disclose: DiscloseConfig::default(),
+        }
+    }
+
+    /// The core permission.
+    pub fn to_permission(&self) -> Permission {
+        let policy = match self.match_ {
+            MatchConfig::Exact => UriMatch::Exact,
+            MatchConfig::Prefix => UriMatch::Prefix,
+            MatchConfig::Wildcard => UriMatch::Wildcard,
+        };
+        let mut grants = Grants::NONE;
+        grants.call = self.allow.call;
+        grants.register = self.allow.register;
+        grants.publish = self.allow.publish;
+        grants.subscribe = self.allow.subscribe;
+        grants.disclose_caller = self.disclose.caller;
+        grants.disclose_publisher = self.disclose.publisher;
+        Permission::new(self.uri.clone(), policy, grants)
+    }
+}
+
+/// The actions a rule allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct AllowConfig {
+    /// CALL.
+    pub call: bool,
+    /// REGISTER.
+    pub register: bool,
+    /// PUBLISH.
+    pub publish: bool,
+    /// SUBSCRIBE.
+    pub subscribe: bool,
+}
+
+impl AllowConfig {
+    /// Every action.
+    pub const ALL: AllowConfig = AllowConfig {
+        call: true,
+        register: true,
+        publish: true,
+        subscribe: true,
+    };
+}
+
+/// What a rule discloses to callees and subscribers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct DiscloseConfig {
+    /// The caller's session id, authid and authrole in each INVOCATION.
+    pub caller: bool,
+    /// The publisher's session id, authid and authrole in each EVENT.
+    pub publisher: bool,
 }
 
 fn default_realms() -> Vec<String> {
@@ -223,6 +411,7 @@ impl Default for RouterConfig {
             realms: default_realms(),
             listeners: Vec::new(),
             limits: RouterLimits::default(),
+            roles: Vec::new(),
         }
     }
 }
@@ -256,7 +445,51 @@ impl RouterConfig {
         if self.realms.is_empty() {
             return Err(ConfigError::NoRealm);
         }
+        if self
+            .listeners
+            .iter()
+            .any(|l| l.allowed_origins.is_some() && l.transport != TransportKind::WebSocket)
+        {
+            return Err(ConfigError::OriginsNotWebSocket);
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for role in &self.roles {
+            if !self.realms.contains(&role.realm) {
+                return Err(ConfigError::RoleRealm {
+                    realm: role.realm.clone(),
+                    role: role.name.clone(),
+                });
+            }
+            if !seen.insert((&role.realm, &role.name)) {
+                return Err(ConfigError::DuplicateRole {
+                    realm: role.realm.clone(),
+                    role: role.name.clone(),
+                });
+            }
+        }
+        for l in &self.listeners {
+            if let (Some(address), false) = (&l.address, l.expose) {
+                // Unparsable addresses are reported when binding.
+                if address
+                    .parse::<SocketAddr>()
+                    .is_ok_and(|a| !a.ip().is_loopback())
+                {
+                    return Err(ConfigError::NotLoopback {
+                        address: address.clone(),
+                    });
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The static authorizer the `roles` make.
+    pub(super) fn static_authorizer(&self) -> StaticAuthorizer {
+        let mut authorizer = StaticAuthorizer::new();
+        for role in &self.roles {
+            authorizer.add_role(&role.realm, &role.name, role.to_role());
+        }
+        authorizer
     }
 }
 
@@ -275,10 +508,28 @@ impl RouterConfig {
 /// router.shutdown().await;
 /// # Ok(()) }
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Default)]
 pub struct RouterBuilder {
     config: RouterConfig,
     explicit_realms: bool,
+    plugins: Plugins,
+}
+
+/// What the builder plugs into the router core besides the configuration.
+#[derive(Default)]
+pub(super) struct Plugins {
+    pub(super) authenticator: Option<Box<dyn Authenticator + Send>>,
+    pub(super) authorizer: Option<Box<dyn Authorizer + Send>>,
+}
+
+impl fmt::Debug for RouterBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RouterBuilder")
+            .field("config", &self.config)
+            .field("authenticator", &self.plugins.authenticator.is_some())
+            .field("authorizer", &self.plugins.authorizer.is_some())
+            .finish()
+    }
 }
 
 impl RouterBuilder {
@@ -335,9 +586,39 @@ impl RouterBuilder {
         self
     }
 
+    /// Adds a role to a realm (from then on that realm denies what its
+    /// roles do not allow).
+    ///
+    /// ```
+    /// use fahrbahn_rt::{AllowConfig, MatchConfig, PermissionConfig, RoleConfig, Router};
+    /// let mut rule = PermissionConfig::new("com.example.", MatchConfig::Prefix);
+    /// rule.allow.call = true;
+    /// let builder = Router::builder()
+    ///     .realm("realm1")
+    ///     .role(RoleConfig::new("realm1", "restricted").permission(rule));
+    /// ```
+    pub fn role(mut self, role: RoleConfig) -> Self {
+        self.config.roles.push(role);
+        self
+    }
+
+    /// Plugs in an authenticator (default: everyone joins anonymously,
+    /// authrole `anonymous`).
+    pub fn authenticator(mut self, authenticator: Box<dyn Authenticator + Send>) -> Self {
+        self.plugins.authenticator = Some(authenticator);
+        self
+    }
+
+    /// Plugs in an authorizer instead of the configured roles (setting
+    /// both is a configuration error).
+    pub fn authorizer(mut self, authorizer: Box<dyn Authorizer + Send>) -> Self {
+        self.plugins.authorizer = Some(authorizer);
+        self
+    }
+
     /// Binds every listener and starts serving on `runtime`.
     pub async fn start<R: Runtime>(self, runtime: &R) -> Result<Router, Error> {
-        Router::start(runtime, self.config).await
+        Router::start(runtime, self.config, self.plugins).await
     }
 
     /// The configuration built so far.

@@ -38,8 +38,11 @@ use fahrbahn_core::wamp::router::{
 };
 
 pub use config::{
-    ListenerConfig, RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind,
+    AllowConfig, DiscloseConfig, ListenerConfig, MatchConfig, PermissionConfig, RoleConfig,
+    RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind,
 };
+
+use fahrbahn_core::ws::AllowedOrigins;
 
 use crate::error::{ConfigError, Error};
 use crate::runtime::{AnyListener, AsyncTimer, ExecutorHandle, Runtime};
@@ -209,6 +212,7 @@ impl ListenerInfo {
 pub struct Router {
     shared: Arc<Shared>,
     listeners: Vec<ListenerInfo>,
+    access: String,
 }
 
 impl std::fmt::Debug for Router {
@@ -225,19 +229,37 @@ impl Router {
         RouterBuilder::default()
     }
 
-    async fn start<R: Runtime>(runtime: &R, config: RouterConfig) -> Result<Router, Error> {
+    async fn start<R: Runtime>(
+        runtime: &R,
+        config: RouterConfig,
+        plugins: config::Plugins,
+    ) -> Result<Router, Error> {
         config.validate()?;
+        if plugins.authorizer.is_some() && !config.roles.is_empty() {
+            return Err(ConfigError::RolesAndAuthorizer.into());
+        }
         let limits = config.limits;
         let mut core_config = CoreConfig::default();
         core_config.realms = config.realms.clone();
         core_config.outbound_queue = limits.outbound_queue;
         core_config.outbound_queue_bytes = limits.outbound_queue_bytes;
         core_config.hello_timeout = Duration::from_secs(limits.hello_timeout_secs);
+        core_config.auth_timeout = Duration::from_secs(limits.auth_timeout_secs);
+        core_config.max_auth_rounds = limits.max_auth_rounds;
         core_config.max_registrations_per_session = limits.max_registrations_per_session;
         core_config.max_subscriptions_per_session = limits.max_subscriptions_per_session;
         core_config.max_uri_bytes_per_session = limits.max_uri_bytes_per_session;
         core_config.max_pending_calls_per_session = limits.max_pending_calls_per_session;
-        let core = CoreRouter::new(core_config, crate::websocket::os_rng());
+        let anonymous = plugins.authenticator.is_none();
+        let open = plugins.authorizer.is_none() && config.roles.is_empty();
+        let mut core = CoreRouter::new(core_config, crate::websocket::os_rng());
+        if let Some(authenticator) = plugins.authenticator {
+            core.set_authenticator(authenticator);
+        }
+        match plugins.authorizer {
+            Some(authorizer) => core.set_authorizer(authorizer),
+            None => core.set_authorizer(Box::new(config.static_authorizer())),
+        }
         let shared = Arc::new(Shared {
             core: Mutex::new(Core {
                 router: core,
@@ -256,6 +278,7 @@ impl Router {
             exec: runtime.handle(),
         });
         let mut listeners = Vec::new();
+        let mut loops = Vec::new();
         for l in &config.listeners {
             let (listener, unix): (Box<dyn AnyListener>, bool) = match (&l.address, &l.unix) {
                 (Some(addr), _) => {
@@ -281,17 +304,39 @@ impl Router {
                 unix,
                 tls: tls.is_some(),
             };
-            log::info!("router listening on {}", info.url());
             listeners.push(info);
+            let origins = l
+                .allowed_origins
+                .as_ref()
+                .map(|o| AllowedOrigins::new(o.iter().cloned()));
+            loops.push((listener, l.transport, tls, origins));
+        }
+        let access = log_exposure(&config, &listeners, anonymous, open);
+        for info in &listeners {
+            log::info!("router listening on {}", info.url());
+        }
+        for (listener, kind, tls, origins) in loops {
             runtime.spawn(Box::pin(serve::accept_loop(
                 shared.clone(),
                 listener,
-                l.transport,
+                kind,
                 tls,
+                origins,
             )));
         }
         runtime.spawn(Box::pin(run_timers(shared.clone())));
-        Ok(Router { shared, listeners })
+        Ok(Router {
+            shared,
+            listeners,
+            access,
+        })
+    }
+
+    /// Who may do what, in one line (also the router's first log line),
+    /// e.g. `anonymous access, no roles: anyone who can reach
+    /// 127.0.0.1:8080 has full rights`.
+    pub fn access(&self) -> &str {
+        &self.access
     }
 
     /// The listeners, with their bound addresses.
@@ -365,6 +410,49 @@ impl Router {
             w.wake();
         }
     }
+}
+
+/// Says, first, who can do what on this router (returned for
+/// [`Router::access`]): anonymous full access is fine on loopback for
+/// development, and loud anywhere else.
+fn log_exposure(
+    config: &RouterConfig,
+    listeners: &[ListenerInfo],
+    anonymous: bool,
+    open: bool,
+) -> String {
+    let addresses: Vec<&str> = listeners.iter().map(|l| l.address.as_str()).collect();
+    let addresses = addresses.join(", ");
+    let exposed = config.listeners.iter().any(|l| l.expose);
+    let access = match (anonymous, open) {
+        (true, true) if exposed => format!(
+            "anonymous access, no roles, exposed beyond loopback: anyone who can reach {addresses} has full rights"
+        ),
+        (true, true) => {
+            format!("anonymous access, no roles: anyone who can reach {addresses} has full rights")
+        }
+        (true, false) => {
+            format!("anonymous access (authrole \"anonymous\"), limited by roles, on {addresses}")
+        }
+        (false, true) => format!(
+            "custom authentication, no roles: every authenticated session has full rights on {addresses}"
+        ),
+        (false, false) => format!("custom authentication and authorization on {addresses}"),
+    };
+    if anonymous && open && exposed {
+        log::warn!("{access}");
+    } else {
+        log::info!("{access}");
+    }
+    for l in &config.listeners {
+        if l.expose && l.transport == TransportKind::WebSocket && l.allowed_origins.is_none() {
+            log::warn!(
+                "WebSocket listener {} is exposed and accepts every Origin: any web page a user visits can reach it; set allowed_origins",
+                l.address.as_deref().unwrap_or("?")
+            );
+        }
+    }
+    access
 }
 
 /// Runs the core's deadlines (HELLO, AUTHENTICATE, GOODBYE replies) on the

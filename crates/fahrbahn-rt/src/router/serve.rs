@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use fahrbahn_core::wamp::router::Payload;
 use fahrbahn_core::wamp::{ServerConnection, ServerEvent};
+use fahrbahn_core::ws::AllowedOrigins;
 use fahrbahn_core::{Machine, rawsocket, ws};
 
 use super::{Shared, Slot, TransportKind, tls};
@@ -29,6 +30,7 @@ pub(super) async fn accept_loop(
     listener: Box<dyn AnyListener>,
     kind: TransportKind,
     tls: Option<tls::Acceptor>,
+    origins: Option<AllowedOrigins>,
 ) {
     loop {
         let mut accept = listener.accept_any();
@@ -50,6 +52,7 @@ pub(super) async fn accept_loop(
                 };
                 let shared2 = shared.clone();
                 let tls = tls.clone();
+                let origins = origins.clone();
                 shared.exec.spawn(Box::pin(async move {
                     // The TLS handshake runs in the connection's own task,
                     // bounded by its own deadline.
@@ -63,7 +66,7 @@ pub(super) async fn accept_loop(
                             }
                         }
                     };
-                    serve_connection(shared2, io, kind).await;
+                    serve_connection(shared2, io, kind, origins).await;
                     drop(slot);
                 }));
             }
@@ -116,7 +119,11 @@ fn exponent_for(max: usize) -> u8 {
         .unwrap_or(15)
 }
 
-fn machine(shared: &Shared, kind: TransportKind) -> ServerConnection {
+fn machine(
+    shared: &Shared,
+    kind: TransportKind,
+    origins: Option<AllowedOrigins>,
+) -> ServerConnection {
     let now = shared.exec.now();
     let limits = shared.limits;
     // Keepalive: the core pings and ends a connection whose ping is not
@@ -132,6 +139,7 @@ fn machine(shared: &Shared, kind: TransportKind) -> ServerConnection {
             config.timeouts.ping_interval = ping_interval;
             config.timeouts.pong_timeout = pong_timeout;
             config.deflate = Some(ws::DeflateConfig::default());
+            config.allowed_origins = origins;
             ServerConnection::websocket(config, crate::websocket::os_rng(), now)
         }
         TransportKind::RawSocket => {
@@ -144,8 +152,13 @@ fn machine(shared: &Shared, kind: TransportKind) -> ServerConnection {
     }
 }
 
-async fn serve_connection(shared: Arc<Shared>, io: BoxTransport, kind: TransportKind) {
-    let mut driver = Driver::new(io, machine(&shared, kind), shared.exec.clone());
+async fn serve_connection(
+    shared: Arc<Shared>,
+    io: BoxTransport,
+    kind: TransportKind,
+    origins: Option<AllowedOrigins>,
+) {
+    let mut driver = Driver::new(io, machine(&shared, kind, origins), shared.exec.clone());
     driver.set_high_water(shared.limits.read_high_water);
     let id = {
         let mut core = shared.lock();
