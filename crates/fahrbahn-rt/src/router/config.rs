@@ -663,3 +663,129 @@ mod tests {
         assert_eq!(defaults.ping_timeout_secs, 15);
     }
 }
+
+#[cfg(test)]
+mod authz_config_tests {
+    use fahrbahn_core::wamp::router::Action;
+
+    use super::*;
+
+    const FULL: &str = r#"
+        realms = ["realm1", "realm2"]
+
+        [[listener]]
+        transport = "websocket"
+        address = "0.0.0.0:8080"
+        expose = true
+        allowed_origins = ["https://*.example.com", "null"]
+
+        [limits]
+        auth_timeout_secs = 5
+        max_auth_rounds = 1
+
+        [[role]]
+        realm = "realm1"
+        name = "restricted"
+        permissions = [
+            { uri = "com.example.", match = "prefix", allow = { call = true, subscribe = true }, disclose = { caller = true } },
+            { uri = "com..status", match = "wildcard", allow = { publish = true } },
+            { uri = "com.example.admin" },
+        ]
+
+        [[role]]
+        realm = "realm1"
+        name = "user"
+        permissions = [{ uri = "", match = "prefix", allow = { call = true, register = true, publish = true, subscribe = true } }]
+    "#;
+
+    #[test]
+    fn roles_origins_and_auth_limits_parse_from_toml() {
+        let config = RouterConfig::from_toml(FULL).unwrap();
+        let l = &config.listeners[0];
+        assert!(l.expose);
+        assert_eq!(
+            l.allowed_origins.as_deref(),
+            Some(&["https://*.example.com".to_owned(), "null".to_owned()][..])
+        );
+        assert_eq!(config.limits.auth_timeout_secs, 5);
+        assert_eq!(config.limits.max_auth_rounds, 1);
+        assert_eq!(config.roles.len(), 2);
+        let restricted = &config.roles[0];
+        assert_eq!(restricted.permissions[0].match_, MatchConfig::Prefix);
+        assert!(restricted.permissions[0].disclose.caller);
+        assert!(!restricted.permissions[0].disclose.publisher);
+        // `match` defaults to exact and `allow` to nothing.
+        assert_eq!(restricted.permissions[2].match_, MatchConfig::Exact);
+        assert_eq!(restricted.permissions[2].allow, AllowConfig::default());
+        let authorizer = config.static_authorizer();
+        assert!(authorizer.has_roles("realm1"));
+        assert!(!authorizer.has_roles("realm2"));
+        let role = authorizer.role("realm1", "restricted").unwrap();
+        assert_eq!(
+            role.authorize(Action::Call, "com.example.add2"),
+            fahrbahn_core::wamp::router::Authorization::Allow { disclose: true }
+        );
+        assert!(
+            !role
+                .authorize(Action::Register, "com.example.add2")
+                .is_allowed()
+        );
+        assert!(role.authorize(Action::Publish, "com.x.status").is_allowed());
+        assert!(
+            !role
+                .authorize(Action::Call, "com.example.admin")
+                .is_allowed()
+        );
+        // Defaults when unset.
+        let defaults = RouterConfig::from_toml("").unwrap();
+        assert!(defaults.roles.is_empty());
+        assert_eq!(defaults.limits.auth_timeout_secs, 10);
+        assert_eq!(defaults.limits.max_auth_rounds, 3);
+    }
+
+    #[test]
+    fn role_mistakes_are_reported() {
+        let err = |toml: &str| RouterConfig::from_toml(toml).unwrap_err().to_string();
+        let unknown_realm = err(r#"
+            [[role]]
+            realm = "nope"
+            name = "user"
+            "#);
+        assert!(unknown_realm.contains("\"nope\""), "{unknown_realm}");
+        let twice = err(r#"
+            [[role]]
+            realm = "realm1"
+            name = "user"
+            [[role]]
+            realm = "realm1"
+            name = "user"
+            "#);
+        assert!(twice.contains("twice"), "{twice}");
+        let typo = err(r#"
+            [[role]]
+            realm = "realm1"
+            name = "user"
+            permissions = [{ uri = "a", allow = { cal = true } }]
+            "#);
+        assert!(typo.contains("cal"), "{typo}");
+        let bad_match = err(r#"
+            [[role]]
+            realm = "realm1"
+            name = "user"
+            permissions = [{ uri = "a", match = "regex" }]
+            "#);
+        assert!(bad_match.contains("regex"), "{bad_match}");
+        let exposed = err(r#"
+            [[listener]]
+            transport = "rawsocket"
+            address = "192.0.2.1:8080"
+            "#);
+        assert!(exposed.contains("expose = true"), "{exposed}");
+        // Loopback and IPv6 loopback need nothing.
+        for address in ["127.0.0.1:0", "[::1]:0", "127.0.0.2:9"] {
+            let toml =
+                format!("[[listener]]\ntransport = \"rawsocket\"\naddress = \"{address}\"\n");
+            RouterConfig::from_toml(&toml).unwrap();
+        }
+    }
+}
