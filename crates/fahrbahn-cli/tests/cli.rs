@@ -382,6 +382,12 @@ async fn router_subcommand_serves_until_sigterm() {
     let mut router = Running::spawn(&["router", "--ws", "127.0.0.1:0", "--realm", "realm1"]);
     let banner = router.stdout_line().await;
     assert!(banner.contains("realm1"), "{banner}");
+    // Who may do what comes first: a bare router is anonymous and open.
+    let access = router.stdout_line().await;
+    assert!(
+        access.starts_with("anonymous access, no roles: anyone who can reach 127.0.0.1:"),
+        "{access}"
+    );
     let listening = router.stdout_line().await;
     let url = listening
         .strip_prefix("listening on ")
@@ -394,6 +400,13 @@ async fn router_subcommand_serves_until_sigterm() {
     assert!(out.stderr.contains("no_such_procedure"), "{}", out.stderr);
 
     router.terminate().await;
+}
+
+#[tokio::test]
+async fn router_refuses_an_address_beyond_loopback_without_a_config() {
+    let out = run(&["router", "--ws", "0.0.0.0:0"]).await;
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("expose = true"), "{}", out.stderr);
 }
 
 /// The subcommands, as `fahrbahn --help` lists them.
