@@ -743,6 +743,28 @@ mod authz_config_tests {
         assert_eq!(defaults.limits.max_auth_rounds, 3);
     }
 
+    /// Every TOML example of the guides parses and validates.
+    #[test]
+    fn the_toml_examples_of_the_docs_are_valid() {
+        for (name, text) in [
+            ("auth.md", include_str!("../../../../docs/auth.md")),
+            ("router.md", include_str!("../../../../docs/router.md")),
+            ("cli.md", include_str!("../../../../docs/cli.md")),
+        ] {
+            let blocks: Vec<&str> = text
+                .split("```toml\n")
+                .skip(1)
+                .map(|b| b.split("```").next().unwrap())
+                .collect();
+            assert!(!blocks.is_empty(), "{name} has TOML examples");
+            for block in blocks {
+                if let Err(e) = RouterConfig::from_toml(block) {
+                    panic!("{name}: {e}\n{block}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn role_mistakes_are_reported() {
         let err = |toml: &str| RouterConfig::from_toml(toml).unwrap_err().to_string();

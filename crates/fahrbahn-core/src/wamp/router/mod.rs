@@ -19,8 +19,9 @@
 //! [`detach`](Router::detach).
 //!
 //! Protocol decisions are made here, where they are tested
-//! deterministically: a client that sends no HELLO (or no AUTHENTICATE)
-//! within [`RouterConfig::hello_timeout`] is disconnected; a client whose
+//! deterministically: a client that sends no HELLO within
+//! [`RouterConfig::hello_timeout`], or is not welcomed within
+//! [`RouterConfig::auth_timeout`] of its HELLO, is disconnected; a client whose
 //! undelivered messages exceed [`RouterConfig::outbound_queue_bytes`]
 //! (counted with what the serving layer buffers,
 //! [`handle_buffered`](Router::handle_buffered)) or
@@ -42,6 +43,11 @@
 //! - sessions: HELLO/WELCOME with an [`Authenticator`] hook
 //!   (CHALLENGE/AUTHENTICATE), GOODBYE both ways (a session may join again
 //!   on the same connection after a GOODBYE exchange), ABORT;
+//! - authorization: every CALL, REGISTER, PUBLISH and SUBSCRIBE is decided
+//!   by an [`Authorizer`] (default: a [`StaticAuthorizer`] without roles,
+//!   which allows everything); a refusal is ERROR
+//!   `wamp.error.not_authorized`, and a role may disclose callers and
+//!   publishers;
 //! - broker: exact, prefix and wildcard subscriptions (one subscription id
 //!   per (topic, match) and realm), `exclude_me` (default true),
 //!   `exclude`/`eligible` (session ids), `exclude_authid`/`eligible_authid`,
@@ -51,8 +57,8 @@
 //!   (`skip`, `kill`, `killnowait`).
 //!
 //! Not implemented: shared registrations, call timeouts, the session and
-//! registration/subscription meta APIs, authorization of individual
-//! actions.
+//! registration/subscription meta APIs, a dynamic authorizer that calls a
+//! WAMP procedure.
 //!
 //! # Example
 //!
