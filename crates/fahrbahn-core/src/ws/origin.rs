@@ -100,8 +100,61 @@ fn glob(pattern: &[u8], text: &[u8]) -> bool {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests {
+    use std::time::Instant;
+
     use super::*;
+    use crate::Rng;
+    use crate::ws::{Connection, Event, ServerConfig};
+
+    /// A server with these allowed origins answers a handshake from
+    /// `origin`: the status code of its response, and whether it opened.
+    fn handshake(allowed: &[&str], origin: Option<&str>, defer: bool) -> (String, bool) {
+        let now = Instant::now();
+        let mut config = ServerConfig::default();
+        config.allowed_origins = Some(AllowedOrigins::new(allowed.iter().copied()));
+        config.defer_accept = defer;
+        let mut conn = Connection::server(config, Rng::from_seed(1), now);
+        let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
+        let request = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n{origin}\r\n"
+        );
+        conn.handle_bytes(now, request.as_bytes());
+        let mut requested = false;
+        while let Some(event) = conn.poll_event() {
+            if matches!(event, Event::Request(_)) {
+                requested = true;
+            }
+        }
+        let mut out = Vec::new();
+        let _ = conn.poll_transmit(&mut out);
+        let head = String::from_utf8_lossy(&out).into_owned();
+        let status = head.split(' ').nth(1).unwrap_or("").to_owned();
+        let opened = requested || status == "101";
+        (status, opened)
+    }
+
+    #[test]
+    fn servers_refuse_other_origins_before_accepting() {
+        for defer in [false, true] {
+            let (status, opened) = handshake(
+                &["https://app.example.com"],
+                Some("https://evil.org"),
+                defer,
+            );
+            assert_eq!((status.as_str(), opened), ("403", false), "defer {defer}");
+            let (status, opened) = handshake(
+                &["https://app.example.com"],
+                Some("https://app.example.com"),
+                defer,
+            );
+            assert!(opened, "defer {defer}: {status}");
+            let (_, opened) = handshake(&["https://app.example.com"], None, defer);
+            assert!(opened, "defer {defer}");
+        }
+    }
 
     #[test]
     fn patterns() {
