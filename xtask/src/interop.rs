@@ -9,6 +9,10 @@
 //! * against the Fahrbahn router only: runs `interop/peers/router_check.py`
 //!   (AutobahnPython clients checking the router) once per serializer and
 //!   transport ([`CHECKS`]),
+//! * against both: runs `interop/peers/authz_check.py` (static
+//!   authorization: the same refusals from both routers, configured alike by
+//!   `interop/crossbar/config.json` and `interop/router.toml`) twice
+//!   ([`AUTHZ_CHECKS`]), then
 //! * against both: starts one AutobahnPython peer (`interop/peers/peer.py`)
 //!   per run and runs the `wamp_interop` example of the `fahrbahn` crate once
 //!   per cell of the matrix (runtime, serializer, transport):
@@ -54,6 +58,10 @@ const ROUTER_VAR: &str = "FAHRBAHN_ROUTER_BIN";
 /// The scripts, relative to the workspace root.
 const PEER: &str = "interop/peers/peer.py";
 const CHECK: &str = "interop/peers/router_check.py";
+/// The authorization checks, run against both routers.
+const AUTHZ_CHECK: &str = "interop/peers/authz_check.py";
+/// Their realm (a role limited like Crossbar.io's `restricted`).
+const AUTHZ_REALM: &str = "restricted";
 
 /// How long a router may take to listen on its ports (crossbar: about 3 s).
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -205,6 +213,20 @@ const CHECKS: [Cell; 7] = [
     cell("msgpack", false, RawSocket),
     cell("cbor", false, RawSocket),
 ];
+
+/// The runs of `authz_check.py`, against both routers.
+const AUTHZ_CHECKS: [Cell; 2] = [
+    cell("json", false, WebSocket),
+    cell("msgpack", false, RawSocket),
+];
+
+/// The options of `authz_check.py` for `cell`.
+fn authz_args(cell: Cell, ports: Ports) -> Vec<String> {
+    let mut args = vec!["--url".to_owned(), cell.transport.url(ports)];
+    args.extend(["--serializer".to_owned(), cell.serializer.to_owned()]);
+    args.extend(["--realm".to_owned(), AUTHZ_REALM.to_owned()]);
+    args
+}
 
 impl Cell {
     fn serialization(&self) -> String {
@@ -463,6 +485,20 @@ fn execute(
         }
     }
 
+    // Static authorization, the same roles on both routers: the same
+    // refusals are expected from each.
+    for cell in AUTHZ_CHECKS {
+        let name = format!("authz_check {}", cell.name());
+        eprintln!("==> {} {name}", kind.name());
+        record(&mut router, name.clone(), &mut || {
+            let mut cmd = setup.venv.python();
+            cmd.arg("-u")
+                .arg(cargo::workspace_root().join(AUTHZ_CHECK))
+                .args(authz_args(cell, ports));
+            run_counted(&mut cmd, "authz_check.py", &name, &dir)
+        });
+    }
+
     let start = Instant::now();
     let mut peers = Vec::new();
     for run in runs {
@@ -688,6 +724,11 @@ mod tests {
         );
         let root = cargo::workspace_root();
         assert!(root.join(CHECK).is_file() && root.join(PEER).is_file());
+        assert!(root.join(AUTHZ_CHECK).is_file());
+        assert_eq!(
+            authz_args(AUTHZ_CHECKS[1], ports).join(" "),
+            "--url rs://127.0.0.1:2 --serializer msgpack --realm restricted"
+        );
     }
 
     #[test]

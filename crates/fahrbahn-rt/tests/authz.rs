@@ -133,10 +133,9 @@ async fn roles_from_toml_refuse_each_action_outside_the_role() {
     let net = SimNet::default();
     let config = RouterConfig::from_toml(RESTRICTED).unwrap();
     let router = Router::builder().config(config).start(&net).await.unwrap();
-    assert!(
-        router.access().contains("limited by roles"),
-        "{}",
-        router.access()
+    assert_eq!(
+        router.access(),
+        "anonymous access (authrole \"anonymous\"), limited by roles, on 127.0.0.1:7"
     );
     let s = Session::connect_with(&net, "rs://sim:7", SessionOptions::new("realm1"))
         .await
@@ -275,4 +274,20 @@ async fn configuration_mistakes_are_refused_at_start() {
         matches!(err, Error::Config(ConfigError::OriginsNotWebSocket)),
         "{err:?}"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_access_line_names_realms_left_open() {
+    let net = SimNet::default();
+    let mut config = RouterConfig::from_toml(RESTRICTED).unwrap();
+    config.realms.push("open".into());
+    let router = Router::builder().config(config).start(&net).await.unwrap();
+    assert!(
+        router
+            .access()
+            .contains("except in realm(s) open without roles, where anyone who can reach 127.0.0.1:7 has full rights"),
+        "{}",
+        router.access()
+    );
+    router.shutdown().await;
 }

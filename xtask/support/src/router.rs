@@ -14,6 +14,10 @@ use crate::service::Service;
 /// config).
 pub const REALM: &str = "realm1";
 
+/// The Fahrbahn router's configuration (realms and roles, as the
+/// Crossbar.io node's), relative to the workspace root.
+pub const CONFIG: &str = "interop/router.toml";
+
 /// How long the Fahrbahn router may take to stop after SIGTERM.
 const FAHRBAHN_GRACE: Duration = Duration::from_secs(10);
 
@@ -40,11 +44,13 @@ pub fn free_ports() -> Result<Ports> {
 }
 
 /// Starts `fahrbahn router` (`cmd` runs the `fahrbahn` binary, possibly
-/// through taskset) in realm [`REALM`] on `ports`, in `dir`, with its
+/// through taskset) with [`CONFIG`] in realm [`REALM`] on `ports`, in `dir`, with its
 /// output to `log`, as a [`Service`] leading its own process group.
 pub fn spawn_fahrbahn(mut cmd: Command, dir: &Path, ports: Ports, log: &Path) -> Result<Service> {
     let (out, err) = log_to(log)?;
     cmd.arg("router")
+        .arg("--config")
+        .arg(crate::cargo::workspace_root().join(CONFIG))
         .args(["--ws", &format!("127.0.0.1:{}", ports.websocket)])
         .args(["--rs", &format!("127.0.0.1:{}", ports.rawsocket)])
         .args(["--realm", REALM])

@@ -750,6 +750,14 @@ mod authz_config_tests {
             ("auth.md", include_str!("../../../../docs/auth.md")),
             ("router.md", include_str!("../../../../docs/router.md")),
             ("cli.md", include_str!("../../../../docs/cli.md")),
+            (
+                "interop/router.toml",
+                concat!(
+                    "```toml\n",
+                    include_str!("../../../../interop/router.toml"),
+                    "```"
+                ),
+            ),
         ] {
             let blocks: Vec<&str> = text
                 .split("```toml\n")

@@ -432,7 +432,23 @@ fn log_exposure(
             format!("anonymous access, no roles: anyone who can reach {addresses} has full rights")
         }
         (true, false) => {
-            format!("anonymous access (authrole \"anonymous\"), limited by roles, on {addresses}")
+            // Realms without roles stay open: say which.
+            let open_realms: Vec<&str> = config
+                .realms
+                .iter()
+                .filter(|r| !config.roles.iter().any(|role| &role.realm == *r))
+                .map(String::as_str)
+                .collect();
+            if open_realms.is_empty() {
+                format!(
+                    "anonymous access (authrole \"anonymous\"), limited by roles, on {addresses}"
+                )
+            } else {
+                format!(
+                    "anonymous access (authrole \"anonymous\"), limited by roles except in realm(s) {} without roles, where anyone who can reach {addresses} has full rights",
+                    open_realms.join(", ")
+                )
+            }
         }
         (false, true) => format!(
             "custom authentication, no roles: every authenticated session has full rights on {addresses}"
