@@ -119,6 +119,7 @@ impl TlsFiles {
 /// let mut limits = RouterLimits::default();
 /// limits.outbound_queue_bytes = 1 << 20;
 /// assert_eq!(limits.hello_timeout_secs, 10);
+/// assert_eq!((limits.auth_timeout_secs, limits.max_auth_rounds), (10, 3));
 /// assert_eq!(limits.max_registrations_per_session, 1000);
 /// assert_eq!(limits.max_subscriptions_per_session, 1000);
 /// assert_eq!(limits.max_connections, 10_000);

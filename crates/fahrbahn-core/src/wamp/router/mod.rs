@@ -138,6 +138,8 @@ use dealer::Dealer;
 /// assert_eq!(config.max_subscriptions_per_session, 1000);
 /// assert_eq!(config.max_uri_bytes_per_session, 1 << 20);
 /// assert_eq!(config.outbound_queue_bytes, 16 << 20);
+/// assert_eq!(config.auth_timeout, std::time::Duration::from_secs(10));
+/// assert_eq!(config.max_auth_rounds, 3);
 ///
 /// let mut config = RouterConfig::default();
 /// config.auto_create_realms = true;
