@@ -112,9 +112,11 @@ mod tests {
     /// `origin`: the status code of its response, and whether it opened.
     fn handshake(allowed: &[&str], origin: Option<&str>, defer: bool) -> (String, bool) {
         let now = Instant::now();
-        let mut config = ServerConfig::default();
-        config.allowed_origins = Some(AllowedOrigins::new(allowed.iter().copied()));
-        config.defer_accept = defer;
+        let config = ServerConfig {
+            allowed_origins: Some(AllowedOrigins::new(allowed.iter().copied())),
+            defer_accept: defer,
+            ..ServerConfig::default()
+        };
         let mut conn = Connection::server(config, Rng::from_seed(1), now);
         let origin = origin.map_or(String::new(), |o| format!("Origin: {o}\r\n"));
         let request = format!(
