@@ -166,6 +166,16 @@ pub(crate) struct RouterArgs {
     /// --config); repeatable
     #[arg(long = "realm", value_name = "NAME", allow_hyphen_values = true)]
     pub(crate) realms: Vec<String>,
+    /// Accept WebSocket requests only from this Origin (exact, or with `*`,
+    /// e.g. https://*.example.com or http://127.0.0.1:*) on the WebSocket
+    /// listeners of the command line; requests without Origin are always
+    /// accepted; repeatable
+    #[arg(
+        long = "allowed-origin",
+        value_name = "PATTERN",
+        allow_hyphen_values = true
+    )]
+    pub(crate) allowed_origins: Vec<String>,
 }
 
 impl RouterArgs {
@@ -757,9 +767,13 @@ mod tests {
             "b",
             "--config",
             "router.toml",
+            "--allowed-origin",
+            "http://127.0.0.1:*",
+            "--allowed-origin=null",
         ]) else {
             panic!("not a router");
         };
+        assert_eq!(r.allowed_origins, vec!["http://127.0.0.1:*", "null"]);
         assert_eq!(r.websocket, vec!["0.0.0.0:9000", "127.0.0.1:0"]);
         assert_eq!(r.rawsocket, vec!["127.0.0.1:9001"]);
         assert_eq!(r.unix_rawsocket, vec!["/tmp/r.sock"]);

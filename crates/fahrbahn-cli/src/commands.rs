@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fahrbahn::Error;
 use fahrbahn::tokio::TokioRuntime;
-use fahrbahn::wamp::router::{Router, RouterConfig, TransportKind};
+use fahrbahn::wamp::router::{ListenerConfig, Router, RouterConfig, TransportKind};
 use fahrbahn::wamp::{
     ApplicationError, CallResult, Closed, Dict, Invocation, Session, SessionError, SessionOptions,
     Value,
@@ -344,17 +344,36 @@ async fn router(a: RouterArgs) -> Outcome {
     let defaults = config.listeners.is_empty() && !a.has_listeners();
     let realms = config.realms.clone();
     let mut builder = Router::builder().config(config);
+    // The WebSocket listeners of the command line, with --allowed-origin.
+    let websocket = |listener: ListenerConfig| {
+        let mut listener = listener;
+        if !a.allowed_origins.is_empty() {
+            listener.allowed_origins = Some(a.allowed_origins.clone());
+        }
+        listener
+    };
     if defaults {
-        builder = builder.websocket(DEFAULT_WS).rawsocket(DEFAULT_RS);
+        builder = builder
+            .listener(websocket(ListenerConfig::tcp(
+                TransportKind::WebSocket,
+                DEFAULT_WS,
+            )))
+            .rawsocket(DEFAULT_RS);
     }
     for addr in &a.websocket {
-        builder = builder.websocket(addr);
+        builder = builder.listener(websocket(ListenerConfig::tcp(
+            TransportKind::WebSocket,
+            addr.as_str(),
+        )));
     }
     for addr in &a.rawsocket {
         builder = builder.rawsocket(addr);
     }
     for path in &a.unix_websocket {
-        builder = builder.unix(TransportKind::WebSocket, path);
+        builder = builder.listener(websocket(ListenerConfig::unix(
+            TransportKind::WebSocket,
+            path.as_str(),
+        )));
     }
     for path in &a.unix_rawsocket {
         builder = builder.unix(TransportKind::RawSocket, path);

@@ -402,6 +402,52 @@ async fn router_subcommand_serves_until_sigterm() {
     router.terminate().await;
 }
 
+/// The status code a WebSocket upgrade with `origin` gets from `addr`.
+async fn upgrade_status(addr: &str, origin: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut io = timeout(LIMIT, tokio::net::TcpStream::connect(addr))
+        .await
+        .unwrap()
+        .unwrap();
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: wamp.2.json\r\nOrigin: {origin}\r\n\r\n"
+    );
+    io.write_all(request.as_bytes()).await.unwrap();
+    let mut head = vec![0u8; 12];
+    timeout(LIMIT, io.read_exact(&mut head))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&head[9..12]).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn router_allowed_origin_refuses_other_origins() {
+    let mut router = Running::spawn(&[
+        "router",
+        "--ws",
+        "127.0.0.1:0",
+        "--allowed-origin",
+        "http://127.0.0.1:*",
+    ]);
+    let url = loop {
+        let line = router.stdout_line().await;
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    let addr = url
+        .strip_prefix("ws://")
+        .and_then(|u| u.strip_suffix("/ws"))
+        .unwrap_or_else(|| panic!("{url}"))
+        .to_owned();
+    assert_eq!(upgrade_status(&addr, "http://127.0.0.1:5173").await, "101");
+    assert_eq!(upgrade_status(&addr, "https://evil.org").await, "403");
+    router.terminate().await;
+}
+
 #[tokio::test]
 async fn router_refuses_an_address_beyond_loopback_without_a_config() {
     let out = run(&["router", "--ws", "0.0.0.0:0"]).await;
