@@ -22,6 +22,15 @@ prefix P (`--prefix`, default unique to this process). The scenarios:
   session_stays               after all refusals the session is still
                               joined and leaves with GOODBYE
 
+Over WebSocket, the listener accepts the origins `http://127.0.0.1:*` only
+(`allowed_origins`), and three raw upgrade requests check it:
+
+  origin_allowed              Origin http://127.0.0.1:5173: 101
+  origin_refused              Origin https://evil.org: refused (4xx;
+                              Crossbar.io answers 400, Fahrbahn 403; the
+                              line says which)
+  origin_absent               no Origin (a non-browser client): 101
+
 Prints one line per scenario, `PASS <name>[: note]` or `FAIL <name>: <reason>`,
 and exits 1 if any failed (2 on usage errors).
 
@@ -33,6 +42,7 @@ usage: authz_check.py --url ws://127.0.0.1:PORT/ws|rs://127.0.0.1:PORT
 import argparse
 import asyncio
 import os
+import socket
 import sys
 from urllib.parse import urlsplit
 
@@ -145,6 +155,12 @@ class Checks:
             ("subscribe_inside_role", self.subscribe_inside_role),
             ("session_stays", self.session_stays),
         ]
+        if urlsplit(self.opts.url).scheme == "ws":
+            scenarios += [
+                ("origin_allowed", lambda: self.origin("http://127.0.0.1:5173", allowed=True)),
+                ("origin_refused", lambda: self.origin("https://evil.org", allowed=False)),
+                ("origin_absent", lambda: self.origin(None, allowed=True)),
+            ]
         for name, scenario in scenarios:
             try:
                 note = await asyncio.wait_for(scenario(), self.opts.timeout)
@@ -200,11 +216,44 @@ class Checks:
         sub = await self.s.subscribe(lambda *a: None, f"com.example.{self.p}.topic")
         expect(sub.active, "the subscription is not active")
 
+    async def origin(self, origin, allowed):
+        status = await asyncio.get_running_loop().run_in_executor(None, upgrade_status, self.opts.url, origin)
+        if allowed:
+            expect(status == 101, f"Origin {origin}: HTTP {status} (want 101)")
+            return None
+        expect(400 <= status < 500, f"Origin {origin}: HTTP {status} (want a refusal)")
+        return f"HTTP {status}"
+
     async def session_stays(self):
         expect(self.s.is_attached(), "the session is gone")
         self.s.leave()
         details = await self.s.left
         expect(details.reason.startswith("wamp.close."), f"GOODBYE reason {details.reason}")
+
+
+def upgrade_status(url, origin):
+    """The status code of a WAMP WebSocket upgrade to `url` with this Origin."""
+    parts = urlsplit(url)
+    header = f"Origin: {origin}\r\n" if origin else ""
+    request = (
+        f"GET {parts.path or '/'} HTTP/1.1\r\nHost: {parts.hostname}:{parts.port}\r\n"
+        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+        f"Sec-WebSocket-Protocol: wamp.2.json\r\n{header}\r\n"
+    )
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as sock:
+        sock.sendall(request.encode())
+        head = b""
+        while b"\r\n" not in head:
+            chunk = sock.recv(256)
+            if not chunk:
+                break
+            head += chunk
+    status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    try:
+        return int(status_line.split(" ")[1])
+    except (IndexError, ValueError):
+        raise Failed(f"no HTTP status line: {status_line!r}") from None
 
 
 def parse_args():

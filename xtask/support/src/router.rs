@@ -18,6 +18,10 @@ pub const REALM: &str = "realm1";
 /// Crossbar.io node's), relative to the workspace root.
 pub const CONFIG: &str = "interop/router.toml";
 
+/// The `Origin`s the routers' WebSocket listeners accept (the Crossbar.io
+/// node config says the same); requests without `Origin` are accepted.
+pub const ALLOWED_ORIGIN: &str = "http://127.0.0.1:*";
+
 /// How long the Fahrbahn router may take to stop after SIGTERM.
 const FAHRBAHN_GRACE: Duration = Duration::from_secs(10);
 
@@ -54,6 +58,7 @@ pub fn spawn_fahrbahn(mut cmd: Command, dir: &Path, ports: Ports, log: &Path) ->
         .args(["--ws", &format!("127.0.0.1:{}", ports.websocket)])
         .args(["--rs", &format!("127.0.0.1:{}", ports.rawsocket)])
         .args(["--realm", REALM])
+        .args(["--allowed-origin", ALLOWED_ORIGIN])
         .current_dir(dir)
         .stdout(out)
         .stderr(err);
