@@ -7,7 +7,10 @@ use std::fmt;
 /// The origins a server accepts ([`ServerConfig::allowed_origins`](super::ServerConfig::allowed_origins)),
 /// as Crossbar.io's `allowed_origins` option.
 ///
-/// - Patterns match the whole `Origin` header, case-insensitively. `*`
+/// - Patterns match the whole `Origin` header, case-insensitively, as
+///   sent or with its scheme's default port added (`https://a.example.com`
+///   is also tried as `https://a.example.com:443`, so Crossbar.io-style
+///   patterns with explicit ports work). `*`
 ///   stands for any run of characters without `/`: `https://*.example.com`
 ///   admits every subdomain of `example.com` over HTTPS,
 ///   `http://127.0.0.1:*` every port on 127.0.0.1. The pattern `*` alone
@@ -61,9 +64,16 @@ impl AllowedOrigins {
             return true;
         };
         let origin = origin.trim().to_ascii_lowercase();
-        self.patterns
-            .iter()
-            .any(|p| p == "*" || glob(p.as_bytes(), origin.as_bytes()))
+        // Also as `scheme://host:port` with the scheme's default port, so
+        // that patterns written with it (as Crossbar.io needs them) match.
+        let with_port = with_default_port(&origin);
+        self.patterns.iter().any(|p| {
+            p == "*"
+                || glob(p.as_bytes(), origin.as_bytes())
+                || with_port
+                    .as_ref()
+                    .is_some_and(|o| glob(p.as_bytes(), o.as_bytes()))
+        })
     }
 }
 
@@ -71,6 +81,23 @@ impl fmt::Debug for AllowedOrigins {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_list().entries(&self.patterns).finish()
     }
+}
+
+/// `origin` with the default port of its scheme (`http` 80, `https` 443)
+/// when it names none; `None` otherwise.
+fn with_default_port(origin: &str) -> Option<String> {
+    let (scheme, host) = origin.split_once("://")?;
+    let port = match scheme {
+        "http" => 80,
+        "https" => 443,
+        _ => return None,
+    };
+    // An IPv6 literal's colons are inside brackets.
+    let after_host = host.rsplit_once(']').map_or(host, |(_, rest)| rest);
+    if after_host.contains(':') || host.is_empty() {
+        return None;
+    }
+    Some(format!("{origin}:{port}"))
 }
 
 /// Whether `text` matches `pattern`, where `*` is any run of bytes other
@@ -178,6 +205,21 @@ mod tests {
         let any = AllowedOrigins::new(["*"]);
         assert!(any.admits(Some("null")));
         assert!(any.admits(Some("https://whatever.org")));
+        // Patterns with the default port (as Crossbar.io needs them) match
+        // origins without one, and the other way round.
+        let ported = AllowedOrigins::new(["https://*.example.com:443", "http://[::1]:*"]);
+        assert!(ported.admits(Some("https://app.example.com")));
+        assert!(ported.admits(Some("https://app.example.com:443")));
+        assert!(!ported.admits(Some("https://app.example.com:8443")));
+        assert!(ported.admits(Some("http://[::1]")));
+        assert!(ported.admits(Some("http://[::1]:8080")));
+        assert!(
+            AllowedOrigins::new(["https://a.example.com"]).admits(Some("https://a.example.com"))
+        );
+        assert!(
+            !AllowedOrigins::new(["https://a.example.com"])
+                .admits(Some("https://a.example.com:443"))
+        );
         let none = AllowedOrigins::new(Vec::<String>::new());
         assert!(!none.admits(Some("http://127.0.0.1:8080")));
         assert!(none.admits(None));
