@@ -511,6 +511,14 @@ fn the_authorizer_cache_is_bounded_in_bytes() {
         assert!(record.authz_cache_bytes <= AUTHZ_CACHE_BYTES);
     }
     assert_eq!(asked.load(Ordering::SeqCst), 100);
+    // Tiny URIs are counted with their entry's overhead: the number of
+    // entries is bounded too.
+    for i in 0..1000u64 {
+        ask(&mut r, a, call(1000 + i, &format!("c.{i}")));
+        let record = &r.sessions[&session];
+        assert!(record.authz_cache_bytes <= AUTHZ_CACHE_BYTES);
+        assert!(record.authz_cache.len() <= AUTHZ_CACHE_BYTES / AUTHZ_CACHE_ENTRY_OVERHEAD);
+    }
 }
 
 // ----- authentication deadline and rounds, on simulated time ---------------

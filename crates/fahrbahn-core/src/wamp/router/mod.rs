@@ -374,9 +374,14 @@ pub fn router_roles() -> Dict {
     roles
 }
 
-/// URI bytes of cached authorization verdicts one session may hold; the
+/// Bytes of cached authorization verdicts one session may hold (each
+/// entry counted as its URI plus [`AUTHZ_CACHE_ENTRY_OVERHEAD`]); the
 /// cache is emptied when it would hold more.
 const AUTHZ_CACHE_BYTES: usize = 16 * 1024;
+
+/// What one cached verdict costs besides its URI: the key's `String`, the
+/// action, match policy and verdict, and the hash table's slot.
+const AUTHZ_CACHE_ENTRY_OVERHEAD: usize = 64;
 
 /// The `agent` the router announces.
 const AGENT: &str = concat!("Fahrbahn/", env!("CARGO_PKG_VERSION"));
@@ -424,7 +429,7 @@ struct SessionRecord {
     /// Verdicts of a [`cacheable`](Authorizer::cacheable) authorizer, by
     /// (action, match policy, URI).
     authz_cache: HashMap<(Action, matching::MatchPolicy, String), Authorization>,
-    /// The URI bytes held by `authz_cache` ([`AUTHZ_CACHE_BYTES`]).
+    /// The bytes held by `authz_cache` ([`AUTHZ_CACHE_BYTES`]).
     authz_cache_bytes: usize,
     subscriptions: BTreeSet<u64>,
     registrations: BTreeSet<u64>,
@@ -1259,11 +1264,12 @@ impl Router {
             options,
         });
         if cacheable {
-            if record.authz_cache_bytes + uri.len() > AUTHZ_CACHE_BYTES {
+            let cost = uri.len() + AUTHZ_CACHE_ENTRY_OVERHEAD;
+            if record.authz_cache_bytes + cost > AUTHZ_CACHE_BYTES {
                 record.authz_cache.clear();
                 record.authz_cache_bytes = 0;
             }
-            record.authz_cache_bytes += uri.len();
+            record.authz_cache_bytes += cost;
             record
                 .authz_cache
                 .insert((action, policy, uri.to_owned()), verdict);
