@@ -248,9 +248,10 @@ impl Permission {
 ///
 /// Which rule decides (as Crossbar.io's static authorization): an `exact`
 /// rule for the URI; else the most specific matching `wildcard` rule (more
-/// leading literal components, then more literal components); else the
-/// longest matching `prefix` rule; else nothing is allowed. A later rule
-/// for the same URI and match replaces an earlier one.
+/// leading literal components, then more literal components; equally
+/// specific ones: the one added first); else the longest matching `prefix`
+/// rule; else nothing is allowed. A later rule for the same URI and match
+/// replaces an earlier one (and keeps its place).
 ///
 /// ```
 /// use fahrbahn_core::wamp::router::{Action, Grants, Permission, Role, UriMatch};
@@ -327,7 +328,8 @@ impl Role {
         self.wildcard.matches(uri, |id| {
             let i = id as usize;
             let rank = wildcard_rank(&self.permissions[i].uri);
-            if best.is_none_or(|(_, r)| rank > r) {
+            // Equally specific: the rule added first.
+            if best.is_none_or(|(b, r)| rank > r || (rank == r && i < b)) {
                 best = Some((i, rank));
             }
         });
@@ -410,7 +412,67 @@ impl Authorizer for StaticAuthorizer {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
+    use super::super::matching::wildcard_matches;
     use super::*;
+
+    /// URIs and patterns over a few components, so that rules collide.
+    fn uri() -> impl Strategy<Value = String> {
+        let component = prop::sample::select(vec!["", "a", "b", "ab"]);
+        prop::collection::vec(component, 1..5).prop_map(|c| c.join("."))
+    }
+
+    fn policy() -> impl Strategy<Value = UriMatch> {
+        prop::sample::select(vec![UriMatch::Exact, UriMatch::Prefix, UriMatch::Wildcard])
+    }
+
+    /// The rule deciding `uri`, by scanning every rule (the oracle of the
+    /// indexed [`Role::rule_for`]); `rules` as [`Role::add`] keeps them.
+    fn scan<'a>(rules: &'a [Permission], uri: &str) -> Option<&'a Permission> {
+        let of = |m: UriMatch| rules.iter().filter(move |p| p.policy == m);
+        if let Some(p) = of(UriMatch::Exact).find(|p| p.uri == uri) {
+            return Some(p);
+        }
+        let wildcard = of(UriMatch::Wildcard)
+            .enumerate()
+            .filter(|(_, p)| wildcard_matches(&p.uri, uri))
+            .max_by_key(|(i, p)| (wildcard_rank(&p.uri), std::cmp::Reverse(*i)))
+            .map(|(_, p)| p);
+        if wildcard.is_some() {
+            return wildcard;
+        }
+        of(UriMatch::Prefix)
+            .filter(|p| uri.starts_with(p.uri.as_str()))
+            .max_by_key(|p| p.uri.len())
+    }
+
+    proptest! {
+        #[test]
+        fn the_indexed_role_decides_as_the_scan(
+            rules in prop::collection::vec((uri(), policy(), any::<[bool; 4]>()), 0..30),
+            uris in prop::collection::vec(uri(), 1..10),
+        ) {
+            let permissions: Vec<Permission> = rules
+                .iter()
+                .map(|(u, m, [c, r, p, s])| Permission::new(u.clone(), *m, grants(*c, *r, *p, *s)))
+                .collect();
+            let role = Role::new(permissions.clone());
+            // What `add` keeps: one rule per (URI, match), the last one, in
+            // the place of the first.
+            let mut kept: Vec<Permission> = Vec::new();
+            for p in permissions {
+                match kept.iter_mut().find(|k| k.uri == p.uri && k.policy == p.policy) {
+                    Some(k) => *k = p,
+                    None => kept.push(p),
+                }
+            }
+            prop_assert_eq!(role.permissions(), &kept[..]);
+            for u in &uris {
+                prop_assert_eq!(role.rule_for(u), scan(&kept, u), "uri {:?}", u);
+            }
+        }
+    }
 
     fn grants(call: bool, register: bool, publish: bool, subscribe: bool) -> Grants {
         Grants {
