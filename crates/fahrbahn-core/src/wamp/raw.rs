@@ -379,50 +379,49 @@ pub(crate) fn encode_spliced(
     payload: &EncodedPayload,
     out: &mut Vec<u8>,
 ) {
-    {
-        let serializer = codec.serializer;
-        assert_eq!(serializer, payload.serializer, "a payload in the codec's serializer");
-        let record = out.len();
-        if codec.batched && serializer.is_binary() {
-            out.extend_from_slice(&[0; 4]);
+    let serializer = codec.serializer;
+    assert_eq!(serializer, payload.serializer, "a payload in the codec's serializer");
+    let record = out.len();
+    if codec.batched && serializer.is_binary() {
+        out.extend_from_slice(&[0; 4]);
+    }
+    let start = out.len();
+    serializer.encode(envelope, out);
+    let count = payload.count() as u8;
+    match serializer {
+        Serializer::Json => {
+            debug_assert!(out[start] == b'[' && count <= 2);
+            assert_eq!(out.pop(), Some(b']'), "a JSON message ends its list");
+            out.push(b',');
+            out.extend_from_slice(payload.bytes());
+            out.push(b']');
         }
-        let start = out.len();
-        serializer.encode(envelope, out);
-        let count = payload.count() as u8;
-        match serializer {
-            Serializer::Json => {
-                assert_eq!(out.pop(), Some(b']'), "a JSON message ends its list");
-                out.push(b',');
-                out.extend_from_slice(payload.bytes());
-                out.push(b']');
-            }
-            #[cfg(feature = "msgpack")]
-            Serializer::MsgPack => {
-                let header = out[start];
-                assert_eq!(header & 0xf0, 0x90, "a short MessagePack list");
-                let len = (header & 0x0f) + count;
-                assert!(len < 16);
-                out[start] = 0x90 | len;
-                out.extend_from_slice(payload.bytes());
-            }
-            #[cfg(feature = "cbor")]
-            Serializer::Cbor => {
-                let header = out[start];
-                assert_eq!(header & 0xe0, 0x80, "a short CBOR list");
-                let len = (header & 0x1f) + count;
-                assert!(len < 24);
-                out[start] = 0x80 | len;
-                out.extend_from_slice(payload.bytes());
-            }
+        #[cfg(feature = "msgpack")]
+        Serializer::MsgPack => {
+            let header = out[start];
+            assert_eq!(header & 0xf0, 0x90, "a short MessagePack list");
+            let len = (header & 0x0f) + count;
+            assert!(len < 16);
+            out[start] = 0x90 | len;
+            out.extend_from_slice(payload.bytes());
         }
-        if codec.batched {
-            if serializer.is_binary() {
-                let len = u32::try_from(out.len() - record - 4)
-                    .expect("a batched record longer than 4 GiB");
-                out[record..record + 4].copy_from_slice(&len.to_be_bytes());
-            } else {
-                out.push(super::serializer::JSON_SEPARATOR);
-            }
+        #[cfg(feature = "cbor")]
+        Serializer::Cbor => {
+            let header = out[start];
+            assert_eq!(header & 0xe0, 0x80, "a short CBOR list");
+            let len = (header & 0x1f) + count;
+            assert!(len < 24);
+            out[start] = 0x80 | len;
+            out.extend_from_slice(payload.bytes());
+        }
+    }
+    if codec.batched {
+        if serializer.is_binary() {
+            let len = u32::try_from(out.len() - record - 4)
+                .expect("a batched record longer than 4 GiB");
+            out[record..record + 4].copy_from_slice(&len.to_be_bytes());
+        } else {
+            out.push(super::serializer::JSON_SEPARATOR);
         }
     }
 }
