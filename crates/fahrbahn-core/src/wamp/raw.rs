@@ -373,57 +373,74 @@ impl Serializer {
 /// Appends `envelope` (whose own `args`/`kwargs` are `None`) with
 /// `payload` spliced in as its trailing elements, encoded with `codec`;
 /// the payload must be in `codec`'s serializer.
+#[cfg(test)]
 pub(crate) fn encode_spliced(
     codec: Codec,
     envelope: &Message,
     payload: &EncodedPayload,
     out: &mut Vec<u8>,
 ) {
+    let trailer = splice_head(codec, envelope, payload, out);
+    out.extend_from_slice(payload.bytes());
+    out.extend_from_slice(trailer);
+}
+
+/// The end of a JSON message with payload, batched: the list's end and
+/// the record separator.
+const JSON_BATCHED_TRAILER: [u8; 2] = [b']', super::serializer::JSON_SEPARATOR];
+
+/// Writes what comes before `payload`'s bytes when `envelope` (whose own
+/// `args`/`kwargs` are `None`) carries them as its trailing elements,
+/// encoded with `codec` (the payload must be in its serializer), to
+/// `head`; returns what comes after them. The message is `head`, then
+/// [`payload.bytes()`](EncodedPayload::bytes), then the returned bytes.
+pub(crate) fn splice_head(
+    codec: Codec,
+    envelope: &Message,
+    payload: &EncodedPayload,
+    head: &mut Vec<u8>,
+) -> &'static [u8] {
     let serializer = codec.serializer;
     assert_eq!(serializer, payload.serializer, "a payload in the codec's serializer");
-    let record = out.len();
+    let record = head.len();
     if codec.batched && serializer.is_binary() {
-        out.extend_from_slice(&[0; 4]);
+        head.extend_from_slice(&[0; 4]);
     }
-    let start = out.len();
-    serializer.encode(envelope, out);
+    let start = head.len();
+    serializer.encode(envelope, head);
     let count = payload.count() as u8;
-    match serializer {
+    let trailer: &'static [u8] = match serializer {
         Serializer::Json => {
-            debug_assert!(out[start] == b'[' && count <= 2);
-            assert_eq!(out.pop(), Some(b']'), "a JSON message ends its list");
-            out.push(b',');
-            out.extend_from_slice(payload.bytes());
-            out.push(b']');
+            debug_assert!(head[start] == b'[' && count <= 2);
+            assert_eq!(head.pop(), Some(b']'), "a JSON message ends its list");
+            head.push(b',');
+            if codec.batched { &JSON_BATCHED_TRAILER } else { b"]" }
         }
         #[cfg(feature = "msgpack")]
         Serializer::MsgPack => {
-            let header = out[start];
+            let header = head[start];
             assert_eq!(header & 0xf0, 0x90, "a short MessagePack list");
             let len = (header & 0x0f) + count;
             assert!(len < 16);
-            out[start] = 0x90 | len;
-            out.extend_from_slice(payload.bytes());
+            head[start] = 0x90 | len;
+            b""
         }
         #[cfg(feature = "cbor")]
         Serializer::Cbor => {
-            let header = out[start];
+            let header = head[start];
             assert_eq!(header & 0xe0, 0x80, "a short CBOR list");
             let len = (header & 0x1f) + count;
             assert!(len < 24);
-            out[start] = 0x80 | len;
-            out.extend_from_slice(payload.bytes());
+            head[start] = 0x80 | len;
+            b""
         }
+    };
+    if codec.batched && serializer.is_binary() {
+        let len = head.len() - record - 4 + payload.bytes().len() + trailer.len();
+        let len = u32::try_from(len).expect("a batched record longer than 4 GiB");
+        head[record..record + 4].copy_from_slice(&len.to_be_bytes());
     }
-    if codec.batched {
-        if serializer.is_binary() {
-            let len = u32::try_from(out.len() - record - 4)
-                .expect("a batched record longer than 4 GiB");
-            out[record..record + 4].copy_from_slice(&len.to_be_bytes());
-        } else {
-            out.push(super::serializer::JSON_SEPARATOR);
-        }
-    }
+    trailer
 }
 
 /// Validates one payload element (at depth 1 of its message) without

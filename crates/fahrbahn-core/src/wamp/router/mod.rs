@@ -108,7 +108,7 @@ pub use auth::{
 use crate::Rng;
 use crate::wamp::error::ERROR_PAYLOAD_SIZE_EXCEEDED;
 use crate::wamp::session::feature_set;
-use crate::wamp::raw::{encode_spliced, set_payload};
+use crate::wamp::raw::{set_payload, splice_head};
 use crate::wamp::{
     Codec, Dict, EncodedPayload, IdGenerator, List, Message, RawMessage, Serializer, SessionId,
     Value,
@@ -655,13 +655,30 @@ impl Output {
             }
         }
         self.scratch.clear();
-        match &msg.raw {
-            None => codec.encode(&msg.msg, &mut self.scratch),
+        let (size, payload) = match &msg.raw {
+            None => {
+                codec.encode(&msg.msg, &mut self.scratch);
+                let payload = encoded.then(|| Payload::from(&self.scratch[..]));
+                (self.scratch.len(), payload)
+            }
             // The payload's bytes spliced in after the envelope: as they
             // came when the connection speaks the sender's serializer,
-            // transcoded once per serializer otherwise.
+            // transcoded once per serializer otherwise. Built in place:
+            // one allocation of the message's size.
             Some(raw) => match cache.payload_in(codec.serializer, raw) {
-                Ok(payload) => encode_spliced(codec, &msg.msg, &payload, &mut self.scratch),
+                Ok(tail) => {
+                    let trailer = splice_head(codec, &msg.msg, &tail, &mut self.scratch);
+                    let size = self.scratch.len() + tail.bytes().len() + trailer.len();
+                    let payload = encoded.then(|| {
+                        self.scratch
+                            .iter()
+                            .chain(tail.bytes())
+                            .chain(trailer)
+                            .copied()
+                            .collect::<Payload>()
+                    });
+                    (size, payload)
+                }
                 Err(e) => {
                     log::error!(
                         "router: a validated payload does not transcode to {} ({e}): {} for {conn} dropped",
@@ -671,9 +688,7 @@ impl Output {
                     return None;
                 }
             },
-        }
-        let size = self.scratch.len();
-        let payload = encoded.then(|| Payload::from(&self.scratch[..]));
+        };
         if let Some(p) = &payload {
             cache.encoded.push((codec, p.clone()));
         }
