@@ -69,7 +69,11 @@ fn setup(from: Codec, to: Codec, now: Instant) -> (Router, ConnectionId, [Connec
 }
 
 fn publish_bytes(codec: Codec) -> Vec<u8> {
-    let per_value = if codec.serializer == Serializer::Json { 2 } else { 1 };
+    let per_value = if codec.serializer == Serializer::Json {
+        2
+    } else {
+        1
+    };
     let args = (0..SIZE / per_value)
         .map(|i| Value::from((i % 10) as i64))
         .collect();

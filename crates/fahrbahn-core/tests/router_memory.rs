@@ -169,7 +169,10 @@ fn route(from: Serializer, publish: &[u8], to: &[Serializer], raw: bool) -> (usi
         .saturating_sub(before_input);
     for &sub in &s.subscribers {
         let payload = s.router.poll_transmit_payload(sub).expect("an EVENT");
-        assert!(payload.len() >= size / 2, "{from}: the EVENT carries the payload");
+        assert!(
+            payload.len() >= size / 2,
+            "{from}: the EVENT carries the payload"
+        );
     }
     (peak, held)
 }

@@ -487,7 +487,10 @@ fn rawsocket_server(ser: Serializer, now: Instant) -> ServerConnection {
     let mut reply = Vec::new();
     server.poll_transmit(&mut reply);
     assert_eq!(reply.len(), 4, "handshake reply");
-    assert_eq!(server.poll_event(), Some(ServerEvent::Connected(Codec::new(ser))));
+    assert_eq!(
+        server.poll_event(),
+        Some(ServerEvent::Connected(Codec::new(ser)))
+    );
     server
 }
 
@@ -586,7 +589,9 @@ fn payload_bytes_pass_through_untouched_even_when_not_canonical() {
             [
                 &[0x9f, 0x10, 0x02, 0xa0, 0x71][..],
                 b"com.example.topic",
-                &[0x82, 0x1a, 0, 0, 0, 5, 0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xff],
+                &[
+                    0x82, 0x1a, 0, 0, 0, 5, 0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0, 0xff,
+                ],
             ]
             .concat(),
             &[0x82, 0x1a, 0, 0, 0, 5, 0xfb, 0x3f, 0xf8, 0, 0, 0, 0, 0, 0],

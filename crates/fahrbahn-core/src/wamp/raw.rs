@@ -367,7 +367,6 @@ impl Serializer {
             }),
         })
     }
-
 }
 
 /// Appends `envelope` (whose own `args`/`kwargs` are `None`) with
@@ -401,7 +400,10 @@ pub(crate) fn splice_head(
     head: &mut Vec<u8>,
 ) -> &'static [u8] {
     let serializer = codec.serializer;
-    assert_eq!(serializer, payload.serializer, "a payload in the codec's serializer");
+    assert_eq!(
+        serializer, payload.serializer,
+        "a payload in the codec's serializer"
+    );
     let record = head.len();
     if codec.batched && serializer.is_binary() {
         head.extend_from_slice(&[0; 4]);
@@ -414,7 +416,11 @@ pub(crate) fn splice_head(
             debug_assert!(head[start] == b'[' && count <= 2);
             assert_eq!(head.pop(), Some(b']'), "a JSON message ends its list");
             head.push(b',');
-            if codec.batched { &JSON_BATCHED_TRAILER } else { b"]" }
+            if codec.batched {
+                &JSON_BATCHED_TRAILER
+            } else {
+                b"]"
+            }
         }
         #[cfg(feature = "msgpack")]
         Serializer::MsgPack => {

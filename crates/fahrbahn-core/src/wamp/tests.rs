@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 
-use super::*;
 use super::raw;
+use super::*;
 
 fn dict(entries: &[(&str, Value)]) -> Dict {
     entries
@@ -813,7 +813,14 @@ proptest! {
 fn raw_agrees(ser: Serializer, bytes: &[u8]) -> Result<(), TestCaseError> {
     let full = ser.decode(bytes);
     let raw = ser.decode_raw(bytes.to_vec());
-    prop_assert_eq!(full.is_ok(), raw.is_ok(), "{}: {:?} vs {:?}", ser, full, raw);
+    prop_assert_eq!(
+        full.is_ok(),
+        raw.is_ok(),
+        "{}: {:?} vs {:?}",
+        ser,
+        full,
+        raw
+    );
     if let (Ok(full), Ok(raw)) = (full, raw) {
         let raw = raw.into_message();
         prop_assert!(raw.is_ok(), "{}: {:?}", ser, raw);
@@ -938,7 +945,13 @@ fn malformed_raw_payloads_are_refused_like_decoded_ones() {
         let publish = |args: Value| {
             let mut out = Vec::new();
             ser.encode_value(
-                &Value::List(vec![16.into(), 1.into(), Value::Dict(Dict::new()), "t".into(), args]),
+                &Value::List(vec![
+                    16.into(),
+                    1.into(),
+                    Value::Dict(Dict::new()),
+                    "t".into(),
+                    args,
+                ]),
                 &mut out,
             );
             out
@@ -970,10 +983,21 @@ fn malformed_raw_payloads_are_refused_like_decoded_ones() {
         raw_agrees(ser, &bad).unwrap();
         // Non-string dictionary keys.
         let mut out = Vec::new();
-        ser.encode_value(&Value::List(vec![70.into(), 1.into(), Value::Dict(Dict::new())]), &mut out);
+        ser.encode_value(
+            &Value::List(vec![70.into(), 1.into(), Value::Dict(Dict::new())]),
+            &mut out,
+        );
         out[0] += 2;
-        out.push(if ser == Serializer::MsgPack { 0x90 } else { 0x80 });
-        out.extend(if ser == Serializer::MsgPack { [0x81, 0x01, 0x01] } else { [0xa1, 0x01, 0x01] });
+        out.push(if ser == Serializer::MsgPack {
+            0x90
+        } else {
+            0x80
+        });
+        out.extend(if ser == Serializer::MsgPack {
+            [0x81, 0x01, 0x01]
+        } else {
+            [0xa1, 0x01, 0x01]
+        });
         refused(ser, &out);
     }
 }
@@ -983,9 +1007,8 @@ proptest! {
     fn raw_decoding_agrees_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
         for &ser in Serializer::ALL {
             raw_agrees(ser, &bytes)?;
-            for codec in [Codec::batched(ser)] {
-                prop_assert_eq!(codec.decode(&bytes).is_ok(), codec.decode_raw(bytes.clone()).is_ok());
-            }
+            let codec = Codec::batched(ser);
+            prop_assert_eq!(codec.decode(&bytes).is_ok(), codec.decode_raw(bytes.clone()).is_ok());
         }
     }
 

@@ -107,8 +107,8 @@ pub use auth::{
 
 use crate::Rng;
 use crate::wamp::error::ERROR_PAYLOAD_SIZE_EXCEEDED;
-use crate::wamp::session::feature_set;
 use crate::wamp::raw::{set_payload, splice_head};
+use crate::wamp::session::feature_set;
 use crate::wamp::{
     Codec, Dict, EncodedPayload, IdGenerator, List, Message, RawMessage, Serializer, SessionId,
     Value,
@@ -501,7 +501,11 @@ impl EncodeCache {
         if raw.serializer() == serializer {
             return Ok(raw.clone());
         }
-        if let Some(p) = self.transcoded.iter().find(|p| p.serializer() == serializer) {
+        if let Some(p) = self
+            .transcoded
+            .iter()
+            .find(|p| p.serializer() == serializer)
+        {
             return Ok(p.clone());
         }
         let p = raw.transcode(serializer)?;
