@@ -200,7 +200,11 @@ impl Model {
                         args,
                         kwargs,
                     } => {
-                        assert_eq!((args, kwargs), answer_payload());
+                        assert_eq!(
+                            (args, kwargs),
+                            answer_payload(),
+                            "RESULT {details:?} for call {request} of slot {slot}"
+                        );
                         let call = (conn, request);
                         assert!(
                             self.pending.contains(&call) || self.retired.contains(&call),
@@ -581,8 +585,8 @@ impl Model {
                     let msg = Message::Yield {
                         request,
                         options: Dict::new(),
-                        args: None,
-                        kwargs: None,
+                        args: answer_payload().0,
+                        kwargs: answer_payload().1,
                     };
                     self.send(slot, msg);
                     self.events();
