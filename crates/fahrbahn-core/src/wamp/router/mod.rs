@@ -7,7 +7,11 @@
 //!
 //! The serving layer [`attach`](Router::attach)es each transport that
 //! connects, feeds every decoded client message to
-//! [`handle_message`](Router::handle_message), and delivers each
+//! [`handle_message`](Router::handle_message) — or, with its payload
+//! (`args`, `kwargs`) kept as the bytes it came in
+//! ([`Codec::decode_raw`]), to
+//! [`handle_raw_message`](Router::handle_raw_message), which forwards the
+//! payload without turning it into [`Value`]s — and delivers each
 //! connection's queued messages in order: a task per connection drains its
 //! own with [`poll_transmit_to`](Router::poll_transmit_to) (and learns which
 //! connections got new messages from [`poll_ready`](Router::poll_ready)); a
