@@ -236,6 +236,7 @@ pub(crate) fn set_payload(message: &mut Message, args: Option<List>, kwargs: Opt
 }
 
 /// Takes `args` and `kwargs` out of `message`.
+#[cfg(any(feature = "router", test))]
 pub(crate) fn take_payload(message: &mut Message) -> (Option<List>, Option<Dict>) {
     match message {
         Message::Error {
@@ -386,6 +387,7 @@ pub(crate) fn encode_spliced(
 
 /// The end of a JSON message with payload, batched: the list's end and
 /// the record separator.
+#[cfg(any(feature = "router", test))]
 const JSON_BATCHED_TRAILER: [u8; 2] = [b']', super::serializer::JSON_SEPARATOR];
 
 /// Writes what comes before `payload`'s bytes when `envelope` (whose own
@@ -393,6 +395,7 @@ const JSON_BATCHED_TRAILER: [u8; 2] = [b']', super::serializer::JSON_SEPARATOR];
 /// encoded with `codec` (the payload must be in its serializer), to
 /// `head`; returns what comes after them. The message is `head`, then
 /// [`payload.bytes()`](EncodedPayload::bytes), then the returned bytes.
+#[cfg(any(feature = "router", test))]
 pub(crate) fn splice_head(
     codec: Codec,
     envelope: &Message,
