@@ -198,7 +198,9 @@ fn one_large_publish_costs_a_small_multiple_of_its_size() {
         assert!(held <= 2 * size, "{from}: held {held} for {size} bytes");
 
         // Two subscribers per serializer: the payload is transcoded once
-        // per other serializer (through a transient tree of its values).
+        // per other serializer, one item at a time (its encoded forms and
+        // the EVENTs are what counts: JSON ones are twice the size of
+        // MessagePack's for one-digit integers).
         let (peak_mixed, held_mixed) = route(from, &publish, all, true);
         eprintln!(
             "{from}: {size} bytes to 2 subscribers of each serializer: peak {:.2}x, held {:.2}x",
@@ -210,7 +212,7 @@ fn one_large_publish_costs_a_small_multiple_of_its_size() {
             "{from}: held {held_mixed} for {size} bytes"
         );
         assert!(
-            peak_mixed <= 40 * size,
+            peak_mixed <= 16 * size,
             "{from}: peak {peak_mixed} for {size} bytes"
         );
 

@@ -105,31 +105,214 @@ impl EncodedPayload {
         Ok((args, kwargs))
     }
 
-    /// The same payload in serializer `to`: decoded with this one and
-    /// encoded with `to` (the JSON binary convention applies both ways),
-    /// or a shared copy when `to` is this serializer.
+    /// The same payload in serializer `to`, or a shared copy when `to` is
+    /// this serializer. The values are decoded with this serializer and
+    /// encoded with `to` (the JSON binary convention applies both ways)
+    /// one item of `args` and `kwargs` at a time: what is alive at once is
+    /// one item's values, not the whole payload's.
     pub fn transcode(&self, to: Serializer) -> Result<EncodedPayload, DecodeError> {
         if to == self.serializer {
             return Ok(self.clone());
         }
-        let (args, kwargs) = self.decode()?;
-        let mut out = Vec::new();
-        to.encode_value(&Value::List(args.unwrap_or_default()), &mut out);
+        let mut out = transcode_items(self.serializer, &self.buf[self.args.clone()], to)?;
         let args = 0..out.len();
-        let kwargs = kwargs.map(|kwargs| {
-            if to == Serializer::Json {
-                out.push(b',');
+        let kwargs = match &self.kwargs {
+            None => None,
+            Some(range) => {
+                if to == Serializer::Json {
+                    out.push(b',');
+                }
+                let start = out.len();
+                out.extend_from_slice(&transcode_items(
+                    self.serializer,
+                    &self.buf[range.clone()],
+                    to,
+                )?);
+                Some(start..out.len())
             }
-            let start = out.len();
-            to.encode_value(&Value::Dict(kwargs), &mut out);
-            start..out.len()
-        });
+        };
         Ok(EncodedPayload {
             serializer: to,
             buf: Arc::new(out),
             args,
             kwargs,
         })
+    }
+}
+
+/// The list or dictionary `bytes` (a payload element, at depth 1 of its
+/// message) of serializer `from`, in serializer `to`: decoded and encoded
+/// one item at a time ([`ItemWise`]).
+fn transcode_items(from: Serializer, bytes: &[u8], to: Serializer) -> Result<Vec<u8>, DecodeError> {
+    let malformed = |detail: String| DecodeError::Malformed {
+        serializer: from.name(),
+        detail,
+    };
+    let seed = ItemWise {
+        to,
+        json_bytes: from == Serializer::Json,
+    };
+    match from {
+        Serializer::Json => {
+            let mut de = serde_json::Deserializer::from_slice(bytes);
+            let out = seed
+                .deserialize(&mut de)
+                .map_err(|e| malformed(e.to_string()))?;
+            de.end().map_err(|e| malformed(e.to_string()))?;
+            Ok(out)
+        }
+        #[cfg(feature = "msgpack")]
+        Serializer::MsgPack => {
+            let mut rest = bytes;
+            let mut de = rmp_serde::Deserializer::new(&mut rest);
+            seed.deserialize(&mut de)
+                .map_err(|e| malformed(e.to_string()))
+        }
+        #[cfg(feature = "cbor")]
+        Serializer::Cbor => {
+            let mut rest = bytes;
+            let limit = 2 * MAX_NESTING;
+            let out = match to {
+                Serializer::Json => ciborium::de::from_reader_with_recursion_limit::<
+                    CborItemWise<1>,
+                    _,
+                >(&mut rest, limit)
+                .map(|v| v.0),
+                #[cfg(feature = "msgpack")]
+                Serializer::MsgPack => ciborium::de::from_reader_with_recursion_limit::<
+                    CborItemWise<2>,
+                    _,
+                >(&mut rest, limit)
+                .map(|v| v.0),
+                Serializer::Cbor => unreachable!("not transcoded to itself"),
+            };
+            out.map_err(|e| malformed(super::serializer::cbor_error(e)))
+        }
+    }
+}
+
+/// Decodes a list or dictionary one item at a time, each into a [`Value`]
+/// encoded with `to` at once and dropped; the container's header (its
+/// item count, for MessagePack and CBOR) is put in front once counted.
+#[derive(Clone, Copy)]
+struct ItemWise {
+    to: Serializer,
+    /// The source is JSON: its binary convention applies.
+    json_bytes: bool,
+}
+
+impl ItemWise {
+    fn item(self) -> ValueSeed {
+        ValueSeed {
+            depth: 2,
+            max_depth: MAX_NESTING,
+            json_bytes: self.json_bytes,
+        }
+    }
+
+    /// `items` (encoded with `to`, JSON ones separated by commas) as a
+    /// list (`map` false) or dictionary of `count` items.
+    fn finish(self, map: bool, count: usize, mut items: Vec<u8>) -> Vec<u8> {
+        match self.to {
+            Serializer::Json => {
+                debug_assert!(count <= items.len());
+                items.insert(0, if map { b'{' } else { b'[' });
+                items.push(if map { b'}' } else { b']' });
+            }
+            #[cfg(feature = "msgpack")]
+            Serializer::MsgPack => {
+                let n = count as u64;
+                let header: Vec<u8> = match (map, n) {
+                    (false, 0..=15) => vec![0x90 | n as u8],
+                    (true, 0..=15) => vec![0x80 | n as u8],
+                    (false, 16..=0xffff) => [&[0xdc][..], &(n as u16).to_be_bytes()].concat(),
+                    (true, 16..=0xffff) => [&[0xde][..], &(n as u16).to_be_bytes()].concat(),
+                    (false, _) => [&[0xdd][..], &(n as u32).to_be_bytes()].concat(),
+                    (true, _) => [&[0xdf][..], &(n as u32).to_be_bytes()].concat(),
+                };
+                items.splice(0..0, header);
+            }
+            #[cfg(feature = "cbor")]
+            Serializer::Cbor => {
+                let major: u8 = if map { 5 << 5 } else { 4 << 5 };
+                let n = count as u64;
+                let header: Vec<u8> = match n {
+                    0..=23 => vec![major | n as u8],
+                    24..=0xff => vec![major | 24, n as u8],
+                    0x100..=0xffff => [&[major | 25][..], &(n as u16).to_be_bytes()].concat(),
+                    0x1_0000..=0xffff_ffff => {
+                        [&[major | 26][..], &(n as u32).to_be_bytes()].concat()
+                    }
+                    _ => [&[major | 27][..], &n.to_be_bytes()].concat(),
+                };
+                items.splice(0..0, header);
+            }
+        }
+        items
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for ItemWise {
+    type Value = Vec<u8>;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ItemWise {
+    type Value = Vec<u8>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list or dictionary")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+        let mut out = Vec::new();
+        let mut count = 0;
+        while let Some(value) = seq.next_element_seed(self.item())? {
+            if count > 0 && self.to == Serializer::Json {
+                out.push(b',');
+            }
+            self.to.encode_value(&value, &mut out);
+            count += 1;
+        }
+        Ok(self.finish(false, count, out))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<u8>, A::Error> {
+        let mut out = Vec::new();
+        let mut count = 0;
+        while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self.item())?;
+            if count > 0 && self.to == Serializer::Json {
+                out.push(b',');
+            }
+            self.to.encode_value(&Value::String(key), &mut out);
+            if self.to == Serializer::Json {
+                out.push(b':');
+            }
+            self.to.encode_value(&value, &mut out);
+            count += 1;
+        }
+        Ok(self.finish(true, count, out))
+    }
+}
+
+/// [`ItemWise`] for ciborium, which only takes `DeserializeOwned`: into
+/// the serializer of RawSocket id `TO`.
+#[cfg(feature = "cbor")]
+struct CborItemWise<const TO: u8>(Vec<u8>);
+
+#[cfg(feature = "cbor")]
+impl<'de, const TO: u8> serde::Deserialize<'de> for CborItemWise<TO> {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let to = Serializer::from_rawsocket_id(TO).expect("a compiled-in serializer");
+        ItemWise {
+            to,
+            json_bytes: false,
+        }
+        .deserialize(d)
+        .map(CborItemWise)
     }
 }
 

@@ -1055,3 +1055,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn transcoding_item_by_item_writes_what_encoding_the_values_writes() {
+    // Container headers at every size boundary of MessagePack and CBOR.
+    for n in [0usize, 1, 15, 16, 23, 24, 255, 256, 65_535, 65_536] {
+        let args: List = (0..n).map(|i| Value::from((i % 300) as i64)).collect();
+        let kwargs: Dict = (0..n.min(300))
+            .map(|i| (format!("k{i}"), Value::Bytes(vec![i as u8])))
+            .collect();
+        let msg = Message::Yield {
+            request: 1,
+            options: Dict::new(),
+            args: Some(args.clone()),
+            kwargs: Some(kwargs.clone()),
+        };
+        for &from in Serializer::ALL {
+            let mut bytes = Vec::new();
+            from.encode(&msg, &mut bytes);
+            let (_, payload) = from.decode_raw(bytes).unwrap().into_parts();
+            let Some(payload) = payload else {
+                assert_eq!(n, 0);
+                continue;
+            };
+            for &to in Serializer::ALL {
+                let transcoded = payload.transcode(to).unwrap();
+                let mut whole = Vec::new();
+                to.encode_value(&Value::List(args.clone()), &mut whole);
+                if !kwargs.is_empty() {
+                    if to == Serializer::Json {
+                        whole.push(b',');
+                    }
+                    to.encode_value(&Value::Dict(kwargs.clone()), &mut whole);
+                }
+                assert!(transcoded.bytes() == whole, "{from} -> {to}, {n} items");
+            }
+        }
+    }
+}
