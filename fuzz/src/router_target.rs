@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use fahrbahn_core::Rng;
 use fahrbahn_core::wamp::router::{ConnectionId, Router, RouterConfig, RouterEvent};
-use fahrbahn_core::wamp::{Dict, Message, Value, client_roles};
+use fahrbahn_core::wamp::{Codec, Dict, Message, Serializer, Value, client_roles};
 
 use crate::util::base;
 
@@ -16,6 +16,18 @@ const SLOTS: usize = 4;
 const PROCEDURES: [&str; 3] = ["p.a", "p.b", "p.c"];
 const TOPICS: [&str; 3] = ["t.a", "t.b", "t.a.x"];
 const REALMS: [&str; 3] = ["realm1", "realm2", "not a uri"];
+
+/// How each slot's client talks to the router: `None` in decoded
+/// [`Message`]s (`handle_message`, queued as built), otherwise in bytes of
+/// that codec (`handle_connected`; its messages go in through
+/// `decode_raw` and `handle_raw_message`, payloads kept encoded, spliced
+/// and transcoded between the slots' serializers).
+const CODECS: [Option<Codec>; SLOTS] = [
+    None,
+    Some(Codec::new(Serializer::Json)),
+    Some(Codec::batched(Serializer::MsgPack)),
+    Some(Codec::new(Serializer::Cbor)),
+];
 
 /// A slot index (taken modulo [`SLOTS`]).
 type Slot = u8;
@@ -91,6 +103,15 @@ fn dict(entries: &[(&str, Value)]) -> Dict {
         .collect()
 }
 
+/// The payload of every YIELD and application ERROR (values every
+/// serializer carries exactly).
+fn answer_payload() -> (Option<Vec<Value>>, Option<Dict>) {
+    (
+        Some(vec!["r".into(), Value::Bytes(vec![0, 255]), (-1.5).into()]),
+        Some(dict(&[("k", Value::List(vec![u64::MAX.into()]))])),
+    )
+}
+
 /// `max_pending_calls_per_session` of the fuzzed router: small, so that
 /// the limit is reached.
 const MAX_PENDING_CALLS: usize = 8;
@@ -159,10 +180,31 @@ impl Model {
                     {
                         client.subscriptions.push(subscription);
                     }
-                    Message::Invocation { request, .. } => client.invocations.push(request),
-                    Message::Result {
-                        request, details, ..
+                    Message::Invocation {
+                        request,
+                        args,
+                        kwargs,
+                        ..
                     } => {
+                        // Payloads arrive as sent, whatever the
+                        // serializers of the two sides.
+                        assert_eq!((args, kwargs), (Some(vec![1.into()]), None));
+                        client.invocations.push(request)
+                    }
+                    Message::Event { args, kwargs, .. } => {
+                        assert_eq!((args, kwargs), (Some(vec!["x".into()]), None));
+                    }
+                    Message::Result {
+                        request,
+                        details,
+                        args,
+                        kwargs,
+                    } => {
+                        assert_eq!(
+                            (args, kwargs),
+                            answer_payload(),
+                            "RESULT {details:?} for call {request} of slot {slot}"
+                        );
                         let call = (conn, request);
                         assert!(
                             self.pending.contains(&call) || self.retired.contains(&call),
@@ -176,12 +218,21 @@ impl Model {
                     Message::Error {
                         request_type: Message::CALL,
                         request,
+                        error,
+                        args,
+                        kwargs,
                         ..
-                    } => assert!(
-                        self.pending.remove(&(conn, request))
-                            || self.retired.remove(&(conn, request)),
-                        "ERROR for call {request} of {conn}, which is not pending"
-                    ),
+                    } => {
+                        assert!(
+                            error != "app.error" || (args, kwargs) == answer_payload(),
+                            "an application ERROR's payload changed"
+                        );
+                        assert!(
+                            self.pending.remove(&(conn, request))
+                                || self.retired.remove(&(conn, request)),
+                            "ERROR for call {request} of {conn}, which is not pending"
+                        );
+                    }
                     Message::Challenge { .. } => panic!("CHALLENGE from the anonymous router"),
                     _ => {}
                 }
@@ -265,7 +316,16 @@ impl Model {
                     self.pending.insert((conn, *request));
                 }
             }
-            self.router.handle_message(self.now, conn, msg);
+            match CODECS[slot] {
+                None => self.router.handle_message(self.now, conn, msg),
+                Some(codec) => {
+                    let mut bytes = Vec::new();
+                    codec.encode(&msg, &mut bytes);
+                    for raw in codec.decode_raw(bytes).expect("an encoded message decodes") {
+                        self.router.handle_raw_message(self.now, conn, raw);
+                    }
+                }
+            }
         }
     }
 
@@ -280,7 +340,11 @@ impl Model {
             Op::Hello(slot, realm) => {
                 let slot = s(slot);
                 if self.clients[slot].conn.is_none() {
-                    self.clients[slot].conn = Some(self.router.attach(self.now));
+                    let conn = self.router.attach(self.now);
+                    if let Some(codec) = CODECS[slot] {
+                        self.router.handle_connected(self.now, conn, codec, None);
+                    }
+                    self.clients[slot].conn = Some(conn);
                 }
                 let realm = REALMS[usize::from(*realm) % REALMS.len()];
                 let details = dict(&[("roles", Value::Dict(client_roles()))]);
@@ -355,15 +419,15 @@ impl Model {
                         request,
                         details: Dict::new(),
                         error: "app.error".into(),
-                        args: None,
-                        kwargs: None,
+                        args: answer_payload().0,
+                        kwargs: answer_payload().1,
                     }
                 } else {
                     Message::Yield {
                         request,
                         options: dict(&[("progress", (kind == 1).into())]),
-                        args: None,
-                        kwargs: None,
+                        args: answer_payload().0,
+                        kwargs: answer_payload().1,
                     }
                 };
                 self.send(slot, msg);
@@ -521,8 +585,8 @@ impl Model {
                     let msg = Message::Yield {
                         request,
                         options: Dict::new(),
-                        args: None,
-                        kwargs: None,
+                        args: answer_payload().0,
+                        kwargs: answer_payload().1,
                     };
                     self.send(slot, msg);
                     self.events();

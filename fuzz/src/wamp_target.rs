@@ -23,6 +23,9 @@ pub(crate) fn codec_of(b: u8) -> Codec {
 /// and the same bytes once more, and all of them encoded into one
 /// (batched) payload decode to the same list. (Values holding a NaN are
 /// not equal to themselves; for them only the bytes are compared.)
+/// Decoding with the payload kept encoded (`decode_raw`, what the router
+/// does) accepts exactly the payloads decoding accepts, and gives the same
+/// messages once their payload is decoded (compared as bytes).
 #[allow(clippy::eq_op, reason = "a value with a NaN is not equal to itself")]
 pub fn wamp_decode(data: &[u8]) {
     let (b, payload) = take_byte(data);
@@ -43,9 +46,27 @@ pub fn wamp_decode(data: &[u8]) {
         assert_eq!(twice, bytes, "{serializer}: encoding is not stable");
     }
 
-    let Ok(messages) = codec.decode(payload) else {
+    let decoded = codec.decode(payload);
+    let raw = codec.decode_raw(payload.to_vec());
+    assert_eq!(
+        decoded.is_ok(),
+        raw.is_ok(),
+        "{codec}: decode and decode_raw disagree: {decoded:?} / {raw:?}"
+    );
+    let Ok(messages) = decoded else {
         return;
     };
+    let raw = raw.unwrap_or_else(|_| unreachable!());
+    assert_eq!(raw.len(), messages.len(), "{codec}: decode_raw count");
+    for (message, raw) in messages.iter().zip(raw) {
+        let raw = raw
+            .into_message()
+            .unwrap_or_else(|e| panic!("{codec}: a validated payload does not decode: {e}"));
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        serializer.encode(message, &mut a);
+        serializer.encode(&raw, &mut b);
+        assert_eq!(a, b, "{codec}: decode_raw gives another {}", message.name());
+    }
     for message in &messages {
         let mut bytes = Vec::new();
         serializer.encode(message, &mut bytes);

@@ -7,7 +7,9 @@ that lets anonymous sessions on `--realm` call, register, publish and
 subscribe (e.g. the Crossbar.io node of the interop suite).
 
 Three sessions join the realm: A (caller, publisher), B (callee, subscriber)
-and C (a callee that is killed). Every URI is under the prefix P given with
+and C (a callee that is killed). With `--serializer-b`, B speaks another
+serializer than A and C, so every payload between them is transcoded by the
+router. Every URI is under the prefix P given with
 `--prefix` (default: one unique to this process). The scenarios, in order:
 
   join                      A, B and C join (anonymous)
@@ -151,7 +153,8 @@ class Session(ApplicationSession):
 
 async def connect(opts, name):
     parts = urlsplit(opts.url)
-    ser = SERIALIZERS[opts.serializer](batched=opts.batched)
+    serializer = opts.serializer_b if name == "B" and opts.serializer_b else opts.serializer
+    ser = SERIALIZERS[serializer](batched=opts.batched)
     session = Session(ComponentConfig(realm=opts.realm), name)
     if parts.scheme == "ws":
         factory = WampWebSocketClientFactory(lambda: session, url=opts.url, serializers=[ser])
@@ -383,6 +386,12 @@ def parse_args():
     ap.add_argument("--url", required=True, help="ws://HOST:PORT/PATH or rs://HOST:PORT")
     ap.add_argument("--serializer", default="json", choices=sorted(SERIALIZERS))
     ap.add_argument("--batched", action="store_true", help="batched serializer (WebSocket only)")
+    ap.add_argument(
+        "--serializer-b",
+        choices=sorted(SERIALIZERS),
+        help="B's serializer (callee, subscriber), when it is to differ from A's and C's: "
+        "the router transcodes every payload between them",
+    )
     ap.add_argument("--realm", default="realm1")
     ap.add_argument("--prefix", default=f"router_check.{os.getpid()}", help="URI prefix of everything")
     ap.add_argument("--timeout", type=float, default=10.0, help="time limit of each scenario (s)")
@@ -396,7 +405,8 @@ def parse_args():
 
 
 async def main(opts):
-    log(f"{opts.url} {opts.serializer}{'.batched' if opts.batched else ''} realm {opts.realm} prefix {opts.prefix}")
+    b = f" (B: {opts.serializer_b})" if opts.serializer_b else ""
+    log(f"{opts.url} {opts.serializer}{'.batched' if opts.batched else ''}{b} realm {opts.realm} prefix {opts.prefix}")
     failed = await Checks(opts).run()
     return 1 if failed else 0
 

@@ -8,7 +8,8 @@
 //!
 //! * against the Fahrbahn router only: runs `interop/peers/router_check.py`
 //!   (AutobahnPython clients checking the router) once per serializer and
-//!   transport ([`CHECKS`]),
+//!   transport ([`CHECKS`]), and with one client on another serializer
+//!   ([`MIXED_CHECKS`]),
 //! * against both: runs `interop/peers/authz_check.py` (static
 //!   authorization: the same refusals from both routers, configured alike by
 //!   `interop/crossbar/config.json` and `interop/router.toml`) twice
@@ -227,6 +228,14 @@ fn authz_args(cell: Cell, ports: Ports) -> Vec<String> {
     args.extend(["--realm".to_owned(), AUTHZ_REALM.to_owned()]);
     args
 }
+
+/// Runs of `router_check.py` with B (callee, subscriber) on another
+/// serializer than A and C: the router transcodes every payload between
+/// them (the others forward the received bytes).
+const MIXED_CHECKS: [(Cell, &str); 2] = [
+    (cell("json", false, WebSocket), "msgpack"),
+    (cell("cbor", false, RawSocket), "json"),
+];
 
 impl Cell {
     fn serialization(&self) -> String {
@@ -471,15 +480,31 @@ fn execute(
     };
 
     if kind == RouterKind::Fahrbahn {
-        for (i, cell) in CHECKS.iter().enumerate() {
-            let name = format!("router_check {}", cell.name());
-            eprintln!("==> [{}/{}] {} {name}", i + 1, CHECKS.len(), kind.name());
+        let checks: Vec<(Cell, Option<&str>)> = CHECKS
+            .iter()
+            .map(|c| (*c, None))
+            .chain(MIXED_CHECKS.iter().map(|(c, b)| (*c, Some(*b))))
+            .collect();
+        for (i, (cell, serializer_b)) in checks.iter().enumerate() {
+            let (name, prefix) = match serializer_b {
+                None => (
+                    format!("router_check {}", cell.name()),
+                    format!("interop.check.{}", cell.uri_part()),
+                ),
+                Some(b) => (
+                    format!("router_check {} B {b}", cell.name()),
+                    format!("interop.check.{}.b_{b}", cell.uri_part()),
+                ),
+            };
+            eprintln!("==> [{}/{}] {} {name}", i + 1, checks.len(), kind.name());
             record(&mut router, name.clone(), &mut || {
-                let prefix = format!("interop.check.{}", cell.uri_part());
                 let mut cmd = setup.venv.python();
                 cmd.arg("-u")
                     .arg(cargo::workspace_root().join(CHECK))
-                    .args(cell.args(ports, prefix));
+                    .args(cell.args(ports, prefix.clone()));
+                if let Some(b) = serializer_b {
+                    cmd.args(["--serializer-b", b]);
+                }
                 run_counted(&mut cmd, "router_check.py", &name, &dir)
             });
         }
@@ -714,6 +739,8 @@ mod tests {
                 .all(|c| !c.batched || c.transport == WebSocket)
         );
         assert_eq!(CHECKS[3].uri_part(), "json_batched.ws");
+        // The mixed runs put B on another serializer than A and C.
+        assert!(MIXED_CHECKS.iter().all(|(c, b)| c.serializer != *b));
         let ports = Ports {
             websocket: 1,
             rawsocket: 2,

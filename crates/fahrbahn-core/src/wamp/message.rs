@@ -681,7 +681,7 @@ fn type_name(code: u64) -> Option<&'static str> {
 }
 
 /// Name, fewest and most elements (type code included) of message `code`.
-fn arity(code: u64) -> Option<(&'static str, usize, usize)> {
+pub(crate) fn arity(code: u64) -> Option<(&'static str, usize, usize)> {
     Some(match code {
         Message::HELLO => ("HELLO", 3, 3),
         Message::WELCOME => ("WELCOME", 3, 3),

@@ -45,6 +45,7 @@ pub mod error;
 mod framing;
 mod id;
 mod message;
+mod raw;
 #[cfg(feature = "router")]
 pub mod router;
 mod serializer;
@@ -62,6 +63,7 @@ pub use id::{
     is_valid_id, random_id,
 };
 pub use message::Message;
+pub use raw::{EncodedPayload, RawMessage};
 pub use serializer::{MAX_NESTING, Serializer};
 pub use server::{ServerConnection, ServerEvent, server_subprotocols};
 pub use session::{

@@ -21,7 +21,7 @@ const JSON_SEPARATOR_SPEC: u8 = 0x1e;
 /// from a Python octal escape `'\30'`). Crossbar splits records on it only,
 /// so we send it: interoperating with the deployed peers wins over the
 /// spec's text here (docs/wamp.md). Both are accepted when decoding.
-const JSON_SEPARATOR: u8 = 0x18;
+pub(crate) const JSON_SEPARATOR: u8 = 0x18;
 
 /// A WAMP serializer. JSON is always available; MessagePack and CBOR come
 /// with the `msgpack` and `cbor` features (both on by default).
@@ -200,17 +200,41 @@ impl Serializer {
     /// ]);
     /// ```
     pub fn decode_batched(self, bytes: &[u8]) -> Result<Vec<Message>, DecodeError> {
+        self.batch_records(bytes)?
+            .into_iter()
+            .map(|record| self.decode(&bytes[record]))
+            .collect()
+    }
+
+    /// The byte ranges of the records of a batched transport payload
+    /// (see [`decode_batched`](Self::decode_batched)).
+    pub(crate) fn batch_records(
+        self,
+        bytes: &[u8],
+    ) -> Result<Vec<std::ops::Range<usize>>, DecodeError> {
         match self {
-            Serializer::Json => bytes
-                .split(|b| *b == JSON_SEPARATOR || *b == JSON_SEPARATOR_SPEC)
-                .filter(|record| !record.is_empty())
-                .map(|record| self.decode(record))
-                .collect(),
+            Serializer::Json => {
+                let mut records = Vec::new();
+                let mut start = 0;
+                for (i, b) in bytes.iter().enumerate() {
+                    if *b == JSON_SEPARATOR || *b == JSON_SEPARATOR_SPEC {
+                        if i > start {
+                            records.push(start..i);
+                        }
+                        start = i + 1;
+                    }
+                }
+                if bytes.len() > start {
+                    records.push(start..bytes.len());
+                }
+                Ok(records)
+            }
             #[cfg(any(feature = "msgpack", feature = "cbor"))]
             _ => {
-                let mut msgs = Vec::new();
-                let mut rest = bytes;
-                while !rest.is_empty() {
+                let mut records = Vec::new();
+                let mut at = 0;
+                while at < bytes.len() {
+                    let rest = &bytes[at..];
                     let truncated = |needed: usize, available: usize| DecodeError::TruncatedBatch {
                         serializer: self.name(),
                         needed,
@@ -223,11 +247,10 @@ impl Serializer {
                     if tail.len() < len {
                         return Err(truncated(len, tail.len()));
                     }
-                    let (record, tail) = tail.split_at(len);
-                    msgs.push(self.decode(record)?);
-                    rest = tail;
+                    records.push(at + 4..at + 4 + len);
+                    at += 4 + len;
                 }
-                Ok(msgs)
+                Ok(records)
             }
         }
     }
@@ -241,6 +264,18 @@ impl Serializer {
     /// Decodes any [`Value`] (with the JSON binary convention), rejecting
     /// trailing bytes and nesting deeper than [`MAX_NESTING`].
     pub fn decode_value(self, bytes: &[u8]) -> Result<Value, DecodeError> {
+        self.decode_value_nested(bytes, 0)
+    }
+
+    /// [`decode_value`](Self::decode_value) of a value found `depth`
+    /// levels inside a message (an element of the message list is at
+    /// depth 1): it may nest [`MAX_NESTING`] - `depth` levels.
+    pub(crate) fn decode_value_nested(
+        self,
+        bytes: &[u8],
+        depth: usize,
+    ) -> Result<Value, DecodeError> {
+        debug_assert!(depth <= 1, "a message or one of its elements");
         let malformed = |detail: String| DecodeError::Malformed {
             serializer: self.name(),
             detail,
@@ -248,7 +283,7 @@ impl Serializer {
         #[cfg(any(feature = "msgpack", feature = "cbor"))]
         let trailing = |n: usize| malformed(format!("{n} bytes of trailing data"));
         let seed = ValueSeed {
-            depth: 0,
+            depth,
             max_depth: MAX_NESTING,
             json_bytes: matches!(self, Serializer::Json),
         };
@@ -277,13 +312,24 @@ impl Serializer {
             #[cfg(feature = "cbor")]
             Serializer::Cbor => {
                 let mut rest = bytes;
-                let v: CborValue =
-                    ciborium::de::from_reader_with_recursion_limit(&mut rest, 2 * MAX_NESTING)
-                        .map_err(|e| malformed(cbor_error(e)))?;
+                let v = if depth == 0 {
+                    ciborium::de::from_reader_with_recursion_limit::<CborValue<0>, _>(
+                        &mut rest,
+                        2 * MAX_NESTING,
+                    )
+                    .map(|v| v.0)
+                } else {
+                    ciborium::de::from_reader_with_recursion_limit::<CborValue<1>, _>(
+                        &mut rest,
+                        2 * MAX_NESTING,
+                    )
+                    .map(|v| v.0)
+                }
+                .map_err(|e| malformed(cbor_error(e)))?;
                 if !rest.is_empty() {
                     return Err(trailing(rest.len()));
                 }
-                Ok(v.0)
+                Ok(v)
             }
         }
     }
@@ -305,7 +351,7 @@ impl Serializer {
 }
 
 #[cfg(feature = "cbor")]
-fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
+pub(crate) fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
     match e {
         ciborium::de::Error::Io(io) => format!("{io} (truncated input?)"),
         ciborium::de::Error::Syntax(offset) => format!("syntax error at offset {offset}"),
@@ -319,15 +365,16 @@ fn cbor_error(e: ciborium::de::Error<std::io::Error>) -> String {
     }
 }
 
-/// A depth-limited [`Value`] for ciborium, which only takes `DeserializeOwned`.
+/// A depth-limited [`Value`] for ciborium, which only takes
+/// `DeserializeOwned`, found `DEPTH` levels inside a message.
 #[cfg(feature = "cbor")]
-struct CborValue(Value);
+struct CborValue<const DEPTH: usize>(Value);
 
 #[cfg(feature = "cbor")]
-impl<'de> serde::Deserialize<'de> for CborValue {
+impl<'de, const DEPTH: usize> serde::Deserialize<'de> for CborValue<DEPTH> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         ValueSeed {
-            depth: 0,
+            depth: DEPTH,
             max_depth: MAX_NESTING,
             json_bytes: false,
         }

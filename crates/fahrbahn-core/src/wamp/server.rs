@@ -10,6 +10,7 @@ use super::codec::Codec;
 use super::error::ERROR_PROTOCOL_VIOLATION;
 use super::framing::{Framing, FramingEvent};
 use super::message::Message;
+use super::raw::RawMessage;
 use super::serializer::Serializer;
 use super::transport::{SendError, TransportClosed, TransportError};
 use super::value::{Dict, Value};
@@ -34,6 +35,9 @@ pub enum ServerEvent {
     Connected(Codec),
     /// A message from the client.
     Message(Message),
+    /// A message from the client, its payload kept encoded (after
+    /// [`ServerConnection::set_raw_payloads`]).
+    RawMessage(RawMessage),
     /// The transport ended; the last event. A client that sent something
     /// that does not decode gets ABORT `wamp.error.protocol_violation` and
     /// is closed with [`TransportError::Decode`].
@@ -51,6 +55,8 @@ pub struct ServerConnection {
     /// The largest message the client accepts, if it announced one
     /// (RawSocket).
     peer_max_len: Option<usize>,
+    /// Messages are reported as [`ServerEvent::RawMessage`].
+    raw_payloads: bool,
 }
 
 impl ServerConnection {
@@ -79,6 +85,7 @@ impl ServerConnection {
             events: VecDeque::new(),
             closed: false,
             scratch: Vec::new(),
+            raw_payloads: false,
             peer_max_len: None,
         }
     }
@@ -94,6 +101,15 @@ impl ServerConnection {
     /// ([`Router::handle_connected`](super::router::Router::handle_connected)).
     pub fn peer_max_message_size(&self) -> Option<usize> {
         self.peer_max_len
+    }
+
+    /// Report the client's messages as [`ServerEvent::RawMessage`]: the
+    /// envelope decoded, `args`/`kwargs` validated and kept as the bytes
+    /// they came in ([`Codec::decode_raw`]), for a router that forwards
+    /// them ([`Router::handle_raw_message`](super::router::Router::handle_raw_message)).
+    /// Off by default ([`ServerEvent::Message`]).
+    pub fn set_raw_payloads(&mut self, on: bool) {
+        self.raw_payloads = on;
     }
 
     /// Encodes and frames a message for the client; returns the encoded
@@ -143,7 +159,7 @@ impl ServerConnection {
                 FramingEvent::Connected(None, _) => {
                     self.fail(now, TransportError::NoWampSubprotocol);
                 }
-                FramingEvent::Payload(payload) => self.push_payload(now, &payload),
+                FramingEvent::Payload(payload) => self.push_payload(now, payload),
                 FramingEvent::Closed(closed) => {
                     self.closed = true;
                     self.events.push_back(ServerEvent::Closed(closed));
@@ -208,11 +224,20 @@ impl ServerConnection {
         }
     }
 
-    fn push_payload(&mut self, now: Instant, payload: &[u8]) {
+    fn push_payload(&mut self, now: Instant, payload: Vec<u8>) {
         let Some(codec) = self.codec else {
             return;
         };
-        match codec.decode(payload) {
+        if self.raw_payloads {
+            match codec.decode_raw(payload) {
+                Ok(messages) => self
+                    .events
+                    .extend(messages.into_iter().map(ServerEvent::RawMessage)),
+                Err(e) => self.fail(now, TransportError::Decode(e)),
+            }
+            return;
+        }
+        match codec.decode(&payload) {
             Ok(messages) => self
                 .events
                 .extend(messages.into_iter().map(ServerEvent::Message)),

@@ -3,6 +3,7 @@
 
 use proptest::prelude::*;
 
+use super::raw;
 use super::*;
 
 fn dict(entries: &[(&str, Value)]) -> Dict {
@@ -800,6 +801,295 @@ proptest! {
             ser.encode_batched(&msg, &mut out);
             ser.encode_batched(&msg, &mut out);
             prop_assert_eq!(ser.decode_batched(&out), Ok(vec![msg.clone(), msg.clone()]));
+        }
+    }
+}
+
+// ----- payloads kept encoded (RawMessage) ---------------------------------
+
+/// `decode_raw` accepts exactly what `decode` accepts, and gives the same
+/// message once its payload is decoded (compared re-encoded: a NaN never
+/// equals itself as a value).
+fn raw_agrees(ser: Serializer, bytes: &[u8]) -> Result<(), TestCaseError> {
+    let full = ser.decode(bytes);
+    let raw = ser.decode_raw(bytes.to_vec());
+    prop_assert_eq!(
+        full.is_ok(),
+        raw.is_ok(),
+        "{}: {:?} vs {:?}",
+        ser,
+        full,
+        raw
+    );
+    if let (Ok(full), Ok(raw)) = (full, raw) {
+        let raw = raw.into_message();
+        prop_assert!(raw.is_ok(), "{}: {:?}", ser, raw);
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        ser.encode(&full, &mut a);
+        ser.encode(&raw.unwrap(), &mut b);
+        prop_assert_eq!(a, b, "{}", ser);
+    }
+    Ok(())
+}
+
+#[test]
+fn raw_payloads_are_the_received_bytes() {
+    for msg in samples() {
+        for &ser in Serializer::ALL {
+            let mut out = Vec::new();
+            ser.encode(&msg, &mut out);
+            let raw = ser.decode_raw(out.clone()).unwrap();
+            let carries = raw::take_payload(&mut raw.message().clone()) != (None, None);
+            let has = raw::take_payload(&mut msg.clone()) != (None, None);
+            assert!(!carries, "{ser}: {msg:?}");
+            assert_eq!(raw.payload().is_some(), has, "{ser}: {msg:?}");
+            if let Some(p) = raw.payload() {
+                assert_eq!(p.serializer(), ser);
+                // The payload's bytes are a slice of the message's.
+                assert!(out.windows(p.bytes().len()).any(|w| w == p.bytes()));
+                assert!(out.ends_with(p.bytes()) || ser == Serializer::Json);
+            }
+            assert_eq!(raw.into_message().unwrap(), msg, "{ser}");
+        }
+    }
+}
+
+#[test]
+fn raw_payloads_splice_into_a_new_envelope() {
+    let (args, kwargs) = payload();
+    let publish = Message::Publish {
+        request: 1,
+        options: Dict::new(),
+        topic: "com.example.topic".into(),
+        args: args.clone(),
+        kwargs: kwargs.clone(),
+    };
+    let event = |args, kwargs| Message::Event {
+        subscription: 5,
+        publication: 6,
+        details: dict(&[("topic", "com.example.topic".into())]),
+        args,
+        kwargs,
+    };
+    for &from in Serializer::ALL {
+        let mut bytes = Vec::new();
+        from.encode(&publish, &mut bytes);
+        let (_, payload) = from.decode_raw(bytes).unwrap().into_parts();
+        let payload = payload.unwrap();
+        assert_eq!(payload.count(), 2);
+        for &to in Serializer::ALL {
+            let transcoded = payload.transcode(to).unwrap();
+            assert_eq!(transcoded.decode().unwrap(), (args.clone(), kwargs.clone()));
+            for codec in [Codec::new(to), Codec::batched(to)] {
+                let mut spliced = Vec::new();
+                raw::encode_spliced(codec, &event(None, None), &transcoded, &mut spliced);
+                // The same bytes as encoding the whole EVENT.
+                let mut whole = Vec::new();
+                codec.encode(&event(args.clone(), kwargs.clone()), &mut whole);
+                assert_eq!(spliced, whole, "{from} -> {codec}");
+                assert_eq!(
+                    codec.decode(&spliced).unwrap(),
+                    vec![event(args.clone(), kwargs.clone())]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_raw_payloads_are_refused_like_decoded_ones() {
+    let deep = |n: usize| format!("{}1{}", "[".repeat(n), "]".repeat(n));
+    let json: Vec<Vec<u8>> = vec![
+        // Nesting: the message list is level 1.
+        format!("[16,1,{{}},\"t\",{}]", deep(MAX_NESTING - 1)).into_bytes(),
+        format!("[16,1,{{}},\"t\",{}]", deep(MAX_NESTING)).into_bytes(),
+        format!("[16,1,{{}},\"t\",[],{{\"a\":{}}}]", deep(MAX_NESTING - 2)).into_bytes(),
+        format!("[16,1,{{}},\"t\",[],{{\"a\":{}}}]", deep(MAX_NESTING - 1)).into_bytes(),
+        format!("[16,1,{{}},\"t\",{}]", deep(100_000)).into_bytes(),
+        // Invalid UTF-8 and escapes.
+        b"[16,1,{},\"t\",[\"\xff\"]]".to_vec(),
+        b"[16,1,{},\"t\",[\"\\ud800\"]]".to_vec(),
+        b"[16,1,{},\"t\",[],{\"\xc3\":1}]".to_vec(),
+        // Bad binary convention.
+        b"[16,1,{},\"t\",[\"\\u0000!!\"]]".to_vec(),
+        // Truncated, trailing, wrong shapes, too many elements.
+        b"[16,1,{},\"t\",[1,2".to_vec(),
+        b"[16,1,{},\"t\",[1,2]] x".to_vec(),
+        b"[16,1,{},\"t\",{}]".to_vec(),
+        b"[16,1,{},\"t\",[],[]]".to_vec(),
+        b"[16,1,{},\"t\",[],{},1]".to_vec(),
+        b"[16,0,{},\"t\",[1]]".to_vec(),
+        b"[70,1,{},[1],{\"a\":[]}]".to_vec(),
+        b"[8,68,1,{},\"e\",[1],{\"a\":2}]".to_vec(),
+        b"[8,68,1,{},\"e\",[1],{\"a\":2},3]".to_vec(),
+        b"[16,1,{},\"t\",[1e999]]".to_vec(),
+        b"[16,1,{},\"t\",[18446744073709551616]]".to_vec(),
+    ];
+    for bytes in &json {
+        raw_agrees(Serializer::Json, bytes).unwrap();
+    }
+    for ok in [&json[0], &json[2]] {
+        let raw = Serializer::Json.decode_raw(ok.clone()).unwrap();
+        assert!(raw.payload().is_some());
+    }
+    let refused = |ser: Serializer, bytes: &[u8]| {
+        assert!(ser.decode(bytes).is_err(), "{ser}: {bytes:?}");
+        assert!(ser.decode_raw(bytes.to_vec()).is_err(), "{ser}: {bytes:?}");
+    };
+    refused(Serializer::Json, &json[1]);
+    refused(Serializer::Json, &json[3]);
+    refused(Serializer::Json, &json[5]);
+    refused(Serializer::Json, &json[9]);
+    // The binary serializers: the same checks on their bytes.
+    for ser in [Serializer::MsgPack, Serializer::Cbor] {
+        let publish = |args: Value| {
+            let mut out = Vec::new();
+            ser.encode_value(
+                &Value::List(vec![
+                    16.into(),
+                    1.into(),
+                    Value::Dict(Dict::new()),
+                    "t".into(),
+                    args,
+                ]),
+                &mut out,
+            );
+            out
+        };
+        let nest = |n: usize| (0..n).fold(Value::from(1), |v, _| Value::List(vec![v]));
+        raw_agrees(ser, &publish(nest(MAX_NESTING - 1))).unwrap();
+        refused(ser, &publish(nest(MAX_NESTING)));
+        let ok = publish(Value::List(vec!["héllo".into(), Value::Bytes(vec![1, 2])]));
+        raw_agrees(ser, &ok).unwrap();
+        // Every truncation, and every single-byte corruption, agrees.
+        for cut in 0..ok.len() {
+            refused(ser, &ok[..cut]);
+        }
+        for i in 0..ok.len() {
+            for byte in [0x00, 0xff, 0xc1, 0x1f, 0x9f, 0xdd, 0x7f, 0x80] {
+                let mut bad = ok.clone();
+                bad[i] = byte;
+                raw_agrees(ser, &bad).unwrap();
+            }
+        }
+        let mut trailing = ok.clone();
+        trailing.push(0);
+        refused(ser, &trailing);
+        // A string that is not UTF-8.
+        let s = "héllo".as_bytes();
+        let at = ok.windows(s.len()).position(|w| w == s).unwrap();
+        let mut bad = ok.clone();
+        bad[at + 1] = 0xff;
+        raw_agrees(ser, &bad).unwrap();
+        // Non-string dictionary keys.
+        let mut out = Vec::new();
+        ser.encode_value(
+            &Value::List(vec![70.into(), 1.into(), Value::Dict(Dict::new())]),
+            &mut out,
+        );
+        out[0] += 2;
+        out.push(if ser == Serializer::MsgPack {
+            0x90
+        } else {
+            0x80
+        });
+        out.extend(if ser == Serializer::MsgPack {
+            [0x81, 0x01, 0x01]
+        } else {
+            [0xa1, 0x01, 0x01]
+        });
+        refused(ser, &out);
+    }
+}
+
+proptest! {
+    #[test]
+    fn raw_decoding_agrees_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        for &ser in Serializer::ALL {
+            raw_agrees(ser, &bytes)?;
+            let codec = Codec::batched(ser);
+            prop_assert_eq!(codec.decode(&bytes).is_ok(), codec.decode_raw(bytes.clone()).is_ok());
+        }
+    }
+
+    #[test]
+    fn raw_decoding_agrees_on_mutated_messages(
+        index in 0usize..29,
+        flips in proptest::collection::vec((any::<usize>(), any::<u8>()), 1..4),
+    ) {
+        let all = samples();
+        let msg = &all[index % all.len()];
+        for &ser in Serializer::ALL {
+            let mut out = Vec::new();
+            ser.encode(msg, &mut out);
+            for (pos, byte) in &flips {
+                let len = out.len();
+                out[pos % len] ^= byte;
+            }
+            raw_agrees(ser, &out)?;
+        }
+    }
+
+    #[test]
+    fn raw_payloads_transcode_intact(
+        args in proptest::collection::vec(arb_value(), 0..4),
+        kwargs in proptest::collection::btree_map(any::<String>(), arb_value(), 0..4),
+    ) {
+        let msg = Message::Call {
+            request: 3,
+            options: Dict::new(),
+            procedure: "com.example.p".into(),
+            args: Some(args).filter(|a| !a.is_empty()),
+            kwargs: Some(kwargs).filter(|k| !k.is_empty()),
+        };
+        for &from in Serializer::ALL {
+            let mut out = Vec::new();
+            from.encode(&msg, &mut out);
+            raw_agrees(from, &out)?;
+            let (_, payload) = from.decode_raw(out).unwrap().into_parts();
+            let Some(payload) = payload else { continue };
+            for &to in Serializer::ALL {
+                let Message::Call { args, kwargs, .. } = &msg else { unreachable!() };
+                prop_assert_eq!(payload.transcode(to).unwrap().decode().unwrap(), (args.clone(), kwargs.clone()));
+            }
+        }
+    }
+}
+
+#[test]
+fn transcoding_item_by_item_writes_what_encoding_the_values_writes() {
+    // Container headers at every size boundary of MessagePack and CBOR.
+    for n in [0usize, 1, 15, 16, 23, 24, 255, 256, 65_535, 65_536] {
+        let args: List = (0..n).map(|i| Value::from((i % 300) as i64)).collect();
+        let kwargs: Dict = (0..n.min(300))
+            .map(|i| (format!("k{i}"), Value::Bytes(vec![i as u8])))
+            .collect();
+        let msg = Message::Yield {
+            request: 1,
+            options: Dict::new(),
+            args: Some(args.clone()),
+            kwargs: Some(kwargs.clone()),
+        };
+        for &from in Serializer::ALL {
+            let mut bytes = Vec::new();
+            from.encode(&msg, &mut bytes);
+            let (_, payload) = from.decode_raw(bytes).unwrap().into_parts();
+            let Some(payload) = payload else {
+                assert_eq!(n, 0);
+                continue;
+            };
+            for &to in Serializer::ALL {
+                let transcoded = payload.transcode(to).unwrap();
+                let mut whole = Vec::new();
+                to.encode_value(&Value::List(args.clone()), &mut whole);
+                if !kwargs.is_empty() {
+                    if to == Serializer::Json {
+                        whole.push(b',');
+                    }
+                    to.encode_value(&Value::Dict(kwargs.clone()), &mut whole);
+                }
+                assert!(transcoded.bytes() == whole, "{from} -> {to}, {n} items");
+            }
         }
     }
 }

@@ -293,6 +293,10 @@ impl World {
         };
         let conn = self.router.attach(now);
         let index = self.links.len();
+        // Every other link hands the router raw messages (payloads kept
+        // encoded), the others decoded ones: both paths are simulated.
+        let mut server = server;
+        server.set_raw_payloads(index % 2 == 1);
         self.by_conn.insert(conn, index);
         self.links.push(Link {
             kind,
@@ -386,6 +390,9 @@ impl World {
                 match event {
                     ServerEvent::Message(msg) => {
                         self.router.handle_message(now, link.conn, msg);
+                    }
+                    ServerEvent::RawMessage(msg) => {
+                        self.router.handle_raw_message(now, link.conn, msg);
                     }
                     ServerEvent::Closed(_) => {
                         link.detached = true;

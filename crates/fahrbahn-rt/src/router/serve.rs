@@ -131,7 +131,7 @@ fn machine(
     let ping_interval =
         (limits.ping_interval_secs > 0).then(|| Duration::from_secs(limits.ping_interval_secs));
     let pong_timeout = Duration::from_secs(limits.ping_timeout_secs);
-    match kind {
+    let mut conn = match kind {
         TransportKind::WebSocket => {
             let mut config = ws::ServerConfig::default();
             config.limits.max_frame_size = limits.max_message_size;
@@ -149,7 +149,12 @@ fn machine(
             config.pong_timeout = pong_timeout;
             ServerConnection::rawsocket(config, now)
         }
-    }
+    };
+    // Messages are decoded here, in the connection's task and outside the
+    // router's lock, down to their envelope: `args`/`kwargs` are validated
+    // and stay the bytes they came in, which the core forwards.
+    conn.set_raw_payloads(true);
+    conn
 }
 
 async fn serve_connection(
@@ -243,6 +248,12 @@ async fn serve_connection(
             }
             // 2. Read and handle what the client sent.
             match driver.poll_event(cx) {
+                Poll::Ready(Ok(ServerEvent::RawMessage(msg))) => {
+                    let now = driver.now();
+                    let mut core = shared.lock();
+                    core.router.handle_raw_message(now, id, msg);
+                    core.route();
+                }
                 Poll::Ready(Ok(ServerEvent::Message(msg))) => {
                     let now = driver.now();
                     let mut core = shared.lock();

@@ -61,6 +61,7 @@ macro_rules! router_tests {
         )+
         router_tests!(@plain $run:
             raw_unsubscribe_stops_delivery,
+            mixed_serializers_get_the_payload_intact,
             websocket_garbage_is_isolated,
             raw_oversize_frame,
             router_from_toml,
@@ -1809,4 +1810,102 @@ pub(crate) async fn router_from_toml<R: Runtime>(rt: R) {
         s.leave().await.unwrap();
     }
     step(&rt, "shutdown", router.shutdown()).await;
+}
+
+/// Sessions of three serializers (JSON, MessagePack batched, CBOR) on one
+/// served router, which forwards payloads as the bytes they came in and
+/// transcodes them between serializers: every EVENT, INVOCATION, RESULT
+/// and application ERROR carries exactly what was sent.
+pub(crate) async fn mixed_serializers_get_the_payload_intact<R: Runtime>(rt: R) {
+    let fx = Fixture::start(&rt).await;
+    let transports = [
+        Transport::WsJson,
+        Transport::WsMsgPackBatched,
+        Transport::RsCbor,
+    ];
+    let mut sessions = Vec::new();
+    for t in transports {
+        sessions.push(fx.session(&rt, t).await);
+    }
+    let args = |n: i64| {
+        vec![
+            int(n),
+            string("grüße, 世界 🚗"),
+            Value::Bytes(vec![0, 1, 254, 255]),
+            Value::from(u64::MAX),
+            Value::from(-1.5),
+            Value::Null,
+            Value::List(vec![Value::Bool(false), Value::Dict(Dict::new())]),
+        ]
+    };
+    let kw = |n: i64| kwargs([("n", int(n)), ("nested", Value::List(vec![int(n); 3]))]);
+    // Each session's procedure echoes the payload; the next one fails
+    // with it.
+    for (i, s) in sessions.iter().enumerate() {
+        s.register(&format!("com.test.echo.{i}"), |inv| async move {
+            Ok(CallResult::new(inv.args.clone(), inv.kwargs.clone()))
+        })
+        .await
+        .unwrap();
+        s.register(&format!("com.test.fail.{i}"), |inv| async move {
+            Err(ApplicationError::new("com.test.error.failed")
+                .with_args(inv.args.clone())
+                .with_kwargs(inv.kwargs.clone()))
+        })
+        .await
+        .unwrap();
+    }
+    let mut subscriptions = Vec::new();
+    for s in &sessions {
+        subscriptions.push(s.subscribe("com.test.mixed").await.unwrap());
+    }
+    for (from, publisher) in sessions.iter().enumerate() {
+        let n = from as i64;
+        publisher
+            .publish_with(
+                "com.test.mixed",
+                args(n),
+                kw(n),
+                kwargs([("acknowledge", true.into()), ("exclude_me", false.into())]),
+            )
+            .await
+            .unwrap();
+        for (to, events) in subscriptions.iter_mut().enumerate() {
+            let event = step(&rt, "event", events.next())
+                .await
+                .expect("subscription open");
+            assert_eq!(event.args, args(n), "{from} -> {to}");
+            assert_eq!(event.kwargs, kw(n), "{from} -> {to}");
+        }
+        for to in 0..sessions.len() {
+            let result = step(
+                &rt,
+                "echo",
+                publisher.call_with(&format!("com.test.echo.{to}"), args(n), kw(n), Dict::new()),
+            )
+            .await
+            .unwrap();
+            assert_eq!(result.args, args(n), "{from} -> {to}");
+            assert_eq!(result.kwargs, kw(n), "{from} -> {to}");
+            let error = wamp_error(
+                step(
+                    &rt,
+                    "failing call",
+                    publisher.call_with(
+                        &format!("com.test.fail.{to}"),
+                        args(n),
+                        kw(n),
+                        Dict::new(),
+                    ),
+                )
+                .await,
+            );
+            assert_eq!(error.error, "com.test.error.failed");
+            assert_eq!(error.args, args(n), "{from} -> {to}");
+            assert_eq!(error.kwargs, kw(n), "{from} -> {to}");
+        }
+    }
+    for s in sessions {
+        s.leave().await.unwrap();
+    }
 }

@@ -6,13 +6,13 @@ use std::collections::BTreeSet;
 
 use super::dealer::Invocation;
 use super::matching::MatchPolicy;
-use super::{Action, Authorization, ConnectionId, EncodeCache, Router, SessionRecord};
+use super::{Action, Authorization, Body, ConnectionId, EncodeCache, Router, SessionRecord};
 use crate::wamp::error::{
     ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
     ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED,
     ERROR_OPTION_NOT_ALLOWED, ERROR_PAYLOAD_SIZE_EXCEEDED, ERROR_PROCEDURE_ALREADY_EXISTS,
 };
-use crate::wamp::{Dict, List, Message, Value, is_valid_uri, random_id};
+use crate::wamp::{Dict, Message, Value, is_valid_uri, random_id};
 
 /// URIs starting with this are reserved for WAMP itself: clients may not
 /// publish to or register them.
@@ -116,6 +116,7 @@ impl Router {
         conn: ConnectionId,
         session: u64,
         msg: Message,
+        body: Body,
     ) {
         match msg {
             Message::Goodbye { .. } => self.on_goodbye(conn, session),
@@ -124,9 +125,8 @@ impl Router {
                 request,
                 options,
                 topic,
-                args,
-                kwargs,
-            } => self.on_publish(conn, session, request, &options, &topic, args, kwargs),
+                ..
+            } => self.on_publish(conn, session, request, &options, &topic, body),
             Message::Subscribe {
                 request,
                 options,
@@ -149,24 +149,19 @@ impl Router {
                 request,
                 options,
                 procedure,
-                args,
-                kwargs,
-            } => self.on_call(conn, session, request, &options, &procedure, args, kwargs),
+                ..
+            } => self.on_call(conn, session, request, &options, &procedure, body),
             Message::Cancel { request, options } => self.on_cancel(session, request, &options),
             Message::Yield {
-                request,
-                options,
-                args,
-                kwargs,
-            } => self.on_yield(session, request, &options, args, kwargs),
+                request, options, ..
+            } => self.on_yield(session, request, &options, body),
             Message::Error {
                 request_type: Message::INVOCATION,
                 request,
                 details,
                 error,
-                args,
-                kwargs,
-            } => self.on_invocation_error(session, request, details, error, args, kwargs),
+                ..
+            } => self.on_invocation_error(session, request, details, error, body),
             Message::Error { request_type, .. } => self.protocol_violation(
                 conn,
                 format!(
@@ -198,8 +193,7 @@ impl Router {
         request: u64,
         options: &Dict,
         topic: &str,
-        args: Option<List>,
-        kwargs: Option<Dict>,
+        body: Body,
     ) {
         let acknowledge = flag(options, "acknowledge") == Some(true);
         let refuse = |router: &mut Self, error: &str, message: String| {
@@ -287,16 +281,18 @@ impl Router {
             deliveries.push((subscription, details, receivers));
         }
         // Built and encoded one at a time: however many subscriptions
-        // match, one copy of the payload's values is alive at once.
+        // match, one EVENT is alive at once (an encoded payload is shared,
+        // and transcoded once per serializer for all of them).
+        let mut cache = EncodeCache::default();
         for (subscription, details, receivers) in deliveries {
-            let event = Message::Event {
+            let event = body.clone().into_routed(Message::Event {
                 subscription,
                 publication,
                 details,
-                args: args.clone(),
-                kwargs: kwargs.clone(),
-            };
-            let mut cache = EncodeCache::default();
+                args: None,
+                kwargs: None,
+            });
+            cache.next_message();
             for to in receivers {
                 self.send_shared(to, &event, &mut cache);
             }
@@ -583,8 +579,7 @@ impl Router {
         request: u64,
         options: &Dict,
         procedure: &str,
-        args: Option<List>,
-        kwargs: Option<Dict>,
+        body: Body,
     ) {
         if !is_valid_uri(procedure, false) {
             return self.error_reply(
@@ -672,13 +667,13 @@ impl Router {
                 break id;
             }
         };
-        let message = Message::Invocation {
+        let message = body.into_routed(Message::Invocation {
             request: invocation,
             registration,
             details,
-            args,
-            kwargs,
-        };
+            args: None,
+            kwargs: None,
+        });
         let (prepared, fits) = self.measure(callee_conn, &message);
         let size = prepared.size;
         if !fits {
@@ -778,18 +773,12 @@ impl Router {
                 error: ERROR_CANCELED.to_owned(),
                 args: Some(vec![Value::String(format!("call canceled (mode {mode})"))]),
                 kwargs: None,
-            },
+            }
+            .into(),
         );
     }
 
-    fn on_yield(
-        &mut self,
-        session: u64,
-        request: u64,
-        options: &Dict,
-        args: Option<List>,
-        kwargs: Option<Dict>,
-    ) {
+    fn on_yield(&mut self, session: u64, request: u64, options: &Dict, body: Body) {
         let Some(realm_name) = self.sessions.get(&session).map(|s| s.realm.clone()) else {
             return;
         };
@@ -817,12 +806,12 @@ impl Router {
         if progress {
             details.insert("progress".into(), true.into());
         }
-        let result = Message::Result {
+        let result = body.into_routed(Message::Result {
             request: call_request,
             details,
-            args,
-            kwargs,
-        };
+            args: None,
+            kwargs: None,
+        });
         let (prepared, fits) = self.measure(caller_conn, &result);
         let finished = !progress || !fits;
         if finished {
@@ -853,8 +842,7 @@ impl Router {
         request: u64,
         details: Dict,
         error: String,
-        args: Option<List>,
-        kwargs: Option<Dict>,
+        body: Body,
     ) {
         let Some(realm_name) = self.sessions.get(&session).map(|s| s.realm.clone()) else {
             return;
@@ -871,16 +859,17 @@ impl Router {
         let Some(call) = realm.dealer.finish(request) else {
             return;
         };
-        self.send_to_session(
-            call.caller,
-            Message::Error {
-                request_type: Message::CALL,
-                request: call.call_request,
-                details,
-                error,
-                args,
-                kwargs,
-            },
-        );
+        let Some(conn) = self.sessions.get(&call.caller).map(|s| s.conn) else {
+            return;
+        };
+        let error = body.into_routed(Message::Error {
+            request_type: Message::CALL,
+            request: call.call_request,
+            details,
+            error,
+            args: None,
+            kwargs: None,
+        });
+        self.send_routed(conn, error, false);
     }
 }

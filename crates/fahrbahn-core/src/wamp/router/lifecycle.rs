@@ -373,7 +373,7 @@ impl Router {
                 continue;
             };
             if answer {
-                self.send_call_answer(conn, msg);
+                self.send_call_answer(conn, msg.into());
             } else {
                 self.send(conn, msg);
             }

@@ -7,7 +7,11 @@
 //!
 //! The serving layer [`attach`](Router::attach)es each transport that
 //! connects, feeds every decoded client message to
-//! [`handle_message`](Router::handle_message), and delivers each
+//! [`handle_message`](Router::handle_message) — or, with its payload
+//! (`args`, `kwargs`) kept as the bytes it came in
+//! ([`Codec::decode_raw`]), to
+//! [`handle_raw_message`](Router::handle_raw_message), which forwards the
+//! payload without turning it into [`Value`]s — and delivers each
 //! connection's queued messages in order: a task per connection drains its
 //! own with [`poll_transmit_to`](Router::poll_transmit_to) (and learns which
 //! connections got new messages from [`poll_ready`](Router::poll_ready)); a
@@ -121,8 +125,12 @@ pub use authorize::{
 
 use crate::Rng;
 use crate::wamp::error::ERROR_PAYLOAD_SIZE_EXCEEDED;
+use crate::wamp::raw::{set_payload, splice_head};
 use crate::wamp::session::feature_set;
-use crate::wamp::{Codec, Dict, IdGenerator, Message, Serializer, SessionId, Value};
+use crate::wamp::{
+    Codec, Dict, EncodedPayload, IdGenerator, List, Message, RawMessage, Serializer, SessionId,
+    Value,
+};
 use broker::Broker;
 use dealer::Dealer;
 
@@ -523,9 +531,97 @@ struct Prepared {
 }
 
 /// The payloads of one message already encoded during one fan-out, by
-/// codec.
+/// codec, and its payload (`args`, `kwargs`) transcoded into other
+/// serializers than the sender's, by serializer (kept over the messages
+/// of one fan-out that carry the same payload: the EVENTs of several
+/// subscriptions).
 #[derive(Debug, Default)]
-struct EncodeCache(Vec<(Codec, Payload)>);
+struct EncodeCache {
+    encoded: Vec<(Codec, Payload)>,
+    transcoded: Vec<EncodedPayload>,
+}
+
+impl EncodeCache {
+    /// The next message of the fan-out has other envelope bytes but the
+    /// same payload.
+    fn next_message(&mut self) {
+        self.encoded.clear();
+    }
+
+    /// `raw` in `serializer`: itself, or transcoded once per serializer.
+    fn payload_in(
+        &mut self,
+        serializer: Serializer,
+        raw: &EncodedPayload,
+    ) -> Result<EncodedPayload, crate::wamp::DecodeError> {
+        if raw.serializer() == serializer {
+            return Ok(raw.clone());
+        }
+        if let Some(p) = self
+            .transcoded
+            .iter()
+            .find(|p| p.serializer() == serializer)
+        {
+            return Ok(p.clone());
+        }
+        let p = raw.transcode(serializer)?;
+        self.transcoded.push(p.clone());
+        Ok(p)
+    }
+}
+
+/// The payload of a message the router forwards (PUBLISH, CALL, YIELD,
+/// ERROR): decoded (`handle_message`), or the bytes it came in
+/// (`handle_raw_message`), then `args` and `kwargs` are `None`.
+#[derive(Debug, Clone, Default)]
+struct Body {
+    args: Option<List>,
+    kwargs: Option<Dict>,
+    raw: Option<EncodedPayload>,
+}
+
+impl Body {
+    /// `envelope` carrying this payload.
+    fn into_routed(self, mut envelope: Message) -> Routed {
+        set_payload(&mut envelope, self.args, self.kwargs);
+        Routed {
+            msg: envelope,
+            raw: self.raw,
+        }
+    }
+}
+
+/// A message on its way out: whole, or an envelope whose payload is
+/// spliced in encoded (`raw`; the envelope's `args`/`kwargs` are `None`).
+#[derive(Debug)]
+struct Routed {
+    msg: Message,
+    raw: Option<EncodedPayload>,
+}
+
+impl From<Message> for Routed {
+    fn from(msg: Message) -> Self {
+        Self { msg, raw: None }
+    }
+}
+
+impl Routed {
+    /// The whole message, its encoded payload decoded (for connections
+    /// whose messages are queued as built).
+    fn to_message(&self) -> Message {
+        let mut msg = self.msg.clone();
+        if let Some(raw) = &self.raw {
+            match raw.decode() {
+                Ok((args, kwargs)) => set_payload(&mut msg, args, kwargs),
+                Err(e) => log::error!(
+                    "router: a validated payload does not decode ({e}): {} forwarded without it",
+                    msg.name()
+                ),
+            }
+        }
+        msg
+    }
+}
 
 /// What the router keeps for one connection's outbound messages.
 #[derive(Debug)]
@@ -602,7 +698,7 @@ impl Output {
     fn prepare(
         &mut self,
         conn: ConnectionId,
-        msg: &Message,
+        msg: &Routed,
         cache: &mut EncodeCache,
     ) -> Option<Prepared> {
         if self.overflowed.contains(&conn) {
@@ -611,7 +707,7 @@ impl Output {
         let queue = self.queues.get(&conn)?;
         let (codec, encoded) = (queue.codec, queue.encoded);
         if encoded {
-            if let Some((_, payload)) = cache.0.iter().find(|(c, _)| *c == codec) {
+            if let Some((_, payload)) = cache.encoded.iter().find(|(c, _)| *c == codec) {
                 return Some(Prepared {
                     size: payload.len(),
                     payload: Some(payload.clone()),
@@ -619,11 +715,42 @@ impl Output {
             }
         }
         self.scratch.clear();
-        codec.encode(msg, &mut self.scratch);
-        let size = self.scratch.len();
-        let payload = encoded.then(|| Payload::from(&self.scratch[..]));
+        let (size, payload) = match &msg.raw {
+            None => {
+                codec.encode(&msg.msg, &mut self.scratch);
+                let payload = encoded.then(|| Payload::from(&self.scratch[..]));
+                (self.scratch.len(), payload)
+            }
+            // The payload's bytes spliced in after the envelope: as they
+            // came when the connection speaks the sender's serializer,
+            // transcoded once per serializer otherwise. Built in place:
+            // one allocation of the message's size.
+            Some(raw) => match cache.payload_in(codec.serializer, raw) {
+                Ok(tail) => {
+                    let trailer = splice_head(codec, &msg.msg, &tail, &mut self.scratch);
+                    let size = self.scratch.len() + tail.bytes().len() + trailer.len();
+                    let payload = encoded.then(|| {
+                        self.scratch
+                            .iter()
+                            .chain(tail.bytes())
+                            .chain(trailer)
+                            .copied()
+                            .collect::<Payload>()
+                    });
+                    (size, payload)
+                }
+                Err(e) => {
+                    log::error!(
+                        "router: a validated payload does not transcode to {} ({e}): {} for {conn} dropped",
+                        codec.serializer,
+                        msg.msg.name()
+                    );
+                    return None;
+                }
+            },
+        };
         if let Some(p) = &payload {
-            cache.0.push((codec, p.clone()));
+            cache.encoded.push((codec, p.clone()));
         }
         if self.scratch.capacity() > SCRATCH_KEEP {
             self.scratch = Vec::new();
@@ -890,7 +1017,40 @@ impl Router {
 
     /// A message from the client on `conn`. Input on unknown (detached)
     /// or closed connections is ignored.
-    pub fn handle_message(&mut self, now: Instant, conn: ConnectionId, msg: Message) {
+    pub fn handle_message(&mut self, now: Instant, conn: ConnectionId, mut msg: Message) {
+        let (args, kwargs) = crate::wamp::raw::take_payload(&mut msg);
+        self.handle_input(
+            now,
+            conn,
+            msg,
+            Body {
+                args,
+                kwargs,
+                raw: None,
+            },
+        );
+    }
+
+    /// A message from the client on `conn` whose payload stays encoded
+    /// ([`Codec::decode_raw`]): the router forwards the payload's bytes as
+    /// they came to receivers of the sender's serializer, and transcodes
+    /// them once per other serializer (shared by its receivers), never
+    /// holding the payload as [`Value`]s for the former.
+    pub fn handle_raw_message(&mut self, now: Instant, conn: ConnectionId, msg: RawMessage) {
+        let (msg, raw) = msg.into_parts();
+        self.handle_input(
+            now,
+            conn,
+            msg,
+            Body {
+                args: None,
+                kwargs: None,
+                raw,
+            },
+        );
+    }
+
+    fn handle_input(&mut self, now: Instant, conn: ConnectionId, msg: Message, body: Body) {
         self.now = Some(now);
         let joined = match self.conns.get(&conn) {
             None => {
@@ -901,7 +1061,7 @@ impl Router {
             Some(_) => None,
         };
         match joined {
-            Some(session) => self.handle_session_message(conn, session, msg),
+            Some(session) => self.handle_session_message(conn, session, msg, body),
             None => self.handle_unjoined_message(conn, msg),
         }
         self.disconnect_slow_consumers();
@@ -1077,27 +1237,32 @@ impl Router {
     // ----- helpers shared by the handler modules --------------------------
 
     fn send(&mut self, conn: ConnectionId, msg: Message) {
+        self.send_routed(conn, msg.into(), false);
+    }
+
+    /// Queues `msg` for `conn` (`answer`: see [`Output::push`]).
+    fn send_routed(&mut self, conn: ConnectionId, msg: Routed, answer: bool) {
         if let Some(prepared) = self.output.prepare(conn, &msg, &mut EncodeCache::default()) {
-            self.send_measured(conn, msg, prepared, false);
+            self.send_measured(conn, msg, prepared, answer);
         }
     }
 
     /// Queues `msg` for `conn`, sharing its payload with the connections
     /// of the same codec that got it through `cache` (one fan-out): the
-    /// message itself is cloned only for a connection whose messages are
-    /// queued as built, or one it is too large for.
-    fn send_shared(&mut self, conn: ConnectionId, msg: &Message, cache: &mut EncodeCache) {
+    /// message itself is built whole only for a connection whose messages
+    /// are queued as built.
+    fn send_shared(&mut self, conn: ConnectionId, msg: &Routed, cache: &mut EncodeCache) {
         let Some(prepared) = self.output.prepare(conn, msg, cache) else {
             return;
         };
         if !self.output.fits(conn, prepared.size) {
-            return self.too_large(conn, msg.clone(), prepared.size);
+            return self.too_large(conn, &msg.msg, prepared.size);
         }
         let size = prepared.size;
-        log::trace!("router: {} ({size} bytes) to {conn}", msg.name());
+        log::trace!("router: {} ({size} bytes) to {conn}", msg.msg.name());
         let queued = match prepared.payload {
             Some(payload) => Queued::Encoded(payload),
-            None => Queued::Message(msg.clone()),
+            None => Queued::Message(msg.to_message()),
         };
         self.output.push(conn, queued, size, false);
     }
@@ -1105,15 +1270,13 @@ impl Router {
     /// Queues the ERROR that ends one of the client's own pending calls:
     /// never counted against it as a slow consumer (see
     /// [`Output::push`]).
-    fn send_call_answer(&mut self, conn: ConnectionId, msg: Message) {
-        if let Some(prepared) = self.output.prepare(conn, &msg, &mut EncodeCache::default()) {
-            self.send_measured(conn, msg, prepared, true);
-        }
+    fn send_call_answer(&mut self, conn: ConnectionId, msg: Routed) {
+        self.send_routed(conn, msg, true);
     }
 
     /// The encoded size of `msg` for `conn`, and whether the client
     /// accepts a message that large.
-    fn measure(&mut self, conn: ConnectionId, msg: &Message) -> (Prepared, bool) {
+    fn measure(&mut self, conn: ConnectionId, msg: &Routed) -> (Prepared, bool) {
         let prepared = self
             .output
             .prepare(conn, msg, &mut EncodeCache::default())
@@ -1127,21 +1290,18 @@ impl Router {
 
     /// Queues `msg` of `size` encoded bytes; one too large for the client
     /// is replaced or dropped ([`too_large`](Self::too_large)).
-    fn send_measured(
-        &mut self,
-        conn: ConnectionId,
-        msg: Message,
-        prepared: Prepared,
-        answer: bool,
-    ) {
+    fn send_measured(&mut self, conn: ConnectionId, msg: Routed, prepared: Prepared, answer: bool) {
         let size = prepared.size;
         if !self.output.fits(conn, size) {
-            return self.too_large(conn, msg, size);
+            return self.too_large(conn, &msg.msg, size);
         }
-        log::trace!("router: {} ({size} bytes) to {conn}", msg.name());
+        log::trace!("router: {} ({size} bytes) to {conn}", msg.msg.name());
         let queued = match prepared.payload {
             Some(payload) => Queued::Encoded(payload),
-            None => Queued::Message(msg),
+            None => Queued::Message(match msg.raw {
+                None => msg.msg,
+                Some(_) => msg.to_message(),
+            }),
         };
         self.output.push(conn, queued, size, answer);
     }
@@ -1151,14 +1311,14 @@ impl Router {
     /// ERROR `wamp.error.payload_size_exceeded` for the same request; an
     /// EVENT is skipped for this subscriber; anything else aborts the
     /// session (once the current input is handled).
-    fn too_large(&mut self, conn: ConnectionId, msg: Message, size: usize) {
+    fn too_large(&mut self, conn: ConnectionId, msg: &Message, size: usize) {
         let max = self
             .output
             .queues
             .get(&conn)
             .and_then(|q| q.max_message_size)
             .unwrap_or(usize::MAX);
-        let (request_type, request) = match &msg {
+        let (request_type, request) = match msg {
             Message::Result { request, .. } => (Message::CALL, *request),
             Message::Error {
                 request_type,
@@ -1207,7 +1367,7 @@ impl Router {
             ))]),
             kwargs: None,
         };
-        self.send_call_answer(conn, error);
+        self.send_call_answer(conn, error.into());
     }
 
     /// Asks the serving layer to close `conn`.

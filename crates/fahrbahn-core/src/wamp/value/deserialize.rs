@@ -159,3 +159,122 @@ fn decode_json_bytes<E: de::Error>(b64: &str) -> Result<Vec<u8>, E> {
         .decode(b64)
         .map_err(|e| E::custom(format_args!("invalid base64 in binary string: {e}")))
 }
+
+/// What [`ValidateSeed`] found at its top level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// A list of this many items.
+    List(usize),
+    /// A dictionary of this many entries.
+    Dict(usize),
+    /// Anything else.
+    Other,
+}
+
+/// Accepts exactly what [`ValueSeed`] accepts (the same visitor methods,
+/// the same depth bound, string keys, valid `"\u0000"` base64 in JSON)
+/// without building the [`Value`]: a validating pass over a payload the
+/// router forwards as it came.
+#[derive(Clone, Copy)]
+pub(crate) struct ValidateSeed(pub(crate) ValueSeed);
+
+impl<'de> DeserializeSeed<'de> for ValidateSeed {
+    type Value = Shape;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+/// Checks a dictionary key is a string, keeping nothing.
+struct KeyCheck;
+
+impl<'de> DeserializeSeed<'de> for KeyCheck {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_string(KeyCheck)
+    }
+}
+
+impl Visitor<'_> for KeyCheck {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string dictionary key")
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_string<E: de::Error>(self, _: String) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+impl<'de> Visitor<'de> for ValidateSeed {
+    type Value = Shape;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a WAMP value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Shape, E> {
+        self.0.visit_i128(v).map(|_| Shape::Other)
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Shape, E> {
+        self.0.visit_u128(v).map(|_| Shape::Other)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Shape, E> {
+        if self.0.json_bytes {
+            if let Some(b64) = v.strip_prefix('\0') {
+                // Decoded into a buffer of this string's size, dropped at once.
+                decode_json_bytes::<E>(b64)?;
+            }
+        }
+        Ok(Shape::Other)
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Shape, E> {
+        self.visit_str(&v)
+    }
+    fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_byte_buf<E: de::Error>(self, _: Vec<u8>) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Shape, E> {
+        Ok(Shape::Other)
+    }
+    fn visit_some<D: de::Deserializer<'de>>(self, d: D) -> Result<Shape, D::Error> {
+        ValidateSeed(self.0.child()?).deserialize(d)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Shape, A::Error> {
+        let child = ValidateSeed(self.0.child()?);
+        let mut len = 0;
+        while seq.next_element_seed(child)?.is_some() {
+            len += 1;
+        }
+        Ok(Shape::List(len))
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Shape, A::Error> {
+        let child = ValidateSeed(self.0.child()?);
+        let mut len = 0;
+        while map.next_key_seed(KeyCheck)?.is_some() {
+            map.next_value_seed(child)?;
+            len += 1;
+        }
+        Ok(Shape::Dict(len))
+    }
+}

@@ -22,7 +22,7 @@ mod to_value;
 
 use std::collections::BTreeMap;
 
-pub(crate) use deserialize::ValueSeed;
+pub(crate) use deserialize::{Shape, ValidateSeed, ValueSeed};
 pub use error::ValueError;
 pub use from_value::from_value;
 pub use json::Json;
