@@ -75,7 +75,7 @@ impl CryptosignKey {
     /// KEY-----`, type `ssh-ed25519`, not encrypted: decrypt it first with
     /// `ssh-keygen -p`).
     pub fn from_openssh(text: &str) -> Result<Self, AuthError> {
-        let key = ssh_key::PrivateKey::from_openssh(text)
+        let key = ssh_key::PrivateKey::from_openssh(rewrap(text))
             .map_err(|e| AuthError::BadKey(format!("not an OpenSSH private key: {e}")))?;
         if key.is_encrypted() {
             return Err(AuthError::BadKey(
@@ -134,6 +134,29 @@ impl CryptosignKey {
         out.extend_from_slice(&challenge);
         Ok(hex_encode(&out))
     }
+}
+
+/// The PEM `text` with its base64 body re-wrapped at 70 columns, as
+/// OpenSSH writes it (the `ssh-key` crate insists on that, but other tools,
+/// e.g. Python's `cryptography`, wrap at 64).
+fn rewrap(text: &str) -> String {
+    const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+    const END: &str = "-----END OPENSSH PRIVATE KEY-----";
+    let body: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != BEGIN && *l != END)
+        .collect();
+    let mut out = String::with_capacity(body.len() + 100);
+    out.push_str(BEGIN);
+    out.push('\n');
+    for chunk in body.as_bytes().chunks(70) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(END);
+    out.push('\n');
+    out
 }
 
 /// The 32 challenge bytes of a CHALLENGE extra.
