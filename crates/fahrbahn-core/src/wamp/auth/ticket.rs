@@ -3,7 +3,10 @@
 //! argon2id hash of it in PHC format and checks the ticket against it.
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::{Algorithm, Argon2, Version};
+
+/// argon2 parameters (memory in KiB, passes, lanes, output length).
+pub use argon2::Params;
 
 use super::{AuthError, Secret};
 use crate::Rng;
