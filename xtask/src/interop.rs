@@ -18,6 +18,16 @@
 //!              --serializer json|msgpack|cbor [--batched] --prefix PREFIX --realm realm1
 //! ```
 //!
+//! Against Crossbar.io it also runs the authentication scenarios of the
+//! program ([`AUTH_CELLS`]: every method, positive and negative, over
+//! WebSocket and RawSocket) against the auth endpoints of
+//! `interop/crossbar/config.json` (path `/auth` of the WebSocket transport,
+//! and the RawSocket transport, which also accepts anonymous sessions):
+//!
+//! ```text
+//! wamp_interop --auth --runtime tokio --url ws://127.0.0.1:P/auth|rs://127.0.0.1:P --serializer S
+//! ```
+//!
 //! Both programs print one line per scenario, `PASS <name>` or
 //! `FAIL <name>: <reason>`, and exit non-zero if any failed; each line is one
 //! passed or failed item, and a run that breaks (crashes, times out, prints
@@ -176,6 +186,36 @@ impl Transport {
             RawSocket => format!("rs://127.0.0.1:{}", ports.rawsocket),
         }
     }
+
+    /// The URL of the router's authenticating endpoint.
+    fn auth_url(self, ports: Ports) -> String {
+        match self {
+            WebSocket => format!("ws://127.0.0.1:{}/auth", ports.websocket),
+            RawSocket => self.url(ports),
+        }
+    }
+}
+
+/// The runs of the authentication scenarios (Crossbar.io only: the
+/// Fahrbahn router's served authentication is not configurable yet).
+const AUTH_CELLS: [Cell; 2] = [
+    cell("json", false, WebSocket),
+    cell("cbor", false, RawSocket),
+];
+
+/// The program's options for an authentication run.
+fn auth_args(cell: Cell, ports: Ports) -> Vec<String> {
+    vec![
+        "--auth".to_owned(),
+        "--runtime".to_owned(),
+        "tokio".to_owned(),
+        "--url".to_owned(),
+        cell.transport.auth_url(ports),
+        "--serializer".to_owned(),
+        cell.serializer.to_owned(),
+        "--realm".to_owned(),
+        REALM.to_owned(),
+    ]
 }
 
 /// A serialization and transport.
@@ -509,6 +549,18 @@ fn execute(
 
     eprintln!("==> stopping the peers");
     drop(peers);
+
+    if kind == RouterKind::Crossbar {
+        for (i, cell) in AUTH_CELLS.iter().enumerate() {
+            let name = format!("auth {}", cell.name());
+            eprintln!("==> [{}/{}] {} {name}", i + 1, AUTH_CELLS.len(), kind.name());
+            record(&mut router, name.clone(), &mut || {
+                let mut cmd = Command::new(&setup.program);
+                cmd.args(auth_args(*cell, ports));
+                run_counted(&mut cmd, PROGRAM_EXAMPLE, &name, &dir)
+            });
+        }
+    }
     router.stop();
     Ok(())
 }
@@ -688,6 +740,19 @@ mod tests {
         );
         let root = cargo::workspace_root();
         assert!(root.join(CHECK).is_file() && root.join(PEER).is_file());
+    }
+
+    #[test]
+    fn auth_runs() {
+        let ports = Ports {
+            websocket: 1,
+            rawsocket: 2,
+        };
+        assert_eq!(
+            auth_args(AUTH_CELLS[0], ports).join(" "),
+            "--auth --runtime tokio --url ws://127.0.0.1:1/auth --serializer json --realm realm1"
+        );
+        assert_eq!(auth_args(AUTH_CELLS[1], ports)[4], "rs://127.0.0.1:2");
     }
 
     #[test]

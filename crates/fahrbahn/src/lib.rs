@@ -255,3 +255,7 @@ pub struct WampDocTests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/router.md")]
 pub struct RouterDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/auth.md")]
+pub struct AuthDocTests;
