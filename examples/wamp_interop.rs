@@ -439,7 +439,9 @@ mod auth {
                     },
                     Err(e) => return Err(format!("failed otherwise: {e}")),
                 };
-                check(got == reason, || format!("refused with {got}, expected {reason}"))
+                check(got == reason, || {
+                    format!("refused with {got}, expected {reason}")
+                })
             })
             .await;
         }
@@ -448,38 +450,98 @@ mod auth {
     pub(super) async fn run<R: Runtime>(s: &mut Suite<'_, R>) {
         const DENIED: &str = "wamp.error.not_authorized";
         let t = "ticket";
-        s.joins("ticket", Some("ticket-user"), ticket("ticket-secret"), ("ticket-user", "user", t))
-            .await;
-        s.refused("ticket_wrong_secret", Some("ticket-user"), ticket("wrong"), DENIED)
-            .await;
-        s.refused("ticket_unknown_authid", Some("nobody"), ticket("ticket-secret"), DENIED)
-            .await;
+        s.joins(
+            "ticket",
+            Some("ticket-user"),
+            ticket("ticket-secret"),
+            ("ticket-user", "user", t),
+        )
+        .await;
+        s.refused(
+            "ticket_wrong_secret",
+            Some("ticket-user"),
+            ticket("wrong"),
+            DENIED,
+        )
+        .await;
+        s.refused(
+            "ticket_unknown_authid",
+            Some("nobody"),
+            ticket("ticket-secret"),
+            DENIED,
+        )
+        .await;
         let m = "wampcra";
-        s.joins("wampcra", Some("cra-user"), cra("cra-secret"), ("cra-user", "user", m))
-            .await;
-        s.refused("wampcra_wrong_secret", Some("cra-user"), cra("wrong"), DENIED)
-            .await;
-        s.refused("wampcra_unknown_authid", Some("nobody"), cra("cra-secret"), DENIED)
-            .await;
+        s.joins(
+            "wampcra",
+            Some("cra-user"),
+            cra("cra-secret"),
+            ("cra-user", "user", m),
+        )
+        .await;
+        s.refused(
+            "wampcra_wrong_secret",
+            Some("cra-user"),
+            cra("wrong"),
+            DENIED,
+        )
+        .await;
+        s.refused(
+            "wampcra_unknown_authid",
+            Some("nobody"),
+            cra("cra-secret"),
+            DENIED,
+        )
+        .await;
         let salted = ("cra-salted", "user", m);
-        s.joins("wampcra_salted", Some("cra-salted"), cra("cra-salted-secret"), salted)
-            .await;
-        s.refused("wampcra_salted_wrong_secret", Some("cra-salted"), cra("cra-secret"), DENIED)
-            .await;
+        s.joins(
+            "wampcra_salted",
+            Some("cra-salted"),
+            cra("cra-salted-secret"),
+            salted,
+        )
+        .await;
+        s.refused(
+            "wampcra_salted_wrong_secret",
+            Some("cra-salted"),
+            cra("cra-secret"),
+            DENIED,
+        )
+        .await;
         let c = "cryptosign";
         s.joins("cryptosign", None, cs(CS_SEED), ("cs-user", "user", c))
             .await;
-        s.joins("cryptosign_with_authid", Some("cs-user"), cs(CS_SEED), ("cs-user", "user", c))
-            .await;
+        s.joins(
+            "cryptosign_with_authid",
+            Some("cs-user"),
+            cs(CS_SEED),
+            ("cs-user", "user", c),
+        )
+        .await;
         s.refused("cryptosign_unauthorized_key", None, cs(OTHER_SEED), DENIED)
             .await;
         let sc = "scram";
-        s.joins("scram", Some("scram-user"), scram("scram-secret"), ("scram-user", "user", sc))
-            .await;
-        s.refused("scram_wrong_password", Some("scram-user"), scram("wrong"), DENIED)
-            .await;
-        s.refused("scram_unknown_authid", Some("nobody"), scram("scram-secret"), DENIED)
-            .await;
+        s.joins(
+            "scram",
+            Some("scram-user"),
+            scram("scram-secret"),
+            ("scram-user", "user", sc),
+        )
+        .await;
+        s.refused(
+            "scram_wrong_password",
+            Some("scram-user"),
+            scram("wrong"),
+            DENIED,
+        )
+        .await;
+        s.refused(
+            "scram_unknown_authid",
+            Some("nobody"),
+            scram("scram-secret"),
+            DENIED,
+        )
+        .await;
     }
 }
 

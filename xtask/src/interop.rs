@@ -553,7 +553,12 @@ fn execute(
     if kind == RouterKind::Crossbar {
         for (i, cell) in AUTH_CELLS.iter().enumerate() {
             let name = format!("auth {}", cell.name());
-            eprintln!("==> [{}/{}] {} {name}", i + 1, AUTH_CELLS.len(), kind.name());
+            eprintln!(
+                "==> [{}/{}] {} {name}",
+                i + 1,
+                AUTH_CELLS.len(),
+                kind.name()
+            );
             record(&mut router, name.clone(), &mut || {
                 let mut cmd = Command::new(&setup.program);
                 cmd.args(auth_args(*cell, ports));

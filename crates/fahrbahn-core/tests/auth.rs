@@ -109,7 +109,7 @@ fn join(router: &mut Router, config: SessionConfig, seed: u64) -> Outcome {
                 session.handle_message(now, msg);
             }
         }
-        while let Some(event) = session.poll_event() {
+        if let Some(event) = session.poll_event() {
             match event {
                 SessionEvent::Joined { .. } => {
                     return Outcome {
