@@ -551,6 +551,16 @@ fn execute(
     drop(peers);
 
     if kind == RouterKind::Crossbar {
+        let name = "cli auth ws".to_owned();
+        eprintln!("==> {} {name}", kind.name());
+        record(&mut router, name, &mut || match router_program() {
+            Ok(cli) => cli_auth(&cli, ports, &dir),
+            Err(e) => {
+                let mut tally = Tally::default();
+                tally.broke(format!("no fahrbahn binary: {e}"));
+                tally
+            }
+        });
         for (i, cell) in AUTH_CELLS.iter().enumerate() {
             let name = format!("auth {}", cell.name());
             eprintln!(
@@ -568,6 +578,99 @@ fn execute(
     }
     router.stop();
     Ok(())
+}
+
+/// The seed of the `cs-user` principal of `interop/crossbar/config.json`.
+const CS_SEED: &str = "c997d2deeccd7445918409bd47a68b11b0a5203c633b5aa8646539fbda14ddc7";
+
+/// The `fahrbahn` command line against the router's auth endpoint: `call
+/// wamp.session.count` with each method (credentials from a file, the
+/// environment and the command line), and a wrong ticket, which must fail
+/// with `wamp.error.not_authorized`. Each case prints `PASS`/`FAIL` to the
+/// log `dir/cli-auth.log`.
+fn cli_auth(cli: &Path, ports: Ports, dir: &Path) -> Tally {
+    let mut tally = Tally::default();
+    let key = dir.join("cs-user.key");
+    let password = dir.join("scram-password");
+    if let Err(e) = std::fs::write(&key, format!("{CS_SEED}\n"))
+        .and_then(|()| std::fs::write(&password, "scram-secret\n"))
+    {
+        tally.broke(format!("cannot write the credentials: {e}"));
+        return tally;
+    }
+    let url = WebSocket.auth_url(ports);
+    let key = key.display().to_string();
+    let password = format!("file:{}", password.display());
+    let cases: [(&str, Vec<&str>, bool); 5] = [
+        (
+            "cryptosign",
+            vec!["--authmethod", "cryptosign", "--private-key", &key],
+            true,
+        ),
+        (
+            "wampcra_salted",
+            vec![
+                "--authmethod",
+                "wampcra",
+                "--authid",
+                "cra-salted",
+                "--secret",
+                "env:XTASK_CRA_SECRET",
+            ],
+            true,
+        ),
+        (
+            "scram",
+            vec!["--authid", "scram-user", "--password", &password],
+            true,
+        ),
+        (
+            "ticket",
+            vec!["--authid", "ticket-user", "--ticket", "ticket-secret"],
+            true,
+        ),
+        (
+            "ticket_wrong",
+            vec!["--authid", "ticket-user", "--ticket", "wrong"],
+            false,
+        ),
+    ];
+    let mut log = String::new();
+    for (name, args, ok) in cases {
+        let output = Command::new(cli)
+            .args(["call", "wamp.session.count", "--url", &url])
+            .args(&args)
+            .env("XTASK_CRA_SECRET", "cra-salted-secret")
+            .env_remove("WAMP_PRIVATE_KEY")
+            .current_dir(dir)
+            .output();
+        let verdict = match output {
+            Err(e) => Err(format!("cannot run {}: {e}", cli.display())),
+            Ok(out) => {
+                let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                let counted = stdout.parse::<u64>().is_ok_and(|n| n >= 1);
+                match (ok, out.status.success()) {
+                    (true, true) if counted => Ok(()),
+                    (false, false) if stderr.contains("wamp.error.not_authorized") => Ok(()),
+                    _ => Err(format!(
+                        "{} stdout {stdout:?} stderr {stderr:?}",
+                        out.status
+                    )),
+                }
+            }
+        };
+        tally.record(verdict.is_ok());
+        match verdict {
+            Ok(()) => log.push_str(&format!("PASS cli_{name}\n")),
+            Err(why) => {
+                eprintln!("    FAIL cli_{name}: {why}");
+                log.push_str(&format!("FAIL cli_{name}: {why}\n"));
+            }
+        }
+    }
+    let _ = std::fs::write(dir.join("cli-auth.log"), log);
+    tally
 }
 
 /// A running peer and its log file.

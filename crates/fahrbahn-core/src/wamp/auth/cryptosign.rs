@@ -108,6 +108,19 @@ impl CryptosignKey {
         Self::from_raw_bytes(bytes)
     }
 
+    /// The key as an unencrypted OpenSSH private key file (`ssh-ed25519`,
+    /// comment `comment`), readable by [`from_openssh`](Self::from_openssh)
+    /// and `ssh-keygen`.
+    pub fn to_openssh(&self, comment: &str) -> Result<super::Secret, AuthError> {
+        let pair = ssh_key::private::Ed25519Keypair::from_seed(&self.0.to_bytes());
+        let key = ssh_key::PrivateKey::new(ssh_key::private::KeypairData::Ed25519(pair), comment)
+            .map_err(|e| AuthError::BadKey(e.to_string()))?;
+        let text = key
+            .to_openssh(ssh_key::LineEnding::LF)
+            .map_err(|e| AuthError::BadKey(e.to_string()))?;
+        Ok(super::Secret::new(text.as_str()))
+    }
+
     /// The 32-byte public key.
     pub fn public_key(&self) -> [u8; 32] {
         self.0.verifying_key().to_bytes()

@@ -35,6 +35,16 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// Compared in constant time (for equal lengths).
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        use subtle::ConstantTimeEq as _;
+        bool::from(self.0.as_bytes().ct_eq(other.0.as_bytes()))
+    }
+}
+
+impl Eq for Secret {}
+
 impl From<&str> for Secret {
     fn from(s: &str) -> Self {
         Self::new(s)

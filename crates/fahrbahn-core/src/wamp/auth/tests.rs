@@ -151,6 +151,14 @@ fn cryptosign_key_files() {
         )
         .is_err()
     );
+    // written and read back
+    let written = from_ssh.to_openssh("test").unwrap();
+    assert_eq!(
+        CryptosignKey::from_openssh(written.expose())
+            .unwrap()
+            .public_key_hex(),
+        PUBKEY
+    );
     // Debug shows the public key only
     let shown = format!("{from_ssh:?}");
     assert!(shown.contains(PUBKEY) && !shown.contains(SEED), "{shown}");
