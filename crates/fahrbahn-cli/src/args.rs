@@ -505,6 +505,53 @@ mod tests {
     }
 
     #[test]
+    fn auth_options() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let c = call(&[
+            "--authid",
+            "alice",
+            "call",
+            "a.b",
+            "--authrole",
+            "user",
+            "--authmethod",
+            "scram",
+            "--authmethod",
+            "ticket",
+            "--ticket",
+            "t1",
+            "--password",
+            "file:Cargo.toml",
+            "--private-key",
+            "k.key",
+        ]);
+        let auth = &c.connect.auth;
+        assert_eq!(auth.authid.as_deref(), Some("alice"));
+        assert_eq!(auth.authrole.as_deref(), Some("user"));
+        assert_eq!(auth.authmethod, ["scram", "ticket"]);
+        assert_eq!(auth.ticket.as_ref().map(Secret::expose), Some("t1"));
+        assert_eq!(
+            auth.private_key.as_deref(),
+            Some(std::path::Path::new("k.key"))
+        );
+        // file:PATH is the file's first line (relative to the cwd: use an absolute path)
+        let manifest = format!("file:{}", dir.join("Cargo.toml").display());
+        let c = call(&["call", "a.b", "--secret", &manifest]);
+        assert_eq!(
+            c.connect.auth.secret.as_ref().map(Secret::expose),
+            Some("[package]")
+        );
+        // secrets stay out of Debug
+        let shown = format!("{:?}", call(&["call", "a.b", "--ticket", "hunter2"]));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(
+            kind(&["call", "a.b", "--authmethod", "md5"]),
+            ErrorKind::InvalidValue
+        );
+        assert!(p(&["call", "a.b", "--password", "file:/nonexistent/x"]).is_err());
+    }
+
+    #[test]
     fn the_clap_definition_is_consistent() {
         Cli::command().debug_assert();
     }
