@@ -279,6 +279,41 @@ fn cryptosign_signature_replayed_from_an_earlier_session_is_refused() {
 }
 
 #[test]
+fn wampcra_signature_replayed_from_an_earlier_session_is_refused() {
+    let mut r = router(authenticator());
+    let first = join(&mut r, config(Some("cra-user"), vec![cra("cra-secret")]), 1);
+    let hello = first.sent[0].clone();
+    let old = first
+        .sent
+        .iter()
+        .find_map(|m| match m {
+            Message::Authenticate { signature, .. } => Some(signature.clone()),
+            _ => None,
+        })
+        .expect("an AUTHENTICATE");
+    joined(first);
+    let now = Instant::now();
+    let conn = r.attach(now);
+    r.handle_message(now, conn, hello);
+    assert!(matches!(
+        r.poll_outgoing(),
+        Some((_, Message::Challenge { .. }))
+    ));
+    r.handle_message(
+        now,
+        conn,
+        Message::Authenticate {
+            signature: old,
+            extra: Dict::new(),
+        },
+    );
+    match r.poll_outgoing() {
+        Some((_, Message::Abort { reason, .. })) => assert_eq!(reason, ERROR_NOT_AUTHORIZED),
+        other => panic!("expected ABORT, got {other:?}"),
+    }
+}
+
+#[test]
 fn scram_round_trip_both_kdfs() {
     let mut r = router(authenticator());
     let outcome = join(
