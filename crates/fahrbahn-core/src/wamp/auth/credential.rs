@@ -18,7 +18,8 @@ use crate::wamp::{Dict, Value};
 ///     Credential::WampCra { secret: Secret::new("cra-secret") },
 ///     Credential::Ticket(Secret::new("ticket-secret")),
 /// ];
-/// assert!(!format!("{config:?}").contains("secret\""));
+/// let shown = format!("{config:?}");
+/// assert!(!shown.contains("cra-secret") && !shown.contains("ticket-secret"));
 /// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]

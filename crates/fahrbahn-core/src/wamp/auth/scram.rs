@@ -42,6 +42,10 @@ pub const MAX_MEMORY_KIB: u32 = 256 * 1024;
 /// Most KDF iterations (argon2 passes or PBKDF2 rounds) a client computes
 /// for a router.
 pub const MAX_ITERATIONS: u32 = 1_000_000;
+/// Most argon2 work a client does for a router: passes × memory in KiB
+/// (e.g. 16 passes over 256 MiB; a few seconds), so that a hostile router
+/// cannot keep a client computing for hours.
+pub const MAX_ARGON2_WORK: u64 = 4 * 1024 * 1024;
 /// Longest salt a client accepts, in bytes.
 pub const MAX_SALT: usize = 1024;
 
@@ -122,6 +126,11 @@ impl Kdf {
                 if memory > MAX_MEMORY_KIB {
                     return Err(AuthError::BadChallenge(format!(
                         "`memory` {memory} KiB is more than {MAX_MEMORY_KIB}"
+                    )));
+                }
+                if u64::from(iterations) * u64::from(memory) > MAX_ARGON2_WORK {
+                    return Err(AuthError::BadChallenge(format!(
+                        "{iterations} argon2 passes over {memory} KiB is more work than {MAX_ARGON2_WORK} KiB·passes"
                     )));
                 }
                 Ok(Kdf::Argon2id13 { iterations, memory })

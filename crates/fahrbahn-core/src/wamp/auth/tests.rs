@@ -262,6 +262,12 @@ fn scram_refuses_hostile_challenges() {
         client.answer(&extra),
         Err(AuthError::BadChallenge(_))
     ));
+    // too much work in total
+    let extra = scram_challenge("argon2id-13", &[1; 16], 1_000_000, Some(1024));
+    assert!(matches!(
+        client.answer(&extra),
+        Err(AuthError::BadChallenge(_))
+    ));
     // an unknown KDF
     let extra = scram_challenge("md5", &[1; 16], 1, None);
     assert!(matches!(

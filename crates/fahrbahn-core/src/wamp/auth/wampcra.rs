@@ -18,7 +18,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// must not make a client spin for minutes).
 pub const MAX_ITERATIONS: u32 = 1_000_000;
 /// Longest derived key a client computes for a router, in bytes.
-pub const MAX_KEYLEN: u32 = 1024;
+pub const MAX_KEYLEN: u32 = 256;
 
 /// AutobahnPython's `derive_key`: the base64 text of
 /// PBKDF2-HMAC-SHA256(`secret`, `salt`, `iterations`, `keylen`).
