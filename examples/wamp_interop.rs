@@ -5,7 +5,12 @@
 //! ```text
 //! wamp_interop --runtime tokio --url ws://127.0.0.1:8080/ws --serializer msgpack \
 //!              [--batched] --prefix interop.py.msgpack.ws --realm realm1
+//! wamp_interop --auth --runtime tokio --url ws://127.0.0.1:8080/auth --serializer json
 //! ```
+//!
+//! With `--auth` it runs the authentication scenarios instead (no peer
+//! needed): every method against the router's auth endpoint, which has the
+//! principals of `interop/crossbar/config.json` (see [`auth`]).
 
 use std::future::Future;
 use std::time::Duration;
@@ -21,11 +26,12 @@ struct Args {
     batched: bool,
     prefix: String,
     realm: String,
+    auth: bool,
 }
 
 fn usage() -> ! {
     eprintln!(
-        "usage: wamp_interop --runtime tokio|smol|async-std --url URL --serializer json|msgpack|cbor [--batched] --prefix P [--realm R]"
+        "usage: wamp_interop [--auth] --runtime tokio|smol|async-std --url URL --serializer json|msgpack|cbor [--batched] --prefix P [--realm R]"
     );
     std::process::exit(2)
 }
@@ -38,11 +44,16 @@ fn parse_args() -> Args {
         batched: false,
         prefix: String::new(),
         realm: "realm1".into(),
+        auth: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         if flag == "--batched" {
             args.batched = true;
+            continue;
+        }
+        if flag == "--auth" {
+            args.auth = true;
             continue;
         }
         let value = it.next().unwrap_or_else(|| usage());
@@ -62,7 +73,7 @@ fn parse_args() -> Args {
             _ => usage(),
         }
     }
-    if args.url.is_empty() || args.prefix.is_empty() {
+    if args.url.is_empty() || (args.prefix.is_empty() && !args.auth) {
         usage();
     }
     args
@@ -134,6 +145,10 @@ async fn run_suite<R: Runtime>(rt: R, args: Args) -> usize {
         args: &args,
         failed: 0,
     };
+    if args.auth {
+        auth::run(&mut suite).await;
+        return suite.failed;
+    }
     let codec = fahrbahn::wamp::Codec {
         serializer: args.serializer,
         batched: args.batched,
@@ -320,6 +335,214 @@ async fn run_suite<R: Runtime>(rt: R, args: Args) -> usize {
         })
         .await;
     suite.failed
+}
+
+/// The authentication scenarios: our client with each method against the
+/// router's auth endpoint (the principals of `interop/crossbar/config.json`).
+mod auth {
+    use fahrbahn::Error;
+    use fahrbahn::runtime::Runtime;
+    use fahrbahn::wamp::auth::{Credential, CryptosignKey, Secret};
+    use fahrbahn::wamp::{Session, SessionError, SessionOptions};
+
+    use super::{Suite, check};
+
+    /// The seed of `cs-user`'s key (authorized).
+    const CS_SEED: &str = "c997d2deeccd7445918409bd47a68b11b0a5203c633b5aa8646539fbda14ddc7";
+    /// A key the router does not know.
+    const OTHER_SEED: &str = "bf12e47cf299df3aecfd8fcde731f44ef48da11f1aae3e765821be4b334ae0f6";
+
+    fn ticket(s: &str) -> Credential {
+        Credential::Ticket(Secret::new(s))
+    }
+
+    fn cra(s: &str) -> Credential {
+        Credential::WampCra {
+            secret: Secret::new(s),
+        }
+    }
+
+    fn scram(s: &str) -> Credential {
+        Credential::Scram {
+            password: Secret::new(s),
+        }
+    }
+
+    fn cs(seed: &str) -> Credential {
+        Credential::Cryptosign(CryptosignKey::from_seed_hex(seed).expect("a valid seed"))
+    }
+
+    impl<R: Runtime> Suite<'_, R> {
+        fn options(&self, authid: Option<&str>, credential: Credential) -> SessionOptions {
+            let codec = fahrbahn::wamp::Codec {
+                serializer: self.args.serializer,
+                batched: self.args.batched,
+            };
+            let mut options = SessionOptions::new(self.args.realm.clone())
+                .serializer(codec)
+                .credential(credential);
+            if let Some(authid) = authid {
+                options = options.authid(authid);
+            }
+            options
+        }
+
+        /// Joins and expects to be `authid` with `role` by `method`.
+        async fn joins(
+            &mut self,
+            name: &str,
+            authid: Option<&str>,
+            credential: Credential,
+            expect: (&str, &str, &str),
+        ) {
+            let options = self.options(authid, credential);
+            let (rt, url) = (self.rt, self.args.url.clone());
+            self.run(name, async move {
+                let session = Session::connect_with(rt, &url, options)
+                    .await
+                    .map_err(|e| format!("not joined: {e}"))?;
+                let auth = session.auth_details();
+                let got = (
+                    auth.authid.clone().unwrap_or_default(),
+                    auth.authrole.clone().unwrap_or_default(),
+                    auth.authmethod.clone().unwrap_or_default(),
+                );
+                session.leave().await.map_err(|e| e.to_string())?;
+                let (id, role, method) = expect;
+                check(got == (id.into(), role.into(), method.into()), || {
+                    format!("welcomed as {got:?}, expected {expect:?}")
+                })
+            })
+            .await;
+        }
+
+        /// Joining must be refused with ABORT `reason`.
+        async fn refused(
+            &mut self,
+            name: &str,
+            authid: Option<&str>,
+            credential: Credential,
+            reason: &str,
+        ) {
+            let options = self.options(authid, credential);
+            let (rt, url) = (self.rt, self.args.url.clone());
+            self.run(name, async move {
+                let got = match Session::connect_with(rt, &url, options).await {
+                    Ok(session) => {
+                        let _ = session.leave().await;
+                        return Err(format!("joined as {:?}", session.auth_details()));
+                    }
+                    Err(Error::Session(e)) => e.uri().to_owned(),
+                    Err(Error::SessionClosed(closed)) => match &closed.error {
+                        Some(SessionError::Aborted { reason, .. }) => reason.clone(),
+                        _ => closed.reason.clone(),
+                    },
+                    Err(e) => return Err(format!("failed otherwise: {e}")),
+                };
+                check(got == reason, || {
+                    format!("refused with {got}, expected {reason}")
+                })
+            })
+            .await;
+        }
+    }
+
+    pub(super) async fn run<R: Runtime>(s: &mut Suite<'_, R>) {
+        const DENIED: &str = "wamp.error.not_authorized";
+        let t = "ticket";
+        s.joins(
+            "ticket",
+            Some("ticket-user"),
+            ticket("ticket-secret"),
+            ("ticket-user", "user", t),
+        )
+        .await;
+        s.refused(
+            "ticket_wrong_secret",
+            Some("ticket-user"),
+            ticket("wrong"),
+            DENIED,
+        )
+        .await;
+        s.refused(
+            "ticket_unknown_authid",
+            Some("nobody"),
+            ticket("ticket-secret"),
+            DENIED,
+        )
+        .await;
+        let m = "wampcra";
+        s.joins(
+            "wampcra",
+            Some("cra-user"),
+            cra("cra-secret"),
+            ("cra-user", "user", m),
+        )
+        .await;
+        s.refused(
+            "wampcra_wrong_secret",
+            Some("cra-user"),
+            cra("wrong"),
+            DENIED,
+        )
+        .await;
+        s.refused(
+            "wampcra_unknown_authid",
+            Some("nobody"),
+            cra("cra-secret"),
+            DENIED,
+        )
+        .await;
+        let salted = ("cra-salted", "user", m);
+        s.joins(
+            "wampcra_salted",
+            Some("cra-salted"),
+            cra("cra-salted-secret"),
+            salted,
+        )
+        .await;
+        s.refused(
+            "wampcra_salted_wrong_secret",
+            Some("cra-salted"),
+            cra("cra-secret"),
+            DENIED,
+        )
+        .await;
+        let c = "cryptosign";
+        s.joins("cryptosign", None, cs(CS_SEED), ("cs-user", "user", c))
+            .await;
+        s.joins(
+            "cryptosign_with_authid",
+            Some("cs-user"),
+            cs(CS_SEED),
+            ("cs-user", "user", c),
+        )
+        .await;
+        s.refused("cryptosign_unauthorized_key", None, cs(OTHER_SEED), DENIED)
+            .await;
+        let sc = "scram";
+        s.joins(
+            "scram",
+            Some("scram-user"),
+            scram("scram-secret"),
+            ("scram-user", "user", sc),
+        )
+        .await;
+        s.refused(
+            "scram_wrong_password",
+            Some("scram-user"),
+            scram("wrong"),
+            DENIED,
+        )
+        .await;
+        s.refused(
+            "scram_unknown_authid",
+            Some("nobody"),
+            scram("scram-secret"),
+            DENIED,
+        )
+        .await;
+    }
 }
 
 fn main() {

@@ -23,6 +23,16 @@
 //!              --serializer json|msgpack|cbor [--batched] --prefix PREFIX --realm realm1
 //! ```
 //!
+//! Against Crossbar.io it also runs the authentication scenarios of the
+//! program ([`AUTH_CELLS`]: every method, positive and negative, over
+//! WebSocket and RawSocket) against the auth endpoints of
+//! `interop/crossbar/config.json` (path `/auth` of the WebSocket transport,
+//! and the RawSocket transport, which also accepts anonymous sessions):
+//!
+//! ```text
+//! wamp_interop --auth --runtime tokio --url ws://127.0.0.1:P/auth|rs://127.0.0.1:P --serializer S
+//! ```
+//!
 //! Both programs print one line per scenario, `PASS <name>` or
 //! `FAIL <name>: <reason>`, and exit non-zero if any failed; each line is one
 //! passed or failed item, and a run that breaks (crashes, times out, prints
@@ -185,6 +195,36 @@ impl Transport {
             RawSocket => format!("rs://127.0.0.1:{}", ports.rawsocket),
         }
     }
+
+    /// The URL of the router's authenticating endpoint.
+    fn auth_url(self, ports: Ports) -> String {
+        match self {
+            WebSocket => format!("ws://127.0.0.1:{}/auth", ports.websocket),
+            RawSocket => self.url(ports),
+        }
+    }
+}
+
+/// The runs of the authentication scenarios (Crossbar.io only: the
+/// Fahrbahn router's served authentication is not configurable yet).
+const AUTH_CELLS: [Cell; 2] = [
+    cell("json", false, WebSocket),
+    cell("cbor", false, RawSocket),
+];
+
+/// The program's options for an authentication run.
+fn auth_args(cell: Cell, ports: Ports) -> Vec<String> {
+    vec![
+        "--auth".to_owned(),
+        "--runtime".to_owned(),
+        "tokio".to_owned(),
+        "--url".to_owned(),
+        cell.transport.auth_url(ports),
+        "--serializer".to_owned(),
+        cell.serializer.to_owned(),
+        "--realm".to_owned(),
+        REALM.to_owned(),
+    ]
 }
 
 /// A serialization and transport.
@@ -570,8 +610,128 @@ fn execute(
 
     eprintln!("==> stopping the peers");
     drop(peers);
+
+    if kind == RouterKind::Crossbar {
+        let name = "cli auth ws".to_owned();
+        eprintln!("==> {} {name}", kind.name());
+        record(&mut router, name, &mut || match router_program() {
+            Ok(cli) => cli_auth(&cli, ports, &dir),
+            Err(e) => {
+                let mut tally = Tally::default();
+                tally.broke(format!("no fahrbahn binary: {e}"));
+                tally
+            }
+        });
+        for (i, cell) in AUTH_CELLS.iter().enumerate() {
+            let name = format!("auth {}", cell.name());
+            eprintln!(
+                "==> [{}/{}] {} {name}",
+                i + 1,
+                AUTH_CELLS.len(),
+                kind.name()
+            );
+            record(&mut router, name.clone(), &mut || {
+                let mut cmd = Command::new(&setup.program);
+                cmd.args(auth_args(*cell, ports));
+                run_counted(&mut cmd, PROGRAM_EXAMPLE, &name, &dir)
+            });
+        }
+    }
     router.stop();
     Ok(())
+}
+
+/// The seed of the `cs-user` principal of `interop/crossbar/config.json`.
+const CS_SEED: &str = "c997d2deeccd7445918409bd47a68b11b0a5203c633b5aa8646539fbda14ddc7";
+
+/// The `fahrbahn` command line against the router's auth endpoint: `call
+/// wamp.session.count` with each method (credentials from a file, the
+/// environment and the command line), and a wrong ticket, which must fail
+/// with `wamp.error.not_authorized`. Each case prints `PASS`/`FAIL` to the
+/// log `dir/cli-auth.log`.
+fn cli_auth(cli: &Path, ports: Ports, dir: &Path) -> Tally {
+    let mut tally = Tally::default();
+    let key = dir.join("cs-user.key");
+    let password = dir.join("scram-password");
+    if let Err(e) = std::fs::write(&key, format!("{CS_SEED}\n"))
+        .and_then(|()| std::fs::write(&password, "scram-secret\n"))
+    {
+        tally.broke(format!("cannot write the credentials: {e}"));
+        return tally;
+    }
+    let url = WebSocket.auth_url(ports);
+    let key = key.display().to_string();
+    let password = format!("file:{}", password.display());
+    let cases: [(&str, Vec<&str>, bool); 5] = [
+        (
+            "cryptosign",
+            vec!["--authmethod", "cryptosign", "--private-key", &key],
+            true,
+        ),
+        (
+            "wampcra_salted",
+            vec![
+                "--authmethod",
+                "wampcra",
+                "--authid",
+                "cra-salted",
+                "--secret",
+                "env:XTASK_CRA_SECRET",
+            ],
+            true,
+        ),
+        (
+            "scram",
+            vec!["--authid", "scram-user", "--password", &password],
+            true,
+        ),
+        (
+            "ticket",
+            vec!["--authid", "ticket-user", "--ticket", "ticket-secret"],
+            true,
+        ),
+        (
+            "ticket_wrong",
+            vec!["--authid", "ticket-user", "--ticket", "wrong"],
+            false,
+        ),
+    ];
+    let mut log = String::new();
+    for (name, args, ok) in cases {
+        let output = Command::new(cli)
+            .args(["call", "wamp.session.count", "--url", &url])
+            .args(&args)
+            .env("XTASK_CRA_SECRET", "cra-salted-secret")
+            .env_remove("WAMP_PRIVATE_KEY")
+            .current_dir(dir)
+            .output();
+        let verdict = match output {
+            Err(e) => Err(format!("cannot run {}: {e}", cli.display())),
+            Ok(out) => {
+                let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+                let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+                let counted = stdout.parse::<u64>().is_ok_and(|n| n >= 1);
+                match (ok, out.status.success()) {
+                    (true, true) if counted => Ok(()),
+                    (false, false) if stderr.contains("wamp.error.not_authorized") => Ok(()),
+                    _ => Err(format!(
+                        "{} stdout {stdout:?} stderr {stderr:?}",
+                        out.status
+                    )),
+                }
+            }
+        };
+        tally.record(verdict.is_ok());
+        match verdict {
+            Ok(()) => log.push_str(&format!("PASS cli_{name}\n")),
+            Err(why) => {
+                eprintln!("    FAIL cli_{name}: {why}");
+                log.push_str(&format!("FAIL cli_{name}: {why}\n"));
+            }
+        }
+    }
+    let _ = std::fs::write(dir.join("cli-auth.log"), log);
+    tally
 }
 
 /// A running peer and its log file.
@@ -756,6 +916,19 @@ mod tests {
             authz_args(AUTHZ_CHECKS[1], ports).join(" "),
             "--url rs://127.0.0.1:2 --serializer msgpack --realm restricted"
         );
+    }
+
+    #[test]
+    fn auth_runs() {
+        let ports = Ports {
+            websocket: 1,
+            rawsocket: 2,
+        };
+        assert_eq!(
+            auth_args(AUTH_CELLS[0], ports).join(" "),
+            "--auth --runtime tokio --url ws://127.0.0.1:1/auth --serializer json --realm realm1"
+        );
+        assert_eq!(auth_args(AUTH_CELLS[1], ports)[4], "rs://127.0.0.1:2");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::ffi::OsString;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
+use fahrbahn::wamp::auth::Secret;
 use fahrbahn::wamp::{Dict, Serializer, Value};
 
 use crate::json;
@@ -100,6 +101,13 @@ pub(crate) enum Command {
     /// (`--` before it is optional).
     #[command(visible_alias = "reg")]
     Register(RegisterArgs),
+    /// Write a new cryptosign (Ed25519) key pair
+    ///
+    /// Writes a new Ed25519 private key to FILE (OpenSSH format, mode 0600;
+    /// an existing file is not overwritten) and its public key in hex to
+    /// FILE.pub, and prints the public key: list it in the router's
+    /// authorized keys, and connect with `--private-key FILE`.
+    Keygen(KeygenArgs),
     /// Print a shell completion script to stdout
     ///
     /// Prints the completion script for SHELL to stdout, e.g.
@@ -129,6 +137,8 @@ pub(crate) struct Connect {
         allow_hyphen_values = true
     )]
     pub(crate) serializer: Serializer,
+    #[command(flatten)]
+    pub(crate) auth: AuthArgs,
 }
 
 impl Default for Connect {
@@ -137,8 +147,59 @@ impl Default for Connect {
             url: DEFAULT_URL.to_owned(),
             realm: DEFAULT_REALM.to_owned(),
             serializer: Serializer::Json,
+            auth: AuthArgs::default(),
         }
     }
+}
+
+/// How client subcommands authenticate. A secret (`--ticket`, `--secret`,
+/// `--password`) is given as `env:NAME` (read from the environment
+/// variable NAME), `file:PATH` (the file's first line) or literally (visible
+/// to other users in the process list: prefer the other two).
+#[derive(Debug, Clone, Default, PartialEq, Args)]
+#[command(next_help_heading = "Authentication")]
+pub(crate) struct AuthArgs {
+    /// Authentication id (HELLO authid)
+    #[arg(long, value_name = "ID", allow_hyphen_values = true)]
+    pub(crate) authid: Option<String>,
+    /// Role to ask for (HELLO authrole)
+    #[arg(long, value_name = "ROLE", allow_hyphen_values = true)]
+    pub(crate) authrole: Option<String>,
+    /// Method to offer (repeat for several, in order of preference; default:
+    /// every method whose credential is given)
+    #[arg(long, value_name = "METHOD", value_parser = PossibleValuesParser::new(["ticket", "wampcra", "cryptosign", "scram"]))]
+    pub(crate) authmethod: Vec<String>,
+    /// Ticket for `ticket`: env:NAME, file:PATH or the ticket
+    #[arg(long, value_name = "SOURCE", value_parser = secret_arg, allow_hyphen_values = true)]
+    pub(crate) ticket: Option<Secret>,
+    /// Secret for `wampcra` (salt, iterations and key length come from the
+    /// router): env:NAME, file:PATH or the secret
+    #[arg(long, value_name = "SOURCE", value_parser = secret_arg, allow_hyphen_values = true)]
+    pub(crate) secret: Option<Secret>,
+    /// Ed25519 private key file for `cryptosign` (OpenSSH, raw 32/64 bytes
+    /// or a hex seed); default: $WAMP_PRIVATE_KEY (a hex seed or a file)
+    #[arg(long = "private-key", value_name = "FILE", allow_hyphen_values = true)]
+    pub(crate) private_key: Option<std::path::PathBuf>,
+    /// Password for `scram`: env:NAME, file:PATH or the password
+    #[arg(long, value_name = "SOURCE", value_parser = secret_arg, allow_hyphen_values = true)]
+    pub(crate) password: Option<Secret>,
+}
+
+/// A secret option: `env:NAME`, `file:PATH` or the secret itself.
+fn secret_arg(arg: &str) -> Result<Secret, String> {
+    if let Some(name) = arg.strip_prefix("env:") {
+        return std::env::var(name)
+            .map(Secret::new)
+            .map_err(|_| format!("the environment variable {name} is not set (or not UTF-8)"));
+    }
+    if let Some(path) = arg.strip_prefix("file:") {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+        let text = Secret::new(text);
+        return Ok(Secret::new(
+            text.expose().lines().next().unwrap_or_default(),
+        ));
+    }
+    Ok(Secret::new(arg))
 }
 
 /// `fahrbahn router`.
@@ -277,6 +338,22 @@ pub(crate) struct RegisterArgs {
     pub(crate) command: Vec<String>,
     #[command(flatten)]
     pub(crate) connect: Connect,
+}
+
+/// `fahrbahn keygen`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub(crate) struct KeygenArgs {
+    /// The private key file to write (the public key goes to FILE.pub)
+    #[arg(value_name = "FILE")]
+    pub(crate) file: std::path::PathBuf,
+    /// Comment stored in the OpenSSH key
+    #[arg(
+        long,
+        value_name = "TEXT",
+        default_value = "fahrbahn",
+        allow_hyphen_values = true
+    )]
+    pub(crate) comment: String,
 }
 
 /// `fahrbahn completions`.
@@ -437,6 +514,53 @@ mod tests {
             Ok(Command::Call(c)) => c,
             other => panic!("not a call: {other:?}"),
         }
+    }
+
+    #[test]
+    fn auth_options() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let c = call(&[
+            "--authid",
+            "alice",
+            "call",
+            "a.b",
+            "--authrole",
+            "user",
+            "--authmethod",
+            "scram",
+            "--authmethod",
+            "ticket",
+            "--ticket",
+            "t1",
+            "--password",
+            "file:Cargo.toml",
+            "--private-key",
+            "k.key",
+        ]);
+        let auth = &c.connect.auth;
+        assert_eq!(auth.authid.as_deref(), Some("alice"));
+        assert_eq!(auth.authrole.as_deref(), Some("user"));
+        assert_eq!(auth.authmethod, ["scram", "ticket"]);
+        assert_eq!(auth.ticket.as_ref().map(Secret::expose), Some("t1"));
+        assert_eq!(
+            auth.private_key.as_deref(),
+            Some(std::path::Path::new("k.key"))
+        );
+        // file:PATH is the file's first line (relative to the cwd: use an absolute path)
+        let manifest = format!("file:{}", dir.join("Cargo.toml").display());
+        let c = call(&["call", "a.b", "--secret", &manifest]);
+        assert_eq!(
+            c.connect.auth.secret.as_ref().map(Secret::expose),
+            Some("[package]")
+        );
+        // secrets stay out of Debug
+        let shown = format!("{:?}", call(&["call", "a.b", "--ticket", "hunter2"]));
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(
+            kind(&["call", "a.b", "--authmethod", "md5"]),
+            ErrorKind::InvalidValue
+        );
+        assert!(p(&["call", "a.b", "--password", "file:/nonexistent/x"]).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use fahrbahn::Error;
 use fahrbahn::tokio::TokioRuntime;
+use fahrbahn::wamp::auth::{Credential, CryptosignKey};
 use fahrbahn::wamp::router::{ListenerConfig, Router, RouterConfig, TransportKind};
 use fahrbahn::wamp::{
     ApplicationError, CallResult, Closed, Dict, Invocation, Session, SessionError, SessionOptions,
@@ -14,8 +15,8 @@ use fahrbahn::wamp::{
 use tokio::io::AsyncWriteExt as _;
 
 use crate::args::{
-    CallArgs, Command, Connect, DEFAULT_RS, DEFAULT_WS, PublishArgs, RegisterArgs, RouterArgs,
-    SubscribeArgs,
+    AuthArgs, CallArgs, Command, Connect, DEFAULT_RS, DEFAULT_WS, KeygenArgs, PublishArgs,
+    RegisterArgs, RouterArgs, SubscribeArgs,
 };
 use crate::json;
 
@@ -35,6 +36,7 @@ pub(crate) async fn run(command: Command) -> Outcome {
         Command::Publish(a) => publish(a).await,
         Command::Subscribe(a) => subscribe(a).await,
         Command::Register(a) => register(a).await,
+        Command::Keygen(a) => keygen(&a),
         Command::Completions(_) | Command::Version => Ok(()),
     }
 }
@@ -125,8 +127,102 @@ fn request_error(what: &str, error: &Error) -> String {
     }
 }
 
+/// The credentials of `auth`, in the order of `--authmethod` (default:
+/// cryptosign, scram, wampcra, ticket: those given).
+fn credentials(auth: &AuthArgs) -> Result<Vec<Credential>, String> {
+    let key = match (&auth.private_key, std::env::var("WAMP_PRIVATE_KEY")) {
+        (Some(path), _) => Some(read_key(path)?),
+        (None, Ok(value)) if !value.is_empty() => Some(
+            CryptosignKey::from_seed_hex(&value)
+                .or_else(|_| read_key(std::path::Path::new(&value)))
+                .map_err(|e| format!("$WAMP_PRIVATE_KEY: {e}"))?,
+        ),
+        _ => None,
+    };
+    let methods: Vec<&str> = if auth.authmethod.is_empty() {
+        vec!["cryptosign", "scram", "wampcra", "ticket"]
+    } else {
+        auth.authmethod.iter().map(String::as_str).collect()
+    };
+    let explicit = !auth.authmethod.is_empty();
+    let mut out = Vec::new();
+    for method in methods {
+        let credential = match method {
+            "cryptosign" => key.clone().map(Credential::Cryptosign),
+            "scram" => auth
+                .password
+                .clone()
+                .map(|password| Credential::Scram { password }),
+            "wampcra" => auth
+                .secret
+                .clone()
+                .map(|secret| Credential::WampCra { secret }),
+            "ticket" => auth.ticket.clone().map(Credential::Ticket),
+            _ => None,
+        };
+        match credential {
+            Some(c) => out.push(c),
+            None if explicit => {
+                let flag = match method {
+                    "cryptosign" => "--private-key (or $WAMP_PRIVATE_KEY)",
+                    "scram" => "--password",
+                    "wampcra" => "--secret",
+                    _ => "--ticket",
+                };
+                return Err(format!("--authmethod {method} needs {flag}"));
+            }
+            None => {}
+        }
+    }
+    Ok(out)
+}
+
+/// `fahrbahn keygen`: a key pair from the OS's entropy, written to the
+/// file (0600, never over an existing one) and FILE.pub.
+fn keygen(a: &KeygenArgs) -> Outcome {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    let key = CryptosignKey::from_seed(&seed);
+    seed.fill(0);
+    let text = key.to_openssh(&a.comment).map_err(|e| e.to_string())?;
+    let public = key.public_key_hex();
+    let path = &a.file;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| format!("cannot create {}: {}", path.display(), io_text(&e)))?;
+    file.write_all(text.expose().as_bytes())
+        .map_err(|e| format!("cannot write {}: {}", path.display(), io_text(&e)))?;
+    let mut pub_path = path.clone().into_os_string();
+    pub_path.push(".pub");
+    let pub_path = std::path::PathBuf::from(pub_path);
+    std::fs::write(&pub_path, format!("{public}\n"))
+        .map_err(|e| format!("cannot write {}: {}", pub_path.display(), io_text(&e)))?;
+    println!("{public}");
+    Ok(())
+}
+
+/// A cryptosign key from a file.
+fn read_key(path: &std::path::Path) -> Result<CryptosignKey, String> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read {}: {}", path.display(), io_text(&e)))?;
+    CryptosignKey::from_file_contents(&bytes).map_err(|e| format!("{}: {e}", path.display()))
+}
+
 async fn connect(connect: &Connect) -> Result<Session, String> {
-    let options = SessionOptions::new(connect.realm.as_str()).serializer(connect.serializer);
+    let mut options = SessionOptions::new(connect.realm.as_str()).serializer(connect.serializer);
+    for credential in credentials(&connect.auth)? {
+        options = options.credential(credential);
+    }
+    if let Some(authid) = &connect.auth.authid {
+        options = options.authid(authid.clone());
+    }
+    if let Some(authrole) = &connect.auth.authrole {
+        options = options.authrole(authrole.clone());
+    }
     fahrbahn::tokio::session_with(&connect.url, options)
         .await
         .map_err(|e| connect_error(connect, &e))

@@ -462,6 +462,7 @@ const SUBCOMMANDS: &[&str] = &[
     "publish",
     "subscribe",
     "register",
+    "keygen",
     "completions",
     "version",
     "help",
@@ -677,5 +678,61 @@ async fn bash_completion_completes() {
     assert_eq!(
         complete("fahrbahn router --unix-").await.unwrap(),
         "--unix-ws --unix-rs"
+    );
+}
+
+#[tokio::test]
+async fn keygen_writes_a_key_pair() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("keygen");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("client.key");
+    let key_arg = key.to_str().unwrap();
+    let out = run(&["keygen", key_arg]).await;
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    let public = out.stdout.trim();
+    assert_eq!(public.len(), 64, "{public}");
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    let read = fahrbahn::wamp::auth::CryptosignKey::from_openssh(&text).unwrap();
+    assert_eq!(read.public_key_hex(), public);
+    let pub_file = std::fs::read_to_string(dir.join("client.key.pub")).unwrap();
+    assert_eq!(pub_file.trim(), public);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&key).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "{mode:o}");
+    }
+    // never over an existing key
+    let again = run(&["keygen", key_arg]).await;
+    assert_eq!(again.code, Some(1));
+    assert!(again.stderr.contains("cannot create"), "{}", again.stderr);
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), text);
+}
+
+#[tokio::test]
+async fn an_authmethod_needs_its_credential() {
+    let out = run(&[
+        "call",
+        "a.b",
+        "--authmethod",
+        "scram",
+        "--url",
+        "ws://127.0.0.1:9/ws",
+    ])
+    .await;
+    assert_eq!(out.code, Some(1));
+    assert!(
+        out.stderr.contains("--authmethod scram needs --password"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["call", "a.b", "--ticket", "env:FAHRBAHN_TEST_SURELY_UNSET"]).await;
+    assert_eq!(out.code, Some(2));
+    assert!(
+        out.stderr.contains("FAHRBAHN_TEST_SURELY_UNSET"),
+        "{}",
+        out.stderr
     );
 }

@@ -23,10 +23,11 @@ mod websocket;
 pub use connect::tls_connect_with;
 pub use connect::{MaybeTlsStream, WsUrl, connect, connect_with};
 pub use error::{ConfigError, Error, TlsError, UrlError};
+pub use fahrbahn_core::wamp::auth::{Credential, CryptosignKey, Secret};
 pub use fahrbahn_core::wamp::{
-    ApplicationError, Codec, Dict, Json, List, PublicationId, RegistrationId, RequestId,
-    Serializer, SessionConfig, SessionError, SessionId, SubscriptionId, Value, from_value,
-    to_value,
+    ApplicationError, AuthDetails, Codec, Dict, Json, List, PublicationId, RegistrationId,
+    RequestId, Serializer, SessionConfig, SessionError, SessionId, SubscriptionId, Value,
+    from_value, to_value,
 };
 pub use fahrbahn_core::ws::{
     Accept, AllowedOrigins, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake,

@@ -99,11 +99,23 @@ pub mod wamp {
     };
 
     pub use fahrbahn_core::wamp::{
-        ApplicationError, Closed, Codec, CommandError, Dict, Json, List, ProtocolViolation,
-        PublicationId, RegistrationId, RequestId, RequestKind, Serializer, SessionConfig,
-        SessionError, SessionId, SubscriptionId, TransportClosed, TransportError, Value,
-        ValueError, error, from_value, to_value,
+        ApplicationError, AuthDetails, Closed, Codec, CommandError, Dict, Json, List,
+        ProtocolViolation, PublicationId, RegistrationId, RequestId, RequestKind, Serializer,
+        SessionConfig, SessionError, SessionId, SubscriptionId, TransportClosed, TransportError,
+        Value, ValueError, error, from_value, to_value,
     };
+
+    /// Authentication: the client's [`Credential`](auth::Credential)s
+    /// (set with [`SessionOptions::credential`](super::wamp::SessionOptions::credential)),
+    /// the router's [`StaticAuthenticator`](auth::StaticAuthenticator), and
+    /// each method's computations. See `docs/auth.md`.
+    pub mod auth {
+        pub use fahrbahn_core::wamp::auth::{
+            ANONYMOUS, AuthError, CRYPTOSIGN, Credential, CryptosignKey, Kdf, SCRAM,
+            ScramCredential, Secret, StaticAuthenticator, TICKET, WAMPCRA, cryptosign, scram,
+            ticket, wampcra,
+        };
+    }
 
     /// The embedded WAMP router, served on listeners of any runtime.
     pub mod router {

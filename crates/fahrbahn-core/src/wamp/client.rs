@@ -63,13 +63,45 @@ impl ClientConnection {
         mut config: ws::ClientConfig,
         codecs: &[Codec],
         session: SessionConfig,
-        rng: Rng,
+        mut rng: Rng,
         now: Instant,
     ) -> Self {
         config.subprotocols = codecs.iter().map(|c| c.subprotocol().to_owned()).collect();
+        let session = Self::new_session(session, now, &mut rng);
         Self::new(
             Framing::WebSocket(Box::new(ws::Connection::client(config, rng, now))),
-            Session::new(session, now),
+            session,
+            now,
+        )
+    }
+
+    /// The session; one that needs randomness (a SCRAM nonce) gets its own
+    /// generator seeded from `rng` (drawn only then, so other sessions see
+    /// the same mask keys as before).
+    fn new_session(config: SessionConfig, now: Instant, rng: &mut Rng) -> Session {
+        if Session::needs_rng(&config) {
+            let mut seed = [0u8; 32];
+            rng.fill(&mut seed);
+            Session::with_rng(config, now, &mut Rng::from_entropy_bytes(seed))
+        } else {
+            Session::new(config, now)
+        }
+    }
+
+    /// [`rawsocket`](Self::rawsocket) with the RNG that makes
+    /// authentication nonces (needed by a SCRAM credential).
+    pub fn rawsocket_with_rng(
+        mut config: rawsocket::ClientConfig,
+        serializer: Serializer,
+        session: SessionConfig,
+        mut rng: Rng,
+        now: Instant,
+    ) -> Self {
+        config.serializer = serializer.rawsocket_id();
+        let session = Self::new_session(session, now, &mut rng);
+        Self::new(
+            Framing::RawSocket(Box::new(rawsocket::Connection::client(config, now))),
+            session,
             now,
         )
     }

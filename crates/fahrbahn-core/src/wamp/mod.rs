@@ -39,6 +39,8 @@
 //! }
 //! ```
 
+#[cfg(feature = "auth")]
+pub mod auth;
 mod client;
 mod codec;
 pub mod error;
@@ -67,8 +69,8 @@ pub use raw::{EncodedPayload, RawMessage};
 pub use serializer::{MAX_NESTING, Serializer};
 pub use server::{ServerConnection, ServerEvent, server_subprotocols};
 pub use session::{
-    ApplicationError, Closed, CommandError, ProtocolViolation, RequestKind, Session, SessionConfig,
-    SessionError, SessionEvent, client_roles,
+    ApplicationError, AuthDetails, Closed, CommandError, ProtocolViolation, RequestKind, Session,
+    SessionConfig, SessionError, SessionEvent, client_roles,
 };
 pub use transport::{SendError, TransportClosed, TransportError};
 pub use uri::{is_valid_uri, is_valid_uri_pattern};

@@ -20,8 +20,8 @@ use std::time::Instant;
 
 use fahrbahn_core::wamp::error::ERROR_NETWORK_FAILURE;
 use fahrbahn_core::wamp::{
-    ApplicationError, ClientConnection, Closed, Codec, Dict, List, RegistrationId, RequestId,
-    Serializer, SessionId, SubscriptionId, Value,
+    ApplicationError, AuthDetails, ClientConnection, Closed, Codec, Dict, List, RegistrationId,
+    RequestId, Serializer, SessionId, SubscriptionId, Value,
 };
 use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
@@ -249,10 +249,11 @@ impl Session {
             .serializers
             .first()
             .map_or(Serializer::Json, |c| c.serializer);
-        ClientConnection::rawsocket(
+        ClientConnection::rawsocket_with_rng(
             options.rawsocket.clone(),
             serializer,
             options.session.clone(),
+            crate::websocket::os_rng(),
             now,
         )
     }
@@ -265,6 +266,12 @@ impl Session {
     /// The WELCOME details (router roles and features, authid, authrole…).
     pub fn welcome_details(&self) -> &Dict {
         &self.welcome
+    }
+
+    /// Who the router says this session is: WELCOME's `authid`,
+    /// `authrole`, `authmethod`, `authprovider` and `authextra`.
+    pub fn auth_details(&self) -> AuthDetails {
+        AuthDetails::from_welcome(&self.welcome)
     }
 
     /// The negotiated codec (serializer, and whether batched).

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use fahrbahn_core::wamp::auth::Credential;
 use fahrbahn_core::wamp::{ApplicationError, Codec, Dict, Serializer, SessionConfig};
 use fahrbahn_core::{rawsocket, ws};
 
@@ -46,7 +47,8 @@ pub struct SessionOptions {
     /// RawSocket settings (maximum message length, handshake timeout,
     /// keepalive: on, 30 s and 15 s as for WebSocket).
     pub rawsocket: rawsocket::ClientConfig,
-    /// Answers CHALLENGE messages (authentication); without one a challenge
+    /// Answers CHALLENGE messages of methods without a credential in
+    /// `session.credentials` (custom methods); without one such a challenge
     /// aborts the join with `wamp.error.cannot_authenticate`.
     pub on_challenge: Option<ChallengeHandler>,
     /// Read-side high-water mark, in bytes (default 1 MiB): the session
@@ -94,6 +96,44 @@ impl SessionOptions {
             #[cfg(feature = "tls")]
             tls: None,
         }
+    }
+
+    /// Authenticates as `authid` (HELLO `authid`).
+    pub fn authid(mut self, authid: impl Into<String>) -> Self {
+        self.session.authid = Some(authid.into());
+        self
+    }
+
+    /// Asks for `authrole` (HELLO `authrole`); a router refuses a role the
+    /// principal does not have.
+    pub fn authrole(mut self, authrole: impl Into<String>) -> Self {
+        self.session.authrole = Some(authrole.into());
+        self
+    }
+
+    /// Sends `authextra` in HELLO (a cryptosign credential adds its
+    /// `pubkey`, SCRAM its `nonce`).
+    pub fn authextra(mut self, authextra: Dict) -> Self {
+        self.session.authextra = authextra;
+        self
+    }
+
+    /// Adds a credential; credentials are offered in the order added, and
+    /// the session answers the router's CHALLENGE for them itself.
+    ///
+    /// ```
+    /// use fahrbahn_rt::SessionOptions;
+    /// use fahrbahn_core::wamp::auth::{Credential, CryptosignKey, Secret};
+    /// let key = CryptosignKey::from_seed(&[7; 32]);
+    /// let options = SessionOptions::new("realm1")
+    ///     .authid("alice")
+    ///     .credential(Credential::Cryptosign(key))
+    ///     .credential(Credential::Ticket(Secret::new("s3cret")));
+    /// assert_eq!(options.session.credentials.len(), 2);
+    /// ```
+    pub fn credential(mut self, credential: Credential) -> Self {
+        self.session.credentials.push(credential);
+        self
     }
 
     /// Offers only `codec` (e.g. `Serializer::Json.into()` or

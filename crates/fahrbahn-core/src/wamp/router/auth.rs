@@ -15,6 +15,9 @@ pub struct HelloContext<'a> {
     pub realm: &'a str,
     /// The HELLO details: `roles`, `authmethods`, `authid`, `authextra`, …
     pub details: &'a Dict,
+    /// 32 fresh bytes from the router's injected RNG, for challenge
+    /// nonces (new for every HELLO and AUTHENTICATE).
+    pub random: [u8; 32],
 }
 
 /// What the router knows when an AUTHENTICATE arrives.
@@ -35,6 +38,9 @@ pub struct AuthenticateContext<'a> {
     pub signature: &'a str,
     /// The AUTHENTICATE extra.
     pub extra: &'a Dict,
+    /// 32 fresh bytes from the router's injected RNG (for a further
+    /// challenge).
+    pub random: [u8; 32],
 }
 
 /// An [`Authenticator`]'s verdict.

@@ -117,10 +117,13 @@ impl Router {
             }
         };
         self.reserved.insert(session);
+        let mut random = [0; 32];
+        self.rng.fill(&mut random);
         let decision = self.authenticator.on_hello(&HelloContext {
             session: SessionId(session),
             realm: &realm,
             details: &details,
+            random,
         });
         let pending = PendingJoin {
             session,
@@ -141,6 +144,8 @@ impl Router {
         signature: &str,
         extra: &Dict,
     ) {
+        let mut random = [0; 32];
+        self.rng.fill(&mut random);
         let decision = self.authenticator.on_authenticate(&AuthenticateContext {
             session: SessionId(pending.session),
             realm: &pending.realm,
@@ -149,6 +154,7 @@ impl Router {
             challenge: &pending.challenge,
             signature,
             extra,
+            random,
         });
         self.apply_decision(conn, pending, decision);
     }

@@ -115,6 +115,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "auth")]
+pub use crate::wamp::auth::StaticAuthenticator;
 pub use auth::{
     AnonymousAuthenticator, AuthDecision, AuthenticateContext, Authenticator, HelloContext,
 };

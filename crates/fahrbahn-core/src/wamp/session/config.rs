@@ -23,8 +23,19 @@ pub struct SessionConfig {
     pub authmethods: Vec<String>,
     /// The authentication id, if any.
     pub authid: Option<String>,
-    /// Extra authentication data (e.g. `pubkey` for cryptosign).
+    /// The role asked for in HELLO, if any (a router refuses a role the
+    /// principal does not have).
+    pub authrole: Option<String>,
+    /// Extra authentication data (e.g. `pubkey` for cryptosign; filled in
+    /// from [`credentials`](Self::credentials) when absent).
     pub authextra: Dict,
+    /// Credentials in order of preference: their methods are offered in
+    /// HELLO `authmethods` (before any in [`authmethods`](Self::authmethods))
+    /// and the session answers the CHALLENGE for them itself. Methods in
+    /// `authmethods` without a credential are answered by the application
+    /// ([`SessionEvent::Challenge`](crate::wamp::SessionEvent::Challenge)).
+    #[cfg(feature = "auth")]
+    pub credentials: Vec<crate::wamp::auth::Credential>,
     /// The `agent` string announced in HELLO.
     pub agent: String,
     /// How long joining may take, from the start to WELCOME (default
@@ -43,7 +54,10 @@ impl SessionConfig {
             realm: realm.into(),
             authmethods: Vec::new(),
             authid: None,
+            authrole: None,
             authextra: Dict::new(),
+            #[cfg(feature = "auth")]
+            credentials: Vec::new(),
             agent: concat!("Fahrbahn/", env!("CARGO_PKG_VERSION")).to_owned(),
             join_timeout: Duration::from_secs(10),
             leave_timeout: Duration::from_secs(5),
@@ -97,4 +111,49 @@ pub fn client_roles() -> Dict {
         feature_set(&["publisher_identification", "pattern_based_subscription"]),
     );
     roles
+}
+
+/// Who the router says the session is: the authentication fields of
+/// WELCOME's details.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct AuthDetails {
+    /// `authid`.
+    pub authid: Option<String>,
+    /// `authrole`.
+    pub authrole: Option<String>,
+    /// `authmethod`, e.g. `cryptosign`.
+    pub authmethod: Option<String>,
+    /// `authprovider`, e.g. `static`.
+    pub authprovider: Option<String>,
+    /// `authextra` (empty when absent).
+    pub authextra: Dict,
+}
+
+impl AuthDetails {
+    /// The fields of WELCOME `details`.
+    ///
+    /// ```
+    /// use fahrbahn_core::wamp::{AuthDetails, Dict, Value};
+    /// let mut details = Dict::new();
+    /// details.insert("authid".into(), Value::from("alice"));
+    /// details.insert("authmethod".into(), Value::from("ticket"));
+    /// let auth = AuthDetails::from_welcome(&details);
+    /// assert_eq!(auth.authid.as_deref(), Some("alice"));
+    /// assert_eq!(auth.authrole, None);
+    /// ```
+    pub fn from_welcome(details: &Dict) -> Self {
+        let s = |k: &str| details.get(k).and_then(Value::as_str).map(str::to_owned);
+        Self {
+            authid: s("authid"),
+            authrole: s("authrole"),
+            authmethod: s("authmethod"),
+            authprovider: s("authprovider"),
+            authextra: details
+                .get("authextra")
+                .and_then(Value::as_dict)
+                .cloned()
+                .unwrap_or_default(),
+        }
+    }
 }

@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 
 #[cfg(feature = "router")]
 pub(crate) use config::feature_set;
-pub use config::{SessionConfig, client_roles};
+pub use config::{AuthDetails, SessionConfig, client_roles};
 pub use error::{ApplicationError, CommandError, ProtocolViolation, SessionError};
 pub use event::{Closed, RequestKind, SessionEvent};
 
@@ -79,6 +79,11 @@ pub struct Session {
     out: VecDeque<Message>,
     events: VecDeque<SessionEvent>,
     session_id: Option<SessionId>,
+    /// The authentication fields of WELCOME, once joined.
+    auth_details: Option<AuthDetails>,
+    /// Answers CHALLENGEs with the configured credentials.
+    #[cfg(feature = "auth")]
+    auth: crate::wamp::auth::ClientAuth,
 }
 
 fn uri_ok(uri: &str, options: &Dict) -> Result<(), CommandError> {
@@ -115,19 +120,66 @@ fn payload(args: List, kwargs: Dict) -> (Option<List>, Option<Dict>) {
 impl Session {
     /// A session that starts by sending HELLO at `now`; it must be
     /// welcomed within [`SessionConfig::join_timeout`].
+    ///
+    /// A SCRAM credential needs random bytes for its nonce: use
+    /// [`with_rng`](Self::with_rng) for it (without, it is not offered).
     pub fn new(config: SessionConfig, now: Instant) -> Self {
-        let offered = config.authmethods.clone();
+        Self::build(config, now, None)
+    }
+
+    /// [`new`](Self::new) with the RNG that makes authentication nonces
+    /// (SCRAM's client nonce).
+    pub fn with_rng(config: SessionConfig, now: Instant, rng: &mut crate::Rng) -> Self {
+        Self::build(config, now, Some(rng))
+    }
+
+    /// Whether the configuration needs random bytes (a SCRAM credential).
+    pub(crate) fn needs_rng(config: &SessionConfig) -> bool {
+        #[cfg(feature = "auth")]
+        return config
+            .credentials
+            .iter()
+            .any(|c| matches!(c, crate::wamp::auth::Credential::Scram { .. }));
+        #[cfg(not(feature = "auth"))]
+        {
+            let _ = config;
+            false
+        }
+    }
+
+    fn build(mut config: SessionConfig, now: Instant, rng: Option<&mut crate::Rng>) -> Self {
+        #[cfg(feature = "auth")]
+        let auth = crate::wamp::auth::ClientAuth::new(
+            std::mem::take(&mut config.credentials),
+            config.authid.as_deref(),
+            &mut config.authextra,
+            rng,
+        );
+        #[cfg(not(feature = "auth"))]
+        let _ = rng;
+        #[cfg(feature = "auth")]
+        let mut offered = auth.methods();
+        #[cfg(not(feature = "auth"))]
+        let mut offered: Vec<String> = Vec::new();
+        for method in std::mem::take(&mut config.authmethods) {
+            if !offered.contains(&method) {
+                offered.push(method);
+            }
+        }
         let mut details = Dict::new();
         details.insert("roles".into(), Value::Dict(client_roles()));
         details.insert("agent".into(), Value::String(config.agent));
-        if !config.authmethods.is_empty() {
+        if !offered.is_empty() {
             details.insert(
                 "authmethods".into(),
-                Value::List(config.authmethods.into_iter().map(Value::String).collect()),
+                Value::List(offered.iter().cloned().map(Value::String).collect()),
             );
         }
         if let Some(authid) = config.authid {
             details.insert("authid".into(), Value::String(authid));
+        }
+        if let Some(authrole) = config.authrole {
+            details.insert("authrole".into(), Value::String(authrole));
         }
         if !config.authextra.is_empty() {
             details.insert("authextra".into(), Value::Dict(config.authextra));
@@ -152,7 +204,16 @@ impl Session {
             out,
             events: VecDeque::new(),
             session_id: None,
+            auth_details: None,
+            #[cfg(feature = "auth")]
+            auth,
         }
+    }
+
+    /// Who the router says this session is (WELCOME's `authid`,
+    /// `authrole`, `authmethod`, `authprovider`, `authextra`), once joined.
+    pub fn auth_details(&self) -> Option<&AuthDetails> {
+        self.auth_details.as_ref()
     }
 
     /// The session id once joined.
@@ -588,6 +649,16 @@ impl Session {
     fn handle_joining(&mut self, message: Message) {
         match message {
             Message::Welcome { session, details } => {
+                #[cfg(feature = "auth")]
+                if let Err(e) = self.auth.check_welcome(&details) {
+                    let method = details
+                        .get("authmethod")
+                        .and_then(Value::as_str)
+                        .unwrap_or("scram")
+                        .to_owned();
+                    return self.cannot_authenticate(&method, e.to_string());
+                }
+                self.auth_details = Some(AuthDetails::from_welcome(&details));
                 self.state = State::Established;
                 self.deadline = None;
                 self.session_id = Some(SessionId(session));
@@ -607,6 +678,17 @@ impl Session {
             }
             Message::Challenge { authmethod, extra } if self.state == State::Joining => {
                 self.state = State::Authenticating;
+                #[cfg(feature = "auth")]
+                if let Some(answer) = self.auth.answer(&authmethod, &extra) {
+                    match answer {
+                        Ok(signature) => self.out.push_back(Message::Authenticate {
+                            signature,
+                            extra: Dict::new(),
+                        }),
+                        Err(e) => self.cannot_authenticate(&authmethod, e.to_string()),
+                    }
+                    return;
+                }
                 self.events
                     .push_back(SessionEvent::Challenge { authmethod, extra });
             }
