@@ -1,6 +1,9 @@
 //! Fahrbahn's project automation, run as `cargo xtask <task>`.
 //!
 //! Tasks:
+//! * `attack`: the attacks A–L of issue 10 against the router and the
+//!   echo example, measuring memory and a normal client's round trip, see
+//!   [`attack`](mod@attack),
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
 //! * `fuzz`: the coverage-guided fuzz targets of `fuzz/` under AFL++ on
@@ -21,6 +24,7 @@
 
 #![allow(clippy::print_stdout, reason = "xtask is a command line tool")]
 
+mod attack;
 mod autobahn;
 mod bench;
 mod cli;
@@ -40,6 +44,14 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
+  attack [options]     the attacks A-L of issue 10 against `fahrbahn router`
+                       (defaults) and the echo_server_tokio example (release
+                       builds, started fresh per attack), measuring the target's
+                       peak RSS against the documented bounds and a normal
+                       client's round trip; report in target/attack/
+      --quick          smaller counts, shorter attacks (~2 min); the latency
+                       (p99 < 10 ms) is reported, not counted
+      --only NAMES     comma-separated attack name prefixes, e.g. A,D-json
   autobahn [options]   run the Autobahn|Testsuite (wstest) against the testee
       --runtime R      tokio, smol, async-std or all (default: all)
       --role R         server, client or all (default: all)
@@ -116,6 +128,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Some("attack") => cli::parse(attack::Options::parse, &rest).map(attack::task),
         Some("autobahn") => cli::parse(autobahn::Options::parse, &rest).map(autobahn::task),
         Some("bench") => cli::parse(bench::parse, &rest).map(bench::task),
         Some("fuzz") => cli::parse(fuzz::Options::parse, &rest).map(fuzz::task),
