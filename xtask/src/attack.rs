@@ -74,6 +74,8 @@ mod limits {
     pub(super) const HANDSHAKE: u64 = 16 << 10;
     /// `hello_timeout_secs`.
     pub(super) const HELLO_TIMEOUT_SECS: u64 = 10;
+    /// `Timeouts::close` (the close handshake before the TCP close).
+    pub(super) const CLOSE_SECS: u64 = 5;
     /// `ping_interval_secs` + `ping_timeout_secs`.
     pub(super) const PING_DEAD_SECS: u64 = 45;
     /// The driver's read buffer (bytes in flight per read).
@@ -291,12 +293,11 @@ impl Probe {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         if target.kind == TargetKind::Router {
-            let callee = cases::Callee::start(
-                target.wamp(Transport::WebSocket),
-                PROBE_PROCEDURE,
-                |args| args,
-            )
-            .map_err(|e| format!("probe callee: {e}"))?;
+            let callee =
+                cases::Callee::start(target.wamp(Transport::WebSocket), PROBE_PROCEDURE, |args| {
+                    args
+                })
+                .map_err(|e| format!("probe callee: {e}"))?;
             let stop_callee = stop.clone();
             threads.push(thread::spawn(move || {
                 while !stop_callee.load(Ordering::Relaxed) {
@@ -513,11 +514,20 @@ pub(crate) fn task(options: Options) -> Tally {
         return tally;
     }
     let form = if options.quick { "quick" } else { "full" };
-    eprintln!("==> attacks ({form} form): {} (logs: {})", cases.len(), dir.display());
+    eprintln!(
+        "==> attacks ({form} form): {} (logs: {})",
+        cases.len(),
+        dir.display()
+    );
     let started = Instant::now();
     let mut rows = Vec::new();
     for case in &cases {
-        eprintln!("\n==> {}: {} ({})", case.name, case.what, case.target.name());
+        eprintln!(
+            "\n==> {}: {} ({})",
+            case.name,
+            case.what,
+            case.target.name()
+        );
         match run_case(case, &programs, &dir, options.quick) {
             Ok(row) => {
                 print_row(&row, options.quick);
@@ -564,7 +574,9 @@ fn run_case(case: &Case, programs: &Programs, dir: &Path, quick: bool) -> Result
     let latency_ok = percentiles(&latencies)
         .is_some_and(|(_, p99, _, stalled)| p99 < LATENCY_BOUND && stalled == 0);
     if latencies.is_empty() {
-        outcome.failures.push("the probe recorded no round trip".to_owned());
+        outcome
+            .failures
+            .push("the probe recorded no round trip".to_owned());
     }
     let passed = memory_ok && outcome.failures.is_empty() && (quick || latency_ok);
     Ok(Row {
@@ -689,7 +701,9 @@ mod tests {
             .into();
         let options = cli::parse(Options::parse, &args).unwrap();
         assert!(options.quick);
-        assert!(options.selects("A-ws-echo") && options.selects("D-json") && options.selects("K-echo"));
+        assert!(
+            options.selects("A-ws-echo") && options.selects("D-json") && options.selects("K-echo")
+        );
         assert!(!options.selects("D-cbor") && !options.selects("B-router"));
         assert!(cli::parse(Options::parse, &["--fast".to_owned()]).is_err());
     }
@@ -708,7 +722,15 @@ mod tests {
         let mut samples: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
         samples.push(STALL);
         let (p50, p99, max, stalled) = percentiles(&samples).unwrap();
-        assert_eq!((p50, p99, max, stalled), (Duration::from_millis(51), Duration::from_millis(100), STALL, 1));
+        assert_eq!(
+            (p50, p99, max, stalled),
+            (
+                Duration::from_millis(51),
+                Duration::from_millis(100),
+                STALL,
+                1
+            )
+        );
         assert!(percentiles(&[]).is_none());
     }
 }

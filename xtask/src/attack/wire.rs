@@ -522,9 +522,7 @@ impl Conn {
                             }
                         }
                         8 => {
-                            let code = payload
-                                .get(..2)
-                                .map(|c| u16::from_be_bytes([c[0], c[1]]));
+                            let code = payload.get(..2).map(|c| u16::from_be_bytes([c[0], c[1]]));
                             return Err(io::Error::new(
                                 ErrorKind::ConnectionAborted,
                                 format!("closed by the server ({code:?})"),
@@ -550,7 +548,10 @@ fn ws_header(buf: &[u8]) -> Option<(bool, u8, usize, usize)> {
     let b0 = *buf.first()?;
     let b1 = *buf.get(1)?;
     let (start, len) = match b1 & 0x7f {
-        126 => (4, usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?]))),
+        126 => (
+            4,
+            usize::from(u16::from_be_bytes([*buf.get(2)?, *buf.get(3)?])),
+        ),
         127 => {
             let bytes: [u8; 8] = buf.get(2..10)?.try_into().ok()?;
             (10, usize::try_from(u64::from_be_bytes(bytes)).ok()?)
@@ -667,7 +668,8 @@ mod tests {
         for serializer in Serializer::ALL {
             let bytes = serializer.encode(&message);
             assert_eq!(serializer.message_type(&bytes), Some(36), "{serializer:?}");
-            let big = serializer.encode_with_zeros(&[json!(16), json!(1), json!({}), json!("t")], 70_000);
+            let big =
+                serializer.encode_with_zeros(&[json!(16), json!(1), json!({}), json!("t")], 70_000);
             assert_eq!(serializer.message_type(&big), Some(16), "{serializer:?}");
         }
         let json = Serializer::Json.encode_with_zeros(&[json!(16), json!("t")], 3);
@@ -676,8 +678,14 @@ mod tests {
 
     #[test]
     fn cbor_and_msgpack_of_known_values() {
-        assert_eq!(Serializer::Cbor.encode(&json!([1, "ab", {}])), [0x83, 1, 0x62, b'a', b'b', 0xa0]);
-        assert_eq!(Serializer::MsgPack.encode(&json!([1, "ab", {}])), [0x93, 1, 0xa2, b'a', b'b', 0x80]);
+        assert_eq!(
+            Serializer::Cbor.encode(&json!([1, "ab", {}])),
+            [0x83, 1, 0x62, b'a', b'b', 0xa0]
+        );
+        assert_eq!(
+            Serializer::MsgPack.encode(&json!([1, "ab", {}])),
+            [0x93, 1, 0xa2, b'a', b'b', 0x80]
+        );
         assert_eq!(Serializer::Cbor.encode(&json!(1000)), [0x19, 0x03, 0xe8]);
     }
 
