@@ -66,7 +66,8 @@ tasks:
       --quick          short runs (criterion ~1s each, one 1.5s echo run per
                        case, fewer messages under callgrind, one short WAMP
                        run per case), written to target/bench/benchmarks-quick.md
-                       instead of docs/benchmarks.md
+                       instead of docs/benchmarks.md; then `attack --quick`
+                       (one item of the tally)
       --no-micro       skip the micro-benchmarks
       --no-echo        skip the echo benchmarks (rates, idle memory,
                        instruction counts)
@@ -75,6 +76,7 @@ tasks:
                        fahrbahn router and Crossbar.io, with Fahrbahn's client
                        and AutobahnPython)
       --note TEXT      a note for the report (e.g. about the machine's load)
+      --no-attack      with --quick: skip its last step, `attack --quick`
   fuzz [options]       build the fuzz targets of fuzz/ with AFL++ (cargo-afl,
                        installed on first use) and run each; a crash or hang
                        is copied into fuzz/regressions/<target>/ and fails it
