@@ -423,13 +423,15 @@ impl Session {
         })
     }
 
-    /// Publishes an event (fire and forget: returns once queued).
+    /// Publishes an event (fire and forget: returns once queued). An
+    /// event larger than the router accepts (RawSocket) fails at once with
+    /// [`CommandError::PayloadTooLarge`](fahrbahn_core::wamp::CommandError)
+    /// and the session goes on.
     pub async fn publish(&self, topic: &str, args: List, kwargs: Dict) -> Result<(), Error> {
         self.shared.command(|inner| {
             inner
                 .driver
                 .conn
-                .session_mut()
                 .publish(topic, args, kwargs, Dict::new())
                 .map(drop)
         })
@@ -447,11 +449,7 @@ impl Session {
         let acknowledge = options.get("acknowledge").and_then(Value::as_bool) == Some(true);
         let (tx, rx) = oneshot::channel();
         self.shared.command(|inner| {
-            let request = inner
-                .driver
-                .conn
-                .session_mut()
-                .publish(topic, args, kwargs, options)?;
+            let request = inner.driver.conn.publish(topic, args, kwargs, options)?;
             if acknowledge {
                 inner.waiters.insert(request, Waiter::Done(tx));
             }

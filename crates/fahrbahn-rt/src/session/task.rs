@@ -315,10 +315,12 @@ impl Inner {
                     drop(future);
                     let _ = shared2.command(|inner| {
                         inner.running.remove(&request);
-                        let session = inner.driver.conn.session_mut();
+                        let conn = &mut inner.driver.conn;
                         match outcome {
-                            Ok(r) => session.yield_result(request, r.args, r.kwargs, Dict::new()),
-                            Err(e) => session.yield_error(request, e),
+                            // A result larger than the router accepts is
+                            // answered with wamp.error.payload_size_exceeded.
+                            Ok(r) => conn.yield_result(request, r.args, r.kwargs, Dict::new()),
+                            Err(e) => conn.session_mut().yield_error(request, e),
                         }
                     });
                 }));
