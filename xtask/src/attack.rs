@@ -351,6 +351,11 @@ impl Probe {
         Ok(probe)
     }
 
+    /// The round trips recorded so far, taken.
+    fn take(&self) -> Vec<Duration> {
+        std::mem::take(&mut *self.samples.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
     /// Stops and returns the round trips recorded.
     fn finish(mut self) -> Vec<Duration> {
         self.stop.store(true, Ordering::Relaxed);
@@ -458,6 +463,8 @@ struct Row {
     peak: u64,
     limit: u64,
     bound_why: String,
+    /// The probe's round trips before the attack.
+    idle: Vec<Duration>,
     latencies: Vec<Duration>,
     notes: Vec<String>,
     failures: Vec<String>,
@@ -520,6 +527,7 @@ pub(crate) fn task(options: Options) -> Tally {
         dir.display()
     );
     let started = Instant::now();
+    let load_before = load_average();
     let mut rows = Vec::new();
     for case in &cases {
         eprintln!(
@@ -537,7 +545,13 @@ pub(crate) fn task(options: Options) -> Tally {
             Err(e) => tally.broke(format!("{}: {e}", case.name)),
         }
     }
-    let table = report(&rows, options.quick, started.elapsed());
+    let machine = format!(
+        "{}; load average (1 min) {} before, {} after",
+        machine(),
+        load_before,
+        load_average()
+    );
+    let table = report(&rows, options.quick, started.elapsed(), &machine);
     println!("\n{table}");
     let path = dir.join(format!("report-{form}.md"));
     match std::fs::write(&path, &table) {
@@ -554,9 +568,12 @@ pub(crate) fn task(options: Options) -> Tally {
 fn run_case(case: &Case, programs: &Programs, dir: &Path, quick: bool) -> Result<Row> {
     let mut target = Target::start(case.target, programs, dir)?;
     let probe = Probe::start(&target, case.probe)?;
+    // The probe alone first: what the machine gives without the attack.
+    probe.recording.store(true, Ordering::Relaxed);
+    thread::sleep(Duration::from_secs(if quick { 1 } else { 2 })); // measuring, not synchronising
+    let idle = probe.take();
     let baseline = target.rss();
     target.reset_peak()?;
-    probe.recording.store(true, Ordering::Relaxed);
     let ctx = Ctx {
         target: &target,
         quick,
@@ -586,6 +603,7 @@ fn run_case(case: &Case, programs: &Programs, dir: &Path, quick: bool) -> Result
         peak,
         limit,
         bound_why: outcome.bound_why,
+        idle,
         latencies,
         notes: outcome.notes,
         failures: outcome.failures,
@@ -595,8 +613,8 @@ fn run_case(case: &Case, programs: &Programs, dir: &Path, quick: bool) -> Result
     })
 }
 
-fn latency_cell(row: &Row) -> String {
-    match percentiles(&row.latencies) {
+fn latency_cell(samples: &[Duration]) -> String {
+    match percentiles(samples) {
         Some((p50, p99, max, stalled)) => {
             let mut cell = format!("{} / {} / {}", ms(p50), ms(p99), ms(max));
             if stalled > 0 {
@@ -629,14 +647,15 @@ fn verdict(row: &Row, quick: bool) -> String {
 
 fn print_row(row: &Row, quick: bool) {
     eprintln!(
-        "    RSS {} -> peak {} MiB (limit {} MiB = baseline + {} + fixed {}); probe ms p50/p99/max {} ({} round trips)",
+        "    RSS {} -> peak {} MiB (limit {} MiB = baseline + {} + fixed {}); probe ms p50/p99/max {} ({} round trips; before the attack {})",
         mib(row.baseline),
         mib(row.peak),
         mib(row.limit),
         row.bound_why,
         mib(FIXED_OVERHEAD),
-        latency_cell(row),
-        row.latencies.len()
+        latency_cell(&row.latencies),
+        row.latencies.len(),
+        latency_cell(&row.idle)
     );
     for note in &row.notes {
         eprintln!("    {note}");
@@ -647,25 +666,47 @@ fn print_row(row: &Row, quick: bool) {
     eprintln!("    {}: {}", row.name, verdict(row, quick));
 }
 
-fn report(rows: &[Row], quick: bool, took: Duration) -> String {
+/// The first field of `/proc/loadavg`.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
+/// The CPU model and the number of CPUs.
+fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .and_then(|rest| rest.split_once(':'))
+        .map_or("unknown CPU", |(_, model)| model.trim())
+        .to_owned();
+    let cpus = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{model}, {cpus} CPUs")
+}
+
+fn report(rows: &[Row], quick: bool, took: Duration, machine: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| attack | baseline RSS MiB | peak RSS MiB | limit MiB (baseline + bound + {} fixed) | bound | probe round trip ms p50 / p99 / max | verdict |",
+        "| attack | baseline RSS MiB | peak RSS MiB | limit MiB (baseline + bound + {} fixed) | bound | probe round trip ms p50 / p99 / max | the same before the attack | verdict |",
         mib(FIXED_OVERHEAD)
     );
-    out.push_str("|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|\n");
     for row in rows {
         let _ = writeln!(
             out,
-            "| {} ({}) | {} | {} | {} | {} | {} | {} |",
+            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
             row.name,
             row.what,
             mib(row.baseline),
             mib(row.peak),
             mib(row.limit),
             row.bound_why,
-            latency_cell(row),
+            latency_cell(&row.latencies),
+            latency_cell(&row.idle),
             verdict(row, quick)
         );
     }
@@ -682,10 +723,11 @@ fn report(rows: &[Row], quick: bool, took: Duration) -> String {
     }
     let _ = writeln!(
         out,
-        "\n{} attacks in {:.0} s ({} form)",
+        "\n{} attacks in {:.0} s ({} form) on {machine}, {}",
         rows.len(),
         took.as_secs_f64(),
-        if quick { "quick" } else { "full" }
+        if quick { "quick" } else { "full" },
+        xtask_support::now_utc()
     );
     out
 }

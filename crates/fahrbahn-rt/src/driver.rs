@@ -17,13 +17,13 @@ use crate::runtime::{AsyncTimer, ExecutorHandle};
 /// thread drives (see [`read_into`]).
 const READ_BUF: usize = 64 << 10;
 
-/// Input without an event that one poll reads, at most: past it the
+/// Input without an event that one poll reads, at most (one read): past it the
 /// driver wakes itself and yields, so that a peer that floods us with
 /// input that makes no event (pings, one huge message) cannot keep the
 /// executor's thread from the other connections. (tokio's cooperative
 /// budget would only step in after 128 reads, 8 MiB; smol and async-std
 /// have none.)
-const READ_PER_POLL: usize = 4 * READ_BUF;
+const READ_PER_POLL: usize = READ_BUF;
 
 /// Buffers gathered into one vectored write, at most.
 const MAX_SLICES: usize = 16;
