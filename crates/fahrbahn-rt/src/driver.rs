@@ -112,6 +112,8 @@ pub(crate) struct Driver<S, M> {
     flush_deadline: Option<Instant>,
     /// Reading pauses while more than this many bytes of replies are unsent.
     high_water: usize,
+    /// Reading pauses while the owner says so (see [`Driver::hold_reading`]).
+    held: bool,
     /// Unsent bytes the machine produced while handling input (an upper
     /// bound: the growth of the queued output across each read, capped by
     /// what is still queued).
@@ -134,6 +136,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             shutdown: Shutdown::Running,
             flush_deadline: None,
             high_water: DEFAULT_HIGH_WATER,
+            held: false,
             reply_debt: 0,
         }
     }
@@ -153,9 +156,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
         self.pending_output() + self.conn.queued_output()
     }
 
-    /// Whether reading is paused until the peer takes our replies.
+    /// Pauses reading (`true`) until called with `false`, e.g. while the
+    /// application has not taken what was read; timers and writes go on.
+    /// The owner wakes the task when it lifts the hold.
+    pub(crate) fn hold_reading(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    /// Whether reading is paused: until the peer takes our replies, or
+    /// held by the owner.
     pub(crate) fn read_paused(&self) -> bool {
-        self.reply_debt > self.high_water
+        self.held || self.reply_debt > self.high_water
     }
 
     /// The current time on the runtime's clock.

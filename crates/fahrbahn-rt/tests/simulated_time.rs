@@ -511,6 +511,71 @@ async fn a_result_larger_than_the_rawsocket_client_accepts_becomes_an_error() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_subscription_not_read_holds_a_bounded_queue_and_loses_no_event() {
+    const MAX: usize = 8 << 10;
+    const N: u64 = 200;
+    let net = SimNet::default();
+    let router = router(&net, RouterLimits::default()).await;
+    let mut options = SessionOptions::new("realm1");
+    options.max_queued_event_bytes = MAX;
+    let subscriber = Session::connect_with(&net, "rs://sim:7", options)
+        .await
+        .unwrap();
+    let mut events = subscriber.subscribe("com.example.topic").await.unwrap();
+    let publisher = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    for i in 0..N {
+        let args = vec![i.into(), "x".repeat(1000).into()];
+        publisher
+            .publish("com.example.topic", args, Dict::new())
+            .await
+            .unwrap();
+    }
+    let mut acknowledge = Dict::new();
+    acknowledge.insert("acknowledge".into(), true.into());
+    publisher
+        .publish_with(
+            "com.example.topic",
+            vec![N.into()],
+            Dict::new(),
+            acknowledge,
+        )
+        .await
+        .unwrap();
+    // Simulated time (the clock is paused): every task runs until idle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // ~240 KiB of events were published; the session stopped reading once
+    // more than MAX waited, past it by at most what one read (64 KiB of
+    // input) decoded.
+    let queued = subscriber.queued_event_bytes();
+    assert!(queued > MAX && queued <= MAX + (96 << 10), "{queued}");
+    // Nothing was dropped: reading, every event arrives, in order.
+    for i in 0..=N {
+        let event = events.next().await.expect("an event");
+        assert_eq!(event.args[0], Value::from(i));
+    }
+    assert_eq!(subscriber.queued_event_bytes(), 0);
+    // Dropping a subscription with events waiting releases them too.
+    let unread = subscriber.subscribe("com.example.other").await.unwrap();
+    publisher
+        .publish(
+            "com.example.other",
+            vec!["x".repeat(1000).into()],
+            Dict::new(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await; // simulated time, as above
+    assert!(subscriber.queued_event_bytes() > 0);
+    drop(unread);
+    assert_eq!(subscriber.queued_event_bytes(), 0);
+    publisher.leave().await.unwrap();
+    subscriber.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_publish_or_result_larger_than_the_router_accepts_fails_that_operation_only() {
     let net = SimNet::default();
     let mut limits = RouterLimits::default();
