@@ -223,6 +223,22 @@ impl Target {
         self.status_bytes("VmHWM:").unwrap_or(0).max(self.rss())
     }
 
+    /// Nanoseconds its threads have run and waited for a CPU (summed over
+    /// `/proc/<pid>/task/*/schedstat`, of the threads alive now).
+    fn schedstat(&self) -> (u64, u64) {
+        let dir = format!("/proc/{}/task", self.service.id());
+        let mut total = (0, 0);
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let text = std::fs::read_to_string(entry.path().join("schedstat")).unwrap_or_default();
+            let mut fields = text
+                .split_whitespace()
+                .map(|f| f.parse::<u64>().unwrap_or(0));
+            total.0 += fields.next().unwrap_or(0);
+            total.1 += fields.next().unwrap_or(0);
+        }
+        total
+    }
+
     /// Resets the peak to the current resident set size.
     fn reset_peak(&self) -> Result<()> {
         let path = format!("/proc/{}/clear_refs", self.service.id());
@@ -463,6 +479,9 @@ struct Row {
     peak: u64,
     limit: u64,
     bound_why: String,
+    /// The target's threads during the attack: time on a CPU and time
+    /// waiting for one, in CPUs (1.0: one CPU all the time).
+    cpu: (f64, f64),
     /// The probe's round trips before the attack.
     idle: Vec<Duration>,
     latencies: Vec<Duration>,
@@ -574,6 +593,8 @@ fn run_case(case: &Case, programs: &Programs, dir: &Path, quick: bool) -> Result
     let idle = probe.take();
     let baseline = target.rss();
     target.reset_peak()?;
+    let (ran, waited) = target.schedstat();
+    let attack_started = Instant::now();
     let ctx = Ctx {
         target: &target,
         quick,
@@ -581,6 +602,12 @@ fn run_case(case: &Case, programs: &Programs, dir: &Path, quick: bool) -> Result
     };
     let outcome = (case.run)(&ctx);
     let peak = target.peak();
+    let (ran_after, waited_after) = target.schedstat();
+    let wall = attack_started.elapsed().as_nanos().max(1) as f64;
+    let cpu = (
+        ran_after.saturating_sub(ran) as f64 / wall,
+        waited_after.saturating_sub(waited) as f64 / wall,
+    );
     let latencies = probe.finish();
     if let Some(e) = target.check() {
         return Err(e);
@@ -603,6 +630,7 @@ fn run_case(case: &Case, programs: &Programs, dir: &Path, quick: bool) -> Result
         peak,
         limit,
         bound_why: outcome.bound_why,
+        cpu,
         idle,
         latencies,
         notes: outcome.notes,
@@ -624,6 +652,10 @@ fn latency_cell(samples: &[Duration]) -> String {
         }
         None => "none".to_owned(),
     }
+}
+
+fn cpu_cell(row: &Row) -> String {
+    format!("{:.2} / {:.2}", row.cpu.0, row.cpu.1)
 }
 
 fn verdict(row: &Row, quick: bool) -> String {
@@ -657,6 +689,7 @@ fn print_row(row: &Row, quick: bool) {
         row.latencies.len(),
         latency_cell(&row.idle)
     );
+    eprintln!("    target threads: {}", cpu_cell(row));
     for note in &row.notes {
         eprintln!("    {note}");
     }
@@ -691,14 +724,14 @@ fn report(rows: &[Row], quick: bool, took: Duration, machine: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| attack | baseline RSS MiB | peak RSS MiB | limit MiB (baseline + bound + {} fixed) | bound | probe round trip ms p50 / p99 / max | the same before the attack | verdict |",
+        "| attack | baseline RSS MiB | peak RSS MiB | limit MiB (baseline + bound + {} fixed) | bound | probe round trip ms p50 / p99 / max | the same before the attack | target's CPUs running / waiting for a CPU | verdict |",
         mib(FIXED_OVERHEAD)
     );
-    out.push_str("|---|---|---|---|---|---|---|---|\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for row in rows {
         let _ = writeln!(
             out,
-            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} ({}) | {} | {} | {} | {} | {} | {} | {} | {} |",
             row.name,
             row.what,
             mib(row.baseline),
@@ -707,6 +740,7 @@ fn report(rows: &[Row], quick: bool, took: Duration, machine: &str) -> String {
             row.bound_why,
             latency_cell(&row.latencies),
             latency_cell(&row.idle),
+            cpu_cell(row),
             verdict(row, quick)
         );
     }
