@@ -2,7 +2,9 @@
 //! lab runs (built here, with Crossbar.io installed by [`Venv`]) and the
 //! call into the lab, the `bench-lab` crate (`bench/lab/`), which runs the
 //! micro-benchmarks, the echo and the WAMP benchmarks and writes
-//! `docs/benchmarks.md` (see [`bench_lab`]).
+//! `docs/benchmarks.md` (see [`bench_lab`]). `--quick` also runs
+//! `cargo xtask attack --quick` as its last step (one item of the tally;
+//! `--no-attack` skips it).
 
 use std::path::PathBuf;
 
@@ -11,16 +13,26 @@ use bench_lab::{EchoPrograms, Options, Tools};
 use crate::cli::{self, Args};
 use crate::crossbar::Venv;
 use crate::process::describe;
-use crate::{Result, Tally, cargo, interop, process};
+use crate::{Result, Tally, attack, cargo, interop, process};
 
 /// The Rust WAMP client, a binary of the `bench` crate.
 const WAMP_CLIENT: &str = "wamp_bench";
 
+/// The options of `cargo xtask bench`: the lab's, and whether `--quick`
+/// skips the attacks.
+#[derive(Debug, Default)]
+pub(crate) struct BenchOptions {
+    pub(crate) lab: Options,
+    pub(crate) no_attack: bool,
+}
+
 /// Parses the options of `cargo xtask bench`.
-pub(crate) fn parse(args: &mut Args) -> Result<Options> {
-    let mut options = Options::default();
+pub(crate) fn parse(args: &mut Args) -> Result<BenchOptions> {
+    let mut bench = BenchOptions::default();
+    let options = &mut bench.lab;
     while let Some(flag) = args.next_flag()? {
         match flag.as_str() {
+            "--no-attack" => bench.no_attack = true,
             "--quick" => options.quick = true,
             "--no-micro" => options.no_micro = true,
             "--no-echo" => options.no_echo = true,
@@ -30,11 +42,27 @@ pub(crate) fn parse(args: &mut Args) -> Result<Options> {
             _ => return Err(cli::unknown(&flag)),
         }
     }
-    Ok(options)
+    Ok(bench)
+}
+
+/// Runs the benchmark lab, and with `--quick` the quick form of the
+/// attacks.
+pub(crate) fn task(options: BenchOptions) -> Tally {
+    let mut tally = lab(&options.lab);
+    if options.lab.quick && !options.no_attack {
+        eprintln!("\n==> cargo xtask attack --quick");
+        let attacks = attack::task(attack::Options {
+            quick: true,
+            only: Vec::new(),
+        });
+        eprintln!("==> attacks: {attacks}");
+        tally.record(attacks.is_success());
+    }
+    tally
 }
 
 /// Runs the benchmark lab.
-pub(crate) fn task(options: Options) -> Tally {
+fn lab(options: &Options) -> Tally {
     let target = match cargo::target_dir() {
         Ok(target) => target,
         Err(e) => {
@@ -46,7 +74,7 @@ pub(crate) fn task(options: Options) -> Tally {
     let tools = Builder {
         release: target.join("release"),
     };
-    bench_lab::run(&options, &tools, &cargo::workspace_root(), &target)
+    bench_lab::run(options, &tools, &cargo::workspace_root(), &target)
 }
 
 /// Builds (release) and installs what the lab asks for.
@@ -97,8 +125,12 @@ mod tests {
             .map(str::to_owned)
             .into();
         let options = cli::parse(parse, &args).unwrap();
+        assert!(!options.no_attack);
+        let options = options.lab;
         assert!(options.quick && options.no_wamp && !options.no_echo);
         assert_eq!(options.note.as_deref(), Some("busy"));
+        let args = ["--quick".to_owned(), "--no-attack".to_owned()];
+        assert!(cli::parse(parse, &args).unwrap().no_attack);
         assert!(cli::parse(parse, &["--fast".to_owned()]).is_err());
         assert!(cli::parse(parse, &["--note".to_owned()]).is_err());
     }

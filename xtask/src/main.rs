@@ -1,6 +1,9 @@
 //! Fahrbahn's project automation, run as `cargo xtask <task>`.
 //!
 //! Tasks:
+//! * `attack`: the attacks A–L of issue 10 against the router and the
+//!   echo example, measuring memory and a normal client's round trip, see
+//!   [`attack`](mod@attack),
 //! * `autobahn`: the Autobahn|Testsuite (`wstest`) conformance runs, see
 //!   [`autobahn`],
 //! * `fuzz`: the coverage-guided fuzz targets of `fuzz/` under AFL++ on
@@ -21,6 +24,7 @@
 
 #![allow(clippy::print_stdout, reason = "xtask is a command line tool")]
 
+mod attack;
 mod autobahn;
 mod bench;
 mod cli;
@@ -40,6 +44,14 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
+  attack [options]     the attacks A-L of issue 10 against `fahrbahn router`
+                       (defaults) and the echo_server_tokio example (release
+                       builds, started fresh per attack), measuring the target's
+                       peak RSS against the documented bounds and a normal
+                       client's round trip; report in target/attack/
+      --quick          smaller counts, shorter attacks (~2 min); the latency
+                       (p99 < 10 ms) is reported, not counted
+      --only NAMES     comma-separated attack name prefixes, e.g. A,D-json
   autobahn [options]   run the Autobahn|Testsuite (wstest) against the testee
       --runtime R      tokio, smol, async-std or all (default: all)
       --role R         server, client or all (default: all)
@@ -54,7 +66,8 @@ tasks:
       --quick          short runs (criterion ~1s each, one 1.5s echo run per
                        case, fewer messages under callgrind, one short WAMP
                        run per case), written to target/bench/benchmarks-quick.md
-                       instead of docs/benchmarks.md
+                       instead of docs/benchmarks.md; then `attack --quick`
+                       (one item of the tally)
       --no-micro       skip the micro-benchmarks
       --no-echo        skip the echo benchmarks (rates, idle memory,
                        instruction counts)
@@ -63,6 +76,7 @@ tasks:
                        fahrbahn router and Crossbar.io, with Fahrbahn's client
                        and AutobahnPython)
       --note TEXT      a note for the report (e.g. about the machine's load)
+      --no-attack      with --quick: skip its last step, `attack --quick`
   fuzz [options]       build the fuzz targets of fuzz/ with AFL++ (cargo-afl,
                        installed on first use) and run each; a crash or hang
                        is copied into fuzz/regressions/<target>/ and fails it
@@ -116,6 +130,7 @@ fn main() -> ExitCode {
             println!("{USAGE}");
             return ExitCode::SUCCESS;
         }
+        Some("attack") => cli::parse(attack::Options::parse, &rest).map(attack::task),
         Some("autobahn") => cli::parse(autobahn::Options::parse, &rest).map(autobahn::task),
         Some("bench") => cli::parse(bench::parse, &rest).map(bench::task),
         Some("fuzz") => cli::parse(fuzz::Options::parse, &rest).map(fuzz::task),

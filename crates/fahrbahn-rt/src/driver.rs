@@ -17,6 +17,14 @@ use crate::runtime::{AsyncTimer, ExecutorHandle};
 /// thread drives (see [`read_into`]).
 const READ_BUF: usize = 64 << 10;
 
+/// Input without an event that one poll reads, at most (one read): past it the
+/// driver wakes itself and yields, so that a peer that floods us with
+/// input that makes no event (pings, one huge message) cannot keep the
+/// executor's thread from the other connections. (tokio's cooperative
+/// budget would only step in after 128 reads, 8 MiB; smol and async-std
+/// have none.)
+const READ_PER_POLL: usize = READ_BUF;
+
 /// Buffers gathered into one vectored write, at most.
 const MAX_SLICES: usize = 16;
 
@@ -104,6 +112,8 @@ pub(crate) struct Driver<S, M> {
     flush_deadline: Option<Instant>,
     /// Reading pauses while more than this many bytes of replies are unsent.
     high_water: usize,
+    /// Reading pauses while the owner says so (see [`Driver::hold_reading`]).
+    held: bool,
     /// Unsent bytes the machine produced while handling input (an upper
     /// bound: the growth of the queued output across each read, capped by
     /// what is still queued).
@@ -126,6 +136,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
             shutdown: Shutdown::Running,
             flush_deadline: None,
             high_water: DEFAULT_HIGH_WATER,
+            held: false,
             reply_debt: 0,
         }
     }
@@ -145,9 +156,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
         self.pending_output() + self.conn.queued_output()
     }
 
-    /// Whether reading is paused until the peer takes our replies.
+    /// Pauses reading (`true`) until called with `false`, e.g. while the
+    /// application has not taken what was read; timers and writes go on.
+    /// The owner wakes the task when it lifts the hold.
+    pub(crate) fn hold_reading(&mut self, held: bool) {
+        self.held = held;
+    }
+
+    /// Whether reading is paused: until the peer takes our replies, or
+    /// held by the owner.
     pub(crate) fn read_paused(&self) -> bool {
-        self.reply_debt > self.high_water
+        self.held || self.reply_debt > self.high_water
     }
 
     /// The current time on the runtime's clock.
@@ -277,6 +296,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
     /// Drives the machine until it has an event. After its last event the
     /// transport still needs [`Self::poll_finish`].
     pub(crate) fn poll_event(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<M::Event>> {
+        let mut read_this_poll = 0;
         loop {
             if let Some(event) = self.conn.poll_event() {
                 if self.conn.is_closed() && self.shutdown == Shutdown::Running {
@@ -306,6 +326,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                 }
                 return Poll::Pending;
             }
+            if read_this_poll >= READ_PER_POLL {
+                // Fairness: the rest in the next poll, after the others.
+                self.exec.yield_now(cx);
+                return Poll::Pending;
+            }
             let conn = &mut self.conn;
             let exec = &self.exec;
             let read = read_into(&mut self.io, cx, |bytes| {
@@ -315,6 +340,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin, M: Machine> Driver<S, M> {
                 } else {
                     conn.handle_bytes(now, bytes);
                 }
+                read_this_poll += bytes.len();
                 now
             });
             match read {
@@ -560,5 +586,47 @@ mod tests {
         // And the bound holds again under a second flood.
         flood(&mut driver, &mut peer, &mut max);
         assert!(max <= MARK + PIPE, "{max}");
+    }
+
+    /// Counts its wakes.
+    #[derive(Default)]
+    struct Wakes(std::sync::atomic::AtomicUsize);
+
+    impl std::task::Wake for Wakes {
+        fn wake(self: std::sync::Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &std::sync::Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn a_poll_reads_a_bounded_amount_of_input_without_events_then_yields() {
+        const INPUT: usize = 4 << 20;
+        let (mut peer, ours) = tokio::io::duplex(INPUT);
+        let mut driver = Driver::new(TokioIo(ours), Answering::default(), exec());
+        // No backpressure in the way: only fairness limits this poll.
+        driver.set_high_water(usize::MAX);
+        let mut cx = Context::from_waker(Waker::noop());
+        let input = vec![0u8; INPUT];
+        assert!(matches!(
+            Pin::new(&mut peer).poll_write(&mut cx, &input),
+            Poll::Ready(Ok(INPUT))
+        ));
+        let wakes = std::sync::Arc::new(Wakes::default());
+        let waker = Waker::from(wakes.clone());
+        let mut cx = Context::from_waker(&waker);
+        let mut polls = 0;
+        while driver.conn.received < INPUT {
+            let before = driver.conn.received;
+            assert!(driver.poll_event(&mut cx).is_pending());
+            let read = driver.conn.received - before;
+            assert!(read > 0 && read <= super::READ_PER_POLL, "{read}");
+            polls += 1;
+        }
+        // Every poll that stopped with input still waiting woke the task.
+        assert_eq!(polls, INPUT / super::READ_PER_POLL);
+        assert!(wakes.0.load(std::sync::atomic::Ordering::Relaxed) >= polls - 1);
     }
 }

@@ -2,7 +2,9 @@
 //! its server handshake in a task of its own, so a client that connects
 //! and then says nothing delays nobody else.
 
+use std::collections::VecDeque;
 use std::fmt;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -11,7 +13,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use fahrbahn_core::ws::ServerConfig;
-use futures_channel::mpsc;
+use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
 
 use crate::error::Error;
@@ -35,10 +37,14 @@ type Accepting<S> = BoxFuture<'static, io::Result<(S, SocketAddr)>>;
 /// Up to [`max_pending`](Self::set_max_pending) handshakes (default
 /// [`DEFAULT_MAX_PENDING_HANDSHAKES`], 256) run at once, each bounded by
 /// the configuration's `Timeouts::open` (10 s by default); when that many
-/// are pending, no more connections are accepted until one finishes (they
-/// wait in the operating system's accept queue). A handshake that fails or
-/// times out is logged (at debug level) and dropped; only errors of the
-/// listener itself are yielded, after which accepting pauses for 50 ms.
+/// are pending and another connection arrives, the oldest pending
+/// handshake is dropped to make room for it, so that clients holding
+/// handshakes open (silent or half-sent requests) cannot keep a new
+/// client waiting for their timeouts: a handshake that completes within
+/// the time `max_pending` new connections take to arrive always gets
+/// through. A handshake that fails, times out or is dropped is logged
+/// (at debug level); only errors of the listener itself are yielded,
+/// after which accepting pauses for 50 ms.
 ///
 /// The handshakes run in tasks spawned on the runtime, so the connections
 /// come out in the order their handshakes finish, not the order they
@@ -69,20 +75,27 @@ pub struct Incoming<L: TcpListener> {
     accepting: Option<Accepting<L::Stream>>,
     /// After a listener error: accept again when this fires.
     backoff: Option<Pin<Box<dyn AsyncTimer>>>,
-    /// Finished handshakes (`None`: failed); at most `max_pending` tasks
-    /// exist, so at most that many results wait here.
-    done_tx: mpsc::UnboundedSender<Option<WebSocket<L::Stream>>>,
-    done_rx: mpsc::UnboundedReceiver<Option<WebSocket<L::Stream>>>,
-    /// Handshakes started and not yet taken from `done_rx`.
-    pending: usize,
+    /// Finished handshakes by id (`None`: failed or dropped); at most
+    /// `max_pending` live tasks exist, plus the dropped ones that have not
+    /// ended yet, so about that many results wait here.
+    done_tx: mpsc::UnboundedSender<Done<L::Stream>>,
+    done_rx: mpsc::UnboundedReceiver<Done<L::Stream>>,
+    /// The handshakes started and not yet taken from `done_rx` nor
+    /// dropped, oldest first, by id; dropping the sender ends that task.
+    live: VecDeque<(u64, oneshot::Sender<()>)>,
+    /// The id of the next handshake.
+    next_id: u64,
     max_pending: usize,
 }
+
+/// A handshake task's result: its id, the connection if it succeeded.
+type Done<S> = (u64, Option<WebSocket<S>>);
 
 impl<L: TcpListener> fmt::Debug for Incoming<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Incoming")
             .field("local_addr", &self.listener.local_addr().ok())
-            .field("pending", &self.pending)
+            .field("pending", &self.live.len())
             .field("max_pending", &self.max_pending)
             .finish_non_exhaustive()
     }
@@ -100,21 +113,23 @@ impl<L: TcpListener> Incoming<L> {
             backoff: None,
             done_tx,
             done_rx,
-            pending: 0,
+            live: VecDeque::new(),
+            next_id: 0,
             max_pending: DEFAULT_MAX_PENDING_HANDSHAKES,
         }
     }
 
     /// Sets how many handshakes may run at once (at least 1; default
     /// [`DEFAULT_MAX_PENDING_HANDSHAKES`]). While that many are pending,
-    /// no connection is accepted.
+    /// each new connection makes the oldest pending handshake be dropped.
     pub fn set_max_pending(&mut self, max: usize) {
         self.max_pending = max.max(1);
     }
 
-    /// Handshakes running, or finished and not yet taken.
+    /// Handshakes running, or finished and not yet taken (not counting
+    /// those dropped to make room, which end at their next poll).
     pub fn pending(&self) -> usize {
-        self.pending
+        self.live.len()
     }
 
     /// The address the listener is bound to.
@@ -129,20 +144,44 @@ impl<L: TcpListener> Incoming<L> {
     }
 
     fn start_handshake(&mut self, stream: L::Stream) {
-        self.pending += 1;
+        if self.live.len() >= self.max_pending {
+            if let Some((id, _dropped)) = self.live.pop_front() {
+                log::debug!(
+                    "{} handshakes pending: dropping the oldest ({id})",
+                    self.max_pending
+                );
+            }
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let (keep, mut dropped) = oneshot::channel::<()>();
+        self.live.push_back((id, keep));
         let exec = self.exec.clone();
         let config = self.config.clone();
         let done = self.done_tx.clone();
         self.exec.spawn(Box::pin(async move {
-            let result = match WebSocket::accept_on(exec, stream, config).await {
-                Ok(ws) => Some(ws),
-                Err(e) => {
+            let mut handshake = std::pin::pin!(WebSocket::accept_on(exec, stream, config));
+            let result = std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = handshake.as_mut().poll(cx) {
+                    return Poll::Ready(Some(result));
+                }
+                // Ready only when the Incoming dropped our sender.
+                match Pin::new(&mut dropped).poll(cx) {
+                    Poll::Ready(_) => Poll::Ready(None),
+                    Poll::Pending => Poll::Pending,
+                }
+            })
+            .await;
+            let result = match result {
+                Some(Ok(ws)) => Some(ws),
+                Some(Err(e)) => {
                     log::debug!("WebSocket handshake failed: {e}");
                     None
                 }
+                None => None,
             };
             // The receiver is gone when the Incoming was dropped.
-            let _ = done.unbounded_send(result);
+            let _ = done.unbounded_send((id, result));
         }));
     }
 }
@@ -154,17 +193,15 @@ impl<L: TcpListener> Stream for Incoming<L> {
         let this = &mut *self;
         loop {
             // 1. Finished handshakes first.
-            while let Poll::Ready(Some(result)) = Pin::new(&mut this.done_rx).poll_next(cx) {
-                this.pending -= 1;
+            while let Poll::Ready(Some((id, result))) = Pin::new(&mut this.done_rx).poll_next(cx) {
+                // Not there if it was dropped to make room.
+                this.live.retain(|(live, _)| *live != id);
                 if let Some(ws) = result {
                     return Poll::Ready(Some(Ok(ws)));
                 }
             }
-            // 2. Accept more while there is room (the channel's waker is
-            // registered above, so a finishing handshake wakes us).
-            if this.pending >= this.max_pending {
-                return Poll::Pending;
-            }
+            // 2. Accept more; when `max_pending` handshakes run, the new
+            // connection takes the place of the oldest.
             if let Some(timer) = &mut this.backoff {
                 if timer.as_mut().poll(cx).is_pending() {
                     return Poll::Pending;

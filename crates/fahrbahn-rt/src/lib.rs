@@ -43,8 +43,8 @@ pub use runtime::{
     TcpListener, Transport,
 };
 pub use session::{
-    CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,
-    Subscription, kwargs, to_args,
+    CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation, Registration,
+    Session, SessionOptions, Subscription, kwargs, to_args,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

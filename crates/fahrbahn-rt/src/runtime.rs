@@ -76,6 +76,19 @@ pub trait Executor: Send + Sync + Debug + 'static {
     fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>>;
     /// Runs `future` in the background.
     fn spawn(&self, future: BoxFuture<'static, ()>);
+    /// Arranges for the task of `cx` to be polled again after the other
+    /// tasks that are ready on this runtime have had their turn, including
+    /// those waiting for I/O readiness. The driver calls it (and returns
+    /// `Pending`) when one poll has read a bounded amount of input that
+    /// made no event, so that a peer flooding one connection cannot hold
+    /// the executor's thread.
+    ///
+    /// The default wakes the task at once (`cx.waker().wake_by_ref()`); a
+    /// runtime that polls I/O only when its run queue is empty or every
+    /// few dozen tasks (tokio) should defer the wake past that poll.
+    fn yield_now(&self, cx: &mut std::task::Context<'_>) {
+        cx.waker().wake_by_ref();
+    }
 }
 
 /// A shared, type-erased [`Executor`].

@@ -511,6 +511,139 @@ async fn a_result_larger_than_the_rawsocket_client_accepts_becomes_an_error() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_subscription_not_read_holds_a_bounded_queue_and_loses_no_event() {
+    const MAX: usize = 8 << 10;
+    const N: u64 = 200;
+    let net = SimNet::default();
+    let router = router(&net, RouterLimits::default()).await;
+    let mut options = SessionOptions::new("realm1");
+    options.max_queued_event_bytes = MAX;
+    let subscriber = Session::connect_with(&net, "rs://sim:7", options)
+        .await
+        .unwrap();
+    let mut events = subscriber.subscribe("com.example.topic").await.unwrap();
+    let publisher = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    for i in 0..N {
+        let args = vec![i.into(), "x".repeat(1000).into()];
+        publisher
+            .publish("com.example.topic", args, Dict::new())
+            .await
+            .unwrap();
+    }
+    let mut acknowledge = Dict::new();
+    acknowledge.insert("acknowledge".into(), true.into());
+    publisher
+        .publish_with(
+            "com.example.topic",
+            vec![N.into()],
+            Dict::new(),
+            acknowledge,
+        )
+        .await
+        .unwrap();
+    // Simulated time (the clock is paused): every task runs until idle.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // ~240 KiB of events were published; the session stopped reading once
+    // more than MAX waited, past it by at most what one read (64 KiB of
+    // input) decoded.
+    let queued = subscriber.queued_event_bytes();
+    assert!(queued > MAX && queued <= MAX + (96 << 10), "{queued}");
+    // Nothing was dropped: reading, every event arrives, in order.
+    for i in 0..=N {
+        let event = events.next().await.expect("an event");
+        assert_eq!(event.args[0], Value::from(i));
+    }
+    assert_eq!(subscriber.queued_event_bytes(), 0);
+    // Dropping a subscription with events waiting releases them too.
+    let unread = subscriber.subscribe("com.example.other").await.unwrap();
+    publisher
+        .publish(
+            "com.example.other",
+            vec!["x".repeat(1000).into()],
+            Dict::new(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await; // simulated time, as above
+    assert!(subscriber.queued_event_bytes() > 0);
+    drop(unread);
+    assert_eq!(subscriber.queued_event_bytes(), 0);
+    publisher.leave().await.unwrap();
+    subscriber.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_publish_or_result_larger_than_the_router_accepts_fails_that_operation_only() {
+    let net = SimNet::default();
+    let mut limits = RouterLimits::default();
+    // The router announces max_len_exponent 1: 1024 bytes.
+    limits.max_message_size = 1024;
+    let router = router(&net, limits).await;
+    let session = Session::connect(&net, "rs://sim:7", "realm1")
+        .await
+        .unwrap();
+    let big = || vec![Value::from("x".repeat(2000))];
+    let too_large = |err: Error| {
+        matches!(
+            err,
+            Error::Command(fahrbahn_core::wamp::CommandError::PayloadTooLarge { size, max: 1024 })
+                if size > 2000
+        )
+    };
+    let start = net.now();
+    // A PUBLISH, plain and acknowledged, fails at once.
+    let err = session
+        .publish("com.example.topic", big(), Dict::new())
+        .await
+        .expect_err("too large for the router");
+    assert!(too_large(err));
+    let mut acknowledge = Dict::new();
+    acknowledge.insert("acknowledge".into(), true.into());
+    let err = session
+        .publish_with("com.example.topic", big(), Dict::new(), acknowledge.clone())
+        .await
+        .expect_err("too large for the router");
+    assert!(too_large(err));
+    assert_eq!(net.now(), start, "it fails at once");
+    // A result too large for the router answers the call with
+    // wamp.error.payload_size_exceeded (here the callee calls itself).
+    let _reg = session
+        .register("com.example.repeat", |inv| async move {
+            let n = inv.args[0].as_u64().unwrap_or(0) as usize;
+            Ok(CallResult::args(vec!["x".repeat(n).into()]))
+        })
+        .await
+        .unwrap();
+    match session
+        .call("com.example.repeat", vec![2000u64.into()], Dict::new())
+        .await
+    {
+        Err(Error::Wamp(e)) => assert_eq!(e.error, "wamp.error.payload_size_exceeded", "{e:?}"),
+        other => panic!("{other:?}"),
+    }
+    // The session goes on: publishing, calling, the same registration.
+    session
+        .publish_with(
+            "com.example.topic",
+            vec![1.into()],
+            Dict::new(),
+            acknowledge,
+        )
+        .await
+        .unwrap();
+    let result = session
+        .call("com.example.repeat", vec![10u64.into()], Dict::new())
+        .await
+        .unwrap();
+    assert_eq!(result.args[0], Value::from("x".repeat(10)));
+    session.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_call_larger_than_the_router_accepts_fails_at_once() {
     let net = SimNet::default();
     let mut limits = RouterLimits::default();

@@ -135,6 +135,15 @@ impl Executor for TokioRuntime {
     fn spawn(&self, future: BoxFuture<'static, ()>) {
         tokio::spawn(future);
     }
+
+    fn yield_now(&self, cx: &mut std::task::Context<'_>) {
+        // tokio's own yield: the wake is deferred until after the
+        // scheduler has polled for I/O, so the connections whose sockets
+        // became ready meanwhile run first. Polled once and dropped: the
+        // deferred wake stays registered.
+        let mut yielding = std::pin::pin!(tokio::task::yield_now());
+        let _ = std::future::Future::poll(yielding.as_mut(), cx);
+    }
 }
 
 impl Runtime for TokioRuntime {
@@ -170,5 +179,33 @@ impl Runtime for TokioRuntime {
             let s = tokio::net::UnixStream::connect(path).await?;
             Ok(Box::new(TokioIo(s)) as BoxTransport)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    use fahrbahn_rt::Executor;
+
+    use super::TokioRuntime;
+
+    /// The driver's yield: the task is polled again (tokio defers the wake
+    /// past its I/O poll, but does wake it).
+    #[tokio::test]
+    async fn yield_now_polls_the_task_again() {
+        let rt = TokioRuntime;
+        let mut polls = 0;
+        poll_fn(|cx| {
+            polls += 1;
+            if polls == 1 {
+                rt.yield_now(cx);
+                return Poll::Pending;
+            }
+            Poll::Ready(())
+        })
+        .await;
+        assert_eq!(polls, 2);
     }
 }

@@ -191,6 +191,88 @@ impl ClientConnection {
         Ok(request)
     }
 
+    /// Publishes like [`Session::publish`], but first checks that the
+    /// PUBLISH fits what the router accepts
+    /// ([`peer_max_message_size`](Self::peer_max_message_size)): a larger
+    /// one fails at once with [`CommandError::PayloadTooLarge`], nothing is
+    /// queued and the session goes on.
+    pub fn publish(
+        &mut self,
+        topic: &str,
+        args: List,
+        kwargs: Dict,
+        options: Dict,
+    ) -> Result<RequestId, CommandError> {
+        let (Some(codec), Some(max)) = (self.codec, self.peer_max_len) else {
+            return self.session.publish(topic, args, kwargs, options);
+        };
+        self.pump();
+        let request = self.session.publish(topic, args, kwargs, options)?;
+        match self.send_measured(codec, max, "PUBLISH") {
+            Ok(()) => Ok(request),
+            Err(e) => {
+                self.session.forget_publish(request);
+                Err(e)
+            }
+        }
+    }
+
+    /// Answers an invocation like [`Session::yield_result`], but first
+    /// checks that the YIELD fits what the router accepts
+    /// ([`peer_max_message_size`](Self::peer_max_message_size)): for a
+    /// larger one the invocation is answered with ERROR
+    /// `wamp.error.payload_size_exceeded` instead (the reason in
+    /// `args[0]`), this returns [`CommandError::PayloadTooLarge`] and the
+    /// session goes on.
+    pub fn yield_result(
+        &mut self,
+        request: RequestId,
+        args: List,
+        kwargs: Dict,
+        options: Dict,
+    ) -> Result<(), CommandError> {
+        let (Some(codec), Some(max)) = (self.codec, self.peer_max_len) else {
+            return self.session.yield_result(request, args, kwargs, options);
+        };
+        self.pump();
+        self.session.yield_result(request, args, kwargs, options)?;
+        let result = self.send_measured(codec, max, "YIELD");
+        if let Err(CommandError::PayloadTooLarge { size, max }) = result {
+            log::warn!(
+                "the result of invocation {} is {size} bytes, the router accepts at most {max}: \
+                 answered with {}",
+                request.0,
+                super::error::ERROR_PAYLOAD_SIZE_EXCEEDED
+            );
+            self.session.yield_too_large(request, size, max);
+            self.pump();
+        }
+        result
+    }
+
+    /// Encodes the message the session queued last (the only one queued:
+    /// the caller pumped before issuing it) and sends it if it is at most
+    /// `max` bytes; else drops it and fails with
+    /// [`CommandError::PayloadTooLarge`].
+    fn send_measured(&mut self, codec: Codec, max: usize, what: &str) -> Result<(), CommandError> {
+        let message = self
+            .session
+            .poll_message()
+            .expect("the session queued the message last");
+        self.scratch.clear();
+        codec.encode(&message, &mut self.scratch);
+        let size = self.scratch.len();
+        if size > max {
+            return Err(CommandError::PayloadTooLarge { size, max });
+        }
+        if let Err(e) = self.framing.send_payload(codec, &self.scratch) {
+            let now = self.now.max(self.session.now());
+            log::warn!("cannot send {what}: {e}");
+            self.end_transport(now, TransportError::Send(e));
+        }
+        Ok(())
+    }
+
     /// The largest message the router accepts, in bytes, once connected:
     /// what it announced in the RawSocket handshake; `None` over
     /// WebSocket, which announces no maximum.

@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -28,7 +28,7 @@ use futures_core::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use options::{ChallengeHandler, SessionOptions};
+pub use options::{ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, SessionOptions};
 pub use payload::{CallResult, Event, Invocation, kwargs, to_args};
 
 use crate::connect::MaybeTlsStream;
@@ -68,8 +68,23 @@ pub struct Registration {
 pub struct Subscription {
     /// The router's subscription id.
     pub id: SubscriptionId,
-    events: mpsc::UnboundedReceiver<Event>,
+    /// Each event with its estimated size, counted by the session until
+    /// taken (see `SessionOptions::max_queued_event_bytes`).
+    events: mpsc::UnboundedReceiver<(Event, usize)>,
     session: Session,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Events never taken no longer count against the session's bound.
+        self.events.close();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut freed = 0;
+        while let Poll::Ready(Some((_, size))) = Pin::new(&mut self.events).poll_next(&mut cx) {
+            freed += size;
+        }
+        self.session.shared.release_events(freed);
+    }
 }
 
 impl fmt::Debug for Subscription {
@@ -83,18 +98,15 @@ impl fmt::Debug for Subscription {
 impl Subscription {
     /// The next event; `None` once the session or subscription ended.
     pub async fn next(&mut self) -> Option<Event> {
-        poll_fn(|cx| Pin::new(&mut self.events).poll_next(cx)).await
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
     }
 
     /// Ends the subscription (at the router too, once no other
     /// subscription of this session is on the same topic).
     pub async fn unsubscribe(self) -> Result<(), Error> {
-        let Subscription {
-            id,
-            events,
-            session,
-        } = self;
-        drop(events);
+        let id = self.id;
+        let session = self.session.clone();
+        drop(self);
         let (tx, rx) = oneshot::channel();
         let sent = session.shared.command(|inner| {
             let sinks = inner.subscriptions.entry(id).or_default();
@@ -118,7 +130,13 @@ impl Stream for Subscription {
     type Item = Event;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
-        Pin::new(&mut self.get_mut().events).poll_next(cx)
+        let this = self.get_mut();
+        Pin::new(&mut this.events).poll_next(cx).map(|next| {
+            next.map(|(event, size)| {
+                this.session.shared.release_events(size);
+                event
+            })
+        })
     }
 }
 
@@ -216,6 +234,8 @@ impl Session {
             }),
             leave_requested: AtomicBool::new(false),
             driver_waker: Mutex::new(None),
+            event_bytes: AtomicUsize::new(0),
+            max_event_bytes: options.max_queued_event_bytes,
         });
         runtime.spawn(Box::pin(run(shared.clone())));
         // The join (transport handshake, HELLO, authentication, WELCOME)
@@ -261,6 +281,14 @@ impl Session {
     /// The session id the router assigned.
     pub fn id(&self) -> SessionId {
         self.id
+    }
+
+    /// Bytes of events (estimated) received and not yet taken from this
+    /// session's [`Subscription`] streams; while above
+    /// [`SessionOptions::max_queued_event_bytes`] the session does not
+    /// read from the router.
+    pub fn queued_event_bytes(&self) -> usize {
+        self.shared.event_bytes.load(Ordering::SeqCst)
     }
 
     /// The WELCOME details (router roles and features, authid, authrole…).
@@ -430,13 +458,15 @@ impl Session {
         })
     }
 
-    /// Publishes an event (fire and forget: returns once queued).
+    /// Publishes an event (fire and forget: returns once queued). An
+    /// event larger than the router accepts (RawSocket) fails at once with
+    /// [`CommandError::PayloadTooLarge`](fahrbahn_core::wamp::CommandError)
+    /// and the session goes on.
     pub async fn publish(&self, topic: &str, args: List, kwargs: Dict) -> Result<(), Error> {
         self.shared.command(|inner| {
             inner
                 .driver
                 .conn
-                .session_mut()
                 .publish(topic, args, kwargs, Dict::new())
                 .map(drop)
         })
@@ -454,11 +484,7 @@ impl Session {
         let acknowledge = options.get("acknowledge").and_then(Value::as_bool) == Some(true);
         let (tx, rx) = oneshot::channel();
         self.shared.command(|inner| {
-            let request = inner
-                .driver
-                .conn
-                .session_mut()
-                .publish(topic, args, kwargs, options)?;
+            let request = inner.driver.conn.publish(topic, args, kwargs, options)?;
             if acknowledge {
                 inner.waiters.insert(request, Waiter::Done(tx));
             }

@@ -18,6 +18,9 @@ const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
 /// …answered within this time.
 const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The default of [`SessionOptions::max_queued_event_bytes`]: 16 MiB.
+pub const DEFAULT_MAX_QUEUED_EVENT_BYTES: usize = 16 << 20;
+
 /// Settings for [`Session::connect_with`](super::Session::connect_with).
 ///
 /// ```
@@ -56,6 +59,17 @@ pub struct SessionOptions {
     /// answered on its own to the router's input (pongs, automatic
     /// replies) is unsent, and resumes once the router reads.
     pub read_high_water: usize,
+    /// Events received and not yet taken from this session's
+    /// [`Subscription`](super::Subscription) streams, at most, in bytes
+    /// (estimated from the decoded values; default
+    /// [`DEFAULT_MAX_QUEUED_EVENT_BYTES`], 16 MiB). While more wait, the
+    /// session stops reading from the router, and reads on once the
+    /// application takes events: no event is dropped, and a subscriber
+    /// that does not read meets the router's own slow-consumer bound
+    /// instead of growing without bound. (Also the keepalive's answers
+    /// are not read meanwhile: an application that reads nothing for
+    /// longer than the keepalive's interval and timeout ends its session.)
+    pub max_queued_event_bytes: usize,
     /// TLS settings for `wss://` and `rss://` (custom roots, client
     /// certificates); default: the webpki roots.
     #[cfg(feature = "tls")]
@@ -93,6 +107,7 @@ impl SessionOptions {
             rawsocket,
             on_challenge: None,
             read_high_water: crate::driver::DEFAULT_HIGH_WATER,
+            max_queued_event_bytes: DEFAULT_MAX_QUEUED_EVENT_BYTES,
             #[cfg(feature = "tls")]
             tls: None,
         }

@@ -83,6 +83,30 @@ pub struct Event {
     pub details: Dict,
 }
 
+impl Event {
+    /// What the event costs in memory, estimated: its strings and bytes,
+    /// plus a value's size for each value (the bound of
+    /// `SessionOptions::max_queued_event_bytes` counts this).
+    pub(super) fn estimated_size(&self) -> usize {
+        const VALUE: usize = std::mem::size_of::<Value>();
+        fn size(value: &Value) -> usize {
+            VALUE
+                + match value {
+                    Value::String(s) => s.len(),
+                    Value::Bytes(b) => b.len(),
+                    Value::List(items) => items.iter().map(size).sum(),
+                    Value::Dict(dict) => dict.iter().map(|(k, v)| k.len() + size(v)).sum(),
+                    _ => 0,
+                }
+        }
+        let dict = |d: &Dict| d.iter().map(|(k, v)| k.len() + size(v)).sum::<usize>();
+        std::mem::size_of::<Self>()
+            + self.args.iter().map(size).sum::<usize>()
+            + dict(&self.kwargs)
+            + dict(&self.details)
+    }
+}
+
 /// Converts serializable arguments into a WAMP positional list: a tuple or
 /// sequence becomes the list, any other value a one-element list.
 pub fn to_args<T: Serialize + ?Sized>(args: &T) -> Result<List, Error> {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::future::poll_fn;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
@@ -34,7 +34,7 @@ pub(super) enum Waiter {
     Register(oneshot::Sender<Result<RegistrationId, Error>>, Handler),
     Subscribe(
         oneshot::Sender<Result<SubscriptionId, Error>>,
-        mpsc::UnboundedSender<Event>,
+        mpsc::UnboundedSender<(Event, usize)>,
     ),
     Done(oneshot::Sender<Result<(), Error>>),
 }
@@ -78,7 +78,9 @@ pub(super) struct Inner {
     pub(super) running: HashMap<RequestId, Arc<Interrupt>>,
     pub(super) waiters: HashMap<RequestId, Waiter>,
     pub(super) handlers: HashMap<RegistrationId, Handler>,
-    pub(super) subscriptions: HashMap<SubscriptionId, Vec<mpsc::UnboundedSender<Event>>>,
+    /// The subscriptions' streams: each event with its estimated size
+    /// (counted in [`Shared::event_bytes`] until taken).
+    pub(super) subscriptions: HashMap<SubscriptionId, Vec<mpsc::UnboundedSender<(Event, usize)>>>,
     pub(super) joined: Option<oneshot::Sender<Result<(SessionId, Dict), Error>>>,
     pub(super) closed: Option<Closed>,
     pub(super) close_waiters: Vec<oneshot::Sender<()>>,
@@ -99,11 +101,28 @@ pub(super) struct Shared {
     /// The driver task's waker, outside the main lock for the same reason
     /// (see [`Shared::wake_driver`]).
     pub(super) driver_waker: Mutex<Option<Waker>>,
+    /// Bytes of events waiting in the subscriptions' streams (estimated).
+    pub(super) event_bytes: AtomicUsize,
+    /// While `event_bytes` is above this, the driver does not read.
+    pub(super) max_event_bytes: usize,
 }
 
 impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts `bytes` of events as taken from a subscription's stream (or
+    /// dropped with it), waking the driver if that may lift its hold on
+    /// reading.
+    pub(super) fn release_events(&self, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let before = self.event_bytes.fetch_sub(bytes, Ordering::SeqCst);
+        if before > self.max_event_bytes {
+            self.wake_driver();
+        }
     }
 
     /// Wakes the driver task. Takes only the waker's own lock, so it may be
@@ -315,10 +334,12 @@ impl Inner {
                     drop(future);
                     let _ = shared2.command(|inner| {
                         inner.running.remove(&request);
-                        let session = inner.driver.conn.session_mut();
+                        let conn = &mut inner.driver.conn;
                         match outcome {
-                            Ok(r) => session.yield_result(request, r.args, r.kwargs, Dict::new()),
-                            Err(e) => session.yield_error(request, e),
+                            // A result larger than the router accepts is
+                            // answered with wamp.error.payload_size_exceeded.
+                            Ok(r) => conn.yield_result(request, r.args, r.kwargs, Dict::new()),
+                            Err(e) => conn.session_mut().yield_error(request, e),
                         }
                     });
                 }));
@@ -343,7 +364,16 @@ impl Inner {
                         kwargs,
                         details,
                     };
-                    sinks.retain(|s| s.unbounded_send(event.clone()).is_ok());
+                    let size = event.estimated_size();
+                    sinks.retain(|s| {
+                        // Counted before it can be taken (and released).
+                        shared.event_bytes.fetch_add(size, Ordering::SeqCst);
+                        let sent = s.unbounded_send((event.clone(), size)).is_ok();
+                        if !sent {
+                            shared.release_events(size);
+                        }
+                        sent
+                    });
                 }
             }
             SessionEvent::Closed(closed) => {
@@ -408,6 +438,11 @@ pub(super) async fn run(shared: Arc<Shared>) {
                 }
                 return Poll::Ready(());
             }
+            // Backpressure from the subscriptions' streams: no reading
+            // while the application has too many events to take; it wakes
+            // us as it takes them (`Shared::release_events`).
+            let held = shared.event_bytes.load(Ordering::SeqCst) > shared.max_event_bytes;
+            inner.driver.hold_reading(held);
             match inner.driver.poll_event(cx) {
                 Poll::Ready(Ok(event)) => {
                     let last = matches!(event, SessionEvent::Closed(_));

@@ -356,6 +356,30 @@ impl Session {
         self.pending.remove(&request.0);
     }
 
+    /// Forgets an acknowledged publication whose PUBLISH was never sent
+    /// (it did not fit what the router accepts).
+    pub(crate) fn forget_publish(&mut self, request: RequestId) {
+        self.pending.remove(&request.0);
+    }
+
+    /// Answers invocation `request` with ERROR
+    /// `wamp.error.payload_size_exceeded` because its YIELD (already taken
+    /// from the output, never sent) was `size` bytes and the router
+    /// accepts at most `max`; a progressive invocation ends with it.
+    pub(crate) fn yield_too_large(&mut self, request: RequestId, size: usize, max: usize) {
+        self.invocations.remove(&request.0);
+        self.out.push_back(Message::Error {
+            request_type: Message::INVOCATION,
+            request: request.0,
+            details: Dict::new(),
+            error: super::error::ERROR_PAYLOAD_SIZE_EXCEEDED.to_owned(),
+            args: Some(vec![Value::from(format!(
+                "the result was {size} bytes; the router accepts at most {max}"
+            ))]),
+            kwargs: None,
+        });
+    }
+
     /// Cancels a pending call (`mode`: `skip`, `kill` or `killnowait`;
     /// `None` lets the router choose).
     pub fn cancel(
