@@ -29,6 +29,7 @@ pub use fahrbahn_core::wamp::{
     RequestId, Serializer, SessionConfig, SessionError, SessionId, SubscriptionId, Value,
     from_value, to_value,
 };
+pub use fahrbahn_core::wamp::{CallOptions, Invoke, RegisterOptions, TimeoutUnit};
 pub use fahrbahn_core::ws::{
     Accept, AllowedOrigins, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake,
     HandshakeRequest, Limits, Message, ServerConfig, Timeouts,

@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use fahrbahn_core::wamp::error::ERROR_NETWORK_FAILURE;
 use fahrbahn_core::wamp::{
-    ApplicationError, AuthDetails, ClientConnection, Closed, Codec, Dict, List, RegistrationId,
-    RequestId, Serializer, SessionId, SubscriptionId, Value,
+    ApplicationError, AuthDetails, CallOptions, ClientConnection, Closed, Codec, Dict, List,
+    RegisterOptions, RegistrationId, RequestId, Serializer, SessionId, SubscriptionId, TimeoutUnit,
+    Value,
 };
 use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
@@ -36,7 +37,7 @@ use crate::driver::Driver;
 use crate::error::Error;
 use crate::runtime::{BoxTransport, Runtime};
 use crate::wamp_url::WampUrl;
-use task::{Handler, Inner, LeaveOnDrop, Shared, Waiter, run};
+use task::{Ending, Handler, Inner, LeaveOnDrop, Shared, Waiter, run};
 
 /// A WAMP session joined to a realm: caller, callee, publisher and
 /// subscriber. Cheap to clone; the session leaves when the last clone is
@@ -47,6 +48,8 @@ pub struct Session {
     _guard: Arc<LeaveOnDrop>,
     id: SessionId,
     welcome: Arc<Dict>,
+    /// How the router reads CALL `timeout` ([`SessionConfig::call_timeout_unit`](fahrbahn_core::wamp::SessionConfig::call_timeout_unit)).
+    timeout_unit: TimeoutUnit,
 }
 
 impl fmt::Debug for Session {
@@ -57,11 +60,42 @@ impl fmt::Debug for Session {
     }
 }
 
-/// A registered procedure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A registered procedure (cheap to clone). It ends when it is
+/// unregistered, when the session ends, or when the router revokes it
+/// ([`revoked`](Self::revoked) says why).
+#[derive(Clone)]
 pub struct Registration {
     /// The router's registration id.
     pub id: RegistrationId,
+    ending: Arc<Ending>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Registration {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Registration {}
+
+impl Registration {
+    /// Waits until the registration ends: `Some(reason)` when the router
+    /// revoked it (registration revocation: `wamp.registration.remove_callee`,
+    /// or another callee registered with `force_reregister`; the reason
+    /// is the router's, e.g. `wamp.error.unregistered`), `None` when it
+    /// ended otherwise (unregistered, the session closed). After a
+    /// revocation no more invocations come for it.
+    pub async fn revoked(&self) -> Option<String> {
+        poll_fn(|cx| self.ending.poll(cx)).await
+    }
 }
 
 /// A subscription: a [`Stream`] of [`Event`]s.
@@ -206,6 +240,7 @@ impl Session {
                 running: HashMap::new(),
                 waiters: HashMap::new(),
                 handlers: HashMap::new(),
+                revocations: HashMap::new(),
                 subscriptions: HashMap::new(),
                 joined: Some(joined_tx),
                 closed: None,
@@ -227,6 +262,7 @@ impl Session {
             shared,
             id,
             welcome: Arc::new(welcome),
+            timeout_unit: options.session.call_timeout_unit,
         })
     }
 
@@ -326,7 +362,22 @@ impl Session {
         self.call_with(procedure, args, kwargs, Dict::new()).await
     }
 
-    /// Calls `procedure` with options (e.g. `timeout`, `disclose_me`).
+    /// Calls `procedure` with typed options; a `timeout` is sent in the
+    /// unit of [`SessionConfig::call_timeout_unit`](fahrbahn_core::wamp::SessionConfig::call_timeout_unit)
+    /// (milliseconds, or seconds for Crossbar.io).
+    pub async fn call_with_options(
+        &self,
+        procedure: &str,
+        args: List,
+        kwargs: Dict,
+        options: &CallOptions,
+    ) -> Result<CallResult, Error> {
+        let options = options.to_dict(self.timeout_unit);
+        self.call_with(procedure, args, kwargs, options).await
+    }
+
+    /// Calls `procedure` with options as a dictionary, sent as given
+    /// (e.g. `timeout` in the router's unit, `disclose_me`).
     pub async fn call_with(
         &self,
         procedure: &str,
@@ -372,7 +423,23 @@ impl Session {
         self.register_with(procedure, Dict::new(), handler).await
     }
 
-    /// Registers with options (e.g. `match`, `invoke`).
+    /// Registers with typed options (match policy, shared registration
+    /// `invoke` policy, `concurrency`, `force_reregister`).
+    pub async fn register_with_options<F, Fut>(
+        &self,
+        procedure: &str,
+        options: &RegisterOptions,
+        handler: F,
+    ) -> Result<Registration, Error>
+    where
+        F: Fn(Invocation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<CallResult, ApplicationError>> + Send + 'static,
+    {
+        self.register_with(procedure, options.to_dict(), handler)
+            .await
+    }
+
+    /// Registers with options as a dictionary (e.g. `match`, `invoke`).
     pub async fn register_with<F, Fut>(
         &self,
         procedure: &str,
@@ -385,12 +452,13 @@ impl Session {
     {
         let handler: Handler = Arc::new(move |inv| Box::pin(handler(inv)));
         let (tx, rx) = oneshot::channel();
+        let ending = Arc::new(Ending::default());
         self.shared.request(
             |session| session.register(procedure, options),
-            Waiter::Register(tx, handler),
+            Waiter::Register(tx, handler, ending.clone()),
         )?;
         let id = answer(&self.shared, rx).await??;
-        Ok(Registration { id })
+        Ok(Registration { id, ending })
     }
 
     /// Unregisters a procedure.
@@ -398,6 +466,9 @@ impl Session {
         let (tx, rx) = oneshot::channel();
         self.shared.command(|inner| {
             inner.handlers.remove(&registration.id);
+            if let Some(ending) = inner.revocations.remove(&registration.id) {
+                ending.end(None);
+            }
             let request = inner
                 .driver
                 .conn

@@ -31,7 +31,11 @@ pub(super) type Handler = Arc<
 
 pub(super) enum Waiter {
     Call(oneshot::Sender<Result<CallResult, Error>>),
-    Register(oneshot::Sender<Result<RegistrationId, Error>>, Handler),
+    Register(
+        oneshot::Sender<Result<RegistrationId, Error>>,
+        Handler,
+        Arc<Ending>,
+    ),
     Subscribe(
         oneshot::Sender<Result<SubscriptionId, Error>>,
         mpsc::UnboundedSender<Event>,
@@ -44,10 +48,44 @@ impl Waiter {
     fn fail(self, error: Error) {
         let _ = match self {
             Waiter::Call(tx) => tx.send(Err(error)).is_ok(),
-            Waiter::Register(tx, _) => tx.send(Err(error)).is_ok(),
+            Waiter::Register(tx, _, _) => tx.send(Err(error)).is_ok(),
             Waiter::Subscribe(tx, _) => tx.send(Err(error)).is_ok(),
             Waiter::Done(tx) => tx.send(Err(error)).is_ok(),
         };
+    }
+}
+
+/// How a registration ended (`Some(reason)`: revoked by the router), and
+/// who waits for it.
+#[derive(Default)]
+pub(super) struct Ending {
+    state: Mutex<(Option<Option<String>>, Vec<Waker>)>,
+}
+
+impl Ending {
+    /// Ends the registration (the first end counts) and wakes the waiters.
+    pub(super) fn end(&self, reason: Option<String>) {
+        let wakers = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.0.is_none() {
+                state.0 = Some(reason);
+            }
+            std::mem::take(&mut state.1)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    pub(super) fn poll(&self, cx: &Context<'_>) -> Poll<Option<String>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(reason) = &state.0 {
+            return Poll::Ready(reason.clone());
+        }
+        if !state.1.iter().any(|w| w.will_wake(cx.waker())) {
+            state.1.push(cx.waker().clone());
+        }
+        Poll::Pending
     }
 }
 
@@ -78,6 +116,9 @@ pub(super) struct Inner {
     pub(super) running: HashMap<RequestId, Arc<Interrupt>>,
     pub(super) waiters: HashMap<RequestId, Waiter>,
     pub(super) handlers: HashMap<RegistrationId, Handler>,
+    /// Per registration, where its revocation reason goes
+    /// ([`Registration::revoked`](super::Registration::revoked)).
+    pub(super) revocations: HashMap<RegistrationId, Arc<Ending>>,
     pub(super) subscriptions: HashMap<SubscriptionId, Vec<mpsc::UnboundedSender<Event>>>,
     pub(super) joined: Option<oneshot::Sender<Result<(SessionId, Dict), Error>>>,
     pub(super) closed: Option<Closed>,
@@ -238,8 +279,13 @@ impl Inner {
                 request,
                 registration,
             } => {
-                if let Some(Waiter::Register(tx, handler)) = self.waiters.remove(&request) {
+                if let Some(Waiter::Register(tx, handler, revoke)) = self.waiters.remove(&request) {
                     self.handlers.insert(registration, handler);
+                    // The same session registering a shared procedure
+                    // again gets the same id: the older handle ends.
+                    if let Some(old) = self.revocations.insert(registration, revoke) {
+                        old.end(None);
+                    }
                     let _ = tx.send(Ok(registration));
                 }
             }
@@ -323,6 +369,16 @@ impl Inner {
                     });
                 }));
             }
+            SessionEvent::RegistrationRevoked {
+                registration,
+                reason,
+            } => {
+                log::info!("registration {registration} revoked by the router ({reason})");
+                self.handlers.remove(&registration);
+                if let Some(ending) = self.revocations.remove(&registration) {
+                    ending.end(Some(reason));
+                }
+            }
             SessionEvent::Interrupt { request, .. } => {
                 log::debug!("invocation {request} interrupted by its caller");
                 if let Some(interrupt) = self.running.get(&request) {
@@ -356,6 +412,9 @@ impl Inner {
                 }
                 self.subscriptions.clear();
                 self.handlers.clear();
+                for (_, ending) in self.revocations.drain() {
+                    ending.end(None);
+                }
                 for interrupt in self.running.values() {
                     interrupt.set();
                 }

@@ -22,6 +22,7 @@
 mod config;
 mod error;
 mod event;
+mod options;
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests;
@@ -34,6 +35,7 @@ pub(crate) use config::feature_set;
 pub use config::{AuthDetails, SessionConfig, client_roles};
 pub use error::{ApplicationError, CommandError, ProtocolViolation, SessionError};
 pub use event::{Closed, RequestKind, SessionEvent};
+pub use options::{CallOptions, Invoke, RegisterOptions, TimeoutUnit};
 
 use super::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, DecodeError, ERROR_CANNOT_AUTHENTICATE,
@@ -788,7 +790,18 @@ impl Session {
                 if request == 0 {
                     // Router-side revocation (registration_revocation).
                     if let Some(id) = revoked(details.as_ref(), "registration") {
-                        self.registrations.remove(&id);
+                        if self.registrations.remove(&id) {
+                            let reason = details
+                                .as_ref()
+                                .and_then(|d| d.get("reason"))
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned();
+                            self.events.push_back(SessionEvent::RegistrationRevoked {
+                                registration: RegistrationId(id),
+                                reason,
+                            });
+                        }
                     }
                 } else if self.answer(request, RequestKind::Unregister, false) {
                     self.events.push_back(SessionEvent::Unregistered {

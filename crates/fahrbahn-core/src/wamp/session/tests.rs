@@ -359,3 +359,47 @@ fn protocol_violations_name_what_went_wrong() {
         }
     }
 }
+
+#[test]
+fn a_revoked_registration_is_reported_with_its_reason() {
+    let mut s = joined();
+    let req = s.register("com.x", Dict::new()).unwrap();
+    assert!(matches!(s.poll_message(), Some(Message::Register { .. })));
+    s.handle_message(
+        now(),
+        Message::Registered {
+            request: req.0,
+            registration: 42,
+        },
+    );
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Registered { .. })
+    ));
+    let mut details = Dict::new();
+    details.insert("registration".into(), 42u64.into());
+    details.insert("reason".into(), "wamp.error.unregistered".into());
+    s.handle_message(
+        now(),
+        Message::Unregistered {
+            request: 0,
+            details: Some(details.clone()),
+        },
+    );
+    assert_eq!(
+        s.poll_event(),
+        Some(SessionEvent::RegistrationRevoked {
+            registration: RegistrationId(42),
+            reason: "wamp.error.unregistered".into(),
+        })
+    );
+    // Once only; an INVOCATION for it now is a protocol violation.
+    s.handle_message(
+        now(),
+        Message::Unregistered {
+            request: 0,
+            details: Some(details),
+        },
+    );
+    assert_eq!(s.poll_event(), None);
+}
