@@ -624,3 +624,63 @@ fn revoke_registration_removes_one_callee_and_tells_it() {
     assert!(!got.contains(&c[1]), "{got:?}");
     assert_eq!(r.realm_stats("r").unwrap().registrations, 1);
 }
+
+/// Allows everything but a CALL carrying the custom option `x_deny`;
+/// counts the CALLs it is asked about.
+struct DenyMarked(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Authorizer for DenyMarked {
+    fn authorize(&mut self, ctx: &AuthorizeContext<'_>) -> Authorization {
+        if ctx.action != Action::Call {
+            return Authorization::Allow { disclose: false };
+        }
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if ctx.options.contains_key("x_deny") {
+            Authorization::Deny
+        } else {
+            Authorization::Allow { disclose: false }
+        }
+    }
+}
+
+#[test]
+fn every_part_of_a_progressive_call_is_authorized() {
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut r = router().with_authorizer(Box::new(DenyMarked(asked.clone())));
+    let (callee, _) = join(&mut r, &["progressive_call_invocations", "call_canceling"]);
+    let (caller, _) = join(&mut r, &[]);
+    registered(register(&mut r, callee, "p", Dict::new()));
+    let progress = opts(&[("progress", true.into())]);
+    call_at(&mut r, t0(), caller, 3, progress.clone(), None);
+    call_at(&mut r, t0(), caller, 3, progress, None);
+    let out = drain(&mut r);
+    assert_eq!(out.len(), 2, "{out:?}");
+    let inv = match &out[0] {
+        (_, Message::Invocation { request, .. }) => *request,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // A refused part ends the call: ERROR to the caller, INTERRUPT to the
+    // callee.
+    call_at(
+        &mut r,
+        t0(),
+        caller,
+        3,
+        opts(&[("progress", true.into()), ("x_deny", true.into())]),
+        None,
+    );
+    let out = drain(&mut r);
+    assert_eq!(out.len(), 2, "{out:?}");
+    assert!(
+        matches!(&out[0], (c, Message::Interrupt { request, .. }) if *c == callee && *request == inv),
+        "{out:?}"
+    );
+    assert_eq!(out[1].0, caller);
+    assert_eq!(
+        error_uri(&out[1].1),
+        crate::wamp::error::ERROR_NOT_AUTHORIZED
+    );
+    assert_eq!(r.realm_stats("r").unwrap().pending_calls, 0);
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

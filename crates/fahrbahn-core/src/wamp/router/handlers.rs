@@ -691,9 +691,9 @@ impl Router {
         body: Body,
     ) {
         if !is_valid_uri(procedure, false) {
-            return self.error_reply(
+            return self.refuse_call(
+                session,
                 conn,
-                Message::CALL,
                 request,
                 ERROR_INVALID_URI,
                 format!("invalid procedure URI {procedure:?}"),
@@ -702,9 +702,9 @@ impl Router {
         let role_discloses = match self.authorize(session, Action::Call, procedure, options) {
             None => return,
             Some(Authorization::Deny) => {
-                return self.error_reply(
+                return self.refuse_call(
+                    session,
                     conn,
-                    Message::CALL,
                     request,
                     ERROR_NOT_AUTHORIZED,
                     format!("not authorized to call procedure {procedure:?}"),
@@ -716,13 +716,7 @@ impl Router {
         let timeout = match positive(options, "timeout") {
             Ok(t) => t,
             Err(message) => {
-                return self.error_reply(
-                    conn,
-                    Message::CALL,
-                    request,
-                    ERROR_INVALID_ARGUMENT,
-                    message,
-                );
+                return self.refuse_call(session, conn, request, ERROR_INVALID_ARGUMENT, message);
             }
         };
         let Some(caller) = self.sessions.get(&session) else {
@@ -887,6 +881,37 @@ impl Router {
             );
         }
         self.send_measured(callee_conn, message, prepared, false);
+    }
+
+    /// Answers CALL `request` with ERROR; if it continues a progressive
+    /// call invocation, that call ends with it (the callee is interrupted).
+    fn refuse_call(
+        &mut self,
+        session: u64,
+        conn: ConnectionId,
+        request: u64,
+        error: &str,
+        message: String,
+    ) {
+        let realm_name = self.sessions.get(&session).map(|s| s.realm.clone());
+        let ended = realm_name
+            .and_then(|name| self.realms.get_mut(&name))
+            .and_then(|realm| {
+                let id = realm.dealer.invocation_of_call(session, request)?;
+                realm
+                    .dealer
+                    .invocation(id)
+                    .is_some_and(|i| i.streaming)
+                    .then(|| realm.dealer.finish(id).map(|call| (id, call.callee)))
+                    .flatten()
+            });
+        if let Some((invocation, callee)) = ended {
+            log::debug!(
+                "router: progressive call {request} of session {session} ends: a part was refused ({error})"
+            );
+            self.interrupt_callee(callee, invocation);
+        }
+        self.error_reply(conn, Message::CALL, request, error, message);
     }
 
     /// A further CALL of a progressive call invocation: its input goes to
