@@ -137,7 +137,16 @@ pub(crate) struct Dealer {
     pending_by_caller: BTreeMap<u64, usize>,
     /// The call timeouts: (deadline, invocation id).
     deadlines: BTreeSet<(Instant, u64)>,
+    /// Per caller, the request ids of its streaming calls that ended
+    /// before their last part (answered, canceled, timed out): their
+    /// further parts are dropped until the last one. At most
+    /// [`ENDED_STREAMS_PER_CALLER`] each, the oldest forgotten first.
+    ended_streams: BTreeMap<u64, std::collections::VecDeque<u64>>,
 }
+
+/// How many ended streaming calls a caller's late parts are recognised
+/// for.
+const ENDED_STREAMS_PER_CALLER: usize = 16;
 
 impl Dealer {
     /// Registers (procedure, policy) for `callee` with invocation policy
@@ -426,6 +435,13 @@ impl Dealer {
     pub(crate) fn finish(&mut self, id: u64) -> Option<Invocation> {
         let call = self.invocations.remove(&id)?;
         self.calls.remove(&(call.caller, call.call_request));
+        if call.streaming {
+            let ended = self.ended_streams.entry(call.caller).or_default();
+            if ended.len() >= ENDED_STREAMS_PER_CALLER {
+                ended.pop_front();
+            }
+            ended.push_back(call.call_request);
+        }
         if let Some(at) = call.deadline {
             self.deadlines.remove(&(at, id));
         }
@@ -439,6 +455,30 @@ impl Dealer {
             }
         }
         Some(call)
+    }
+
+    /// Whether CALL `request` of `caller` is a late part of a streaming
+    /// call that already ended (to be dropped); the last part (`last`)
+    /// forgets the call.
+    pub(crate) fn late_part(&mut self, caller: u64, request: u64, last: bool) -> bool {
+        let Some(ended) = self.ended_streams.get_mut(&caller) else {
+            return false;
+        };
+        let Some(at) = ended.iter().position(|r| *r == request) else {
+            return false;
+        };
+        if last {
+            ended.remove(at);
+            if ended.is_empty() {
+                self.ended_streams.remove(&caller);
+            }
+        }
+        true
+    }
+
+    /// Forgets what is kept for `session` as a caller.
+    pub(crate) fn forget_caller(&mut self, session: u64) {
+        self.ended_streams.remove(&session);
     }
 
     /// The pending invocations `session` takes part in, as caller or callee.

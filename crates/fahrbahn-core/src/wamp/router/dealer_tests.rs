@@ -684,3 +684,31 @@ fn every_part_of_a_progressive_call_is_authorized() {
     assert_eq!(r.realm_stats("r").unwrap().pending_calls, 0);
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+#[test]
+fn late_parts_of_an_answered_streaming_call_are_dropped() {
+    let mut r = router();
+    let (callee, _) = join(&mut r, &["progressive_call_invocations"]);
+    let (caller, _) = join(&mut r, &[]);
+    registered(register(&mut r, callee, "p", Dict::new()));
+    let progress = || opts(&[("progress", true.into())]);
+    call_at(&mut r, t0(), caller, 8, progress(), None);
+    let inv = match drain(&mut r).as_slice() {
+        [(_, Message::Invocation { request, .. })] => *request,
+        other => panic!("{other:?}"),
+    };
+    // The callee answers before the input is complete.
+    yield_(&mut r, callee, inv);
+    assert!(matches!(
+        drain(&mut r).as_slice(),
+        [(c, Message::Result { request: 8, .. })] if *c == caller
+    ));
+    // The parts still coming are dropped, the last one included; then
+    // the request id is free again.
+    call_at(&mut r, t0(), caller, 8, progress(), None);
+    call_at(&mut r, t0(), caller, 8, Dict::new(), None);
+    assert!(drain(&mut r).is_empty());
+    assert_eq!(r.realm_stats("r").unwrap().pending_calls, 0);
+    let (to, _) = call_routed(&mut r, caller, 8);
+    assert_eq!(to, callee);
+}

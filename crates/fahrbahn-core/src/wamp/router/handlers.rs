@@ -726,6 +726,12 @@ impl Router {
         let Some(realm) = self.realms.get_mut(&realm_name) else {
             return;
         };
+        if realm.dealer.late_part(session, request, !progress) {
+            log::debug!(
+                "router: CALL {request} of session {session}: a part of a streaming call that already ended is dropped"
+            );
+            return;
+        }
         if let Some(invocation) = realm.dealer.invocation_of_call(session, request) {
             let streaming = realm
                 .dealer
