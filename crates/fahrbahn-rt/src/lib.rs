@@ -44,8 +44,8 @@ pub use runtime::{
     TcpListener, Transport,
 };
 pub use session::{
-    CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,
-    Subscription, kwargs, to_args,
+    CallResult, ChallengeHandler, Event, Invocation, InvocationStream, ProgressiveCall,
+    Registration, Session, SessionOptions, Subscription, kwargs, to_args,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

@@ -188,3 +188,48 @@ async fn a_call_timeout_cancels_the_call() {
     assert!(waited >= Duration::from_millis(1500), "{waited:?}");
     router.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_streams_its_input_to_a_streaming_callee() {
+    let (net, router) = setup().await;
+    let callee = session(&net).await;
+    let caller = session(&net).await;
+    callee
+        .register_streaming(
+            "com.example.sum",
+            Default::default(),
+            |mut parts| async move {
+                let mut sum = 0;
+                let mut count = 0u64;
+                while let Some(part) = parts.next().await {
+                    sum += part.args[0].as_i64().unwrap_or(0);
+                    count += 1;
+                }
+                Ok(CallResult::args(vec![sum.into(), count.into()]))
+            },
+        )
+        .await
+        .unwrap();
+    let call = caller
+        .call_progressive(
+            "com.example.sum",
+            vec![1.into()],
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
+    call.send(vec![2.into()], Default::default()).unwrap();
+    call.send(vec![3.into()], Default::default()).unwrap();
+    let result = call
+        .finish(vec![4.into()], Default::default())
+        .await
+        .unwrap();
+    assert_eq!(result.args, [Value::from(10), Value::from(4u64)]);
+    // A plain call to a streaming handler is a stream of one part.
+    let result = caller
+        .call("com.example.sum", vec![5.into()], Default::default())
+        .await
+        .unwrap();
+    assert_eq!(result.args, [Value::from(5), Value::from(1u64)]);
+    router.shutdown().await;
+}

@@ -93,7 +93,9 @@ pub mod ws {
 /// publisher, subscriber), its options, payload values and errors, and the
 /// embedded [`router`](wamp::router).
 pub mod wamp {
-    pub use fahrbahn_rt::{CallOptions, Invoke, RegisterOptions, TimeoutUnit};
+    pub use fahrbahn_rt::{
+        CallOptions, InvocationStream, Invoke, ProgressiveCall, RegisterOptions, TimeoutUnit,
+    };
     pub use fahrbahn_rt::{
         CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,
         Subscription, WampUrl, kwargs, to_args,

@@ -30,14 +30,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use options::{ChallengeHandler, SessionOptions};
-pub use payload::{CallResult, Event, Invocation, kwargs, to_args};
+pub use payload::{CallResult, Event, Invocation, InvocationStream, kwargs, to_args};
 
 use crate::connect::MaybeTlsStream;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::runtime::{BoxTransport, Runtime};
 use crate::wamp_url::WampUrl;
-use task::{Ending, Handler, Inner, LeaveOnDrop, Shared, Waiter, run};
+use task::{Ending, Handler, Inner, LeaveOnDrop, Shared, StreamHandler, Waiter, run};
 
 /// A WAMP session joined to a realm: caller, callee, publisher and
 /// subscriber. Cheap to clone; the session leaves when the last clone is
@@ -95,6 +95,62 @@ impl Registration {
     /// revocation no more invocations come for it.
     pub async fn revoked(&self) -> Option<String> {
         poll_fn(|cx| self.ending.poll(cx)).await
+    }
+}
+
+/// A call whose input the caller streams (progressive call invocations),
+/// from [`Session::call_progressive`]: [`send`](Self::send) more parts,
+/// then [`finish`](Self::finish) with the last one and wait for the
+/// result. Dropped before it is finished, the call is canceled.
+pub struct ProgressiveCall {
+    session: Session,
+    request: RequestId,
+    answer: Option<oneshot::Receiver<Result<CallResult, Error>>>,
+}
+
+impl fmt::Debug for ProgressiveCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProgressiveCall")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProgressiveCall {
+    /// Sends one more part of the input (not the last).
+    pub fn send(&self, args: List, kwargs: Dict) -> Result<(), Error> {
+        self.part(args, kwargs, false)
+    }
+
+    fn part(&self, args: List, kwargs: Dict, last: bool) -> Result<(), Error> {
+        let request = self.request;
+        self.session
+            .shared
+            .command(|inner| inner.driver.conn.call_part(request, args, kwargs, last))
+    }
+
+    /// Sends the last part of the input and waits for the call's result.
+    pub async fn finish(mut self, args: List, kwargs: Dict) -> Result<CallResult, Error> {
+        self.part(args, kwargs, true)?;
+        let Some(rx) = self.answer.take() else {
+            return Err(Error::Io(std::io::Error::other(
+                "the call was already answered",
+            )));
+        };
+        let result = answer(&self.session.shared, rx).await;
+        result?
+    }
+}
+
+impl Drop for ProgressiveCall {
+    fn drop(&mut self) {
+        if self.answer.is_some() {
+            let request = self.request;
+            let _ = self.session.shared.command(|inner| {
+                inner.waiters.remove(&request);
+                inner.driver.conn.session_mut().cancel(request, None)
+            });
+        }
     }
 }
 
@@ -241,6 +297,8 @@ impl Session {
                 waiters: HashMap::new(),
                 handlers: HashMap::new(),
                 revocations: HashMap::new(),
+                stream_handlers: HashMap::new(),
+                inputs: HashMap::new(),
                 subscriptions: HashMap::new(),
                 joined: Some(joined_tx),
                 closed: None,
@@ -402,6 +460,32 @@ impl Session {
         result?
     }
 
+    /// Starts a call whose input is streamed (progressive call
+    /// invocations): sends the first part (a CALL with `progress: true`
+    /// and `options`); the returned [`ProgressiveCall`] sends the others.
+    /// The router must support it (ours does; Crossbar.io does not) and
+    /// the callee must announce `progressive_call_invocations`, else the
+    /// call fails with `wamp.error.feature_not_supported`.
+    pub fn call_progressive(
+        &self,
+        procedure: &str,
+        args: List,
+        kwargs: Dict,
+        mut options: Dict,
+    ) -> Result<ProgressiveCall, Error> {
+        options.insert("progress".into(), true.into());
+        let (tx, rx) = oneshot::channel();
+        let request = self.shared.request_on_connection(
+            |conn| conn.call(procedure, args, kwargs, options),
+            Waiter::Call(tx),
+        )?;
+        Ok(ProgressiveCall {
+            session: self.clone(),
+            request,
+            answer: Some(rx),
+        })
+    }
+
     /// Calls with typed arguments (a tuple, a sequence or one value) and
     /// decodes the first result.
     pub async fn call_typed<A: Serialize + ?Sized, T: DeserializeOwned>(
@@ -461,11 +545,37 @@ impl Session {
         Ok(Registration { id, ending })
     }
 
+    /// Registers `procedure` with a handler that takes its input as a
+    /// stream of parts ([`InvocationStream`]): callers may stream their
+    /// input ([`call_progressive`](Self::call_progressive), progressive
+    /// call invocations); a plain call is a stream of one part.
+    pub async fn register_streaming<F, Fut>(
+        &self,
+        procedure: &str,
+        options: Dict,
+        handler: F,
+    ) -> Result<Registration, Error>
+    where
+        F: Fn(InvocationStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<CallResult, ApplicationError>> + Send + 'static,
+    {
+        let handler: StreamHandler = Arc::new(move |parts| Box::pin(handler(parts)));
+        let (tx, rx) = oneshot::channel();
+        let ending = Arc::new(Ending::default());
+        self.shared.request(
+            |session| session.register(procedure, options),
+            Waiter::RegisterStream(tx, handler, ending.clone()),
+        )?;
+        let id = answer(&self.shared, rx).await??;
+        Ok(Registration { id, ending })
+    }
+
     /// Unregisters a procedure.
     pub async fn unregister(&self, registration: Registration) -> Result<(), Error> {
         let (tx, rx) = oneshot::channel();
         self.shared.command(|inner| {
             inner.handlers.remove(&registration.id);
+            inner.stream_handlers.remove(&registration.id);
             if let Some(ending) = inner.revocations.remove(&registration.id) {
                 ending.end(None);
             }

@@ -15,12 +15,12 @@ use fahrbahn_core::Machine;
 use fahrbahn_core::wamp::error::ERROR_RUNTIME_ERROR;
 use fahrbahn_core::wamp::{
     ApplicationError, ClientConnection, Closed, CommandError, Dict, RegistrationId, RequestId,
-    SessionEvent, SessionId, SubscriptionId,
+    SessionEvent, SessionId, SubscriptionId, Value,
 };
 use futures_channel::{mpsc, oneshot};
 
 use super::options::ChallengeHandler;
-use super::payload::{CallResult, Event, Invocation};
+use super::payload::{CallResult, Event, Invocation, InvocationStream};
 use crate::driver::{Driver, Side};
 use crate::error::Error;
 use crate::runtime::{BoxFuture, BoxTransport};
@@ -29,11 +29,24 @@ pub(super) type Handler = Arc<
     dyn Fn(Invocation) -> BoxFuture<'static, Result<CallResult, ApplicationError>> + Send + Sync,
 >;
 
+/// A handler of a procedure whose callers stream their input
+/// (progressive call invocations): it gets the parts as a stream.
+pub(super) type StreamHandler = Arc<
+    dyn Fn(InvocationStream) -> BoxFuture<'static, Result<CallResult, ApplicationError>>
+        + Send
+        + Sync,
+>;
+
 pub(super) enum Waiter {
     Call(oneshot::Sender<Result<CallResult, Error>>),
     Register(
         oneshot::Sender<Result<RegistrationId, Error>>,
         Handler,
+        Arc<Ending>,
+    ),
+    RegisterStream(
+        oneshot::Sender<Result<RegistrationId, Error>>,
+        StreamHandler,
         Arc<Ending>,
     ),
     Subscribe(
@@ -48,7 +61,9 @@ impl Waiter {
     fn fail(self, error: Error) {
         let _ = match self {
             Waiter::Call(tx) => tx.send(Err(error)).is_ok(),
-            Waiter::Register(tx, _, _) => tx.send(Err(error)).is_ok(),
+            Waiter::Register(tx, _, _) | Waiter::RegisterStream(tx, _, _) => {
+                tx.send(Err(error)).is_ok()
+            }
             Waiter::Subscribe(tx, _) => tx.send(Err(error)).is_ok(),
             Waiter::Done(tx) => tx.send(Err(error)).is_ok(),
         };
@@ -119,6 +134,12 @@ pub(super) struct Inner {
     /// Per registration, where its revocation reason goes
     /// ([`Registration::revoked`](super::Registration::revoked)).
     pub(super) revocations: HashMap<RegistrationId, Arc<Ending>>,
+    /// The handlers of streaming registrations
+    /// ([`register_streaming`](super::Session::register_streaming)).
+    pub(super) stream_handlers: HashMap<RegistrationId, StreamHandler>,
+    /// Where the further parts of a streamed invocation go, by its
+    /// request id, until its last part.
+    pub(super) inputs: HashMap<RequestId, mpsc::UnboundedSender<Invocation>>,
     pub(super) subscriptions: HashMap<SubscriptionId, Vec<mpsc::UnboundedSender<Event>>>,
     pub(super) joined: Option<oneshot::Sender<Result<(SessionId, Dict), Error>>>,
     pub(super) closed: Option<Closed>,
@@ -279,8 +300,18 @@ impl Inner {
                 request,
                 registration,
             } => {
-                if let Some(Waiter::Register(tx, handler, revoke)) = self.waiters.remove(&request) {
-                    self.handlers.insert(registration, handler);
+                let (tx, revoke) = match self.waiters.remove(&request) {
+                    Some(Waiter::Register(tx, handler, revoke)) => {
+                        self.handlers.insert(registration, handler);
+                        (tx, revoke)
+                    }
+                    Some(Waiter::RegisterStream(tx, handler, revoke)) => {
+                        self.stream_handlers.insert(registration, handler);
+                        (tx, revoke)
+                    }
+                    _ => return,
+                };
+                {
                     // The same session registering a shared procedure
                     // again gets the same id: the older handle ends.
                     if let Some(old) = self.revocations.insert(registration, revoke) {
@@ -315,23 +346,46 @@ impl Inner {
                 kwargs,
                 details,
             } => {
-                let Some(handler) = self.handlers.get(&registration).cloned() else {
-                    let error = ApplicationError::new(
-                        fahrbahn_core::wamp::error::ERROR_NO_SUCH_REGISTRATION,
-                    );
-                    let _ = self.driver.conn.session_mut().yield_error(request, error);
-                    return;
+                let more = details.get("progress").and_then(Value::as_bool) == Some(true);
+                let invocation = Invocation {
+                    args,
+                    kwargs,
+                    details,
                 };
+                // A further part of a streamed invocation.
+                if let Some(tx) = self.inputs.get(&request) {
+                    let _ = tx.unbounded_send(invocation);
+                    if !more {
+                        self.inputs.remove(&request);
+                    }
+                    return;
+                }
+                if self.running.contains_key(&request) {
+                    log::warn!(
+                        "invocation {request}: a further part for a handler that does not stream its input is dropped"
+                    );
+                    return;
+                }
                 // A handler that panics, creating its future or polling
                 // it, answers the call with wamp.error.runtime_error; the
                 // session and the registration go on.
-                let created = catch_unwind(AssertUnwindSafe(|| {
-                    handler(Invocation {
-                        args,
-                        kwargs,
-                        details,
-                    })
-                }));
+                let created =
+                    if let Some(handler) = self.stream_handlers.get(&registration).cloned() {
+                        let (tx, rx) = mpsc::unbounded();
+                        let _ = tx.unbounded_send(invocation);
+                        if more {
+                            self.inputs.insert(request, tx);
+                        }
+                        catch_unwind(AssertUnwindSafe(|| handler(InvocationStream { parts: rx })))
+                    } else if let Some(handler) = self.handlers.get(&registration).cloned() {
+                        catch_unwind(AssertUnwindSafe(|| handler(invocation)))
+                    } else {
+                        let error = ApplicationError::new(
+                            fahrbahn_core::wamp::error::ERROR_NO_SUCH_REGISTRATION,
+                        );
+                        let _ = self.driver.conn.session_mut().yield_error(request, error);
+                        return;
+                    };
                 let mut future = match created {
                     Ok(future) => future,
                     Err(panic) => {
@@ -361,6 +415,7 @@ impl Inner {
                     drop(future);
                     let _ = shared2.command(|inner| {
                         inner.running.remove(&request);
+                        inner.inputs.remove(&request);
                         let session = inner.driver.conn.session_mut();
                         match outcome {
                             Ok(r) => session.yield_result(request, r.args, r.kwargs, Dict::new()),
@@ -375,6 +430,7 @@ impl Inner {
             } => {
                 log::info!("registration {registration} revoked by the router ({reason})");
                 self.handlers.remove(&registration);
+                self.stream_handlers.remove(&registration);
                 if let Some(ending) = self.revocations.remove(&registration) {
                     ending.end(Some(reason));
                 }
@@ -412,6 +468,8 @@ impl Inner {
                 }
                 self.subscriptions.clear();
                 self.handlers.clear();
+                self.stream_handlers.clear();
+                self.inputs.clear();
                 for (_, ending) in self.revocations.drain() {
                     ending.end(None);
                 }

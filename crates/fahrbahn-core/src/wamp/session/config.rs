@@ -94,6 +94,7 @@ pub fn client_roles() -> Dict {
             "progressive_call_results",
             "call_canceling",
             "call_timeout",
+            "progressive_call_invocations",
         ]),
     );
     roles.insert(
@@ -105,6 +106,7 @@ pub fn client_roles() -> Dict {
             "pattern_based_registration",
             "shared_registration",
             "registration_revocation",
+            "progressive_call_invocations",
         ]),
     );
     roles.insert(
