@@ -29,6 +29,7 @@ pub use fahrbahn_core::wamp::{
     RequestId, Serializer, SessionConfig, SessionError, SessionId, SubscriptionId, Value,
     from_value, to_value,
 };
+pub use fahrbahn_core::wamp::{CallOptions, Invoke, RegisterOptions, TimeoutUnit};
 pub use fahrbahn_core::ws::{
     Accept, AllowedOrigins, ClientConfig, CloseCode, Closed, DeflateConfig, Handshake,
     HandshakeRequest, Limits, Message, ServerConfig, Timeouts,
@@ -43,8 +44,8 @@ pub use runtime::{
     TcpListener, Transport,
 };
 pub use session::{
-    CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation, Registration,
-    Session, SessionOptions, Subscription, kwargs, to_args,
+    CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation, InvocationStream,
+    ProgressiveCall, Registration, Session, SessionOptions, Subscription, kwargs, to_args,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

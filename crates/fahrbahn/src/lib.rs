@@ -94,6 +94,9 @@ pub mod ws {
 /// embedded [`router`](wamp::router).
 pub mod wamp {
     pub use fahrbahn_rt::{
+        CallOptions, InvocationStream, Invoke, ProgressiveCall, RegisterOptions, TimeoutUnit,
+    };
+    pub use fahrbahn_rt::{
         CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation,
         Registration, Session, SessionOptions, Subscription, WampUrl, kwargs, to_args,
     };

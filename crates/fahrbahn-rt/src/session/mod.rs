@@ -20,8 +20,9 @@ use std::time::Instant;
 
 use fahrbahn_core::wamp::error::ERROR_NETWORK_FAILURE;
 use fahrbahn_core::wamp::{
-    ApplicationError, AuthDetails, ClientConnection, Closed, Codec, Dict, List, RegistrationId,
-    RequestId, Serializer, SessionId, SubscriptionId, Value,
+    ApplicationError, AuthDetails, CallOptions, ClientConnection, Closed, Codec, Dict, List,
+    RegisterOptions, RegistrationId, RequestId, Serializer, SessionId, SubscriptionId, TimeoutUnit,
+    Value,
 };
 use futures_channel::{mpsc, oneshot};
 use futures_core::Stream;
@@ -29,14 +30,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use options::{ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, SessionOptions};
-pub use payload::{CallResult, Event, Invocation, kwargs, to_args};
+pub use payload::{CallResult, Event, Invocation, InvocationStream, kwargs, to_args};
 
 use crate::connect::MaybeTlsStream;
 use crate::driver::Driver;
 use crate::error::Error;
 use crate::runtime::{BoxTransport, Runtime};
 use crate::wamp_url::WampUrl;
-use task::{Handler, Inner, LeaveOnDrop, Shared, Waiter, run};
+use task::{Ending, Handler, Inner, LeaveOnDrop, Shared, StreamHandler, Waiter, run};
 
 /// A WAMP session joined to a realm: caller, callee, publisher and
 /// subscriber. Cheap to clone; the session leaves when the last clone is
@@ -47,6 +48,8 @@ pub struct Session {
     _guard: Arc<LeaveOnDrop>,
     id: SessionId,
     welcome: Arc<Dict>,
+    /// How the router reads CALL `timeout` ([`SessionConfig::call_timeout_unit`](fahrbahn_core::wamp::SessionConfig::call_timeout_unit)).
+    timeout_unit: TimeoutUnit,
 }
 
 impl fmt::Debug for Session {
@@ -57,11 +60,98 @@ impl fmt::Debug for Session {
     }
 }
 
-/// A registered procedure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A registered procedure (cheap to clone). It ends when it is
+/// unregistered, when the session ends, or when the router revokes it
+/// ([`revoked`](Self::revoked) says why).
+#[derive(Clone)]
 pub struct Registration {
     /// The router's registration id.
     pub id: RegistrationId,
+    ending: Arc<Ending>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PartialEq for Registration {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for Registration {}
+
+impl Registration {
+    /// Waits until the registration ends: `Some(reason)` when the router
+    /// revoked it (registration revocation: `wamp.registration.remove_callee`,
+    /// or another callee registered with `force_reregister`; the reason
+    /// is the router's, e.g. `wamp.error.unregistered`), `None` when it
+    /// ended otherwise (unregistered, the session closed). After a
+    /// revocation no more invocations come for it.
+    pub async fn revoked(&self) -> Option<String> {
+        poll_fn(|cx| self.ending.poll(cx)).await
+    }
+}
+
+/// A call whose input the caller streams (progressive call invocations),
+/// from [`Session::call_progressive`]: [`send`](Self::send) more parts,
+/// then [`finish`](Self::finish) with the last one and wait for the
+/// result. Dropped before it is finished, the call is canceled.
+pub struct ProgressiveCall {
+    session: Session,
+    request: RequestId,
+    answer: Option<oneshot::Receiver<Result<CallResult, Error>>>,
+}
+
+impl fmt::Debug for ProgressiveCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProgressiveCall")
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProgressiveCall {
+    /// Sends one more part of the input (not the last).
+    pub fn send(&self, args: List, kwargs: Dict) -> Result<(), Error> {
+        self.part(args, kwargs, false)
+    }
+
+    fn part(&self, args: List, kwargs: Dict, last: bool) -> Result<(), Error> {
+        let request = self.request;
+        self.session
+            .shared
+            .command(|inner| inner.driver.conn.call_part(request, args, kwargs, last))
+    }
+
+    /// Sends the last part of the input and waits for the call's result.
+    pub async fn finish(mut self, args: List, kwargs: Dict) -> Result<CallResult, Error> {
+        self.part(args, kwargs, true)?;
+        let Some(rx) = self.answer.take() else {
+            return Err(Error::Io(std::io::Error::other(
+                "the call was already answered",
+            )));
+        };
+        let result = answer(&self.session.shared, rx).await;
+        result?
+    }
+}
+
+impl Drop for ProgressiveCall {
+    fn drop(&mut self) {
+        if self.answer.is_some() {
+            let request = self.request;
+            let _ = self.session.shared.command(|inner| {
+                inner.waiters.remove(&request);
+                inner.driver.conn.session_mut().cancel(request, None)
+            });
+        }
+    }
 }
 
 /// A subscription: a [`Stream`] of [`Event`]s.
@@ -224,6 +314,9 @@ impl Session {
                 running: HashMap::new(),
                 waiters: HashMap::new(),
                 handlers: HashMap::new(),
+                revocations: HashMap::new(),
+                stream_handlers: HashMap::new(),
+                inputs: HashMap::new(),
                 subscriptions: HashMap::new(),
                 joined: Some(joined_tx),
                 closed: None,
@@ -247,6 +340,7 @@ impl Session {
             shared,
             id,
             welcome: Arc::new(welcome),
+            timeout_unit: options.session.call_timeout_unit,
         })
     }
 
@@ -354,7 +448,22 @@ impl Session {
         self.call_with(procedure, args, kwargs, Dict::new()).await
     }
 
-    /// Calls `procedure` with options (e.g. `timeout`, `disclose_me`).
+    /// Calls `procedure` with typed options; a `timeout` is sent in the
+    /// unit of [`SessionConfig::call_timeout_unit`](fahrbahn_core::wamp::SessionConfig::call_timeout_unit)
+    /// (milliseconds, or seconds for Crossbar.io).
+    pub async fn call_with_options(
+        &self,
+        procedure: &str,
+        args: List,
+        kwargs: Dict,
+        options: &CallOptions,
+    ) -> Result<CallResult, Error> {
+        let options = options.to_dict(self.timeout_unit);
+        self.call_with(procedure, args, kwargs, options).await
+    }
+
+    /// Calls `procedure` with options as a dictionary, sent as given
+    /// (e.g. `timeout` in the router's unit, `disclose_me`).
     pub async fn call_with(
         &self,
         procedure: &str,
@@ -379,6 +488,32 @@ impl Session {
         result?
     }
 
+    /// Starts a call whose input is streamed (progressive call
+    /// invocations): sends the first part (a CALL with `progress: true`
+    /// and `options`); the returned [`ProgressiveCall`] sends the others.
+    /// The router must support it (ours does; Crossbar.io does not) and
+    /// the callee must announce `progressive_call_invocations`, else the
+    /// call fails with `wamp.error.feature_not_supported`.
+    pub fn call_progressive(
+        &self,
+        procedure: &str,
+        args: List,
+        kwargs: Dict,
+        mut options: Dict,
+    ) -> Result<ProgressiveCall, Error> {
+        options.insert("progress".into(), true.into());
+        let (tx, rx) = oneshot::channel();
+        let request = self.shared.request_on_connection(
+            |conn| conn.call(procedure, args, kwargs, options),
+            Waiter::Call(tx),
+        )?;
+        Ok(ProgressiveCall {
+            session: self.clone(),
+            request,
+            answer: Some(rx),
+        })
+    }
+
     /// Calls with typed arguments (a tuple, a sequence or one value) and
     /// decodes the first result.
     pub async fn call_typed<A: Serialize + ?Sized, T: DeserializeOwned>(
@@ -400,7 +535,23 @@ impl Session {
         self.register_with(procedure, Dict::new(), handler).await
     }
 
-    /// Registers with options (e.g. `match`, `invoke`).
+    /// Registers with typed options (match policy, shared registration
+    /// `invoke` policy, `concurrency`, `force_reregister`).
+    pub async fn register_with_options<F, Fut>(
+        &self,
+        procedure: &str,
+        options: &RegisterOptions,
+        handler: F,
+    ) -> Result<Registration, Error>
+    where
+        F: Fn(Invocation) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<CallResult, ApplicationError>> + Send + 'static,
+    {
+        self.register_with(procedure, options.to_dict(), handler)
+            .await
+    }
+
+    /// Registers with options as a dictionary (e.g. `match`, `invoke`).
     pub async fn register_with<F, Fut>(
         &self,
         procedure: &str,
@@ -413,12 +564,38 @@ impl Session {
     {
         let handler: Handler = Arc::new(move |inv| Box::pin(handler(inv)));
         let (tx, rx) = oneshot::channel();
+        let ending = Arc::new(Ending::default());
         self.shared.request(
             |session| session.register(procedure, options),
-            Waiter::Register(tx, handler),
+            Waiter::Register(tx, handler, ending.clone()),
         )?;
         let id = answer(&self.shared, rx).await??;
-        Ok(Registration { id })
+        Ok(Registration { id, ending })
+    }
+
+    /// Registers `procedure` with a handler that takes its input as a
+    /// stream of parts ([`InvocationStream`]): callers may stream their
+    /// input ([`call_progressive`](Self::call_progressive), progressive
+    /// call invocations); a plain call is a stream of one part.
+    pub async fn register_streaming<F, Fut>(
+        &self,
+        procedure: &str,
+        options: Dict,
+        handler: F,
+    ) -> Result<Registration, Error>
+    where
+        F: Fn(InvocationStream) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<CallResult, ApplicationError>> + Send + 'static,
+    {
+        let handler: StreamHandler = Arc::new(move |parts| Box::pin(handler(parts)));
+        let (tx, rx) = oneshot::channel();
+        let ending = Arc::new(Ending::default());
+        self.shared.request(
+            |session| session.register(procedure, options),
+            Waiter::RegisterStream(tx, handler, ending.clone()),
+        )?;
+        let id = answer(&self.shared, rx).await??;
+        Ok(Registration { id, ending })
     }
 
     /// Unregisters a procedure.
@@ -426,6 +603,10 @@ impl Session {
         let (tx, rx) = oneshot::channel();
         self.shared.command(|inner| {
             inner.handlers.remove(&registration.id);
+            inner.stream_handlers.remove(&registration.id);
+            if let Some(ending) = inner.revocations.remove(&registration.id) {
+                ending.end(None);
+            }
             let request = inner
                 .driver
                 .conn

@@ -3,6 +3,7 @@
 use fahrbahn_core::wamp::{
     ApplicationError, Dict, List, PublicationId, Value, from_value, to_value,
 };
+use futures_core::Stream as _;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -46,6 +47,35 @@ impl CallResult {
     /// All positional results, decoded (e.g. into a tuple or a `Vec`).
     pub fn decode<T: DeserializeOwned>(&self) -> Result<T, Error> {
         Ok(from_value(Value::List(self.args.clone()))?)
+    }
+}
+
+/// The input of a call whose caller streams it (progressive call
+/// invocations), for a handler registered with
+/// [`Session::register_streaming`](crate::Session::register_streaming): a
+/// [`Stream`](futures_core::Stream) of the parts, one [`Invocation`] each
+/// (`details.progress` is true on all but the last). It ends after the
+/// last part; a plain call gives one part.
+#[derive(Debug)]
+pub struct InvocationStream {
+    pub(crate) parts: futures_channel::mpsc::UnboundedReceiver<Invocation>,
+}
+
+impl InvocationStream {
+    /// The next part; `None` after the last.
+    pub async fn next(&mut self) -> Option<Invocation> {
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut self.parts).poll_next(cx)).await
+    }
+}
+
+impl futures_core::Stream for InvocationStream {
+    type Item = Invocation;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Invocation>> {
+        std::pin::Pin::new(&mut self.parts).poll_next(cx)
     }
 }
 

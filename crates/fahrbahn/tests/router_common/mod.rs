@@ -767,7 +767,9 @@ pub(crate) async fn registration_errors<R: Runtime>(rt: R, transport: Transport)
         .unwrap();
     assert_eq!(r.args, vec![string("a")]);
 
-    step(&rt, "unregister", a.unregister(reg)).await.unwrap();
+    step(&rt, "unregister", a.unregister(reg.clone()))
+        .await
+        .unwrap();
     let e = wamp_error(step(&rt, "call", b.call("com.test.proc", vec![], Dict::new())).await);
     assert_eq!(e.error, "wamp.error.no_such_procedure");
     // Unregistering twice fails at the router.

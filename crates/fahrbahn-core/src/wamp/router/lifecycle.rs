@@ -334,6 +334,7 @@ impl Router {
         for reg in &record.registrations {
             realm.dealer.unregister(session, *reg);
         }
+        realm.dealer.forget_caller(session);
         // (to session, message, whether it answers that session's own call)
         let mut to_send = Vec::new();
         for id in realm.dealer.invocations_of(session) {

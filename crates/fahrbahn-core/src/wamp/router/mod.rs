@@ -56,11 +56,16 @@
 //!   per (topic, match) and realm), `exclude_me` (default true),
 //!   `exclude`/`eligible` (session ids), `exclude_authid`/`eligible_authid`,
 //!   `exclude_authrole`/`eligible_authrole`, `disclose_me`, `acknowledge`;
-//! - dealer: exact, prefix and wildcard registrations (single callee per
-//!   procedure), `disclose_me`, progressive call results, call canceling
-//!   (`skip`, `kill`, `killnowait`).
+//! - dealer: exact, prefix and wildcard registrations, shared
+//!   registrations (`invoke`: `single`, `roundrobin`, `random`, `first`,
+//!   `last` and our `leastbusy`; `concurrency`, `force_reregister`),
+//!   `disclose_me`, progressive call results (`receive_progress` is
+//!   forwarded to every callee, as Crossbar.io does), progressive call
+//!   invocations, call timeouts (`timeout` in milliseconds), call
+//!   canceling (`skip`, `kill`, `killnowait`), registration revocation
+//!   ([`Router::revoke_registration`]).
 //!
-//! Not implemented: shared registrations, call timeouts, the session and
+//! Not implemented: the session and
 //! registration/subscription meta APIs, a dynamic authorizer that calls a
 //! WAMP procedure.
 //!
@@ -103,6 +108,9 @@ mod authorize;
 mod authz_tests;
 mod broker;
 mod dealer;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
+mod dealer_tests;
 mod handlers;
 mod lifecycle;
 mod matching;
@@ -377,8 +385,12 @@ pub fn router_roles() -> Dict {
         feature_set(&[
             "caller_identification",
             "progressive_call_results",
+            "progressive_call_invocations",
             "call_canceling",
+            "call_timeout",
             "pattern_based_registration",
+            "shared_registration",
+            "registration_revocation",
         ]),
     );
     roles
@@ -1082,12 +1094,58 @@ impl Router {
             self.deadline_of.remove(&conn);
             self.expire(conn);
         }
+        self.expire_calls(now);
         self.disconnect_slow_consumers();
     }
 
     /// The next deadline: when to call [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        let conns = self.deadlines.first().map(|(at, _)| *at);
+        let calls = self
+            .realms
+            .values()
+            .filter_map(|r| r.dealer.next_deadline())
+            .min();
+        match (conns, calls) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Revokes the registration `registration` of callee `session` (the
+    /// mechanism behind the meta procedure
+    /// `wamp.registration.remove_callee`): the callee stops being a callee
+    /// of it (a shared registration keeps its other callees) and, if it
+    /// announced `registration_revocation`, gets UNREGISTERED with
+    /// `details.registration` and `details.reason` (`reason`, e.g.
+    /// `"wamp.error.unregistered"`). Its pending invocations stay: it may
+    /// still answer them. Returns false (and does nothing) if `session`
+    /// is not a callee of that registration.
+    pub fn revoke_registration(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        registration: u64,
+        reason: &str,
+    ) -> bool {
+        self.now = Some(now);
+        let session = session.0;
+        let Some(record) = self.sessions.get(&session) else {
+            return false;
+        };
+        if !record.registrations.contains(&registration) {
+            return false;
+        }
+        let Some(realm) = self.realms.get_mut(&record.realm) else {
+            return false;
+        };
+        let len = realm.dealer.procedure(registration).map_or(0, str::len);
+        if !realm.dealer.unregister(session, registration) {
+            return false;
+        }
+        self.forget_registration(session, registration, len, reason);
+        self.disconnect_slow_consumers();
+        true
     }
 
     /// The transport of `conn` dropped: its session (if any) leaves, as if
