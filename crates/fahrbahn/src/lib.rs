@@ -120,9 +120,10 @@ pub mod wamp {
     /// The embedded WAMP router, served on listeners of any runtime.
     pub mod router {
         pub use fahrbahn_rt::{
-            AllowConfig, DiscloseConfig, ListenerConfig, ListenerInfo, MatchConfig,
-            PermissionConfig, RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits,
-            TlsFiles, TransportKind,
+            ANONYMOUS_ROLE, AUTH_METHODS, AllowConfig, CryptosignConfig, DiscloseConfig,
+            ListenerConfig, ListenerInfo, MatchConfig, PermissionConfig, PrincipalConfig,
+            RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits, ScramConfig, TlsFiles,
+            TransportKind, WampCraConfig, resolve_secret,
         };
 
         pub use fahrbahn_core::wamp::router::{

@@ -25,13 +25,26 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// which bounds both together in bytes.
 const BATCH: usize = 64;
 
+/// What a listener's connections are served with.
+pub(super) struct ListenerSetup {
+    pub(super) kind: TransportKind,
+    pub(super) tls: Option<tls::Acceptor>,
+    pub(super) origins: Option<AllowedOrigins>,
+    /// The authentication methods it accepts, if it says.
+    pub(super) methods: Option<Arc<[String]>>,
+}
+
 pub(super) async fn accept_loop(
     shared: Arc<Shared>,
     listener: Box<dyn AnyListener>,
-    kind: TransportKind,
-    tls: Option<tls::Acceptor>,
-    origins: Option<AllowedOrigins>,
+    setup: ListenerSetup,
 ) {
+    let ListenerSetup {
+        kind,
+        tls,
+        origins,
+        methods,
+    } = setup;
     loop {
         let mut accept = listener.accept_any();
         let next = poll_fn(|cx| {
@@ -53,6 +66,7 @@ pub(super) async fn accept_loop(
                 let shared2 = shared.clone();
                 let tls = tls.clone();
                 let origins = origins.clone();
+                let methods = methods.clone();
                 shared.exec.spawn(Box::pin(async move {
                     // The TLS handshake runs in the connection's own task,
                     // bounded by its own deadline.
@@ -66,7 +80,7 @@ pub(super) async fn accept_loop(
                             }
                         }
                     };
-                    serve_connection(shared2, io, kind, origins).await;
+                    serve_connection(shared2, io, kind, origins, methods).await;
                     drop(slot);
                 }));
             }
@@ -162,6 +176,7 @@ async fn serve_connection(
     io: BoxTransport,
     kind: TransportKind,
     origins: Option<AllowedOrigins>,
+    methods: Option<Arc<[String]>>,
 ) {
     let mut driver = Driver::new(io, machine(&shared, kind, origins), shared.exec.clone());
     driver.set_high_water(shared.limits.read_high_water);
@@ -169,6 +184,13 @@ async fn serve_connection(
         let mut core = shared.lock();
         let id = core.router.attach(shared.exec.now());
         core.slots.insert(id, Slot::default());
+        if let Some(methods) = methods {
+            shared
+                .listener_methods
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, methods);
+        }
         core.route();
         id
     };
@@ -289,4 +311,9 @@ async fn serve_connection(
     }
     poll_fn(|cx| driver.poll_finish(cx)).await;
     shared.lock().remove(id);
+    shared
+        .listener_methods
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
 }
