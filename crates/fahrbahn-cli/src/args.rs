@@ -108,6 +108,16 @@ pub(crate) enum Command {
     /// FILE.pub, and prints the public key: list it in the router's
     /// authorized keys, and connect with `--private-key FILE`.
     Keygen(KeygenArgs),
+    /// Print the stored form of a ticket or SCRAM password for the router's config
+    ///
+    /// Reads the secret from stdin (its first line; stdin must not be a
+    /// terminal, which would echo it: pipe it in) or from --secret
+    /// env:NAME / file:PATH, and prints what a `[[principal]]` of the
+    /// router's TOML configuration holds: for `ticket` the argon2id PHC hash
+    /// (the value of `ticket = "..."`), for `scram` the `scram = { ... }`
+    /// line (kdf, iterations, memory, salt, stored-key, server-key). The
+    /// secret itself is never printed.
+    HashSecret(HashSecretArgs),
     /// Print a shell completion script to stdout
     ///
     /// Prints the completion script for SHELL to stdout, e.g.
@@ -354,6 +364,40 @@ pub(crate) struct KeygenArgs {
         allow_hyphen_values = true
     )]
     pub(crate) comment: String,
+}
+
+/// `fahrbahn hash-secret`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub(crate) struct HashSecretArgs {
+    /// What the secret is for
+    #[arg(value_name = "METHOD", value_parser = PossibleValuesParser::new(["ticket", "scram"]))]
+    pub(crate) method: String,
+    /// Where the secret comes from: env:NAME or file:PATH (default: stdin)
+    #[arg(long, value_name = "SOURCE", value_parser = secret_source, allow_hyphen_values = true)]
+    pub(crate) secret: Option<Secret>,
+    /// SCRAM key derivation function
+    #[arg(long, value_name = "KDF", default_value = "argon2id-13", value_parser = PossibleValuesParser::new(["argon2id-13", "pbkdf2"]))]
+    pub(crate) kdf: String,
+    /// argon2 passes or PBKDF2 rounds (default: 2 for argon2id-13 and the
+    /// ticket hash, 600000 for pbkdf2)
+    #[arg(long, value_name = "N")]
+    pub(crate) iterations: Option<u32>,
+    /// argon2 memory in KiB (default 19456, 19 MiB)
+    #[arg(long, value_name = "KIB")]
+    pub(crate) memory: Option<u32>,
+}
+
+/// A secret source that is never the secret itself: `env:NAME` or
+/// `file:PATH`.
+fn secret_source(arg: &str) -> Result<Secret, String> {
+    if arg.starts_with("env:") || arg.starts_with("file:") {
+        secret_arg(arg)
+    } else {
+        Err(
+            "give env:NAME or file:PATH (or pipe the secret to stdin), never the secret itself"
+                .into(),
+        )
+    }
 }
 
 /// `fahrbahn completions`.
