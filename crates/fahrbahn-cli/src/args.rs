@@ -216,7 +216,7 @@ fn secret_arg(arg: &str) -> Result<Secret, String> {
 #[derive(Debug, Clone, Default, PartialEq, Args)]
 pub(crate) struct RouterArgs {
     /// Read a TOML configuration (realms, listeners, limits, roles,
-    /// allowed origins)
+    /// principals, allowed origins)
     #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     pub(crate) config: Option<String>,
     /// Add a WebSocket listener on ADDR (e.g. 127.0.0.1:8080; port 0 picks
@@ -247,6 +247,12 @@ pub(crate) struct RouterArgs {
         allow_hyphen_values = true
     )]
     pub(crate) allowed_origins: Vec<String>,
+    /// Authentication methods the listeners of the command line accept
+    /// (anonymous, ticket, wampcra, cryptosign, scram; the principals come
+    /// from --config); repeatable or comma-separated. Needed once --config
+    /// has principals (e.g. --auth anonymous keeps them anonymous)
+    #[arg(long = "auth", value_name = "METHOD", value_delimiter = ',', value_parser = PossibleValuesParser::new(["anonymous", "ticket", "wampcra", "cryptosign", "scram"]))]
+    pub(crate) auth: Vec<String>,
 }
 
 impl RouterArgs {

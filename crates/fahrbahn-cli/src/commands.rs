@@ -493,39 +493,43 @@ async fn router(a: RouterArgs) -> Outcome {
     let defaults = config.listeners.is_empty() && !a.has_listeners();
     let realms = config.realms.clone();
     let mut builder = Router::builder().config(config);
-    // The WebSocket listeners of the command line, with --allowed-origin.
-    let websocket = |listener: ListenerConfig| {
+    // The listeners of the command line, with --auth; the WebSocket ones
+    // with --allowed-origin.
+    let cli = |listener: ListenerConfig| {
         let mut listener = listener;
-        if !a.allowed_origins.is_empty() {
+        if !a.auth.is_empty() {
+            listener.auth = Some(a.auth.clone());
+        }
+        if !a.allowed_origins.is_empty() && listener.transport == TransportKind::WebSocket {
             listener.allowed_origins = Some(a.allowed_origins.clone());
         }
         listener
     };
+    let mut listeners = Vec::new();
     if defaults {
-        builder = builder
-            .listener(websocket(ListenerConfig::tcp(
-                TransportKind::WebSocket,
-                DEFAULT_WS,
-            )))
-            .rawsocket(DEFAULT_RS);
+        listeners.push(ListenerConfig::tcp(TransportKind::WebSocket, DEFAULT_WS));
+        listeners.push(ListenerConfig::tcp(TransportKind::RawSocket, DEFAULT_RS));
     }
     for addr in &a.websocket {
-        builder = builder.listener(websocket(ListenerConfig::tcp(
-            TransportKind::WebSocket,
-            addr.as_str(),
-        )));
+        listeners.push(ListenerConfig::tcp(TransportKind::WebSocket, addr.as_str()));
     }
     for addr in &a.rawsocket {
-        builder = builder.rawsocket(addr);
+        listeners.push(ListenerConfig::tcp(TransportKind::RawSocket, addr.as_str()));
     }
     for path in &a.unix_websocket {
-        builder = builder.listener(websocket(ListenerConfig::unix(
+        listeners.push(ListenerConfig::unix(
             TransportKind::WebSocket,
             path.as_str(),
-        )));
+        ));
     }
     for path in &a.unix_rawsocket {
-        builder = builder.unix(TransportKind::RawSocket, path);
+        listeners.push(ListenerConfig::unix(
+            TransportKind::RawSocket,
+            path.as_str(),
+        ));
+    }
+    for listener in listeners {
+        builder = builder.listener(cli(listener));
     }
     let router = builder
         .start(&TokioRuntime)
