@@ -118,34 +118,34 @@ class AuthSession(ApplicationSession):
         loop = asyncio.get_running_loop()
         self.joined = loop.create_future()
         self.left = loop.create_future()
-        self.auth = auth
-        self.authrole = authrole
-        self.record = record
-        self.replay = replay
-        self.scram = None
-        self.key = None
+        self._auth = auth
+        self._authrole = authrole
+        self._record = record
+        self._replay = replay
+        self._scram = None
+        self._key = None
 
     def onConnect(self):
         kw = {}
-        if self.authrole:
-            kw["authrole"] = self.authrole
-        if self.auth is None:
+        if self._authrole:
+            kw["authrole"] = self._authrole
+        if self._auth is None:
             kw["authmethods"] = ["anonymous"]
         else:
-            method, p = self.auth
+            method, p = self._auth
             kw["authmethods"] = [method]
             if p.get("authid"):
                 kw["authid"] = p["authid"]
             if method == "cryptosign":
-                self.key = CryptosignKey.from_bytes(bytes.fromhex(p["seed"]))
-                kw["authextra"] = {"pubkey": p.get("pubkey") or self.key.public_key()}
+                self._key = CryptosignKey.from_bytes(bytes.fromhex(p["seed"]))
+                kw["authextra"] = {"pubkey": p.get("pubkey") or self._key.public_key()}
             elif method == "scram":
-                self.scram = wauth.AuthScram(authid=p["authid"], password=p["password"])
-                kw["authextra"] = self.scram.authextra
+                self._scram = wauth.AuthScram(authid=p["authid"], password=p["password"])
+                kw["authextra"] = self._scram.authextra
         self.join(self.config.realm, **kw)
 
     async def onChallenge(self, challenge):
-        method, p = self.auth
+        method, p = self._auth
         if challenge.method == "ticket":
             return p["ticket"]
         if challenge.method == "wampcra":
@@ -159,19 +159,19 @@ class AuthSession(ApplicationSession):
                 )
             return wauth.compute_wcs(key, challenge.extra["challenge"].encode("utf8")).decode("ascii")
         if challenge.method == "cryptosign":
-            if self.replay is not None:
-                return self.replay
-            signature = await self.key.sign_challenge(challenge)
-            if self.record is not None:
-                self.record.append(signature)
+            if self._replay is not None:
+                return self._replay
+            signature = await self._key.sign_challenge(challenge)
+            if self._record is not None:
+                self._record.append(signature)
             return signature
         if challenge.method == "scram":
-            return self.scram.on_challenge(self, challenge)
+            return self._scram.on_challenge(self, challenge)
         raise Exception(f"unexpected challenge method {challenge.method}")
 
     def onWelcome(self, welcome):
-        if self.scram is not None:
-            return self.scram.on_welcome(self, welcome.authextra)
+        if self._scram is not None:
+            return self._scram.on_welcome(self, welcome.authextra)
         return None
 
     def onJoin(self, details):
