@@ -13,7 +13,9 @@
 //! * against both: runs `interop/peers/authz_check.py` (static
 //!   authorization: the same refusals from both routers, configured alike by
 //!   `interop/crossbar/config.json` and `interop/router.toml`) twice
-//!   ([`AUTHZ_CHECKS`]), then
+//!   ([`AUTHZ_CHECKS`]), and `interop/peers/auth_check.py` (AutobahnPython
+//!   clients authenticating with every method, positive and negative, the
+//!   same expectations from both) twice ([`AUTH_CHECKS`]), then
 //! * against both: starts one AutobahnPython peer (`interop/peers/peer.py`)
 //!   per run and runs the `wamp_interop` example of the `fahrbahn` crate once
 //!   per cell of the matrix (runtime, serializer, transport):
@@ -23,11 +25,13 @@
 //!              --serializer json|msgpack|cbor [--batched] --prefix PREFIX --realm realm1
 //! ```
 //!
-//! Against Crossbar.io it also runs the authentication scenarios of the
-//! program ([`AUTH_CELLS`]: every method, positive and negative, over
-//! WebSocket and RawSocket) against the auth endpoints of
-//! `interop/crossbar/config.json` (path `/auth` of the WebSocket transport,
-//! and the RawSocket transport, which also accepts anonymous sessions):
+//! Against both it also runs the `fahrbahn` command line's authentication
+//! and the authentication scenarios of the program ([`AUTH_CELLS`]: every
+//! method, positive and negative, over WebSocket and RawSocket) against the
+//! auth endpoints: Crossbar.io's path `/auth` of its WebSocket transport and
+//! its RawSocket transport (which also accepts anonymous sessions); the
+//! Fahrbahn router's own authenticating WebSocket listener (on a third port)
+//! and its RawSocket listener (see [`fahrbahn_listeners`]):
 //!
 //! ```text
 //! wamp_interop --auth --runtime tokio --url ws://127.0.0.1:P/auth|rs://127.0.0.1:P --serializer S
