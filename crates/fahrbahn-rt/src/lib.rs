@@ -37,8 +37,8 @@ pub use incoming::{DEFAULT_MAX_PENDING_HANDSHAKES, Incoming};
 pub use router::{
     ANONYMOUS_ROLE, AUTH_METHODS, AllowConfig, CryptosignConfig, DiscloseConfig, ListenerConfig,
     ListenerInfo, MatchConfig, PermissionConfig, PrincipalConfig, RoleConfig, Router,
-    RouterBuilder, RouterConfig, RouterLimits, ScramConfig, TlsFiles, TransportKind, WampCraConfig,
-    resolve_secret,
+    RouterBuilder, RouterConfig, RouterLimits, ScramConfig, TlsFiles, TlsPrincipalConfig,
+    TransportKind, WampCraConfig, certificate_fingerprint, resolve_secret,
 };
 pub use runtime::{
     AnyListener, AsyncTimer, BoxFuture, BoxTransport, Executor, ExecutorHandle, Runtime,

@@ -332,6 +332,18 @@ async fn authentication_mistakes_in_the_configuration_are_reported() {
     );
     assert!(m.contains("`salt`, `iterations` and `keylen`"), "{m}");
 
+    // tls: only on a TLS listener; fingerprints of 32 bytes.
+    let tls_principal = "[[principal]]\nrealm = \"realm1\"\nauthid = \"d\"\nrole = \"user\"\n";
+    let m = message(&format!(
+        "auth = [\"tls\"]\n{tls_principal}tls = {{ fingerprints = [\"{}\"] }}\n",
+        "ab".repeat(32)
+    ));
+    assert!(m.contains("serves no TLS"), "{m}");
+    let m = message(&format!(
+        "auth = [\"anonymous\"]\n{tls_principal}tls = {{ fingerprints = [\"AB:CD\"] }}\n"
+    ));
+    assert!(m.contains("not a SHA-256 fingerprint"), "{m}");
+
     // Found at start: a plain ticket, a missing environment variable.
     let start = |rest: &str| {
         let config = parse(rest).unwrap();

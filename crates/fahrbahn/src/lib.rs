@@ -123,7 +123,8 @@ pub mod wamp {
             ANONYMOUS_ROLE, AUTH_METHODS, AllowConfig, CryptosignConfig, DiscloseConfig,
             ListenerConfig, ListenerInfo, MatchConfig, PermissionConfig, PrincipalConfig,
             RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits, ScramConfig, TlsFiles,
-            TransportKind, WampCraConfig, resolve_secret,
+            TlsPrincipalConfig, TransportKind, WampCraConfig, certificate_fingerprint,
+            resolve_secret,
         };
 
         pub use fahrbahn_core::wamp::router::{

@@ -19,9 +19,13 @@ use serde::Deserialize;
 
 use crate::error::ConfigError;
 
+/// The method name `tls`: a TLS client certificate, pinned by its SHA-256
+/// fingerprint.
+pub(super) const TLS: &str = "tls";
+
 /// The authentication methods a listener can accept (`auth` of a
 /// `[[listener]]`).
-pub const AUTH_METHODS: [&str; 5] = [ANONYMOUS, TICKET, WAMPCRA, CRYPTOSIGN, SCRAM];
+pub const AUTH_METHODS: [&str; 6] = [ANONYMOUS, TICKET, WAMPCRA, CRYPTOSIGN, SCRAM, TLS];
 
 /// The role of sessions that join anonymously on a listener whose `auth`
 /// lists `anonymous` (their authid is their session id).
@@ -76,6 +80,10 @@ pub struct PrincipalConfig {
     /// SCRAM: the stored keys (`fahrbahn hash-secret scram`).
     #[serde(default)]
     pub scram: Option<ScramConfig>,
+    /// TLS client certificates: their SHA-256 fingerprints (on listeners
+    /// with `tls` files that list `tls` in `auth`).
+    #[serde(default)]
+    pub tls: Option<TlsPrincipalConfig>,
 }
 
 impl fmt::Debug for PrincipalConfig {
@@ -105,6 +113,7 @@ impl PrincipalConfig {
             wampcra: None,
             cryptosign: None,
             scram: None,
+            tls: None,
         }
     }
 
@@ -122,6 +131,9 @@ impl PrincipalConfig {
         }
         if self.scram.is_some() {
             methods.push(SCRAM);
+        }
+        if self.tls.is_some() {
+            methods.push(TLS);
         }
         methods
     }
@@ -191,6 +203,37 @@ impl CryptosignConfig {
             authorized_keys: keys.into_iter().map(Into::into).collect(),
         }
     }
+}
+
+/// The TLS client certificates that authenticate a principal, by the
+/// SHA-256 fingerprint of their DER encoding: hex, upper or lower case,
+/// with or without `:` separators (as `openssl x509 -noout -fingerprint
+/// -sha256` prints it, or [`certificate_fingerprint`](crate::certificate_fingerprint)).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TlsPrincipalConfig {
+    /// The fingerprints.
+    pub fingerprints: Vec<String>,
+}
+
+impl TlsPrincipalConfig {
+    /// These fingerprints.
+    pub fn new(fingerprints: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            fingerprints: fingerprints.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+/// A fingerprint as lowercase hex without separators, if it is 32 bytes.
+fn normalize_fingerprint(text: &str) -> Option<String> {
+    let hex: String = text
+        .chars()
+        .filter(|c| *c != ':')
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    (hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit())).then_some(hex)
 }
 
 /// A SCRAM credential as the WAMP spec and Crossbar.io's configuration
@@ -329,6 +372,12 @@ pub(super) fn validate(config: &super::RouterConfig) -> Result<(), ConfigError> 
                 });
             }
         }
+        if l.auth.iter().flatten().any(|m| m == TLS) && l.tls.is_none() {
+            return Err(ConfigError::ListenerAuth {
+                listener: name,
+                problem: "it accepts \"tls\" (client certificates), but serves no TLS: add `tls = { certificate = …, key = … }`".into(),
+            });
+        }
         if l.auth.as_ref().is_some_and(Vec::is_empty) {
             return Err(ConfigError::ListenerAuth {
                 listener: name,
@@ -378,6 +427,18 @@ pub(super) fn validate(config: &super::RouterConfig) -> Result<(), ConfigError> 
         }
         if let Some(scram) = &p.scram {
             scram.kdf().map_err(|e| p.error(e))?;
+        }
+        if let Some(tls) = &p.tls {
+            if tls.fingerprints.is_empty() {
+                return Err(p.error("tls.fingerprints is empty"));
+            }
+            for f in &tls.fingerprints {
+                if normalize_fingerprint(f).is_none() {
+                    return Err(p.error(format!(
+                        "tls fingerprint {f:?} is not a SHA-256 fingerprint (64 hex digits, `:` allowed)"
+                    )));
+                }
+            }
         }
     }
     Ok(())
@@ -458,26 +519,84 @@ pub(super) fn static_authenticator(
     Ok(Some(auth))
 }
 
-/// Which methods each connection's listener accepts (connections of
-/// listeners without `auth` are not in it).
-pub(super) type ListenerMethods = Arc<Mutex<HashMap<ConnectionId, Arc<[String]>>>>;
+/// The `tls` principals: realm → fingerprint → (authid, role).
+pub(super) type TlsPrincipals = HashMap<String, HashMap<String, (String, String)>>;
 
-/// Narrows each HELLO's `authmethods` to those its listener accepts, then
-/// asks the authenticator behind it.
+/// The `tls` principals of the configuration.
+pub(super) fn tls_principals(config: &super::RouterConfig) -> TlsPrincipals {
+    let mut map = TlsPrincipals::new();
+    for p in &config.principals {
+        for f in p.tls.iter().flat_map(|t| &t.fingerprints) {
+            if let Some(f) = normalize_fingerprint(f) {
+                map.entry(p.realm.clone())
+                    .or_default()
+                    .insert(f, (p.authid.clone(), p.role.clone()));
+            }
+        }
+    }
+    map
+}
+
+/// What the router knows of a connection for authentication.
+#[derive(Debug, Clone, Default)]
+pub(super) struct ConnAuth {
+    /// The methods its listener accepts, if it says.
+    pub(super) methods: Option<Arc<[String]>>,
+    /// The SHA-256 fingerprint of its TLS client certificate.
+    pub(super) fingerprint: Option<String>,
+}
+
+/// What each connection's listener accepts and its client certificate
+/// (connections with neither are not in it).
+pub(super) type ListenerMethods = Arc<Mutex<HashMap<ConnectionId, ConnAuth>>>;
+
+/// Narrows each HELLO's `authmethods` to those its listener accepts,
+/// decides `tls` itself, and asks the authenticator behind it for the
+/// others.
 pub(super) struct ListenerAuthenticator {
     pub(super) inner: Box<dyn Authenticator + Send>,
     pub(super) methods: ListenerMethods,
+    pub(super) tls: TlsPrincipals,
+}
+
+impl ListenerAuthenticator {
+    /// The `tls` decision: the client certificate's principal in this
+    /// realm, if its authid and authrole (when asked) match.
+    fn tls(&self, hello: &HelloContext<'_>, fingerprint: Option<&str>) -> AuthDecision {
+        let principal = fingerprint.and_then(|f| self.tls.get(hello.realm)?.get(f));
+        let asked = |key: &str| hello.details.get(key).and_then(Value::as_str);
+        match principal {
+            Some((authid, role))
+                if asked("authid").is_none_or(|a| a == authid)
+                    && asked("authrole").is_none_or(|r| r == role) =>
+            {
+                AuthDecision::welcome(authid.clone(), role.clone(), TLS)
+            }
+            _ => {
+                log::debug!(
+                    "router: tls authentication refused for session {} on {:?}",
+                    hello.session,
+                    hello.realm
+                );
+                AuthDecision::deny(
+                    fahrbahn_core::wamp::error::ERROR_NOT_AUTHORIZED,
+                    "authentication failed",
+                )
+            }
+        }
+    }
 }
 
 impl Authenticator for ListenerAuthenticator {
     fn on_hello(&mut self, hello: &HelloContext<'_>) -> AuthDecision {
-        let accepted = self
+        let conn = self
             .methods
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&hello.conn)
-            .cloned();
-        let Some(accepted) = accepted else {
+            .cloned()
+            .unwrap_or_default();
+        let Some(accepted) = conn.methods else {
             return self.inner.on_hello(hello);
         };
         let offered: Vec<&str> = match hello.details.get("authmethods").and_then(Value::as_list) {
@@ -499,6 +618,13 @@ impl Authenticator for ListenerAuthenticator {
                 "none of the offered authentication methods is accepted",
             );
         }
+        if kept.first().and_then(Value::as_str) == Some(TLS) {
+            return self.tls(hello, conn.fingerprint.as_deref());
+        }
+        let kept: Vec<Value> = kept
+            .into_iter()
+            .filter(|m| m.as_str() != Some(TLS))
+            .collect();
         let mut details: Dict = hello.details.clone();
         details.insert("authmethods".into(), Value::List(kept));
         self.inner.on_hello(&hello.with_details(&details))

@@ -40,13 +40,14 @@ use fahrbahn_core::wamp::router::{
 };
 
 pub use auth::{
-    ANONYMOUS_ROLE, AUTH_METHODS, CryptosignConfig, PrincipalConfig, ScramConfig, WampCraConfig,
-    resolve_secret,
+    ANONYMOUS_ROLE, AUTH_METHODS, CryptosignConfig, PrincipalConfig, ScramConfig,
+    TlsPrincipalConfig, WampCraConfig, resolve_secret,
 };
 pub use config::{
     AllowConfig, DiscloseConfig, ListenerConfig, MatchConfig, PermissionConfig, RoleConfig,
     RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind,
 };
+pub use tls::certificate_fingerprint;
 
 use fahrbahn_core::ws::AllowedOrigins;
 
@@ -250,6 +251,7 @@ impl Router {
             return Err(ConfigError::PrincipalsAndAuthenticator.into());
         }
         let static_auth = auth::static_authenticator(&config)?;
+        let tls_principals = auth::tls_principals(&config);
         let limits = config.limits;
         let mut core_config = CoreConfig::default();
         core_config.realms = config.realms.clone();
@@ -279,11 +281,13 @@ impl Router {
             (Some(inner), true) => core.set_authenticator(Box::new(auth::ListenerAuthenticator {
                 inner,
                 methods: listener_methods.clone(),
+                tls: tls_principals,
             })),
             (Some(inner), false) => core.set_authenticator(inner),
             (None, true) => core.set_authenticator(Box::new(auth::ListenerAuthenticator {
                 inner: Box::new(AnonymousAuthenticator),
                 methods: listener_methods.clone(),
+                tls: tls_principals,
             })),
             (None, false) => {}
         }
@@ -326,8 +330,9 @@ impl Router {
                 }
                 (None, None) => unreachable!("validated"),
             };
+            let client_certs = l.auth.iter().flatten().any(|m| m == auth::TLS);
             let tls = match &l.tls {
-                Some(files) => Some(tls::acceptor(files)?),
+                Some(files) => Some(tls::acceptor(files, client_certs)?),
                 None => None,
             };
             let info = ListenerInfo {

@@ -12,6 +12,7 @@ use fahrbahn_core::wamp::{ServerConnection, ServerEvent};
 use fahrbahn_core::ws::AllowedOrigins;
 use fahrbahn_core::{Machine, rawsocket, ws};
 
+use super::auth::ConnAuth;
 use super::{Shared, Slot, TransportKind, tls};
 use crate::driver::{Driver, Side};
 use crate::runtime::{AnyListener, BoxTransport};
@@ -70,17 +71,21 @@ pub(super) async fn accept_loop(
                 shared.exec.spawn(Box::pin(async move {
                     // The TLS handshake runs in the connection's own task,
                     // bounded by its own deadline.
-                    let io = match tls {
-                        None => io,
+                    let (io, fingerprint) = match tls {
+                        None => (io, None),
                         Some(acceptor) => {
                             let deadline = shared2.exec.new_timer(shared2.exec.now() + TLS_TIMEOUT);
                             match tls::accept(acceptor, io, deadline).await {
-                                Some(io) => io,
+                                Some(accepted) => accepted,
                                 None => return,
                             }
                         }
                     };
-                    serve_connection(shared2, io, kind, origins, methods).await;
+                    let auth = ConnAuth {
+                        methods,
+                        fingerprint,
+                    };
+                    serve_connection(shared2, io, kind, origins, auth).await;
                     drop(slot);
                 }));
             }
@@ -176,7 +181,7 @@ async fn serve_connection(
     io: BoxTransport,
     kind: TransportKind,
     origins: Option<AllowedOrigins>,
-    methods: Option<Arc<[String]>>,
+    auth: ConnAuth,
 ) {
     let mut driver = Driver::new(io, machine(&shared, kind, origins), shared.exec.clone());
     driver.set_high_water(shared.limits.read_high_water);
@@ -184,12 +189,12 @@ async fn serve_connection(
         let mut core = shared.lock();
         let id = core.router.attach(shared.exec.now());
         core.slots.insert(id, Slot::default());
-        if let Some(methods) = methods {
+        if auth.methods.is_some() || auth.fingerprint.is_some() {
             shared
                 .listener_methods
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(id, methods);
+                .insert(id, auth);
         }
         core.route();
         id
