@@ -944,9 +944,13 @@ mod tests {
             "--allowed-origin",
             "http://127.0.0.1:*",
             "--allowed-origin=null",
+            "--auth",
+            "anonymous,ticket",
+            "--auth=scram",
         ]) else {
             panic!("not a router");
         };
+        assert_eq!(r.auth, vec!["anonymous", "ticket", "scram"]);
         assert_eq!(r.allowed_origins, vec!["http://127.0.0.1:*", "null"]);
         assert_eq!(r.websocket, vec!["0.0.0.0:9000", "127.0.0.1:0"]);
         assert_eq!(r.rawsocket, vec!["127.0.0.1:9001"]);
@@ -957,6 +961,10 @@ mod tests {
         assert_eq!(
             kind(&["router", "--config", "a", "--config", "b"]),
             ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["router", "--auth", "password"]),
+            ErrorKind::InvalidValue
         );
     }
 

@@ -858,3 +858,41 @@ async fn hash_secret_output_configures_a_router() {
     );
     router.shutdown().await;
 }
+
+/// With principals in the configuration, the command line's listeners need
+/// `--auth`; with it the router starts and says what each accepts.
+#[tokio::test]
+async fn router_listeners_of_the_command_line_need_auth_with_principals() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("router-auth");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("router.toml");
+    std::fs::write(
+        &config,
+        "[[principal]]\nrealm = \"realm1\"\nauthid = \"a\"\nrole = \"user\"\nwampcra = { secret = \"s\" }\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = run(&["router", "--config", config, "--rs", "127.0.0.1:0"]).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("auth = ["), "{}", out.stderr);
+    let mut router = Running::spawn(&[
+        "router",
+        "--config",
+        config,
+        "--rs",
+        "127.0.0.1:0",
+        "--auth",
+        "wampcra,anonymous",
+    ]);
+    // The banner, then the access line.
+    let banner = router.stdout_line().await;
+    assert!(banner.starts_with("fahrbahn router"), "{banner}");
+    let access = router.stdout_line().await;
+    assert!(
+        access.starts_with("authentication (rs://127.0.0.1:")
+            && access.contains(": wampcra, anonymous)"),
+        "{access}"
+    );
+    router.terminate().await;
+}
