@@ -405,9 +405,12 @@ pub(super) fn validate(config: &super::RouterConfig) -> Result<(), ConfigError> 
             return Err(p.error("`authid` and `role` must not be empty"));
         }
         if let Some(cra) = &p.wampcra {
-            if cra.salt.is_some() != (cra.iterations.is_some() && cra.keylen.is_some())
-                || (cra.salt.is_none() && (cra.iterations.is_some() || cra.keylen.is_some()))
-            {
+            let salted = [
+                cra.salt.is_some(),
+                cra.iterations.is_some(),
+                cra.keylen.is_some(),
+            ];
+            if salted.contains(&true) && salted.contains(&false) {
                 return Err(p.error(
                     "a salted wampcra secret needs all of `salt`, `iterations` and `keylen`",
                 ));
