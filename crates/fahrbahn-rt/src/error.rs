@@ -294,6 +294,25 @@ pub enum ConfigError {
         /// The address.
         address: String,
     },
+    /// A `[[principal]]` cannot be used.
+    Principal {
+        /// Its realm.
+        realm: String,
+        /// Its authid.
+        authid: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// A listener's `auth` cannot be used.
+    ListenerAuth {
+        /// The listener's address or path.
+        listener: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// Principals are configured and a custom authenticator is plugged
+    /// in: the authenticator would ignore the principals.
+    PrincipalsAndAuthenticator,
     /// A TLS certificate or key file cannot be read or parsed.
     #[cfg(feature = "tls")]
     Pem {
@@ -335,6 +354,17 @@ impl fmt::Display for ConfigError {
                 f,
                 "listener {address} is reachable from other machines: set `expose = true` on it (and configure roles, authentication and `allowed_origins`) or listen on 127.0.0.1"
             ),
+            ConfigError::Principal {
+                realm,
+                authid,
+                problem,
+            } => write!(f, "principal {authid:?} of realm {realm:?}: {problem}"),
+            ConfigError::ListenerAuth { listener, problem } => {
+                write!(f, "listener {listener}: {problem}")
+            }
+            ConfigError::PrincipalsAndAuthenticator => f.write_str(
+                "principals are configured and a custom authenticator is set: the authenticator would ignore the principals (drop one of them)",
+            ),
             #[cfg(feature = "tls")]
             ConfigError::Pem { path, source } => {
                 write!(f, "cannot use {}: {source}", path.display())
@@ -357,7 +387,10 @@ impl std::error::Error for ConfigError {
             | ConfigError::DuplicateRole { .. }
             | ConfigError::RolesAndAuthorizer
             | ConfigError::OriginsNotWebSocket
-            | ConfigError::NotLoopback { .. } => None,
+            | ConfigError::NotLoopback { .. }
+            | ConfigError::Principal { .. }
+            | ConfigError::ListenerAuth { .. }
+            | ConfigError::PrincipalsAndAuthenticator => None,
         }
     }
 }

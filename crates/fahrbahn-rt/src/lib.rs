@@ -36,8 +36,10 @@ pub use fahrbahn_core::ws::{
 };
 pub use incoming::{DEFAULT_MAX_PENDING_HANDSHAKES, Incoming};
 pub use router::{
-    AllowConfig, DiscloseConfig, ListenerConfig, ListenerInfo, MatchConfig, PermissionConfig,
-    RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind,
+    ANONYMOUS_ROLE, AUTH_METHODS, AllowConfig, CryptosignConfig, DiscloseConfig, ListenerConfig,
+    ListenerInfo, MatchConfig, PermissionConfig, PrincipalConfig, RoleConfig, Router,
+    RouterBuilder, RouterConfig, RouterLimits, ScramConfig, TlsFiles, TlsPrincipalConfig,
+    TransportKind, WampCraConfig, certificate_fingerprint, resolve_secret,
 };
 pub use runtime::{
     AnyListener, AsyncTimer, BoxFuture, BoxTransport, Executor, ExecutorHandle, Runtime,

@@ -123,9 +123,11 @@ pub mod wamp {
     /// The embedded WAMP router, served on listeners of any runtime.
     pub mod router {
         pub use fahrbahn_rt::{
-            AllowConfig, DiscloseConfig, ListenerConfig, ListenerInfo, MatchConfig,
-            PermissionConfig, RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits,
-            TlsFiles, TransportKind,
+            ANONYMOUS_ROLE, AUTH_METHODS, AllowConfig, CryptosignConfig, DiscloseConfig,
+            ListenerConfig, ListenerInfo, MatchConfig, PermissionConfig, PrincipalConfig,
+            RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits, ScramConfig, TlsFiles,
+            TlsPrincipalConfig, TransportKind, WampCraConfig, certificate_fingerprint,
+            resolve_secret,
         };
 
         pub use fahrbahn_core::wamp::router::{

@@ -120,6 +120,7 @@ impl Router {
         let mut random = [0; 32];
         self.rng.fill(&mut random);
         let decision = self.authenticator.on_hello(&HelloContext {
+            conn,
             session: SessionId(session),
             realm: &realm,
             details: &details,
@@ -147,6 +148,7 @@ impl Router {
         let mut random = [0; 32];
         self.rng.fill(&mut random);
         let decision = self.authenticator.on_authenticate(&AuthenticateContext {
+            conn,
             session: SessionId(pending.session),
             realm: &pending.realm,
             hello: &pending.hello,
