@@ -46,8 +46,9 @@ pub use runtime::{
     TcpListener, Transport,
 };
 pub use session::{
-    CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation, InvocationStream,
-    ProgressiveCall, Registration, Session, SessionOptions, Subscription, kwargs, to_args,
+    CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation,
+    InvocationStream, Registration, Session, SessionOptions, StreamingCall, Subscription, kwargs,
+    to_args,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

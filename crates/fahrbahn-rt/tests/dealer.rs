@@ -211,7 +211,7 @@ async fn a_caller_streams_its_input_to_a_streaming_callee() {
         .await
         .unwrap();
     let call = caller
-        .call_progressive(
+        .call_streaming(
             "com.example.sum",
             vec![1.into()],
             Default::default(),

@@ -94,7 +94,7 @@ pub mod ws {
 /// embedded [`router`](wamp::router).
 pub mod wamp {
     pub use fahrbahn_rt::{
-        CallOptions, InvocationStream, Invoke, ProgressiveCall, RegisterOptions, TimeoutUnit,
+        CallOptions, InvocationStream, Invoke, RegisterOptions, StreamingCall, TimeoutUnit,
     };
     pub use fahrbahn_rt::{
         CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation,

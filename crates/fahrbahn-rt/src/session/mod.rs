@@ -99,24 +99,24 @@ impl Registration {
 }
 
 /// A call whose input the caller streams (progressive call invocations),
-/// from [`Session::call_progressive`]: [`send`](Self::send) more parts,
+/// from [`Session::call_streaming`]: [`send`](Self::send) more parts,
 /// then [`finish`](Self::finish) with the last one and wait for the
 /// result. Dropped before it is finished, the call is canceled.
-pub struct ProgressiveCall {
+pub struct StreamingCall {
     session: Session,
     request: RequestId,
     answer: Option<oneshot::Receiver<Result<CallResult, Error>>>,
 }
 
-impl fmt::Debug for ProgressiveCall {
+impl fmt::Debug for StreamingCall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ProgressiveCall")
+        f.debug_struct("StreamingCall")
             .field("request", &self.request)
             .finish_non_exhaustive()
     }
 }
 
-impl ProgressiveCall {
+impl StreamingCall {
     /// Sends one more part of the input (not the last).
     pub fn send(&self, args: List, kwargs: Dict) -> Result<(), Error> {
         self.part(args, kwargs, false)
@@ -142,7 +142,7 @@ impl ProgressiveCall {
     }
 }
 
-impl Drop for ProgressiveCall {
+impl Drop for StreamingCall {
     fn drop(&mut self) {
         if self.answer.is_some() {
             let request = self.request;
@@ -490,24 +490,24 @@ impl Session {
 
     /// Starts a call whose input is streamed (progressive call
     /// invocations): sends the first part (a CALL with `progress: true`
-    /// and `options`); the returned [`ProgressiveCall`] sends the others.
+    /// and `options`); the returned [`StreamingCall`] sends the others.
     /// The router must support it (ours does; Crossbar.io does not) and
     /// the callee must announce `progressive_call_invocations`, else the
     /// call fails with `wamp.error.feature_not_supported`.
-    pub fn call_progressive(
+    pub fn call_streaming(
         &self,
         procedure: &str,
         args: List,
         kwargs: Dict,
         mut options: Dict,
-    ) -> Result<ProgressiveCall, Error> {
+    ) -> Result<StreamingCall, Error> {
         options.insert("progress".into(), true.into());
         let (tx, rx) = oneshot::channel();
         let request = self.shared.request_on_connection(
             |conn| conn.call(procedure, args, kwargs, options),
             Waiter::Call(tx),
         )?;
-        Ok(ProgressiveCall {
+        Ok(StreamingCall {
             session: self.clone(),
             request,
             answer: Some(rx),
@@ -575,7 +575,7 @@ impl Session {
 
     /// Registers `procedure` with a handler that takes its input as a
     /// stream of parts ([`InvocationStream`]): callers may stream their
-    /// input ([`call_progressive`](Self::call_progressive), progressive
+    /// input ([`call_streaming`](Self::call_streaming), progressive
     /// call invocations); a plain call is a stream of one part.
     pub async fn register_streaming<F, Fut>(
         &self,
