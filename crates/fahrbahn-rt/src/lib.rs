@@ -34,16 +34,17 @@ pub use fahrbahn_core::ws::{
 };
 pub use incoming::{DEFAULT_MAX_PENDING_HANDSHAKES, Incoming};
 pub use router::{
-    AllowConfig, DiscloseConfig, ListenerConfig, ListenerInfo, MatchConfig, PermissionConfig,
-    RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind,
+    AllowConfig, DiscloseConfig, InProcessStream, ListenerConfig, ListenerInfo, MatchConfig,
+    PermissionConfig, RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits, TlsFiles,
+    TransportKind,
 };
 pub use runtime::{
     AnyListener, AsyncTimer, BoxFuture, BoxTransport, Executor, ExecutorHandle, Runtime,
     TcpListener, Transport,
 };
 pub use session::{
-    CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,
-    Subscription, kwargs, to_args,
+    CallResult, ChallengeHandler, Event, Framing, Invocation, Registration, Session,
+    SessionOptions, Subscription, kwargs, to_args,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

@@ -94,8 +94,8 @@ pub mod ws {
 /// embedded [`router`](wamp::router).
 pub mod wamp {
     pub use fahrbahn_rt::{
-        CallResult, ChallengeHandler, Event, Invocation, Registration, Session, SessionOptions,
-        Subscription, WampUrl, kwargs, to_args,
+        CallResult, ChallengeHandler, Event, Framing, Invocation, Registration, Session,
+        SessionOptions, Subscription, WampUrl, kwargs, to_args,
     };
 
     pub use fahrbahn_core::wamp::{
@@ -108,9 +108,9 @@ pub mod wamp {
     /// The embedded WAMP router, served on listeners of any runtime.
     pub mod router {
         pub use fahrbahn_rt::{
-            AllowConfig, DiscloseConfig, ListenerConfig, ListenerInfo, MatchConfig,
-            PermissionConfig, RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits,
-            TlsFiles, TransportKind,
+            AllowConfig, DiscloseConfig, InProcessStream, ListenerConfig, ListenerInfo,
+            MatchConfig, PermissionConfig, RoleConfig, Router, RouterBuilder, RouterConfig,
+            RouterLimits, TlsFiles, TransportKind,
         };
 
         pub use fahrbahn_core::wamp::router::{
@@ -137,7 +137,7 @@ pub mod runtime {
 /// `session_with` (WAMP).
 #[allow(unused_macros)] // unused when no runtime feature is on
 macro_rules! runtime_module {
-    ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident) => {
+    ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident $(, { $($extra:item)* })?) => {
         $(#[$meta])*
         pub mod $name {
             use std::net::SocketAddr;
@@ -205,6 +205,21 @@ macro_rules! runtime_module {
                 Session::connect_with(&$rt, url, options).await
             }
 
+            /// Joins a WAMP router over a byte stream the application
+            /// provides, framed as `framing` says (see
+            /// [`Session::join_stream`]). Tokio streams: wrap them in
+            /// `TokioIo` (or use `session_over_tokio`).
+            pub async fn session_over<S>(
+                stream: S,
+                framing: fahrbahn_rt::Framing,
+                options: SessionOptions,
+            ) -> Result<Session, Error>
+            where
+                S: fahrbahn_rt::AsyncRead + fahrbahn_rt::AsyncWrite + Send + Unpin + 'static,
+            {
+                Session::join_stream(&$rt, stream, framing, options).await
+            }
+
             /// Runs the server handshake over a stream accepted elsewhere.
             pub async fn accept_stream<S>(stream: S, config: ServerConfig) -> Result<WebSocket<S>, Error>
             where
@@ -212,6 +227,8 @@ macro_rules! runtime_module {
             {
                 WebSocket::accept(&$rt, stream, config).await
             }
+
+            $($($extra)*)?
         }
     };
 }
@@ -219,7 +236,22 @@ macro_rules! runtime_module {
 #[cfg(feature = "tokio")]
 runtime_module!(
     /// WebSocket on tokio.
-    tokio, fahrbahn_tokio, TokioRuntime
+    tokio, fahrbahn_tokio, TokioRuntime, {
+        pub use fahrbahn_tokio::TokioIo;
+
+        /// [`session_over`] for a tokio byte stream (a `tokio::net::TcpStream`,
+        /// a `tokio::io::DuplexStream`, a tokio TLS stream…).
+        pub async fn session_over_tokio<S>(
+            stream: S,
+            framing: fahrbahn_rt::Framing,
+            options: SessionOptions,
+        ) -> Result<Session, Error>
+        where
+            S: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Send + Unpin + 'static,
+        {
+            session_over(TokioIo(stream), framing, options).await
+        }
+    }
 );
 #[cfg(feature = "smol")]
 runtime_module!(

@@ -28,13 +28,13 @@ use futures_core::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use options::{ChallengeHandler, SessionOptions};
+pub use options::{ChallengeHandler, Framing, SessionOptions};
 pub use payload::{CallResult, Event, Invocation, kwargs, to_args};
 
 use crate::connect::MaybeTlsStream;
 use crate::driver::Driver;
 use crate::error::Error;
-use crate::runtime::{BoxTransport, Runtime};
+use crate::runtime::{BoxTransport, ExecutorHandle, Runtime};
 use crate::wamp_url::WampUrl;
 use task::{Handler, Inner, LeaveOnDrop, Shared, Waiter, run};
 
@@ -162,8 +162,7 @@ impl Session {
         url: &str,
         options: SessionOptions,
     ) -> Result<Self, Error> {
-        let now = runtime.now();
-        let (io, conn): (BoxTransport, ClientConnection) = match WampUrl::parse(url)? {
+        let (io, framing): (BoxTransport, Framing) = match WampUrl::parse(url)? {
             WampUrl::WebSocket(u) => {
                 let tcp = runtime.connect_tcp(&u.host, u.port).await?;
                 let io: BoxTransport = if u.secure {
@@ -171,17 +170,7 @@ impl Session {
                 } else {
                     Box::new(MaybeTlsStream::Plain(tcp))
                 };
-                let mut config = options.websocket.clone();
-                config.host = u.host_header();
-                config.path = u.path.clone();
-                let conn = ClientConnection::websocket(
-                    config,
-                    &options.serializers,
-                    options.session.clone(),
-                    crate::websocket::os_rng(),
-                    now,
-                );
-                (io, conn)
+                (io, Framing::from_ws_url(&u))
             }
             WampUrl::RawSocket { secure, host, port } => {
                 let tcp = runtime.connect_tcp(&host, port).await?;
@@ -190,15 +179,84 @@ impl Session {
                 } else {
                     Box::new(tcp)
                 };
-                (io, Self::rawsocket_conn(&options, now))
+                (io, Framing::RawSocket)
             }
             WampUrl::Unix { path } => {
                 let io = runtime.connect_unix(&path).await?;
-                (io, Self::rawsocket_conn(&options, now))
+                (io, Framing::RawSocket)
             }
         };
+        Self::start(runtime.handle(), io, framing, options).await
+    }
+
+    /// Joins over a byte stream the caller provides — any `futures-io`
+    /// `AsyncRead + AsyncWrite` (an in-memory pipe, a serial line, a
+    /// stream tunnelled through something else; tokio streams wrapped in
+    /// `TokioIo`) — framed as `framing` says. The stream is taken as it
+    /// is: no TLS, no proxy; the session's options (limits, keepalive,
+    /// join timeout, serializers, authentication) apply as for
+    /// [`connect_with`](Self::connect_with).
+    ///
+    /// ```no_run
+    /// # async fn demo<R: fahrbahn_rt::Runtime, S>(rt: &R, stream: S) -> Result<(), fahrbahn_rt::Error>
+    /// # where S: fahrbahn_rt::AsyncRead + fahrbahn_rt::AsyncWrite + Send + Unpin + 'static {
+    /// use fahrbahn_rt::{Framing, Session, SessionOptions};
+    /// let framing = Framing::websocket("ws://router.example/ws")?;
+    /// let session = Session::join_stream(rt, stream, framing, SessionOptions::new("realm1")).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn join_stream<R, S>(
+        runtime: &R,
+        io: S,
+        framing: Framing,
+        options: SessionOptions,
+    ) -> Result<Self, Error>
+    where
+        R: Runtime,
+        S: futures_io::AsyncRead + futures_io::AsyncWrite + Send + Unpin + 'static,
+    {
+        Self::start(runtime.handle(), Box::new(io), framing, options).await
+    }
+
+    /// Joins `router`, embedded in this process, over an in-process
+    /// stream ([`Router::connect_in_process`](crate::Router::connect_in_process)):
+    /// no socket and no listener needed. The messages are serialized and
+    /// framed as on a RawSocket connection (with the first serializer of
+    /// `options`), so the router applies the same limits as to any other
+    /// client; the session's tasks run on the router's runtime.
+    pub async fn join_in_process(
+        router: &crate::Router,
+        options: SessionOptions,
+    ) -> Result<Self, Error> {
+        let io = router.connect_in_process()?;
+        Self::start(router.executor(), Box::new(io), Framing::RawSocket, options).await
+    }
+
+    /// Starts the session's task over `io` and waits for the join.
+    pub(crate) async fn start(
+        exec: ExecutorHandle,
+        io: BoxTransport,
+        framing: Framing,
+        options: SessionOptions,
+    ) -> Result<Self, Error> {
+        let now = exec.now();
+        let conn = match framing {
+            Framing::WebSocket { host, path } => {
+                let mut config = options.websocket.clone();
+                config.host = host;
+                config.path = path;
+                ClientConnection::websocket(
+                    config,
+                    &options.serializers,
+                    options.session.clone(),
+                    crate::websocket::os_rng(),
+                    now,
+                )
+            }
+            Framing::RawSocket => Self::rawsocket_conn(&options, now),
+        };
         let (joined_tx, joined_rx) = oneshot::channel();
-        let mut driver = Driver::new(io, conn, runtime.handle());
+        let mut driver = Driver::new(io, conn, exec.clone());
         driver.set_high_water(options.read_high_water);
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
@@ -217,7 +275,7 @@ impl Session {
             leave_requested: AtomicBool::new(false),
             driver_waker: Mutex::new(None),
         });
-        runtime.spawn(Box::pin(run(shared.clone())));
+        exec.spawn(Box::pin(run(shared.clone())));
         // The join (transport handshake, HELLO, authentication, WELCOME)
         // is bounded by the session's join timeout (a core deadline), so a
         // silent router cannot hang us.

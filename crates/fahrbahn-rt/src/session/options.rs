@@ -103,3 +103,45 @@ impl SessionOptions {
         self
     }
 }
+
+/// How WAMP messages are framed on a byte stream the caller provides
+/// ([`Session::join_stream`](super::Session::join_stream)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Framing {
+    /// WebSocket with a WAMP subprotocol (the serializers of the
+    /// options); the opening handshake asks for `path` on `host`.
+    WebSocket {
+        /// The `Host` header (`example.com`, `example.com:8080`).
+        host: String,
+        /// The request path and query (`/ws`).
+        path: String,
+    },
+    /// RawSocket (the first serializer of the options).
+    RawSocket,
+}
+
+impl Framing {
+    /// WebSocket framing with the host and path of a `ws://` or `wss://`
+    /// URL (nothing is connected: the URL only names what the handshake
+    /// asks for).
+    ///
+    /// ```
+    /// use fahrbahn_rt::Framing;
+    /// let framing = Framing::websocket("ws://router.example:8080/ws").unwrap();
+    /// assert_eq!(
+    ///     framing,
+    ///     Framing::WebSocket { host: "router.example:8080".into(), path: "/ws".into() }
+    /// );
+    /// ```
+    pub fn websocket(url: &str) -> Result<Self, crate::Error> {
+        Ok(Self::from_ws_url(&crate::WsUrl::parse(url)?))
+    }
+
+    pub(crate) fn from_ws_url(url: &crate::WsUrl) -> Self {
+        Framing::WebSocket {
+            host: url.host_header(),
+            path: url.path.clone(),
+        }
+    }
+}
