@@ -43,8 +43,8 @@ pub use runtime::{
     TcpListener, Transport,
 };
 pub use session::{
-    CallResult, ChallengeHandler, Event, Framing, Invocation, Registration, Session,
-    SessionOptions, Subscription, kwargs, to_args,
+    CallProgress, CallResult, ChallengeHandler, Event, Framing, Invocation, ProgressiveCall,
+    Registration, Session, SessionOptions, Subscription, from_payload, kwargs, to_args, to_payload,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

@@ -238,3 +238,223 @@ async fn an_in_process_subscriber_that_stops_reading_is_cut_off_by_the_outbound_
     publisher.leave().await.unwrap();
     router.shutdown().await;
 }
+
+/// Two in-process sessions on one embedded router.
+async fn pair() -> (Router, Session, Session) {
+    let router = embedded(RouterLimits::default()).await;
+    let a = Session::join_in_process(&router, SessionOptions::new("realm1"))
+        .await
+        .unwrap();
+    let b = Session::join_in_process(&router, SessionOptions::new("realm1"))
+        .await
+        .unwrap();
+    (router, a, b)
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Order {
+    item: String,
+    qty: u32,
+}
+
+#[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+struct Receipt {
+    item: String,
+    total_cents: u64,
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_struct_travels_as_kwargs_in_calls_results_and_events() {
+    let (router, callee, caller) = pair().await;
+    callee
+        .register("com.example.order", |inv| async move {
+            let order: Order = inv.decode()?;
+            CallResult::typed(&Receipt {
+                item: order.item,
+                total_cents: 250 * u64::from(order.qty),
+            })
+        })
+        .await
+        .unwrap();
+    let order = Order {
+        item: "tea".into(),
+        qty: 2,
+    };
+    let receipt: Receipt = caller
+        .call_typed("com.example.order", &order)
+        .await
+        .unwrap();
+    assert_eq!(
+        receipt,
+        Receipt {
+            item: "tea".into(),
+            total_cents: 500
+        }
+    );
+    // The untyped view of the same result: kwargs, no args.
+    let raw = caller
+        .call(
+            "com.example.order",
+            vec![],
+            kwargs([("item", "cake".into()), ("qty", 1.into())]),
+        )
+        .await
+        .unwrap();
+    assert!(raw.args.is_empty());
+    assert_eq!(raw.kwargs.get("total_cents"), Some(&Value::from(250)));
+    // Arguments that do not fit are the caller's mistake.
+    let wrong = caller
+        .call("com.example.order", vec!["tea".into()], Dict::new())
+        .await;
+    match wrong {
+        Err(Error::Wamp(e)) => assert_eq!(e.error, "wamp.error.invalid_argument"),
+        other => panic!("expected invalid_argument, got {other:?}"),
+    }
+
+    let mut events = callee.subscribe("com.example.orders").await.unwrap();
+    caller
+        .publish_typed_with(
+            "com.example.orders",
+            &order,
+            kwargs([("acknowledge", true.into())]),
+        )
+        .await
+        .unwrap();
+    caller
+        .publish_typed("com.example.orders", &("tea", 3))
+        .await
+        .unwrap();
+    let event = events.next().await.unwrap();
+    assert!(event.args.is_empty());
+    assert_eq!(event.decode::<Order>().unwrap(), order);
+    let event = events.next().await.unwrap();
+    assert_eq!(event.args.len(), 2);
+    // A struct also decodes from positional arguments, in field order.
+    assert_eq!(
+        event.decode::<Order>().unwrap(),
+        Order {
+            item: "tea".into(),
+            qty: 3
+        }
+    );
+    assert!(matches!(
+        event.decode::<(u32, u32)>(),
+        Err(Error::Decode(_))
+    ));
+    caller.leave().await.unwrap();
+    callee.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+/// Registers `com.example.count`: `n` progressive results 0..n, then `n`.
+async fn register_counter(callee: &Session) {
+    callee
+        .register("com.example.count", |inv| async move {
+            let n: i64 = inv.decode()?;
+            let mut sent = 0;
+            for i in 0..n {
+                if inv
+                    .send_progress(CallResult::args(vec![i.into()]))
+                    .expect("the call is running")
+                {
+                    sent += 1;
+                }
+            }
+            Ok(CallResult::new(
+                vec![n.into()],
+                kwargs([("progressive_sent", sent.into())]),
+            ))
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn progressive_results_arrive_as_a_stream_then_the_final_one() {
+    let (router, callee, caller) = pair().await;
+    register_counter(&callee).await;
+    let mut results = caller
+        .call_progressive(
+            "com.example.count",
+            vec![3.into()],
+            Dict::new(),
+            Dict::new(),
+        )
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(item) = results.next().await {
+        seen.push(item.unwrap());
+    }
+    let progress: Vec<_> = seen
+        .iter()
+        .filter(|p| !p.is_final())
+        .map(|p| p.result().args.clone())
+        .collect();
+    assert_eq!(
+        progress,
+        vec![vec![Value::from(0)], vec![1.into()], vec![2.into()]]
+    );
+    let last = seen.last().unwrap();
+    assert!(last.is_final());
+    assert_eq!(last.result().args, vec![Value::from(3)]);
+    assert_eq!(seen.len(), 4);
+
+    // A plain call to the same procedure: the callee sends no progressive
+    // results and the caller gets only the final one.
+    let plain = caller
+        .call("com.example.count", vec![3.into()], Dict::new())
+        .await
+        .unwrap();
+    assert_eq!(plain.args, vec![Value::from(3)]);
+    assert_eq!(plain.kwargs.get("progressive_sent"), Some(&Value::from(0)));
+    caller.leave().await.unwrap();
+    callee.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_progressive_call_cancels_it_at_the_callee() {
+    let (router, callee, caller) = pair().await;
+    let (dropped_tx, dropped_rx) = futures_channel::oneshot::channel::<()>();
+    let dropped_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(dropped_tx)));
+    /// Tells when the handler's future is dropped.
+    struct OnDrop(Option<futures_channel::oneshot::Sender<()>>);
+    impl Drop for OnDrop {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+    callee
+        .register_with("com.example.forever", Dict::new(), move |inv| {
+            let guard = OnDrop(dropped_tx.lock().unwrap().take());
+            async move {
+                let _guard = guard;
+                inv.send_progress(CallResult::args(vec!["started".into()]))
+                    .unwrap();
+                std::future::pending::<()>().await;
+                Ok(CallResult::default())
+            }
+        })
+        .await
+        .unwrap();
+    let mut results = caller
+        .call_progressive("com.example.forever", vec![], Dict::new(), Dict::new())
+        .unwrap();
+    let first = results.next().await.unwrap().unwrap();
+    assert_eq!(
+        first,
+        fahrbahn_rt::CallProgress::Progress(CallResult {
+            args: vec!["started".into()],
+            ..first.result().clone()
+        })
+    );
+    drop(results);
+    // The router passes the cancel on (INTERRUPT) and the handler is
+    // dropped.
+    dropped_rx.await.expect("the handler was dropped");
+    caller.leave().await.unwrap();
+    callee.leave().await.unwrap();
+    router.shutdown().await;
+}

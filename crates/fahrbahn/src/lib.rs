@@ -94,8 +94,9 @@ pub mod ws {
 /// embedded [`router`](wamp::router).
 pub mod wamp {
     pub use fahrbahn_rt::{
-        CallResult, ChallengeHandler, Event, Framing, Invocation, Registration, Session,
-        SessionOptions, Subscription, WampUrl, kwargs, to_args,
+        CallProgress, CallResult, ChallengeHandler, Event, Framing, Invocation, ProgressiveCall,
+        Registration, Session, SessionOptions, Subscription, WampUrl, from_payload, kwargs,
+        to_args, to_payload,
     };
 
     pub use fahrbahn_core::wamp::{

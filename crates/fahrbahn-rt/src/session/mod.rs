@@ -29,7 +29,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use options::{ChallengeHandler, Framing, SessionOptions};
-pub use payload::{CallResult, Event, Invocation, kwargs, to_args};
+pub use payload::{
+    CallProgress, CallResult, Event, Invocation, from_payload, kwargs, to_args, to_payload,
+};
 
 use crate::connect::MaybeTlsStream;
 use crate::driver::Driver;
@@ -119,6 +121,72 @@ impl Stream for Subscription {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Event>> {
         Pin::new(&mut self.get_mut().events).poll_next(cx)
+    }
+}
+
+/// The results of a call that asked for progressive results
+/// ([`Session::call_progressive`]): a [`Stream`] of
+/// [`CallProgress::Progress`] items, then one [`CallProgress::Final`] (or
+/// an error), then the end. Dropping it before the final result cancels
+/// the call.
+pub struct ProgressiveCall {
+    results: mpsc::UnboundedReceiver<Result<CallProgress, Error>>,
+    session: Session,
+    request: RequestId,
+    done: bool,
+}
+
+impl fmt::Debug for ProgressiveCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProgressiveCall")
+            .field("request", &self.request)
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProgressiveCall {
+    /// The next result; `None` after the final one (or an error).
+    pub async fn next(&mut self) -> Option<Result<CallProgress, Error>> {
+        poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+}
+
+impl Stream for ProgressiveCall {
+    type Item = Result<CallProgress, Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.done {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.results).poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                if !matches!(item, Ok(CallProgress::Progress(_))) {
+                    this.done = true;
+                }
+                Poll::Ready(Some(item))
+            }
+            Poll::Ready(None) => {
+                // The waiter went away without an answer: the session
+                // ended.
+                this.done = true;
+                Poll::Ready(Some(Err(this.session.shared.lock().session_error())))
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for ProgressiveCall {
+    fn drop(&mut self) {
+        if !self.done {
+            let request = self.request;
+            let _ = self.session.shared.command(|inner| {
+                inner.waiters.remove(&request);
+                inner.driver.conn.session_mut().cancel(request, None)
+            });
+        }
     }
 }
 
@@ -402,15 +470,59 @@ impl Session {
         result?
     }
 
-    /// Calls with typed arguments (a tuple, a sequence or one value) and
-    /// decodes the first result.
+    /// Calls `procedure` asking for progressive results
+    /// (`receive_progress: true` is added to `options`): the results come
+    /// as a [`Stream`] of [`CallProgress`] items, the progressive ones and
+    /// then the final one. A callee that does not send progressive results
+    /// just sends the final one. Dropping the stream before the final
+    /// result cancels the call.
+    ///
+    /// ```no_run
+    /// # async fn demo(session: fahrbahn_rt::Session) -> Result<(), fahrbahn_rt::Error> {
+    /// use fahrbahn_rt::{CallProgress, Dict};
+    /// let mut results = session.call_progressive("com.example.count", vec![3.into()], Dict::new(), Dict::new())?;
+    /// while let Some(item) = results.next().await {
+    ///     match item? {
+    ///         CallProgress::Progress(r) => log::info!("so far: {:?}", r.args),
+    ///         CallProgress::Final(r) => log::info!("done: {:?}", r.args),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn call_progressive(
+        &self,
+        procedure: &str,
+        args: List,
+        kwargs: Dict,
+        mut options: Dict,
+    ) -> Result<ProgressiveCall, Error> {
+        options.insert("receive_progress".into(), true.into());
+        let (tx, rx) = mpsc::unbounded();
+        let request = self.shared.request_on_connection(
+            |conn| conn.call(procedure, args, kwargs, options),
+            Waiter::Progressive(tx),
+        )?;
+        Ok(ProgressiveCall {
+            results: rx,
+            session: self.clone(),
+            request,
+            done: false,
+        })
+    }
+
+    /// Calls with typed arguments and decodes the result, both mapped as
+    /// [`to_payload`] and [`from_payload`] say: a tuple travels as `args`,
+    /// a struct with named fields as `kwargs`, one plain value as a
+    /// one-element `args`; the result decodes likewise.
+    ///
     pub async fn call_typed<A: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         procedure: &str,
         args: &A,
     ) -> Result<T, Error> {
-        let result = self.call(procedure, to_args(args)?, Dict::new()).await?;
-        result.first()
+        let (args, kwargs) = to_payload(args)?;
+        let result = self.call(procedure, args, kwargs).await?;
+        result.decode()
     }
 
     /// Registers `procedure` with an async handler; invocations run
@@ -491,6 +603,30 @@ impl Session {
                 .publish(topic, args, kwargs, Dict::new())
                 .map(drop)
         })
+    }
+
+    /// Publishes a typed payload, mapped to `args`/`kwargs` as
+    /// [`to_payload`] says (a struct with named fields as `kwargs`);
+    /// subscribers read it back with [`Event::decode`].
+    pub async fn publish_typed<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        payload: &T,
+    ) -> Result<(), Error> {
+        let (args, kwargs) = to_payload(payload)?;
+        self.publish(topic, args, kwargs).await
+    }
+
+    /// [`publish_typed`](Self::publish_typed) with options (e.g.
+    /// `acknowledge: true` to wait until the router accepted it).
+    pub async fn publish_typed_with<T: Serialize + ?Sized>(
+        &self,
+        topic: &str,
+        payload: &T,
+        options: Dict,
+    ) -> Result<(), Error> {
+        let (args, kwargs) = to_payload(payload)?;
+        self.publish_with(topic, args, kwargs, options).await
     }
 
     /// Publishes with options; with `acknowledge: true` waits until the
