@@ -13,6 +13,7 @@ mod connect;
 mod driver;
 mod error;
 mod incoming;
+mod proxy;
 mod router;
 mod runtime;
 mod session;
@@ -21,7 +22,7 @@ mod websocket;
 
 #[cfg(feature = "tls")]
 pub use connect::tls_connect_with;
-pub use connect::{MaybeTlsStream, WsUrl, connect, connect_with};
+pub use connect::{MaybeTlsStream, WsUrl, connect, connect_via, connect_with};
 pub use error::{ConfigError, Error, TlsError, UrlError};
 pub use fahrbahn_core::wamp::{
     ApplicationError, Codec, Dict, Json, List, PublicationId, RegistrationId, RequestId,
@@ -33,6 +34,7 @@ pub use fahrbahn_core::ws::{
     HandshakeRequest, Limits, Message, ServerConfig, Timeouts,
 };
 pub use incoming::{DEFAULT_MAX_PENDING_HANDSHAKES, Incoming};
+pub use proxy::{Proxy, ProxyConfig, ProxyEnv, ProxyError};
 pub use router::{
     AllowConfig, DiscloseConfig, InProcessStream, ListenerConfig, ListenerInfo, MatchConfig,
     PermissionConfig, RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits, TlsFiles,

@@ -69,7 +69,15 @@
 //! ```
 
 pub use fahrbahn_core as core;
-pub use fahrbahn_rt::{ConfigError, Error, TlsError, UrlError};
+pub use fahrbahn_rt::{ConfigError, Error, ProxyError, TlsError, UrlError};
+
+/// HTTP proxies (`CONNECT` tunnels, basic authentication, the
+/// `http_proxy`/`https_proxy`/`no_proxy` conventions): chosen per session
+/// with [`SessionOptions::proxy`](wamp::SessionOptions) or per WebSocket
+/// with [`ws::connect_via`]. See `docs/proxies.md`.
+pub mod proxy {
+    pub use fahrbahn_rt::{Proxy, ProxyConfig, ProxyEnv, ProxyError};
+}
 
 /// WebSocket (RFC 6455, permessage-deflate RFC 7692): connections over any
 /// byte stream, connecting by URL, server configuration. The functions
@@ -80,7 +88,7 @@ pub mod ws {
     pub use fahrbahn_rt::tls_connect_with;
     pub use fahrbahn_rt::{
         DEFAULT_MAX_PENDING_HANDSHAKES, Incoming, MaybeTlsStream, RequestCallback, WebSocket,
-        WsReader, WsUrl, WsWriter, connect, connect_with,
+        WsReader, WsUrl, WsWriter, connect, connect_via, connect_with,
     };
 
     pub use fahrbahn_core::ws::{
@@ -165,6 +173,16 @@ macro_rules! runtime_module {
             /// Connects to a URL with settings (host and path come from the URL).
             pub async fn connect_with(url: &str, config: ClientConfig) -> Result<ClientWebSocket, Error> {
                 fahrbahn_rt::connect_with(&$rt, url, config).await
+            }
+
+            /// Connects to a URL with settings, through the proxy `proxy`
+            /// names (see [`ProxyConfig`](crate::proxy::ProxyConfig)).
+            pub async fn connect_via(
+                url: &str,
+                config: ClientConfig,
+                proxy: &fahrbahn_rt::ProxyConfig,
+            ) -> Result<ClientWebSocket, Error> {
+                fahrbahn_rt::connect_via(&$rt, url, config, proxy).await
             }
 
             /// Binds a TCP listener.

@@ -232,7 +232,8 @@ impl Session {
     ) -> Result<Self, Error> {
         let (io, framing): (BoxTransport, Framing) = match WampUrl::parse(url)? {
             WampUrl::WebSocket(u) => {
-                let tcp = runtime.connect_tcp(&u.host, u.port).await?;
+                let proxy = options.proxy.proxy_for(true, u.secure, &u.host, u.port)?;
+                let tcp = crate::proxy::dial(runtime, proxy.as_ref(), &u.host, u.port).await?;
                 let io: BoxTransport = if u.secure {
                     Self::tls(&options, &u.host, tcp).await?
                 } else {
@@ -241,7 +242,8 @@ impl Session {
                 (io, Framing::from_ws_url(&u))
             }
             WampUrl::RawSocket { secure, host, port } => {
-                let tcp = runtime.connect_tcp(&host, port).await?;
+                let proxy = options.proxy.proxy_for(false, secure, &host, port)?;
+                let tcp = crate::proxy::dial(runtime, proxy.as_ref(), &host, port).await?;
                 let io: BoxTransport = if secure {
                     Self::tls(&options, &host, tcp).await?
                 } else {

@@ -54,6 +54,11 @@ pub struct SessionOptions {
     /// answered on its own to the router's input (pongs, automatic
     /// replies) is unsent, and resumes once the router reads.
     pub read_high_water: usize,
+    /// The HTTP proxy to tunnel through (`CONNECT`). Default:
+    /// [`ProxyConfig::Env`], the environment's `http_proxy` (`ws://`),
+    /// `https_proxy` (`wss://`) and `no_proxy`, loopback excepted;
+    /// [`ProxyConfig::Off`] connects directly.
+    pub proxy: crate::ProxyConfig,
     /// TLS settings for `wss://` and `rss://` (custom roots, client
     /// certificates); default: the webpki roots.
     #[cfg(feature = "tls")]
@@ -91,6 +96,7 @@ impl SessionOptions {
             rawsocket,
             on_challenge: None,
             read_high_water: crate::driver::DEFAULT_HIGH_WATER,
+            proxy: crate::ProxyConfig::Env,
             #[cfg(feature = "tls")]
             tls: None,
         }
