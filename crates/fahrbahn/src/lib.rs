@@ -305,3 +305,7 @@ pub struct RouterDocTests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/auth.md")]
 pub struct AuthDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/proxies.md")]
+pub struct ProxiesDocTests;
