@@ -509,14 +509,15 @@ pub(crate) async fn rpc_args_kwargs<R: Runtime>(rt: R, transport: Transport) {
     .unwrap();
     assert!(empty.args.is_empty());
     assert_eq!(empty.kwargs.get("arg_count"), Some(&int(0)));
-    let first: String = step(
+    // Two results decode into a pair (the typed-payload mapping).
+    let (first, second): (String, String) = step(
         &rt,
         "typed call",
         b.call_typed("com.test.a.echo", &("x", "last")),
     )
     .await
     .unwrap();
-    assert_eq!(first, "last");
+    assert_eq!((first.as_str(), second.as_str()), ("last", "x"));
 
     // The callee is disclosed when asked for.
     b.register("com.test.b.who", |inv| async move {
