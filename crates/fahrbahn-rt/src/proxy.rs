@@ -148,6 +148,21 @@ impl Proxy {
         self.port
     }
 
+    /// Opens a `CONNECT` tunnel through this proxy to `host:port` and
+    /// returns it: a byte stream to the destination, on which to run TLS
+    /// (e.g. [`tls_connect_with`](crate::tls_connect_with) with custom
+    /// roots) and a WebSocket handshake
+    /// ([`WebSocket::connect`](crate::WebSocket::connect)) or a session
+    /// ([`Session::join_stream`](crate::Session::join_stream)).
+    pub async fn connect<R: Runtime>(
+        &self,
+        runtime: &R,
+        host: &str,
+        port: u16,
+    ) -> Result<R::TcpStream, Error> {
+        dial(runtime, Some(self), host, port).await
+    }
+
     /// The `Proxy-Authorization` header value, if credentials are set.
     fn authorization(&self) -> Option<String> {
         self.credentials.as_ref().map(|(user, password)| {
@@ -312,6 +327,9 @@ impl ProxyConfig {
         match self {
             ProxyConfig::Off => Ok(None),
             ProxyConfig::Always(p) => Ok(Some(p.clone())),
+            // Loopback is decided before the environment is read: tests
+            // and local tools never depend on the host's proxy settings.
+            ProxyConfig::Env if websocket && is_loopback(host) => Ok(None),
             ProxyConfig::Env if websocket => ProxyEnv::from_env().proxy_for(secure, host, port),
             ProxyConfig::Settings(env) if websocket => env.proxy_for(secure, host, port),
             ProxyConfig::Env | ProxyConfig::Settings(_) => Ok(None),

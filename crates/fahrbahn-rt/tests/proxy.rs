@@ -298,6 +298,33 @@ async fn the_proxy_settings_pick_http_proxy_for_ws_and_honour_no_proxy() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_tunnel_opened_by_hand_carries_a_session_over_join_stream() {
+    let net = SimNet::default();
+    let router = Router::builder()
+        .realm("realm1")
+        .rawsocket("127.0.0.1:8")
+        .start(&net)
+        .await
+        .unwrap();
+    let log = sim_proxy(&net, 3128);
+    let tunnel = Proxy::new("proxy.test", 3128)
+        .connect(&net, "router.test", 8)
+        .await
+        .expect("the proxy opens the tunnel");
+    let session = Session::join_stream(
+        &net,
+        tunnel,
+        fahrbahn_rt::Framing::RawSocket,
+        SessionOptions::new("realm1"),
+    )
+    .await
+    .expect("joins through the tunnel");
+    assert_eq!(*log.lock().unwrap(), vec!["router.test:8".to_owned()]);
+    session.leave().await.unwrap();
+    router.shutdown().await;
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_proxy_that_never_answers_connect_times_out() {
     let net = SimNet::default();
     let mut silent = net.listen(3128);
