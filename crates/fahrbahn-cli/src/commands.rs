@@ -569,11 +569,7 @@ mod tests {
     use crate::args::DEFAULT_REALM;
 
     fn inv(args: Vec<Value>) -> Invocation {
-        Invocation {
-            args,
-            kwargs: Dict::new(),
-            details: Dict::new(),
-        }
+        Invocation::new(args, Dict::new(), Dict::new())
     }
 
     fn cmd(parts: &[&str]) -> Vec<String> {

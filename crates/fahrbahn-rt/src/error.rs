@@ -22,6 +22,9 @@ pub enum Error {
     WebSocket(ws::Error),
     /// TLS could not be set up.
     Tls(TlsError),
+    /// An HTTP proxy could not be used (unreachable, refused the tunnel,
+    /// wants credentials: 407); see [`ProxyError`](crate::ProxyError).
+    Proxy(crate::proxy::ProxyError),
 
     // ----- the peer (WAMP) -----------------------------------------------
     /// A WAMP request failed with an error URI (e.g.
@@ -53,6 +56,7 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::WebSocket(e) => write!(f, "{e}"),
             Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::Proxy(e) => write!(f, "{e}"),
             Error::Wamp(e) => write!(f, "WAMP error {e}"),
             Error::Session(e) => write!(f, "{e}"),
             Error::SessionClosed(closed) => {
@@ -73,6 +77,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::WebSocket(e) => Some(e),
             Error::Tls(e) => Some(e),
+            Error::Proxy(e) => Some(e),
             Error::Wamp(e) => Some(e),
             Error::Session(e) => Some(e),
             Error::SessionClosed(_) => None,

@@ -13,6 +13,7 @@ mod connect;
 mod driver;
 mod error;
 mod incoming;
+mod proxy;
 mod router;
 mod runtime;
 mod session;
@@ -21,7 +22,7 @@ mod websocket;
 
 #[cfg(feature = "tls")]
 pub use connect::tls_connect_with;
-pub use connect::{MaybeTlsStream, WsUrl, connect, connect_with};
+pub use connect::{MaybeTlsStream, WsUrl, connect, connect_via, connect_with};
 pub use error::{ConfigError, Error, TlsError, UrlError};
 pub use fahrbahn_core::wamp::auth::{Credential, CryptosignKey, Secret};
 pub use fahrbahn_core::wamp::{
@@ -35,10 +36,11 @@ pub use fahrbahn_core::ws::{
     HandshakeRequest, Limits, Message, ServerConfig, Timeouts,
 };
 pub use incoming::{DEFAULT_MAX_PENDING_HANDSHAKES, Incoming};
+pub use proxy::{Proxy, ProxyConfig, ProxyEnv, ProxyError};
 pub use router::{
-    ANONYMOUS_ROLE, AUTH_METHODS, AllowConfig, CryptosignConfig, DiscloseConfig, ListenerConfig,
-    ListenerInfo, MatchConfig, PermissionConfig, PrincipalConfig, RoleConfig, Router,
-    RouterBuilder, RouterConfig, RouterLimits, ScramConfig, TlsFiles, TlsPrincipalConfig,
+    ANONYMOUS_ROLE, AUTH_METHODS, AllowConfig, CryptosignConfig, DiscloseConfig, InProcessStream,
+    ListenerConfig, ListenerInfo, MatchConfig, PermissionConfig, PrincipalConfig, RoleConfig,
+    Router, RouterBuilder, RouterConfig, RouterLimits, ScramConfig, TlsFiles, TlsPrincipalConfig,
     TransportKind, WampCraConfig, certificate_fingerprint, resolve_secret,
 };
 pub use runtime::{
@@ -46,9 +48,9 @@ pub use runtime::{
     TcpListener, Transport,
 };
 pub use session::{
-    CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation,
-    InvocationStream, Registration, Session, SessionOptions, StreamingCall, Subscription, kwargs,
-    to_args,
+    CallProgress, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Framing,
+    Invocation, InvocationStream, ProgressiveCall, Registration, Session, SessionOptions,
+    StreamingCall, Subscription, from_payload, kwargs, to_args, to_payload,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

@@ -52,7 +52,7 @@ pub use tls::certificate_fingerprint;
 use fahrbahn_core::ws::AllowedOrigins;
 
 use crate::error::{ConfigError, Error};
-use crate::runtime::{AnyListener, AsyncTimer, ExecutorHandle, Runtime};
+use crate::runtime::{AnyListener, AsyncTimer, BoxTransport, ExecutorHandle, Runtime};
 
 /// What the serving layer keeps per connection.
 #[derive(Default)]
@@ -402,6 +402,54 @@ impl Router {
             .map(ListenerInfo::url)
     }
 
+    /// A RawSocket byte stream into this router from the same process:
+    /// no socket, no listener; what [`Session::join_in_process`](crate::Session::join_in_process)
+    /// joins over. The router serves it as it serves a connection
+    /// accepted on a listener, so its limits apply (maximum message size,
+    /// [`RouterLimits::max_connections`], the HELLO deadline, and the
+    /// bound on what is queued for a client that does not read, after
+    /// which the client is disconnected). Each direction of the stream
+    /// buffers at most 64 KiB.
+    ///
+    /// Fails (`ConnectionRefused`) when the router is shutting down or at
+    /// its connection bound.
+    pub fn connect_in_process(&self) -> Result<InProcessStream, Error> {
+        if self.shared.stop.is_stopped() {
+            return Err(refused("the router is shutting down"));
+        }
+        let Some(slot) = serve::ConnectionSlot::take(&self.shared) else {
+            return Err(refused(
+                "the router is at its connection bound (max_connections)",
+            ));
+        };
+        let (client_reader, server_writer) = piper::pipe(IN_PROCESS_BUFFER);
+        let (server_reader, client_writer) = piper::pipe(IN_PROCESS_BUFFER);
+        let server: BoxTransport = Box::new(InProcessStream {
+            reader: server_reader,
+            writer: server_writer,
+        });
+        let shared = self.shared.clone();
+        self.shared.exec.spawn(Box::pin(async move {
+            // No listener: the realm's authenticator decides with every
+            // method it has (no listener narrows them), no certificate.
+            let auth = auth::ConnAuth {
+                methods: None,
+                fingerprint: None,
+            };
+            serve::serve_connection(shared, server, TransportKind::RawSocket, None, auth).await;
+            drop(slot);
+        }));
+        Ok(InProcessStream {
+            reader: client_reader,
+            writer: client_writer,
+        })
+    }
+
+    /// The executor the router runs on.
+    pub(crate) fn executor(&self) -> ExecutorHandle {
+        self.shared.exec.clone()
+    }
+
     /// How many transports are connected (including those still closing).
     pub fn connection_count(&self) -> usize {
         self.shared.lock().slots.len()
@@ -453,6 +501,67 @@ impl Router {
     }
 }
 
+/// Bytes each direction of an in-process stream buffers.
+const IN_PROCESS_BUFFER: usize = 64 << 10;
+
+fn refused(why: &str) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        why.to_owned(),
+    ))
+}
+
+/// One end of an in-process connection to a [`Router`]
+/// ([`Router::connect_in_process`]): a pair of bounded in-memory pipes.
+/// Dropping it ends the connection (the other side reads end of stream).
+pub struct InProcessStream {
+    reader: piper::Reader,
+    writer: piper::Writer,
+}
+
+impl std::fmt::Debug for InProcessStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessStream")
+            .field("readable", &self.reader.len())
+            .field("writable", &(self.writer.capacity() - self.writer.len()))
+            .finish()
+    }
+}
+
+impl futures_io::AsyncRead for InProcessStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().reader).poll_read(cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for InProcessStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().writer).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().writer).poll_flush(cx)
+    }
+
+    fn poll_close(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().writer).poll_close(cx)
+    }
+}
+
 /// Says, first, who can do what on this router (returned for
 /// [`Router::access`]): anonymous full access is fine on loopback for
 /// development, and loud anywhere else.
@@ -464,7 +573,11 @@ fn log_exposure(
 ) -> String {
     let anonymous = auth == Authentication::Anonymous;
     let addresses: Vec<&str> = listeners.iter().map(|l| l.address.as_str()).collect();
-    let addresses = addresses.join(", ");
+    let addresses = if addresses.is_empty() {
+        "this process (no listeners)".to_owned()
+    } else {
+        addresses.join(", ")
+    };
     let exposed = config.listeners.iter().any(|l| l.expose);
     let access = match (anonymous, open) {
         (true, true) if exposed => format!(

@@ -100,11 +100,11 @@ pub(super) async fn accept_loop(
 
 /// One of the [`RouterLimits::max_connections`](super::RouterLimits)
 /// places, held by a connection's task until it ends.
-struct ConnectionSlot(Arc<Shared>);
+pub(super) struct ConnectionSlot(Arc<Shared>);
 
 impl ConnectionSlot {
     /// A place for a new connection, or `None` (logged) at the bound.
-    fn take(shared: &Arc<Shared>) -> Option<Self> {
+    pub(super) fn take(shared: &Arc<Shared>) -> Option<Self> {
         let max = shared.limits.max_connections;
         let taken = shared
             .connections
@@ -176,7 +176,7 @@ fn machine(
     conn
 }
 
-async fn serve_connection(
+pub(super) async fn serve_connection(
     shared: Arc<Shared>,
     io: BoxTransport,
     kind: TransportKind,

@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll, Waker};
 
 use fahrbahn_core::Machine;
@@ -20,7 +20,7 @@ use fahrbahn_core::wamp::{
 use futures_channel::{mpsc, oneshot};
 
 use super::options::ChallengeHandler;
-use super::payload::{CallResult, Event, Invocation, InvocationStream};
+use super::payload::{CallProgress, CallResult, Event, Invocation, InvocationStream};
 use crate::driver::{Driver, Side};
 use crate::error::Error;
 use crate::runtime::{BoxFuture, BoxTransport};
@@ -39,6 +39,8 @@ pub(super) type StreamHandler = Arc<
 
 pub(super) enum Waiter {
     Call(oneshot::Sender<Result<CallResult, Error>>),
+    /// A call that asked for progressive results.
+    Progressive(mpsc::UnboundedSender<Result<CallProgress, Error>>),
     Register(
         oneshot::Sender<Result<RegistrationId, Error>>,
         Handler,
@@ -61,6 +63,7 @@ impl Waiter {
     fn fail(self, error: Error) {
         let _ = match self {
             Waiter::Call(tx) => tx.send(Err(error)).is_ok(),
+            Waiter::Progressive(tx) => tx.unbounded_send(Err(error)).is_ok(),
             Waiter::Register(tx, _, _) | Waiter::RegisterStream(tx, _, _) => {
                 tx.send(Err(error)).is_ok()
             }
@@ -101,6 +104,45 @@ impl Ending {
             state.1.push(cx.waker().clone());
         }
         Poll::Pending
+    }
+}
+
+/// Sends progressive results of one invocation (held by its
+/// [`Invocation`]; weak, so a stored invocation does not keep the session).
+#[derive(Clone)]
+pub(super) struct ProgressSink {
+    shared: Weak<Shared>,
+    request: RequestId,
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressSink")
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+impl ProgressSink {
+    pub(super) fn send(&self, result: CallResult) -> Result<(), Error> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the session has ended",
+            )));
+        };
+        let mut options = Dict::new();
+        options.insert("progress".into(), true.into());
+        // Once the invocation is answered the core refuses
+        // (`CommandError::UnknownInvocation`).
+        shared.command(|inner| {
+            inner.driver.conn.session_mut().yield_result(
+                self.request,
+                result.args,
+                result.kwargs,
+                options,
+            )
+        })
     }
 }
 
@@ -299,15 +341,30 @@ impl Inner {
                 details,
                 progress,
             } => {
+                let result = CallResult {
+                    args,
+                    kwargs,
+                    details,
+                };
                 if progress {
-                    return; // progressive results: only the final one is delivered
+                    // Only a call that asked for them gets progressive
+                    // results; a plain call waits for the final one.
+                    if let Some(Waiter::Progressive(tx)) = self.waiters.get(&request) {
+                        let _ = tx.unbounded_send(Ok(CallProgress::Progress(result)));
+                    }
+                    return;
                 }
-                if let Some(Waiter::Call(tx)) = self.waiters.remove(&request) {
-                    let _ = tx.send(Ok(CallResult {
-                        args,
-                        kwargs,
-                        details,
-                    }));
+                match self.waiters.remove(&request) {
+                    Some(Waiter::Call(tx)) => {
+                        let _ = tx.send(Ok(result));
+                    }
+                    Some(Waiter::Progressive(tx)) => {
+                        let _ = tx.unbounded_send(Ok(CallProgress::Final(result)));
+                    }
+                    Some(other) => {
+                        self.waiters.insert(request, other);
+                    }
+                    None => {}
                 }
             }
             SessionEvent::Failed { request, error, .. } => {
@@ -370,6 +427,10 @@ impl Inner {
                     args,
                     kwargs,
                     details,
+                    progress: Some(ProgressSink {
+                        shared: Arc::downgrade(shared),
+                        request,
+                    }),
                 };
                 // A further part of a streamed invocation.
                 if let Some(tx) = self.inputs.get(&request) {
