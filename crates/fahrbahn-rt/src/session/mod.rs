@@ -339,6 +339,17 @@ impl Session {
         url: &str,
         options: SessionOptions,
     ) -> Result<Self, Error> {
+        // Boxed: the dial, TLS and join states together are large, and a
+        // caller's future holding them inline can overflow a small stack
+        // (e.g. a test thread's, in debug builds).
+        Box::pin(Self::connect_boxed(runtime, url, options)).await
+    }
+
+    async fn connect_boxed<R: Runtime>(
+        runtime: &R,
+        url: &str,
+        options: SessionOptions,
+    ) -> Result<Self, Error> {
         let (io, framing): (BoxTransport, Framing) = match WampUrl::parse(url)? {
             WampUrl::WebSocket(u) => {
                 let proxy = options.proxy.proxy_for(true, u.secure, &u.host, u.port)?;
