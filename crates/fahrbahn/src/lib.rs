@@ -98,6 +98,17 @@ pub mod wamp {
         Subscription, WampUrl, kwargs, to_args,
     };
 
+    /// The reconnecting [`Component`](component::Component): transports,
+    /// retry policy, error classification, handles that survive reconnects.
+    pub mod component {
+        pub use fahrbahn_rt::{
+            Backoff, Component, ComponentBuilder, ComponentError, ComponentRegistration,
+            ComponentSubscription, DEFAULT_CALL_TIMEOUT, DEFAULT_JOIN_WAIT, Disposition,
+            RetryPolicy, SubscriptionItem, TransportConfig, WhenDisconnected, classify,
+            classify_reason,
+        };
+    }
+
     pub use fahrbahn_core::wamp::{
         ApplicationError, Closed, Codec, CommandError, Dict, Json, List, ProtocolViolation,
         PublicationId, RegistrationId, RequestId, RequestKind, Serializer, SessionConfig,
@@ -134,7 +145,7 @@ pub mod runtime {
 
 /// Functions bound to one runtime: `connect`, `connect_with`, `bind`,
 /// `incoming`, `accept`, `accept_stream` (WebSocket) and `session`,
-/// `session_with` (WAMP).
+/// `session_with`, `component` (WAMP).
 #[allow(unused_macros)] // unused when no runtime feature is on
 macro_rules! runtime_module {
     ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident) => {
@@ -146,7 +157,7 @@ macro_rules! runtime_module {
                 ClientConfig, Error, Incoming, MaybeTlsStream, Runtime, ServerConfig,
                 TcpListener as _, WebSocket,
             };
-            use fahrbahn_rt::{Session, SessionOptions};
+            use fahrbahn_rt::{ComponentBuilder, Session, SessionOptions};
             pub use $krate::$rt;
 
             /// The TCP stream type of this runtime.
@@ -203,6 +214,12 @@ macro_rules! runtime_module {
                 options: SessionOptions,
             ) -> Result<Session, Error> {
                 Session::connect_with(&$rt, url, options).await
+            }
+
+            /// Starts a reconnecting [`Component`](crate::wamp::component::Component)
+            /// built by `builder` on this runtime.
+            pub fn component(builder: ComponentBuilder) -> fahrbahn_rt::Component {
+                builder.start(&$rt)
             }
 
             /// Runs the server handshake over a stream accepted elsewhere.
