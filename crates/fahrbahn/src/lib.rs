@@ -271,3 +271,7 @@ pub struct RouterDocTests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/auth.md")]
 pub struct AuthDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/component.md")]
+pub struct ComponentDocTests;
