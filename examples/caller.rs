@@ -23,13 +23,19 @@ async fn main() -> Result<(), Error> {
     component.joined().await?;
     for n in 0..count {
         let n = i64::try_from(n).unwrap_or(i64::MAX);
-        match component.call_typed::<_, i64>("com.example.add2", &(n, 3)).await {
+        match component
+            .call_typed::<_, i64>("com.example.add2", &(n, 3))
+            .await
+        {
             Ok(sum) => eprintln!("add2({n}, 3) = {sum}"),
             Err(e) => eprintln!("add2({n}, 3) failed: {e}"),
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    match component.call("com.example.fail", vec![], Dict::new()).await {
+    match component
+        .call("com.example.fail", vec![], Dict::new())
+        .await
+    {
         Err(Error::Wamp(e)) => eprintln!("com.example.fail raised {e}"),
         other => eprintln!("unexpected: {other:?}"),
     }

@@ -18,7 +18,7 @@
 //! `chaos --router PATH [--restarts N] [--cuts N] [--seed S]`
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,12 +31,15 @@ use fahrbahn::wamp::{CallResult, Dict, SessionOptions, kwargs};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 const REALM: &str = "realm1";
 /// A watchdog on every wait of this program: a component or call that
 /// takes longer is a failure, not a hang.
 const WATCHDOG: Duration = Duration::from_secs(60);
+/// The latest a stalled connection is noticed: a ping within 1 s,
+/// unanswered for 1 s, then the close handshake's 1 s.
+const STALL_NOTICED: Duration = Duration::from_secs(3);
 
 #[derive(Default)]
 struct Tally {
@@ -69,6 +72,8 @@ enum Mode {
 struct Proxy {
     port: u16,
     live: Arc<AtomicUsize>,
+    /// Signalled when a connection ends.
+    closed: Arc<Notify>,
     /// Bumped to drop every connection held.
     drop_all: watch::Sender<u64>,
     /// The mode of the connections held now (new ones forward).
@@ -83,6 +88,8 @@ impl Proxy {
         let (drop_all, drop_rx) = watch::channel(0u64);
         let (stall, stall_rx) = watch::channel(0u64);
         let counter = live.clone();
+        let closed = Arc::new(Notify::new());
+        let signal = closed.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)).await else {
@@ -92,16 +99,19 @@ impl Proxy {
                 let _ = server.set_nodelay(true);
                 let (drop_rx, stall_rx) = (drop_rx.clone(), stall_rx.clone());
                 let counter = counter.clone();
+                let signal = signal.clone();
                 counter.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
                     pipe(client, server, drop_rx, stall_rx).await;
                     counter.fetch_sub(1, Ordering::SeqCst);
+                    signal.notify_one();
                 });
             }
         });
         Ok(Self {
             port,
             live,
+            closed,
             drop_all,
             stall,
         })
@@ -128,7 +138,8 @@ async fn pipe(
             match cr.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if *m1.lock().unwrap() == Mode::Forward && sw.write_all(&buf[..n]).await.is_err()
+                    if *m1.lock().unwrap() == Mode::Forward
+                        && sw.write_all(&buf[..n]).await.is_err()
                     {
                         return;
                     }
@@ -143,7 +154,8 @@ async fn pipe(
             match sr.read(&mut buf).await {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
-                    if *m2.lock().unwrap() == Mode::Forward && cw.write_all(&buf[..n]).await.is_err()
+                    if *m2.lock().unwrap() == Mode::Forward
+                        && cw.write_all(&buf[..n]).await.is_err()
                     {
                         return;
                     }
@@ -175,7 +187,13 @@ impl RouterProcess {
     /// line.
     async fn start(program: &str, port: u16) -> Result<Self, String> {
         let mut child = Command::new(program)
-            .args(["router", "--ws", &format!("127.0.0.1:{port}"), "--realm", REALM])
+            .args([
+                "router",
+                "--ws",
+                &format!("127.0.0.1:{port}"),
+                "--realm",
+                REALM,
+            ])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -215,6 +233,8 @@ struct Team {
     subscriber: Component,
     /// Sequence numbers the subscriber received.
     received: Arc<Mutex<BTreeSet<u64>>>,
+    /// Signalled on each event received.
+    delivered: Arc<Notify>,
     procedure: String,
     topic: String,
 }
@@ -232,9 +252,10 @@ impl Team {
 
 fn builder(url: &str, seed: u64) -> ComponentBuilder {
     let mut options = SessionOptions::new(REALM);
-    // A stalled connection is noticed in about two seconds.
+    // A stalled connection is noticed within three seconds.
     options.websocket.timeouts.ping_interval = Some(Duration::from_secs(1));
     options.websocket.timeouts.pong_timeout = Duration::from_secs(1);
+    options.websocket.timeouts.close = Duration::from_secs(1);
     Component::builder(REALM)
         .transport(url)
         .options(options)
@@ -248,19 +269,21 @@ fn team(name: &'static str, url: &str, seed: u64) -> Team {
     let topic = format!("chaos.{name}.topic");
     let received = Arc::new(Mutex::new(BTreeSet::new()));
     let sink = received.clone();
+    let delivered = Arc::new(Notify::new());
+    let signal = delivered.clone();
     let start: fn(ComponentBuilder) -> Component = match name {
         "tokio" => fahrbahn::tokio::component,
         "smol" => fahrbahn::smol::component,
         _ => fahrbahn::async_std::component,
     };
-    let callee = start(
-        builder(url, seed)
-            .register(&procedure, |inv| async move { Ok(CallResult::args(inv.args)) }),
-    );
+    let callee = start(builder(url, seed).register(&procedure, |inv| async move {
+        Ok(CallResult::args(inv.args))
+    }));
     let subscriber = start(builder(url, seed + 1).subscribe(&topic, move |item| {
         if let SubscriptionItem::Event(e) = item {
             if let Some(n) = e.args.first().and_then(|v| v.as_u64()) {
                 sink.lock().unwrap().insert(n);
+                signal.notify_one();
             }
         }
     }));
@@ -271,6 +294,7 @@ fn team(name: &'static str, url: &str, seed: u64) -> Team {
         publisher: start(builder(url, seed + 3)),
         subscriber,
         received,
+        delivered,
         procedure,
         topic,
     }
@@ -314,11 +338,14 @@ impl Run {
             let n = self.seq;
             let call = tokio::time::timeout(
                 WATCHDOG,
-                team.caller.call(&team.procedure, vec![n.into()], Dict::new()),
+                team.caller
+                    .call(&team.procedure, vec![n.into()], Dict::new()),
             )
             .await;
-            let ok = matches!(&call, Ok(Ok(r)) if r.args.first().and_then(|v| v.as_u64()) == Some(n));
-            self.tally.check(ok, &format!("{}: call {n}: {call:?}", team.name));
+            let ok =
+                matches!(&call, Ok(Ok(r)) if r.args.first().and_then(|v| v.as_u64()) == Some(n));
+            self.tally
+                .check(ok, &format!("{}: call {n}: {call:?}", team.name));
             let both_joined =
                 team.publisher.session().is_some() && team.subscriber.session().is_some();
             let published = tokio::time::timeout(
@@ -348,15 +375,12 @@ impl Run {
         for (i, team) in self.teams.iter().enumerate() {
             let expected = self.acked[i].clone();
             let received = team.received.clone();
+            let delivered = team.delivered.clone();
             let all = tokio::time::timeout(WATCHDOG, async {
-                loop {
-                    if expected.is_subset(&received.lock().unwrap()) {
-                        return;
-                    }
-                    // Waits for the next delivery (the subscriber's handler
-                    // runs on its own runtime).
-                    tokio::task::yield_now().await;
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                // Waits for deliveries (the subscriber's handler runs on
+                // its own runtime and signals each).
+                while !expected.is_subset(&received.lock().unwrap()) {
+                    delivered.notified().await;
                 }
             })
             .await;
@@ -366,7 +390,10 @@ impl Run {
                 .collect();
             self.tally.check(
                 all.is_ok() && missing.is_empty(),
-                &format!("{round}: {}: acknowledged publications lost: {missing:?}", team.name),
+                &format!(
+                    "{round}: {}: acknowledged publications lost: {missing:?}",
+                    team.name
+                ),
             );
         }
     }
@@ -379,11 +406,13 @@ impl Run {
             .collect()
     }
 
-    /// Cuts (by `cut`), then asserts the round.
+    /// Cuts (by `cut`, which returns when the components lose their
+    /// sessions at the latest, and when the router is reachable again),
+    /// then asserts the round.
     async fn round<F, Fut>(&mut self, round: &str, cut: F)
     where
         F: FnOnce(&mut Self) -> Fut,
-        Fut: std::future::Future<Output = Option<Instant>>,
+        Fut: std::future::Future<Output = Option<(Instant, Instant)>>,
     {
         let ops = 1 + self.rng.next_u64() % 8;
         for _ in 0..ops {
@@ -407,17 +436,17 @@ impl Run {
                 })
             })
             .collect();
-        let lost = Instant::now();
-        let Some(ready) = cut(self).await else {
-            self.tally.check(false, &format!("{round}: the router did not restart"));
+        let start = Instant::now();
+        let Some((lost, ready)) = cut(self).await else {
+            self.tally
+                .check(false, &format!("{round}: the router did not restart"));
             return;
         };
         let bound = rejoin_bound(lost, ready, Duration::from_secs(3));
         let mut k = 0;
         for team in &self.teams {
             for (role, component) in team.all() {
-                let rejoined =
-                    tokio::time::timeout(WATCHDOG, component.rejoined(before[k])).await;
+                let rejoined = tokio::time::timeout(WATCHDOG, component.rejoined(before[k])).await;
                 k += 1;
                 let at = Instant::now();
                 self.tally.check(
@@ -425,8 +454,8 @@ impl Run {
                     &format!(
                         "{round}: {} {role} rejoined after {:?} (bound {:?}): {:?}",
                         team.name,
-                        at - lost,
-                        bound - lost,
+                        at - start,
+                        bound - start,
                         rejoined.map(|r| r.map(|s| s.id()))
                     ),
                 );
@@ -459,9 +488,10 @@ impl Run {
         // are awaited (the watchdog bounds the wait).
         let expected = self.teams.len() * 4;
         let live = self.proxy.live.clone();
+        let closed = self.proxy.closed.clone();
         let settled = tokio::time::timeout(WATCHDOG, async {
             while live.load(Ordering::SeqCst) != expected {
-                tokio::time::sleep(Duration::from_millis(10)).await;
+                closed.notified().await;
             }
         })
         .await;
@@ -571,30 +601,36 @@ async fn chaos(args: &Args) -> Result<Tally, Error> {
     for i in 1..=args.restarts {
         let slot = router.clone();
         let program = program.clone();
-        run.round(&format!("restart {i}/{}", args.restarts), move |_| async move {
-            let old = slot.lock().unwrap().take();
-            if let Some(old) = old {
-                old.kill().await;
-            }
-            let new = RouterProcess::start(&program, port).await.ok()?;
-            let ready = Instant::now();
-            *slot.lock().unwrap() = Some(new);
-            Some(ready)
-        })
+        run.round(
+            &format!("restart {i}/{}", args.restarts),
+            move |_| async move {
+                let old = slot.lock().unwrap().take();
+                let lost = Instant::now();
+                if let Some(old) = old {
+                    old.kill().await;
+                }
+                let new = RouterProcess::start(&program, port).await.ok()?;
+                let ready = Instant::now();
+                *slot.lock().unwrap() = Some(new);
+                Some((lost, ready))
+            },
+        )
         .await;
     }
-    let stalled = Arc::new(AtomicBool::new(false));
     for i in 1..=args.cuts {
         let stall = i % 2 == 0;
-        stalled.store(stall, Ordering::SeqCst);
         let what = if stall { "stall" } else { "drop" };
         run.round(&format!("cut {i}/{} ({what})", args.cuts), move |run| {
-            if stall {
+            let now = Instant::now();
+            let lost = if stall {
                 run.proxy.stall.send_modify(|n| *n += 1);
+                now + STALL_NOTICED
             } else {
                 run.proxy.drop_all.send_modify(|n| *n += 1);
-            }
-            std::future::ready(Some(Instant::now()))
+                now
+            };
+            // The router itself stays up.
+            std::future::ready(Some((lost, lost)))
         })
         .await;
     }
@@ -605,9 +641,10 @@ async fn chaos(args: &Args) -> Result<Tally, Error> {
         }
     }
     let live = run.proxy.live.clone();
+    let closed = run.proxy.closed.clone();
     let drained = tokio::time::timeout(WATCHDOG, async {
         while live.load(Ordering::SeqCst) != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            closed.notified().await;
         }
     })
     .await;

@@ -422,3 +422,42 @@ async fn an_imperative_subscription_made_while_disconnected_is_made_on_the_join(
         "the stream ends with the component"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_restore_is_retried_on_a_new_session() {
+    let net = SimNet::default();
+    let router = router(&net).await;
+    // Another session holds the procedure: the component's restore is
+    // refused (wamp.error.procedure_already_exists, transient).
+    let holder = fahrbahn_rt::Session::connect(&net, URL, "realm1")
+        .await
+        .unwrap();
+    holder.register("com.example.add2", add).await.unwrap();
+    let connects = Arc::new(AtomicUsize::new(0));
+    let c = connects.clone();
+    let component = Component::builder("realm1")
+        .transport(URL)
+        .seed(5)
+        .register("com.example.add2", add)
+        .on_connect(move |_| {
+            c.fetch_add(1, Ordering::SeqCst);
+        })
+        .start(&net);
+    while connects.load(Ordering::SeqCst) < 3 {
+        tokio::time::sleep(Duration::from_millis(100)).await; // simulated time
+    }
+    assert_eq!(component.join_count(), 0, "not joined while refused");
+    holder.leave().await.unwrap();
+    component.joined().await.unwrap();
+    let caller = Component::builder("realm1").transport(URL).start(&net);
+    assert_eq!(
+        caller
+            .call_typed::<_, i64>("com.example.add2", &(1, 2))
+            .await
+            .unwrap(),
+        3
+    );
+    component.stop().await;
+    caller.stop().await;
+    until_connections(&router, 0).await;
+}

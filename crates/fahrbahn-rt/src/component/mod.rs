@@ -189,7 +189,8 @@ struct RegEntry {
     procedure: String,
     options: Dict,
     handler: Handler,
-    /// The router's id in the current session, and that session's join.
+    /// The router's id in the current session, and that session's
+    /// generation.
     current: Mutex<Option<(u64, RegistrationId)>>,
 }
 
@@ -197,7 +198,7 @@ struct SubEntry {
     topic: String,
     options: Dict,
     sink: Sink,
-    /// The join the subscription was last made on, its router id, and
+    /// The session (generation) the subscription was last made on, its router id, and
     /// the stop signal of the task forwarding its events.
     current: Mutex<Option<(u64, SubscriptionId, oneshot::Sender<()>)>>,
     /// Sessions the subscription was made on so far.
@@ -221,6 +222,9 @@ struct State {
     phase: Phase,
     /// Joins so far (the current one's number while joined).
     joins: u64,
+    /// Sessions so far, joined or not (what registrations and
+    /// subscriptions are marked with when made on one).
+    generation: u64,
     watchers: Vec<oneshot::Sender<()>>,
     registrations: BTreeMap<u64, Arc<RegEntry>>,
     subscriptions: BTreeMap<u64, Arc<SubEntry>>,
@@ -414,6 +418,7 @@ impl ComponentBuilder {
         let mut state = State {
             phase: Phase::Connecting,
             joins: 0,
+            generation: 0,
             watchers: Vec::new(),
             registrations: BTreeMap::new(),
             subscriptions: BTreeMap::new(),
@@ -879,7 +884,7 @@ impl Component {
             let key = state.next_key;
             state.registrations.insert(key, entry.clone());
             let joined = match &state.phase {
-                Phase::Joined(s) => Some((s.clone(), state.joins)),
+                Phase::Joined(s) => Some((s.clone(), state.generation)),
                 _ => None,
             };
             (key, joined)
@@ -908,7 +913,7 @@ impl Component {
             .is_some();
         let current = lock(&registration.entry.current).take();
         if let (true, Some((join, id)), Some(session)) = (removed, current, self.session()) {
-            if self.join_count() == join {
+            if self.shared.lock().generation == join {
                 return session.unregister(Registration { id }).await;
             }
         }
@@ -939,7 +944,7 @@ impl Component {
             let key = state.next_key;
             state.subscriptions.insert(key, entry.clone());
             let joined = match &state.phase {
-                Phase::Joined(s) => Some((s.clone(), state.joins)),
+                Phase::Joined(s) => Some((s.clone(), state.generation)),
                 _ => None,
             };
             (key, joined)
@@ -1153,7 +1158,11 @@ impl Supervisor {
         if let Some(f) = &self.shared.hooks.on_connect {
             f(url);
         }
-        let join = self.shared.lock().joins + 1;
+        let join = {
+            let mut state = self.shared.lock();
+            state.generation += 1;
+            state.generation
+        };
         match race(self.restore(&session, join), &mut *stop).await {
             Either::Right(_) => {
                 let _ = session.leave().await;
