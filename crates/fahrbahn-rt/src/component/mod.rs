@@ -176,13 +176,16 @@ impl Sink {
 /// Decides whether an error is fatal; `None`: the default classification.
 type Classifier = Arc<dyn Fn(&Error) -> Option<Disposition> + Send + Sync>;
 
+/// A hook taking a `&T`.
+type Hook<T> = Option<Arc<dyn Fn(&T) + Send + Sync>>;
+
 #[derive(Default)]
 struct Hooks {
-    on_connect: Option<Arc<dyn Fn(&str) + Send + Sync>>,
-    on_join: Option<Arc<dyn Fn(&Session) + Send + Sync>>,
-    on_leave: Option<Arc<dyn Fn(&Closed) + Send + Sync>>,
-    on_disconnect: Option<Arc<dyn Fn(&str) + Send + Sync>>,
-    on_fatal: Option<Arc<dyn Fn(&Error) + Send + Sync>>,
+    on_connect: Hook<str>,
+    on_join: Hook<Session>,
+    on_leave: Hook<Closed>,
+    on_disconnect: Hook<str>,
+    on_fatal: Hook<Error>,
 }
 
 struct RegEntry {
@@ -877,9 +880,7 @@ impl Component {
         let entry = Arc::new(reg_entry(procedure, options, boxed(handler)));
         let (key, joined) = {
             let mut state = self.shared.lock();
-            if let Err(e) = usable(&state.phase) {
-                return Err(e);
-            }
+            usable(&state.phase)?;
             state.next_key += 1;
             let key = state.next_key;
             state.registrations.insert(key, entry.clone());
