@@ -17,6 +17,11 @@
 //!
 //! `chaos --router PATH [--restarts N] [--cuts N] [--seed S]`
 
+#![allow(
+    clippy::print_stdout,
+    reason = "the tally line is the program's output"
+)]
+
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};

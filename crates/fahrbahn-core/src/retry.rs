@@ -192,6 +192,7 @@ pub fn classify_reason(uri: &str) -> Disposition {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests {
     use super::*;
 
