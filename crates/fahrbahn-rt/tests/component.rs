@@ -461,3 +461,29 @@ async fn a_refused_restore_is_retried_on_a_new_session() {
     caller.stop().await;
     until_connections(&router, 0).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn transports_are_tried_in_turn() {
+    let net = SimNet::default();
+    let _router = router(&net).await;
+    let urls = Arc::new(Mutex::new(Vec::new()));
+    let seen = urls.clone();
+    // Port 9 refuses; the second transport reaches the router.
+    let component = Component::builder("realm1")
+        .transport("rs://sim:9")
+        .transport(fahrbahn_rt::TransportConfig::new(URL))
+        .seed(11)
+        .on_connect(move |url| seen.lock().unwrap().push(url.to_owned()))
+        .start(&net);
+    let start = net.now();
+    component.joined().await.unwrap();
+    assert_eq!(*urls.lock().unwrap(), vec![URL.to_owned()]);
+    // One failed attempt, then the first back-off delay.
+    let (lo, hi) = RetryPolicy::default().delay_bounds(0);
+    let took = net.now() - start;
+    assert!(
+        lo <= took && took <= hi + Duration::from_millis(10),
+        "{took:?}"
+    );
+    component.stop().await;
+}
