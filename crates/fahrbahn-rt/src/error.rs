@@ -48,6 +48,11 @@ pub enum Error {
     Url(UrlError),
     /// A router configuration is invalid.
     Config(ConfigError),
+
+    // ----- a component ---------------------------------------------------
+    /// A [`Component`](crate::Component) could not carry out the request
+    /// (not joined, stopped, gave up, a deadline of its own).
+    Component(crate::component::ComponentError),
 }
 
 impl fmt::Display for Error {
@@ -67,6 +72,7 @@ impl fmt::Display for Error {
             Error::Decode(e) => write!(f, "payload conversion failed: {e}"),
             Error::Url(e) => write!(f, "{e}"),
             Error::Config(e) => write!(f, "invalid configuration: {e}"),
+            Error::Component(e) => write!(f, "{e}"),
         }
     }
 }
@@ -86,6 +92,7 @@ impl std::error::Error for Error {
             Error::Decode(e) => Some(e),
             Error::Url(e) => Some(e),
             Error::Config(e) => Some(e),
+            Error::Component(e) => Some(e),
         }
     }
 }

@@ -9,6 +9,7 @@
 //!
 //! Most users depend on the `fahrbahn` facade instead of this crate.
 
+mod component;
 mod connect;
 mod driver;
 mod error;
@@ -20,10 +21,16 @@ mod session;
 mod wamp_url;
 mod websocket;
 
+pub use component::{
+    Component, ComponentBuilder, ComponentError, ComponentRegistration, ComponentSubscription,
+    DEFAULT_CALL_TIMEOUT, DEFAULT_JOIN_WAIT, SubscriptionItem, TransportConfig, WhenDisconnected,
+    classify,
+};
 #[cfg(feature = "tls")]
 pub use connect::tls_connect_with;
 pub use connect::{MaybeTlsStream, WsUrl, connect, connect_via, connect_with};
 pub use error::{ConfigError, Error, TlsError, UrlError};
+pub use fahrbahn_core::retry::{Backoff, Disposition, RetryPolicy, classify_reason};
 pub use fahrbahn_core::wamp::auth::{Credential, CryptosignKey, Secret};
 pub use fahrbahn_core::wamp::{
     ApplicationError, AuthDetails, Codec, Dict, Json, List, PublicationId, RegistrationId,

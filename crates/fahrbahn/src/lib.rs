@@ -110,6 +110,17 @@ pub mod wamp {
         from_payload, kwargs, to_args, to_payload,
     };
 
+    /// The reconnecting [`Component`](component::Component): transports,
+    /// retry policy, error classification, handles that survive reconnects.
+    pub mod component {
+        pub use fahrbahn_rt::{
+            Backoff, Component, ComponentBuilder, ComponentError, ComponentRegistration,
+            ComponentSubscription, DEFAULT_CALL_TIMEOUT, DEFAULT_JOIN_WAIT, Disposition,
+            RetryPolicy, SubscriptionItem, TransportConfig, WhenDisconnected, classify,
+            classify_reason,
+        };
+    }
+
     pub use fahrbahn_core::wamp::{
         ApplicationError, AuthDetails, Closed, Codec, CommandError, Dict, Json, List,
         ProtocolViolation, PublicationId, RegistrationId, RequestId, RequestKind, Serializer,
@@ -160,7 +171,7 @@ pub mod runtime {
 
 /// Functions bound to one runtime: `connect`, `connect_with`, `bind`,
 /// `incoming`, `accept`, `accept_stream` (WebSocket) and `session`,
-/// `session_with` (WAMP).
+/// `session_with`, `component` (WAMP).
 #[allow(unused_macros)] // unused when no runtime feature is on
 macro_rules! runtime_module {
     ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident $(, { $($extra:item)* })?) => {
@@ -172,7 +183,7 @@ macro_rules! runtime_module {
                 ClientConfig, Error, Incoming, MaybeTlsStream, Runtime, ServerConfig,
                 TcpListener as _, WebSocket,
             };
-            use fahrbahn_rt::{Session, SessionOptions};
+            use fahrbahn_rt::{ComponentBuilder, Session, SessionOptions};
             pub use $krate::$rt;
 
             /// The TCP stream type of this runtime.
@@ -256,6 +267,12 @@ macro_rules! runtime_module {
                 Session::join_stream(&$rt, stream, framing, options).await
             }
 
+            /// Starts a reconnecting [`Component`](crate::wamp::component::Component)
+            /// built by `builder` on this runtime.
+            pub fn component(builder: ComponentBuilder) -> fahrbahn_rt::Component {
+                builder.start(&$rt)
+            }
+
             /// Runs the server handshake over a stream accepted elsewhere.
             pub async fn accept_stream<S>(stream: S, config: ServerConfig) -> Result<WebSocket<S>, Error>
             where
@@ -326,3 +343,6 @@ pub struct AuthDocTests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/proxies.md")]
 pub struct ProxiesDocTests;
+
+#[doc = include_str!("../../../docs/component.md")]
+pub struct ComponentDocTests;

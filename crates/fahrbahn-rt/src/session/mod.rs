@@ -73,6 +73,17 @@ pub struct Registration {
     ending: Arc<Ending>,
 }
 
+impl Registration {
+    /// A handle for the registration `id` of this crate's own bookkeeping
+    /// (the component's), which no revocation reaches.
+    pub(crate) fn from_id(id: RegistrationId) -> Self {
+        Self {
+            id,
+            ending: Arc::default(),
+        }
+    }
+}
+
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registration")
