@@ -231,6 +231,21 @@ impl Dealer {
     pub(crate) fn pending_count(&self) -> usize {
         self.invocations.len()
     }
+
+    /// Registration `id` (read-only, for the meta API).
+    pub(crate) fn registration(&self, id: u64) -> Option<&Registration> {
+        self.regs.get(&id)
+    }
+
+    /// Every registration, by id (read-only, for the meta API).
+    pub(crate) fn registrations(&self) -> impl Iterator<Item = (u64, &Registration)> + '_ {
+        self.regs.iter().map(|(id, r)| (*id, r))
+    }
+
+    /// The id of the registration for (procedure, policy), if there is one.
+    pub(crate) fn find(&self, procedure: &str, policy: MatchPolicy) -> Option<u64> {
+        self.keys[policy.index()].get(procedure).copied()
+    }
 }
 
 #[cfg(test)]

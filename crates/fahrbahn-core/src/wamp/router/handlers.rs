@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use super::dealer::Invocation;
 use super::matching::MatchPolicy;
+use super::meta::is_meta_procedure;
 use super::{Action, Authorization, Body, ConnectionId, EncodeCache, Router, SessionRecord};
 use crate::wamp::error::{
     ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
@@ -19,8 +20,8 @@ use crate::wamp::{Dict, Message, Value, is_valid_uri, random_id};
 const RESERVED_PREFIX: &str = "wamp.";
 
 /// A PUBLISH's receiver filters (subscriber black- and whitelisting).
-#[derive(Debug, Default)]
-struct Filters {
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Filters {
     exclude: Option<BTreeSet<u64>>,
     exclude_authid: Option<BTreeSet<String>>,
     exclude_authrole: Option<BTreeSet<String>>,
@@ -62,7 +63,7 @@ fn string_list(options: &Dict, key: &str) -> Result<Option<BTreeSet<String>>, St
 }
 
 impl Filters {
-    fn parse(options: &Dict) -> Result<Self, String> {
+    pub(super) fn parse(options: &Dict) -> Result<Self, String> {
         Ok(Self {
             exclude: id_list(options, "exclude")?,
             exclude_authid: string_list(options, "exclude_authid")?,
@@ -74,7 +75,7 @@ impl Filters {
     }
 
     /// Whether session `id` with this record receives the event.
-    fn admits(&self, id: u64, s: &SessionRecord) -> bool {
+    pub(super) fn admits(&self, id: u64, s: &SessionRecord) -> bool {
         let excluded = self.exclude.as_ref().is_some_and(|x| x.contains(&id))
             || self
                 .exclude_authid
@@ -107,6 +108,40 @@ fn uri_bytes_refusal(max: usize) -> String {
 
 fn flag(options: &Dict, key: &str) -> Option<bool> {
     options.get(key).and_then(Value::as_bool)
+}
+
+/// The payload passthru options the router forwards from PUBLISH, CALL and
+/// YIELD to EVENT, INVOCATION and RESULT (the payload itself is forwarded
+/// untouched in any case).
+const PPT_OPTIONS: [&str; 4] = ["ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid"];
+
+/// Copies the `ppt_*` options and the custom `x_*` options of a request
+/// into the details of the message it becomes. An error (for
+/// `wamp.error.invalid_argument`) when a `ppt_*` option is not a string.
+pub(super) fn forward_passthru(options: &Dict, details: &mut Dict) -> Result<(), String> {
+    for key in PPT_OPTIONS {
+        match options.get(key) {
+            None => {}
+            Some(Value::String(v)) => {
+                details.insert(key.into(), v.clone().into());
+            }
+            Some(v) => return Err(format!("option {key:?} must be a string, got {}", v.kind())),
+        }
+    }
+    if options.contains_key("ppt_serializer")
+        || options.contains_key("ppt_cipher")
+        || options.contains_key("ppt_keyid")
+    {
+        if !options.contains_key("ppt_scheme") {
+            return Err("payload passthru options need \"ppt_scheme\"".to_owned());
+        }
+    }
+    for (key, value) in options {
+        if key.starts_with("x_") {
+            details.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(())
 }
 
 impl Router {
@@ -231,8 +266,13 @@ impl Router {
             }
             Some(Authorization::Allow { disclose }) => disclose,
         };
+        let mut passthru = Dict::new();
+        if let Err(message) = forward_passthru(options, &mut passthru) {
+            return refuse(self, ERROR_INVALID_ARGUMENT, message);
+        }
         let exclude_me = flag(options, "exclude_me") != Some(false);
         let disclose_me = flag(options, "disclose_me") == Some(true) || role_discloses;
+        let retain = flag(options, "retain") == Some(true);
         let publication = random_id(&mut self.rng);
         if acknowledge {
             self.send(
@@ -258,6 +298,7 @@ impl Router {
                 publisher.authrole.clone().into(),
             );
         }
+        base.extend(passthru);
         // One EVENT per subscription (its details are the same for every
         // subscriber), encoded once per codec; the bytes are shared.
         let mut deliveries = Vec::new();
@@ -296,6 +337,9 @@ impl Router {
             for to in receivers {
                 self.send_shared(to, &event, &mut cache);
             }
+        }
+        if retain {
+            self.retain_event(session, topic, publication, base, filters, body);
         }
     }
 
@@ -377,11 +421,13 @@ impl Router {
             }
             record.uri_bytes += topic.len();
         }
+        let created = realm.broker.find(topic, policy).is_none();
         let subscription =
             realm
                 .broker
                 .subscribe(session, topic, policy, &mut self.subscription_ids);
         record.subscriptions.insert(subscription);
+        let realm_name = record.realm.clone();
         self.send(
             conn,
             Message::Subscribed {
@@ -389,6 +435,24 @@ impl Router {
                 subscription,
             },
         );
+        if flag(options, "get_retained") == Some(true) {
+            self.send_retained(conn, session, subscription, topic, policy);
+        }
+        if created {
+            let details = self.subscription_details(&realm_name, subscription);
+            self.publish_meta(
+                &realm_name,
+                "wamp.subscription.on_create",
+                vec![session.into(), details],
+            );
+        }
+        if !held {
+            self.publish_meta(
+                &realm_name,
+                "wamp.subscription.on_subscribe",
+                vec![session.into(), subscription.into()],
+            );
+        }
     }
 
     fn on_unsubscribe(
@@ -413,8 +477,8 @@ impl Router {
         if let Some(realm) = self.realms.get_mut(&record.realm) {
             let len = realm.broker.topic(subscription).map_or(0, str::len);
             record.uri_bytes = record.uri_bytes.saturating_sub(len);
-            realm.broker.unsubscribe(session, subscription);
         }
+        let realm_name = record.realm.clone();
         self.send(
             conn,
             Message::Unsubscribed {
@@ -422,6 +486,7 @@ impl Router {
                 details: None,
             },
         );
+        self.drop_subscriber(&realm_name, session, subscription);
     }
 
     // ----- dealer ---------------------------------------------------------
@@ -526,6 +591,7 @@ impl Router {
             Some(registration) => {
                 record.registrations.insert(registration);
                 record.uri_bytes += procedure.len();
+                let realm_name = record.realm.clone();
                 self.send(
                     conn,
                     Message::Registered {
@@ -533,6 +599,7 @@ impl Router {
                         registration,
                     },
                 );
+                self.registration_made(&realm_name, session, registration);
             }
             None => self.error_reply(
                 conn,
@@ -560,8 +627,8 @@ impl Router {
         if let Some(realm) = self.realms.get_mut(&record.realm) {
             let len = realm.dealer.procedure(registration).map_or(0, str::len);
             record.uri_bytes = record.uri_bytes.saturating_sub(len);
-            realm.dealer.unregister(session, registration);
         }
+        let realm_name = record.realm.clone();
         self.send(
             conn,
             Message::Unregistered {
@@ -569,6 +636,7 @@ impl Router {
                 details: None,
             },
         );
+        self.drop_callee(&realm_name, session, registration);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -603,6 +671,9 @@ impl Router {
             }
             Some(Authorization::Allow { disclose }) => disclose,
         };
+        if is_meta_procedure(procedure) {
+            return self.on_meta_call(conn, session, request, procedure, body);
+        }
         let Some(caller) = self.sessions.get(&session) else {
             return;
         };
@@ -658,6 +729,15 @@ impl Router {
         }
         if receive_progress {
             details.insert("receive_progress".into(), true.into());
+        }
+        if let Err(message) = forward_passthru(options, &mut details) {
+            return self.error_reply(
+                conn,
+                Message::CALL,
+                request,
+                ERROR_INVALID_ARGUMENT,
+                message,
+            );
         }
         let callee_conn = callee_record.conn;
         let realm_name = caller.realm.clone();
@@ -805,6 +885,9 @@ impl Router {
         let mut details = Dict::new();
         if progress {
             details.insert("progress".into(), true.into());
+        }
+        if let Err(message) = forward_passthru(options, &mut details) {
+            log::debug!("router: YIELD {request}: {message}: forwarded without it");
         }
         let result = body.into_routed(Message::Result {
             request: call_request,

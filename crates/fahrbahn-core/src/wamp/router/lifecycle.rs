@@ -181,7 +181,7 @@ impl Router {
                 details.insert("authid".into(), Value::String(authid.clone()));
                 details.insert("authrole".into(), Value::String(authrole.clone()));
                 details.insert("authmethod".into(), Value::String(authmethod.clone()));
-                details.insert("authprovider".into(), Value::String(authprovider));
+                details.insert("authprovider".into(), Value::String(authprovider.clone()));
                 if !extra.is_empty() {
                     details.insert("authextra".into(), Value::Dict(extra));
                 }
@@ -204,6 +204,9 @@ impl Router {
                         authid: authid.clone(),
                         authrole: authrole.clone(),
                         authmethod: authmethod.clone(),
+                        authprovider,
+                        testaments: Vec::new(),
+                        testament_bytes: 0,
                         roles,
                         authz_cache: HashMap::new(),
                         authz_cache_bytes: 0,
@@ -216,6 +219,9 @@ impl Router {
                 self.set_deadline(conn, None);
                 log::debug!("router: session {session} joined realm {realm:?} on {conn}");
                 self.send(conn, Message::Welcome { session, details });
+                if let Some(details) = self.session_details(session) {
+                    self.publish_meta(&realm, "wamp.session.on_join", vec![details]);
+                }
                 self.events.push_back(RouterEvent::Joined {
                     conn,
                     session: SessionId(session),
@@ -328,12 +334,6 @@ impl Router {
             return;
         };
         realm.sessions.remove(&session);
-        for sub in &record.subscriptions {
-            realm.broker.unsubscribe(session, *sub);
-        }
-        for reg in &record.registrations {
-            realm.dealer.unregister(session, *reg);
-        }
         // (to session, message, whether it answers that session's own call)
         let mut to_send = Vec::new();
         for id in realm.dealer.invocations_of(session) {
@@ -384,6 +384,7 @@ impl Router {
                 self.send(conn, msg);
             }
         }
+        self.session_gone(session, &record);
         log::debug!("router: session {session} left realm {:?}", record.realm);
         self.events.push_back(RouterEvent::Left {
             conn: record.conn,

@@ -106,6 +106,8 @@ mod dealer;
 mod handlers;
 mod lifecycle;
 mod matching;
+mod meta;
+mod retained;
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests;
@@ -217,6 +219,17 @@ pub struct RouterConfig {
     /// session stays up. This also bounds the burst of ERRORs a caller
     /// gets when its callee leaves.
     pub max_pending_calls_per_session: usize,
+    /// Bytes of retained events one realm keeps, at most (default 4 MiB):
+    /// each counted as its topic, payload and details plus a fixed
+    /// overhead. To keep a new one, the oldest retained events are
+    /// dropped; an event larger than this alone is delivered but not
+    /// retained.
+    pub max_retained_bytes: usize,
+    /// Bytes of testaments (`wamp.session.add_testament`) one session may
+    /// hold, at most (default 64 KiB): each counted as its topic and
+    /// payload plus a fixed overhead. One over it is answered with ERROR
+    /// `wamp.error.payload_size_exceeded`.
+    pub max_testament_bytes_per_session: usize,
 }
 
 impl Default for RouterConfig {
@@ -234,6 +247,8 @@ impl Default for RouterConfig {
             max_subscriptions_per_session: 1000,
             max_uri_bytes_per_session: 1 << 20,
             max_pending_calls_per_session: 1000,
+            max_retained_bytes: 4 << 20,
+            max_testament_bytes_per_session: 64 << 10,
         }
     }
 }
@@ -370,6 +385,13 @@ pub fn router_roles() -> Dict {
             "publisher_exclusion",
             "subscriber_blackwhite_listing",
             "pattern_based_subscription",
+            "event_retention",
+            "subscription_revocation",
+            "payload_passthru_mode",
+            "session_meta_api",
+            "subscription_meta_api",
+            "registration_meta_api",
+            "testament_meta_api",
         ]),
     );
     roles.insert(
@@ -379,6 +401,11 @@ pub fn router_roles() -> Dict {
             "progressive_call_results",
             "call_canceling",
             "pattern_based_registration",
+            "registration_revocation",
+            "payload_passthru_mode",
+            "session_meta_api",
+            "registration_meta_api",
+            "testament_meta_api",
         ]),
     );
     roles
@@ -434,6 +461,11 @@ struct SessionRecord {
     authid: String,
     authrole: String,
     authmethod: String,
+    authprovider: String,
+    /// Testaments to publish when the session goes away, and their bytes
+    /// ([`RouterConfig::max_testament_bytes_per_session`]).
+    testaments: Vec<meta::Testament>,
+    testament_bytes: usize,
     /// The client's announced roles (HELLO details.roles).
     roles: Dict,
     /// Verdicts of a [`cacheable`](Authorizer::cacheable) authorizer, by
@@ -466,6 +498,7 @@ struct Realm {
     sessions: BTreeSet<u64>,
     broker: Broker,
     dealer: Dealer,
+    retained: retained::RetainedStore,
 }
 
 /// The embedded WAMP router: sessions, broker and dealer over many
@@ -496,6 +529,8 @@ pub struct Router {
     goodbye_timeout: Duration,
     session_limits: SessionLimits,
     max_pending_calls: usize,
+    max_retained_bytes: usize,
+    max_testament_bytes: usize,
     /// The time of the input being handled (`None` before the first).
     now: Option<Instant>,
     shut_down: bool,
@@ -895,6 +930,8 @@ impl Router {
                 uri_bytes: config.max_uri_bytes_per_session,
             },
             max_pending_calls: config.max_pending_calls_per_session,
+            max_retained_bytes: config.max_retained_bytes,
+            max_testament_bytes: config.max_testament_bytes_per_session,
             now: None,
             shut_down: false,
         };
