@@ -107,6 +107,9 @@ mod handlers;
 mod lifecycle;
 mod matching;
 mod meta;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
+mod meta_tests;
 mod retained;
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests take a base instant from the clock

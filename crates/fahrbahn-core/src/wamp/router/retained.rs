@@ -127,10 +127,4 @@ impl RetainedStore {
     pub(crate) fn bytes(&self) -> usize {
         self.bytes
     }
-
-    /// The number of retained events.
-    #[cfg(test)]
-    pub(crate) fn len(&self) -> usize {
-        self.by_topic.len()
-    }
 }
