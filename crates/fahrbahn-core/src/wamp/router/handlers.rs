@@ -128,13 +128,9 @@ pub(super) fn forward_passthru(options: &Dict, details: &mut Dict) -> Result<(),
             Some(v) => return Err(format!("option {key:?} must be a string, got {}", v.kind())),
         }
     }
-    if options.contains_key("ppt_serializer")
-        || options.contains_key("ppt_cipher")
-        || options.contains_key("ppt_keyid")
-    {
-        if !options.contains_key("ppt_scheme") {
-            return Err("payload passthru options need \"ppt_scheme\"".to_owned());
-        }
+    let other_ppt = PPT_OPTIONS[1..].iter().any(|k| options.contains_key(*k));
+    if other_ppt && !options.contains_key("ppt_scheme") {
+        return Err("payload passthru options need \"ppt_scheme\"".to_owned());
     }
     for (key, value) in options {
         if key.starts_with("x_") {

@@ -103,6 +103,9 @@ fn publish(r: &mut Router, conn: ConnectionId, topic: &str, options: Dict, args:
     );
 }
 
+/// What a CALL got: RESULT's args, or ERROR's URI.
+type Answer = Result<Option<List>, String>;
+
 /// Calls `procedure`; the caller's answer (RESULT args or ERROR URI), and
 /// everything else sent meanwhile.
 fn call(
@@ -110,7 +113,7 @@ fn call(
     conn: ConnectionId,
     procedure: &str,
     args: List,
-) -> (Result<Option<List>, String>, Vec<(ConnectionId, Message)>) {
+) -> (Answer, Vec<(ConnectionId, Message)>) {
     r.handle_message(
         now(),
         conn,

@@ -55,14 +55,31 @@
 //! - broker: exact, prefix and wildcard subscriptions (one subscription id
 //!   per (topic, match) and realm), `exclude_me` (default true),
 //!   `exclude`/`eligible` (session ids), `exclude_authid`/`eligible_authid`,
-//!   `exclude_authrole`/`eligible_authrole`, `disclose_me`, `acknowledge`;
+//!   `exclude_authrole`/`eligible_authrole`, `disclose_me`, `acknowledge`,
+//!   event retention (`retain`, `get_retained`; at most
+//!   [`RouterConfig::max_retained_bytes`] per realm), subscription
+//!   revocation (`wamp.subscription.remove_subscriber`);
 //! - dealer: exact, prefix and wildcard registrations (single callee per
 //!   procedure), `disclose_me`, progressive call results, call canceling
-//!   (`skip`, `kill`, `killnowait`).
+//!   (`skip`, `kill`, `killnowait`), registration revocation
+//!   (`wamp.registration.remove_callee`);
+//! - payload passthru mode: `ppt_scheme`, `ppt_serializer`, `ppt_cipher`,
+//!   `ppt_keyid` and custom `x_*` options are forwarded from PUBLISH, CALL
+//!   and YIELD to EVENT, INVOCATION and RESULT, the payload untouched;
+//! - the meta API, answered by the router itself and authorized like any
+//!   CALL: `wamp.session.count|list|get|kill|kill_by_authid|kill_by_authrole`,
+//!   `wamp.registration.list|lookup|match|get|list_callees|count_callees|remove_callee`,
+//!   `wamp.subscription.list|lookup|match|get|list_subscribers|count_subscribers|remove_subscriber`,
+//!   and the meta events `wamp.session.on_join|on_leave`,
+//!   `wamp.registration.on_create|on_register|on_unregister|on_delete`,
+//!   `wamp.subscription.on_create|on_subscribe|on_unsubscribe|on_delete`;
+//! - testaments: `wamp.session.add_testament`,
+//!   `wamp.session.flush_testaments` (scopes `detached` and `destroyed`,
+//!   at most [`RouterConfig::max_testament_bytes_per_session`]), published
+//!   when the session goes away.
 //!
-//! Not implemented: shared registrations, call timeouts, the session and
-//! registration/subscription meta APIs, a dynamic authorizer that calls a
-//! WAMP procedure.
+//! Not implemented: shared registrations, call timeouts, a dynamic
+//! authorizer that calls a WAMP procedure.
 //!
 //! # Example
 //!
