@@ -827,7 +827,7 @@ impl Router {
 
     /// Takes `callee` off `registration` on the router's initiative: it
     /// gets UNREGISTERED (request 0, `details.registration` and
-    /// `details.reason`). A minimal revocation for
+    /// `details.reason`) if it announced `registration_revocation`. A minimal revocation for
     /// `wamp.registration.remove_callee`; its pending invocations run on.
     fn revoke_callee(
         &mut self,
@@ -843,6 +843,7 @@ impl Router {
             return;
         }
         let conn = record.conn;
+        let told = record.has_feature("callee", "registration_revocation");
         if let Some(len) = self
             .realms
             .get(realm)
@@ -856,13 +857,15 @@ impl Router {
         if let Some(reason) = reason {
             details.insert("reason".into(), reason.into());
         }
-        self.send(
-            conn,
-            Message::Unregistered {
-                request: 0,
-                details: Some(details),
-            },
-        );
+        if told {
+            self.send(
+                conn,
+                Message::Unregistered {
+                    request: 0,
+                    details: Some(details),
+                },
+            );
+        }
         self.drop_callee(realm, callee, registration);
     }
 
@@ -936,7 +939,8 @@ impl Router {
 
     /// Takes `subscriber` off `subscription` on the router's initiative
     /// (subscription revocation): it gets UNSUBSCRIBED (request 0,
-    /// `details.subscription`, `details.reason`).
+    /// `details.subscription`, `details.reason`) if it announced
+    /// `subscription_revocation`, as Crossbar.io does.
     fn revoke_subscriber(
         &mut self,
         realm: &str,
@@ -951,6 +955,7 @@ impl Router {
             return;
         }
         let conn = record.conn;
+        let told = record.has_feature("subscriber", "subscription_revocation");
         if let Some(len) = self
             .realms
             .get(realm)
@@ -964,13 +969,15 @@ impl Router {
         if let Some(reason) = reason {
             details.insert("reason".into(), reason.into());
         }
-        self.send(
-            conn,
-            Message::Unsubscribed {
-                request: 0,
-                details: Some(details),
-            },
-        );
+        if told {
+            self.send(
+                conn,
+                Message::Unsubscribed {
+                    request: 0,
+                    details: Some(details),
+                },
+            );
+        }
         self.drop_subscriber(realm, subscriber, subscription);
     }
 }

@@ -32,7 +32,12 @@ fn router() -> Router {
 fn join(r: &mut Router) -> (ConnectionId, u64) {
     let conn = r.attach(now());
     let mut details = Dict::new();
-    details.insert("roles".into(), Value::Dict(crate::wamp::client_roles()));
+    let mut roles = crate::wamp::client_roles();
+    roles.insert(
+        "callee".into(),
+        crate::wamp::session::feature_set(&["registration_revocation"]),
+    );
+    details.insert("roles".into(), Value::Dict(roles));
     r.handle_message(
         now(),
         conn,
@@ -864,4 +869,38 @@ fn meta_procedures_obey_authorization() {
             "{procedure}"
         );
     }
+}
+
+#[test]
+fn revocation_is_silent_for_subscribers_that_do_not_announce_it() {
+    let mut r = router();
+    let (a, _) = join(&mut r);
+    let conn = r.attach(now());
+    let mut details = Dict::new();
+    let mut roles = Dict::new();
+    roles.insert("subscriber".into(), crate::wamp::session::feature_set(&[]));
+    details.insert("roles".into(), Value::Dict(roles));
+    r.handle_message(
+        now(),
+        conn,
+        Message::Hello {
+            realm: "r".into(),
+            details,
+        },
+    );
+    drain(&mut r);
+    let plain = r.session_of(conn).unwrap().0;
+    let (sub, _) = subscribe(&mut r, conn, "t.s", Dict::new());
+    let (answer, out) = call(
+        &mut r,
+        a,
+        "wamp.subscription.remove_subscriber",
+        vec![sub.into(), plain.into()],
+    );
+    assert_eq!(answer, Ok(None));
+    assert!(out.iter().all(|(to, _)| *to != conn), "{out:?}");
+    assert_eq!(
+        call(&mut r, a, "wamp.subscription.match", vec!["t.s".into()]).0,
+        Ok(None)
+    );
 }
