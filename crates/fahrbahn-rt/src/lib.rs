@@ -43,8 +43,9 @@ pub use runtime::{
     TcpListener, Transport,
 };
 pub use session::{
-    CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation, Registration,
-    Session, SessionOptions, Subscription, kwargs, to_args,
+    ByMatch, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation, Meta,
+    Registration, Revocation, Session, SessionOptions, Subscription, TestamentScope, kwargs,
+    to_args,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

@@ -94,8 +94,9 @@ pub mod ws {
 /// embedded [`router`](wamp::router).
 pub mod wamp {
     pub use fahrbahn_rt::{
-        CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation,
-        Registration, Session, SessionOptions, Subscription, WampUrl, kwargs, to_args,
+        ByMatch, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation,
+        Meta, Registration, Revocation, Session, SessionOptions, Subscription, TestamentScope,
+        WampUrl, kwargs, to_args,
     };
 
     pub use fahrbahn_core::wamp::{
