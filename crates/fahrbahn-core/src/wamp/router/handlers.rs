@@ -434,7 +434,10 @@ impl Router {
         if flag(options, "get_retained") == Some(true) {
             self.send_retained(conn, session, subscription, topic, policy);
         }
-        if created {
+        // No meta events about subscriptions to the meta events themselves
+        // (as Crossbar.io).
+        let quiet = topic.starts_with(RESERVED_PREFIX);
+        if created && !quiet {
             let details = self.subscription_details(&realm_name, subscription);
             self.publish_meta(
                 &realm_name,
@@ -442,7 +445,7 @@ impl Router {
                 vec![session.into(), details],
             );
         }
-        if !held {
+        if !held && !quiet {
             self.publish_meta(
                 &realm_name,
                 "wamp.subscription.on_subscribe",

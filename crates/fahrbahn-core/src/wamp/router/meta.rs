@@ -79,6 +79,9 @@ pub(super) struct Testament {
     kwargs: Option<Dict>,
     filters: Filters,
     retain: bool,
+    /// The EVENT details: the publisher, when its role or `disclose_me`
+    /// discloses it (decided when the testament is added).
+    details: Dict,
     /// The bytes it is counted as.
     size: usize,
 }
@@ -357,10 +360,19 @@ impl Router {
         let Some(r) = self.realms.get_mut(realm) else {
             return;
         };
+        // No meta events about subscriptions to the meta events themselves
+        // (as Crossbar.io).
+        let quiet = r
+            .broker
+            .topic(subscription)
+            .is_some_and(|t| t.starts_with("wamp."));
         if !r.broker.unsubscribe(session, subscription) {
             return;
         }
         let deleted = r.broker.get(subscription).is_none();
+        if quiet {
+            return;
+        }
         self.publish_meta(
             realm,
             "wamp.subscription.on_unsubscribe",
@@ -444,14 +456,19 @@ impl Router {
                     kwargs: t.kwargs.clone(),
                     raw: None,
                 };
-                let publication =
-                    self.publish_internal(realm, &t.topic, Dict::new(), &t.filters, body.clone());
+                let publication = self.publish_internal(
+                    realm,
+                    &t.topic,
+                    t.details.clone(),
+                    &t.filters,
+                    body.clone(),
+                );
                 if t.retain {
                     self.retain_in(
                         realm,
                         &t.topic,
                         publication,
-                        Dict::new(),
+                        t.details.clone(),
                         t.filters.clone(),
                         body,
                     );
@@ -464,15 +481,7 @@ impl Router {
         for reg in &record.registrations {
             self.drop_callee(realm, session, *reg);
         }
-        self.publish_meta(
-            realm,
-            "wamp.session.on_leave",
-            vec![
-                session.into(),
-                record.authid.clone().into(),
-                record.authrole.clone().into(),
-            ],
-        );
+        self.publish_meta(realm, "wamp.session.on_leave", vec![session.into()]);
     }
 
     /// Ends `session` from the router's side: GOODBYE with `reason` (the
@@ -716,15 +725,17 @@ impl Router {
                 .map_err(|m| (ERROR_TESTAMENT, m))?;
         let filters = Filters::parse(&options).map_err(|m| (ERROR_INVALID_ARGUMENT, m))?;
         let retain = options.get("retain").and_then(Value::as_bool) == Some(true);
-        match self.authorize(caller, super::Action::Publish, &topic, &Dict::new()) {
-            Some(a) if a.is_allowed() => {}
+        let disclose = match self.authorize(caller, super::Action::Publish, &topic, &options) {
+            Some(super::Authorization::Allow { disclose }) => {
+                disclose || options.get("disclose_me").and_then(Value::as_bool) == Some(true)
+            }
             _ => {
                 return Err((
                     ERROR_NOT_AUTHORIZED,
                     format!("not authorized to publish to topic {topic:?}"),
                 ));
             }
-        }
+        };
         let size = topic.len()
             + payload_size(&Body {
                 args: t_args.clone(),
@@ -736,6 +747,12 @@ impl Router {
         let Some(record) = self.sessions.get_mut(&caller) else {
             return Ok(None);
         };
+        let mut details = Dict::new();
+        if disclose {
+            details.insert("publisher".into(), caller.into());
+            details.insert("publisher_authid".into(), record.authid.clone().into());
+            details.insert("publisher_authrole".into(), record.authrole.clone().into());
+        }
         if record.testament_bytes + size > limit {
             return Err((
                 ERROR_PAYLOAD_SIZE_EXCEEDED,
@@ -753,6 +770,7 @@ impl Router {
             kwargs: t_kwargs,
             filters,
             retain,
+            details,
             size,
         });
         Ok(Some(random_id(&mut self.rng).into()))

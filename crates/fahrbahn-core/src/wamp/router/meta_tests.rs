@@ -745,10 +745,7 @@ fn join_and_leave_meta_events() {
     let ev = events(&drain(&mut r), a);
     assert_eq!(ev.len(), 1);
     assert_eq!(ev[0].0, on_leave);
-    assert_eq!(
-        ev[0].2,
-        [b_id.into(), b_id.to_string().into(), "anonymous".into()]
-    );
+    assert_eq!(ev[0].2, [b_id.into()]);
 }
 
 #[test]
