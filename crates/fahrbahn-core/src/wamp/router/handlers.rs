@@ -585,7 +585,7 @@ impl Router {
         }
         match realm
             .dealer
-            .register(session, procedure, policy, &mut self.registration_ids)
+            .register(session, procedure, policy, &mut self.subscription_ids)
         {
             Some(registration) => {
                 record.registrations.insert(registration);

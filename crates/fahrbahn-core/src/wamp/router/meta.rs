@@ -439,7 +439,10 @@ impl Router {
         d.insert("authprovider".into(), s.authprovider.clone().into());
         d.insert("authextra".into(), Value::Dict(Dict::new()));
         if let Some(q) = self.output.queues.get(&s.conn).filter(|q| q.encoded) {
-            d.insert("serializer".into(), q.codec.serializer.to_string().into());
+            d.insert(
+                "serializer".into(),
+                q.codec.serializer.to_string().to_lowercase().into(),
+            );
         }
         Some(Value::Dict(d))
     }
@@ -552,7 +555,8 @@ impl Router {
                 Message::Result {
                     request,
                     details: Dict::new(),
-                    args: value.map(|v| vec![v]),
+                    // `None` is `[null]`, as Crossbar.io answers.
+                    args: Some(vec![value.unwrap_or(Value::Null)]),
                     kwargs: None,
                 },
             ),

@@ -136,7 +136,11 @@ fn call(
         match m {
             Message::Result {
                 request: 9, args, ..
-            } if c == conn => answer = Some(Ok(args)),
+            } if c == conn => {
+                // `[null]` (what a meta procedure answers for nothing) is
+                // `None` here.
+                answer = Some(Ok(args.filter(|a| a.as_slice() != [Value::Null])));
+            }
             Message::Error {
                 request: 9, error, ..
             } if c == conn => answer = Some(Err(error)),

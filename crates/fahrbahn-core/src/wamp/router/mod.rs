@@ -534,8 +534,10 @@ pub struct Router {
     /// Session ids handed to authenticating clients.
     reserved: BTreeSet<u64>,
     next_conn: u64,
+    /// Subscription and registration ids, from one sequence: an id never
+    /// names both a subscription and a registration (clearer for the meta
+    /// API's users, and what the differential suite relies on).
     subscription_ids: IdGenerator,
-    registration_ids: IdGenerator,
     invocation_ids: IdGenerator,
     output: Output,
     events: VecDeque<RouterEvent>,
@@ -924,7 +926,6 @@ impl Router {
             reserved: BTreeSet::new(),
             next_conn: 0,
             subscription_ids: IdGenerator::new(),
-            registration_ids: IdGenerator::new(),
             invocation_ids: IdGenerator::new(),
             output: Output {
                 queues: BTreeMap::new(),
