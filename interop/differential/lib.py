@@ -90,6 +90,8 @@ class Session(ApplicationSession):
         self.seen = []
 
     def record(self, msg):
+        if self.sc.closing:
+            return
         self.sc.last_activity = asyncio.get_running_loop().time()
         if isinstance(msg, list) and msg:
             if msg[0] == WELCOME:
@@ -210,8 +212,11 @@ class Scenario:
         self.p = prefix
         self.norm = Normaliser()
         self.sessions = {}
-        self.notes = []
+        self.notes = {}
         self.last_activity = 0.0
+        # Set when the scenario is over: what its sessions get while they
+        # leave is not part of it.
+        self.closing = False
 
     def uri(self, suffix):
         """A URI of this run: `com.fahrbahn.diff.<prefix>.<suffix>`."""
@@ -230,8 +235,11 @@ class Scenario:
         return session
 
     def note(self, label, value):
-        """Records an observation of the scenario itself."""
-        self.notes.append([label, value])
+        """Records an observation of the scenario itself, under `label`
+        (unique in the scenario)."""
+        if label in self.notes:
+            raise ValueError(f"note {label!r} taken twice")
+        self.notes[label] = value
 
     async def outcome(self, label, awaitable):
         """Notes what `awaitable` (a call) gave: its result, or its error
@@ -259,6 +267,7 @@ class Scenario:
                 return
 
     async def close(self):
+        self.closing = True
         for s in self.sessions.values():
             if s.is_attached():
                 s.leave()
@@ -270,7 +279,7 @@ class Scenario:
 
     def transcript(self):
         return {
-            "notes": [[label, self.norm.value(v)] for label, v in self.notes],
+            "notes": {label: self.norm.value(v) for label, v in self.notes.items()},
             "sessions": {
                 name: [self.norm.message(m) for m in s.seen] for name, s in sorted(self.sessions.items())
             },

@@ -77,6 +77,12 @@ def remove(tree, path):
             del tree[head]
 
 
+def applies(scope, name):
+    """Whether a difference for `scope` ('*', a name or a list) applies to
+    scenario `name`."""
+    return scope == "*" or scope == name or (isinstance(scope, list) and name in scope)
+
+
 def first_difference(a, b, where="$"):
     if type(a) is not type(b):
         return f"{where}: {json.dumps(a)} vs {json.dumps(b)}"
@@ -122,7 +128,7 @@ def compare(opts):
             failed += 1
             print(f"FAIL {name}: the scenario broke: {broken}", flush=True)
             continue
-        applied = [d for d in differences if d["scenario"] in (name, "*")]
+        applied = [d for d in differences if applies(d["scenario"], name)]
         for d in applied:
             remove(a, list(d["path"]))
             remove(b, list(d["path"]))
@@ -142,7 +148,7 @@ def main():
     rec = sub.add_parser("record")
     rec.add_argument("--url", required=True)
     rec.add_argument("--realm", default="differential")
-    rec.add_argument("--prefix", default=f"d{os.getpid()}")
+    rec.add_argument("--prefix", default="d", help="URI component of this run (the same for both routers)")
     rec.add_argument("--out", required=True)
     rec.add_argument("--only", nargs="*")
     cmp_ = sub.add_parser("compare")

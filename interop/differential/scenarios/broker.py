@@ -25,15 +25,16 @@ async def subscription_revocation(sc):
     a = await sc.session("A")
     b = await sc.session("B")
     sub = await b.subscribe(lambda *x: None, sc.uri("rev"))
+    b_id = b._session_id
     await sc.outcome(
         "remove_subscriber",
-        a.call("wamp.subscription.remove_subscriber", sub.id, b._session_id, "com.example.kicked"),
+        a.call("wamp.subscription.remove_subscriber", sub.id, b_id, "com.example.kicked"),
     )
     await sc.settle()
     await a.publish(sc.uri("rev"), "after", options=PublishOptions(acknowledge=True))
     await sc.outcome("match after", a.call("wamp.subscription.match", sc.uri("rev")))
     await sc.outcome(
-        "remove again", a.call("wamp.subscription.remove_subscriber", sub.id, b._session_id)
+        "remove again", a.call("wamp.subscription.remove_subscriber", sub.id, b_id)
     )
     await sc.settle()
 

@@ -5,6 +5,9 @@ from autobahn.wamp.types import RegisterOptions, SubscribeOptions
 
 from lib import scenario
 
+# An id no session, subscription or registration has.
+UNKNOWN = 2**53 - 7
+
 
 @scenario("session_meta")
 async def session_meta(sc):
@@ -16,7 +19,7 @@ async def session_meta(sc):
     sc.note("count is the list's length", count == len(ids))
     await sc.outcome("count of role nobody", a.call("wamp.session.count", ["nobody"]))
     await sc.outcome("get B", a.call("wamp.session.get", b._session_id))
-    await sc.outcome("get unknown", a.call("wamp.session.get", 1))
+    await sc.outcome("get unknown", a.call("wamp.session.get", UNKNOWN))
     await sc.settle()
 
 
@@ -26,7 +29,7 @@ async def session_kill(sc):
     b = await sc.session("B")
     await sc.outcome("kill B", a.call("wamp.session.kill", b._session_id, "com.example.bye", "go away"))
     await sc.settle()
-    await sc.outcome("kill unknown", a.call("wamp.session.kill", 1))
+    await sc.outcome("kill unknown", a.call("wamp.session.kill", UNKNOWN))
     c = await sc.session("C")
     c_authid = (await a.call("wamp.session.get", c._session_id))["authid"]
     await sc.outcome("kill_by_authid C", a.call("wamp.session.kill_by_authid", c_authid))
@@ -57,7 +60,7 @@ async def subscription_meta(sc):
     await sc.outcome("match", a.call("wamp.subscription.match", sc.uri("pre.x")))
     await sc.outcome("match none", a.call("wamp.subscription.match", sc.uri("nothing")))
     await sc.outcome("get", a.call("wamp.subscription.get", sub.id))
-    await sc.outcome("get unknown", a.call("wamp.subscription.get", 1))
+    await sc.outcome("get unknown", a.call("wamp.subscription.get", UNKNOWN))
     await sc.outcome("list_subscribers", a.call("wamp.subscription.list_subscribers", sub.id))
     await sc.outcome("count_subscribers", a.call("wamp.subscription.count_subscribers", sub.id))
     listed = await a.call("wamp.subscription.list")
@@ -79,7 +82,7 @@ async def registration_meta(sc):
     await sc.outcome("match", a.call("wamp.registration.match", sc.uri("proc")))
     await sc.outcome("match none", a.call("wamp.registration.match", sc.uri("nothing")))
     await sc.outcome("get", a.call("wamp.registration.get", reg.id))
-    await sc.outcome("get unknown", a.call("wamp.registration.get", 1))
+    await sc.outcome("get unknown", a.call("wamp.registration.get", UNKNOWN))
     await sc.outcome("list_callees", a.call("wamp.registration.list_callees", reg.id))
     await sc.outcome("count_callees", a.call("wamp.registration.count_callees", reg.id))
     listed = await a.call("wamp.registration.list")

@@ -830,6 +830,9 @@ impl Router {
             "wamp.registration.remove_callee" => {
                 let id = id_arg(args, kwargs, 0, "registration_id")?;
                 let callee = id_arg(args, kwargs, 1, "callee_id")?;
+                if !self.sessions.get(&callee).is_some_and(|s| s.realm == realm) {
+                    return Err((ERROR_NO_SUCH_SESSION, format!("no session {callee}")));
+                }
                 if known(id)?.callee != callee {
                     return Err((
                         ERROR_NO_SUCH_REGISTRATION,
@@ -942,6 +945,13 @@ impl Router {
             "wamp.subscription.remove_subscriber" => {
                 let id = id_arg(args, kwargs, 0, "subscription_id")?;
                 let subscriber = id_arg(args, kwargs, 1, "subscriber_id")?;
+                if !self
+                    .sessions
+                    .get(&subscriber)
+                    .is_some_and(|s| s.realm == realm)
+                {
+                    return Err((ERROR_NO_SUCH_SESSION, format!("no session {subscriber}")));
+                }
                 if !known(id)?.subscribers.contains(&subscriber) {
                     return Err((
                         ERROR_NO_SUCH_SUBSCRIPTION,

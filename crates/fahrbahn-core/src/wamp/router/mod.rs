@@ -153,7 +153,7 @@ use crate::wamp::raw::{set_payload, splice_head};
 use crate::wamp::session::feature_set;
 use crate::wamp::{
     Codec, Dict, EncodedPayload, IdGenerator, List, Message, RawMessage, Serializer, SessionId,
-    Value,
+    Value, random_id,
 };
 use broker::Broker;
 use dealer::Dealer;
@@ -914,7 +914,11 @@ impl Router {
     /// ([`AnonymousAuthenticator`]) and no roles (an empty
     /// [`StaticAuthorizer`]: every session may do everything). `rng` draws
     /// session and publication ids.
-    pub fn new(config: RouterConfig, rng: Rng) -> Self {
+    pub fn new(config: RouterConfig, mut rng: Rng) -> Self {
+        // Subscription and registration ids count up from a random point
+        // below 2^52: large like Crossbar.io's random ids, never mistaken
+        // for small numbers in a payload.
+        let first_id = random_id(&mut rng) >> 1;
         let mut router = Self {
             auto_create_realms: config.auto_create_realms,
             rng,
@@ -925,7 +929,7 @@ impl Router {
             sessions: BTreeMap::new(),
             reserved: BTreeSet::new(),
             next_conn: 0,
-            subscription_ids: IdGenerator::new(),
+            subscription_ids: IdGenerator::starting_after(first_id),
             invocation_ids: IdGenerator::new(),
             output: Output {
                 queues: BTreeMap::new(),
