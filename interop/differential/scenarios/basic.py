@@ -46,7 +46,7 @@ async def identification(sc):
     await b.subscribe(lambda *a, **k: None, sc.uri("t"))
     await b.register(lambda: "ok", sc.uri("p"))
     # AutobahnPython has no disclose_me for PUBLISH: sent as it is.
-    a.send_raw([PUBLISH, 1001, {"acknowledge": True, "disclose_me": True}, sc.uri("t"), [1]])
+    a.send_raw([PUBLISH, 1001, {"disclose_me": True}, sc.uri("t"), [1]])
     await sc.settle()
     # Nor for CALL: sent as it is, last (AutobahnPython does not expect the
     # RESULT).

@@ -118,18 +118,20 @@ impl Meta<'_> {
     }
 
     /// `wamp.session.kill_by_authrole`: ends every other session with that
-    /// authrole; how many.
+    /// authrole; the ids of those ended.
     pub async fn session_kill_by_authrole(
         &self,
         authrole: &str,
         reason: Option<&str>,
         message: Option<&str>,
-    ) -> Result<u64, Error> {
-        self.call(
-            "wamp.session.kill_by_authrole",
-            vec![authrole.into(), opt(reason), opt(message)],
-        )
-        .await
+    ) -> Result<Vec<SessionId>, Error> {
+        let ids: Vec<u64> = self
+            .call(
+                "wamp.session.kill_by_authrole",
+                vec![authrole.into(), opt(reason), opt(message)],
+            )
+            .await?;
+        Ok(ids.into_iter().map(SessionId).collect())
     }
 
     /// `wamp.subscription.list`: the realm's subscriptions by match policy.

@@ -656,13 +656,9 @@ impl Router {
                 for v in &victims {
                     self.kill_session(*v, &reason, message.as_deref());
                 }
-                if by_role {
-                    Ok(Some((victims.len() as u64).into()))
-                } else {
-                    Ok(Some(Value::List(
-                        victims.into_iter().map(Value::from).collect(),
-                    )))
-                }
+                Ok(Some(Value::List(
+                    victims.into_iter().map(Value::from).collect(),
+                )))
             }
             "wamp.session.add_testament" => self.add_testament(caller, args, kwargs),
             "wamp.session.flush_testaments" => {

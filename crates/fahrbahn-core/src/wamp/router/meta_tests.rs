@@ -485,11 +485,10 @@ fn kill_ends_the_other_session_with_goodbye() {
             "wamp.session.kill_by_authrole",
             vec!["anonymous".into()]
         ),
-        Value::from(1u64)
+        Value::List(vec![c_id.into()])
     );
     assert_eq!(r.session_count(), 1);
     assert!(r.session_of(c).is_none());
-    let _ = c_id;
 }
 
 #[test]
