@@ -16,8 +16,9 @@
 //!   ([`AUTHZ_CHECKS`]), then
 //! * against both: records the differential suite
 //!   (`interop/differential/run.py record`: scenarios of AutobahnPython
-//!   sessions in realm `differential`, each session's received messages
-//!   normalised for ids and timing) into `<router>/differential.json`, then
+//!   sessions and of the program in its `--differential-peer` mode, in
+//!   realm `differential`, what each session received normalised for ids
+//!   and timing) into `<router>/differential.json`, then
 //! * against both: starts one AutobahnPython peer (`interop/peers/peer.py`)
 //!   per run and runs the `wamp_interop` example of the `fahrbahn` crate once
 //!   per cell of the matrix (runtime, serializer, transport):
@@ -685,6 +686,8 @@ fn differential_record(setup: &Setup, dir: &Path, ports: Ports) -> Result<()> {
         .args(["--realm", DIFFERENTIAL_REALM])
         .arg("--out")
         .arg(dir.join(DIFFERENTIAL_TRANSCRIPT))
+        // Our client's part (the `rust_client` scenario).
+        .env("FAHRBAHN_DIFF_RUST_CLIENT", &setup.program)
         .current_dir(dir)
         .stdout(out)
         .stderr(err);

@@ -2,4 +2,4 @@
 module registers its scenarios with `@scenario` when imported. Add a
 module here to add its scenarios."""
 
-from . import basic, broker, meta, testament  # noqa: F401
+from . import basic, broker, meta, rust_client, testament  # noqa: F401
