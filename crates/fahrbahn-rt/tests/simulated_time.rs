@@ -489,8 +489,9 @@ async fn a_result_larger_than_the_rawsocket_client_accepts_becomes_an_error() {
         })
         .await
         .unwrap();
-    // A caller that announced max_len_exponent 0: 512 bytes.
-    let mut caller = raw_client(&net, 0, r#"{"caller":{}}"#).await;
+    // A caller that announced max_len_exponent 1: 1 KiB (the WELCOME,
+    // with every feature the router announces, is over 512 bytes).
+    let mut caller = raw_client(&net, 1, r#"{"caller":{}}"#).await;
     send_frame(&mut caller, br#"[48,1,{},"com.example.echo_len",[2000]]"#).await;
     let error = read_frame(&mut caller).await.expect("an answer");
     let error = String::from_utf8(error).unwrap();

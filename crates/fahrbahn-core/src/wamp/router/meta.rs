@@ -826,7 +826,7 @@ impl Router {
             "wamp.registration.remove_callee" => {
                 let id = id_arg(args, kwargs, 0, "registration_id")?;
                 let callee = id_arg(args, kwargs, 1, "callee_id")?;
-                if !self.sessions.get(&callee).is_some_and(|s| s.realm == realm) {
+                if self.sessions.get(&callee).is_none_or(|s| s.realm != realm) {
                     return Err((ERROR_NO_SUCH_SESSION, format!("no session {callee}")));
                 }
                 if known(id)?.callee != callee {
@@ -941,10 +941,10 @@ impl Router {
             "wamp.subscription.remove_subscriber" => {
                 let id = id_arg(args, kwargs, 0, "subscription_id")?;
                 let subscriber = id_arg(args, kwargs, 1, "subscriber_id")?;
-                if !self
+                if self
                     .sessions
                     .get(&subscriber)
-                    .is_some_and(|s| s.realm == realm)
+                    .is_none_or(|s| s.realm != realm)
                 {
                     return Err((ERROR_NO_SUCH_SESSION, format!("no session {subscriber}")));
                 }
