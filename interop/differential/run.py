@@ -139,6 +139,10 @@ def compare(opts):
         else:
             note = f" ({len(applied)} deliberate differences)" if applied else ""
             print(f"PASS {name}{note}", flush=True)
+    print(f"deliberate differences ({len(differences)}, from {opts.differences}):", flush=True)
+    for d in differences:
+        scope = d["scenario"] if isinstance(d["scenario"], str) else ",".join(d["scenario"])
+        print(f"  [{scope}] {'.'.join(map(str, d['path']))}: {d['reason']}", flush=True)
     return 1 if failed else 0
 
 

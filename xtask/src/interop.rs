@@ -90,6 +90,8 @@ const AUTHZ_REALM: &str = "restricted";
 const DIFFERENTIAL: &str = "interop/differential/run.py";
 const DIFFERENTIAL_TRANSCRIPT: &str = "differential.json";
 const DIFFERENTIAL_REALM: &str = "differential";
+/// The deliberate differences the comparison leaves out.
+const DIFFERENCES: &str = "interop/differential/differences.json";
 
 /// How long a router may take to listen on its ports (crossbar: about 3 s).
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -725,7 +727,12 @@ fn differential_compare(setup: &Setup) -> Tally {
         .arg("compare")
         .arg(&reference)
         .arg(&candidate);
-    run_counted(&mut cmd, "run.py compare", "differential", &setup.dir)
+    let tally = run_counted(&mut cmd, "run.py compare", "differential", &setup.dir);
+    eprintln!(
+        "    deliberate differences: {DIFFERENCES} (each with its reason; listed in {})",
+        setup.dir.join("differential.log").display()
+    );
+    tally
 }
 
 /// The seed of the `cs-user` principal of `interop/crossbar/config.json`.
