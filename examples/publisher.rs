@@ -1,8 +1,11 @@
-//! A WAMP publisher: publishes five events to `com.example.topic` (see the
-//! `subscriber` example), each acknowledged by the router.
+//! A WAMP publisher: publishes events to `com.example.topic` (see the
+//! `subscriber` example) on a reconnecting component, each acknowledged
+//! by the router. Restart the router under it: publications wait for the
+//! rejoin (up to 10 s) or fail with a typed error.
 //!
-//! `cargo run --example publisher -- ws://127.0.0.1:8080/ws realm1`
+//! `cargo run --example publisher -- ws://127.0.0.1:8080/ws realm1 [count]`
 
+use fahrbahn::wamp::component::Component;
 use fahrbahn::wamp::kwargs;
 
 #[tokio::main]
@@ -12,18 +15,24 @@ async fn main() -> Result<(), fahrbahn::Error> {
         .next()
         .unwrap_or_else(|| "ws://127.0.0.1:8080/ws".into());
     let realm = args.next().unwrap_or_else(|| "realm1".into());
-    let session = fahrbahn::tokio::session(&url, &realm).await?;
-    for n in 0..5 {
-        session
+    let count: i64 = args.next().and_then(|n| n.parse().ok()).unwrap_or(5);
+    let component = fahrbahn::tokio::component(Component::builder(&realm).transport(url));
+    component.joined().await?;
+    for n in 0..count {
+        let published = component
             .publish_with(
                 "com.example.topic",
                 vec![format!("hello #{n}").into()],
                 kwargs([("n", n.into())]),
                 kwargs([("acknowledge", true.into())]),
             )
-            .await?;
-        eprintln!("published hello #{n}");
+            .await;
+        match published {
+            Ok(()) => eprintln!("published hello #{n}"),
+            Err(e) => eprintln!("hello #{n} not published: {e}"),
+        }
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    session.leave().await
+    component.stop().await;
+    Ok(())
 }

@@ -1,7 +1,10 @@
 //! A WAMP subscriber: prints every event on `com.example.topic`, its
-//! payload as JSON, until Ctrl-C.
+//! payload as JSON, until Ctrl-C. The subscription is a component's: it
+//! goes on across router restarts, and says where events may be missing.
 //!
 //! `cargo run --example subscriber -- ws://127.0.0.1:8080/ws realm1`
+
+use fahrbahn::wamp::component::{Component, SubscriptionItem};
 
 #[tokio::main]
 async fn main() -> Result<(), fahrbahn::Error> {
@@ -10,22 +13,27 @@ async fn main() -> Result<(), fahrbahn::Error> {
         .next()
         .unwrap_or_else(|| "ws://127.0.0.1:8080/ws".into());
     let realm = args.next().unwrap_or_else(|| "realm1".into());
-    let session = fahrbahn::tokio::session(&url, &realm).await?;
-    let mut events = session.subscribe("com.example.topic").await?;
+    let component = fahrbahn::tokio::component(Component::builder(&realm).transport(url));
+    let mut events = component.subscribe("com.example.topic").await?;
+    component.joined().await?;
     eprintln!("subscribed to com.example.topic; Ctrl-C to stop");
     loop {
         tokio::select! {
-            event = events.next() => match event {
-                Some(e) => eprintln!(
+            item = events.next() => match item {
+                Some(SubscriptionItem::Event(e)) => eprintln!(
                     "event {}: args {} kwargs {}",
                     e.publication,
                     fahrbahn::wamp::Json(&e.args),
                     fahrbahn::wamp::Json(&e.kwargs)
                 ),
+                Some(SubscriptionItem::Gap) => {
+                    eprintln!("(rejoined: events published meanwhile are missing)")
+                }
                 None => break,
             },
             _ = tokio::signal::ctrl_c() => break,
         }
     }
-    session.leave().await
+    component.stop().await;
+    Ok(())
 }

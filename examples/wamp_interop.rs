@@ -25,7 +25,9 @@ use std::time::Duration;
 
 use fahrbahn::Error;
 use fahrbahn::runtime::Runtime;
-use fahrbahn::wamp::{CallResult, Dict, Serializer, Session, SessionOptions, Value, kwargs};
+use fahrbahn::wamp::{
+    CallProgress, CallResult, Dict, Serializer, Session, SessionOptions, Value, kwargs,
+};
 
 struct Args {
     runtime: String,
@@ -261,6 +263,99 @@ async fn run_suite<R: Runtime>(rt: R, args: Args) -> usize {
                     )
                 },
             )
+        })
+        .await;
+
+    suite
+        .run("typed_struct_travels_as_kwargs", async {
+            #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+            struct Order {
+                item: String,
+                qty: u32,
+            }
+            let order = Order {
+                item: "tea".into(),
+                qty: 2,
+            };
+            // P.echo is `def echo(*args, **kwargs)`: the struct's fields
+            // arrive as Python keyword arguments and come back as kwargs.
+            let raw = s
+                .call(
+                    &echo,
+                    fahrbahn::wamp::to_payload(&order).map_err(err)?.0,
+                    fahrbahn::wamp::to_payload(&order).map_err(err)?.1,
+                )
+                .await
+                .map_err(err)?;
+            check(
+                raw.args.is_empty() && raw.kwargs.contains_key("qty"),
+                || format!("echo returned {raw:?}"),
+            )?;
+            let back: Order = s.call_typed(&echo, &order).await.map_err(err)?;
+            check(back == order, || format!("got {back:?}"))
+        })
+        .await;
+
+    let countdown = suite.p("countdown");
+    suite
+        .run("progressive_results_from_python", async {
+            let mut results = s
+                .call_progressive(&countdown, vec![3.into()], Dict::new(), Dict::new())
+                .map_err(err)?;
+            let mut progress = Vec::new();
+            let mut last = None;
+            while let Some(item) = results.next().await {
+                match item.map_err(err)? {
+                    CallProgress::Progress(r) => progress.push(r.args),
+                    CallProgress::Final(r) => last = Some(r),
+                }
+            }
+            let last = last.ok_or("no final result")?;
+            check(
+                progress == vec![vec![Value::from(3)], vec![2.into()], vec![1.into()]]
+                    && last.args == vec![Value::from("liftoff")]
+                    && last.kwargs.get("progressive_sent") == Some(&3.into()),
+                || format!("progress {progress:?}, final {last:?}"),
+            )
+        })
+        .await;
+
+    let call_progressive = suite.p("call_progressive");
+    let count = format!("{unique}.count");
+    suite
+        .run("python_receives_rust_progressive_results", async {
+            let reg = s
+                .register(&count, |inv| async move {
+                    let n: i64 = inv.decode()?;
+                    for i in 0..n {
+                        inv.send_progress(CallResult::args(vec![i.into()]))
+                            .map_err(|e| {
+                                fahrbahn::wamp::ApplicationError::new("interop.error.gone")
+                                    .with_args(vec![e.to_string().into()])
+                            })?;
+                    }
+                    Ok(CallResult::args(vec![n.into()]))
+                })
+                .await
+                .map_err(err)?;
+            let result = s
+                .call(
+                    &call_progressive,
+                    vec![count.as_str().into(), 3.into()],
+                    Dict::new(),
+                )
+                .await
+                .map_err(err)?;
+            s.unregister(reg).await.map_err(err)?;
+            let expected = vec![
+                Value::List(vec![
+                    Value::List(vec![0.into()]),
+                    Value::List(vec![1.into()]),
+                    Value::List(vec![2.into()]),
+                ]),
+                Value::from(3),
+            ];
+            check(result.args == expected, || format!("got {result:?}"))
         })
         .await;
 

@@ -19,6 +19,14 @@ with `--prefix`:
   P.received()                  -> every event received so far on
                                    P.rust_events, oldest first, as a list of
                                    {"args": [...], "kwargs": {...}}
+  P.countdown(n)                -> progressive results n, n-1, ..., 1 (when
+                                   the caller asked for them), then
+                                   "liftoff" with kwargs {"progressive_sent": k}
+  P.call_progressive(procedure, *a, **kw)
+                                -> calls `procedure` asking for progressive
+                                   results; returns args [[progressive
+                                   results' args, in order], *final args]
+                                   and the final kwargs
 
 Binary values (bytes) round-trip with every serializer; with JSON they travel
 as "\\u0000" + base64, the AutobahnPython/Crossbar convention.
@@ -59,6 +67,7 @@ from autobahn.wamp.types import (  # noqa: E402
     CallResult,
     ComponentConfig,
     PublishOptions,
+    RegisterOptions,
 )
 
 SERIALIZERS = {
@@ -149,6 +158,24 @@ class Peer(ApplicationSession):
         def received():
             return list(self.events)
 
+        def countdown(n, details=None):
+            sent = 0
+            for i in range(n, 0, -1):
+                if details is not None and details.progress:
+                    details.progress(i)
+                    sent += 1
+            return result(["liftoff"], {"progressive_sent": sent})
+
+        async def call_progressive(procedure, /, *args, **kwargs):
+            progress = []
+            # Without details=True: AutobahnPython's on_progress with
+            # details fails on a progressive RESULT that has no kwargs.
+            options = CallOptions(on_progress=lambda *a, **_kw: progress.append(list(a)))
+            res = await self.call(procedure, *args, options=options, **kwargs)
+            if isinstance(res, CallResult):
+                return result([progress, *res.results], res.kwresults)
+            return result([progress] if res is None else [progress, res], {})
+
         def on_rust_event(*args, **kwargs):
             self.events.append({"args": list(args), "kwargs": kwargs})
 
@@ -161,6 +188,8 @@ class Peer(ApplicationSession):
             (received, "received"),
         ]:
             await self.register(endpoint, f"{p}.{name}")
+        await self.register(countdown, f"{p}.countdown", options=RegisterOptions(details_arg="details"))
+        await self.register(call_progressive, f"{p}.call_progressive")
         await self.subscribe(on_rust_event, f"{p}.rust_events")
 
 

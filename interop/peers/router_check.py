@@ -33,6 +33,12 @@ router. Every URI is under the prefix P given with
                             wamp.error.* passes, the line says which (the
                             Fahrbahn router documents wamp.error.canceled)
   dead_callee_unregistered  then calling P.slow: wamp.error.no_such_procedure
+  shared_roundrobin         A and B register P.shared with invoke=roundrobin
+                            (one registration id); A's 4 calls go to A, B,
+                            A, B in turn
+  call_timeout              A calls B's P.hang (never answers) with timeout
+                            300 ms (--timeout-unit s: 1 s, for Crossbar.io):
+                            wamp.error.canceled, args ["timeout reached"]
   leave                     B leaves: the router answers GOODBYE with
                             wamp.close.goodbye_and_out (wamp.close.normal,
                             what Crossbar.io sends, passes with a note) and
@@ -45,6 +51,7 @@ and exits 1 if any failed (2 on usage errors). Each scenario has a time limit
 usage: router_check.py --url ws://127.0.0.1:PORT/ws|rs://127.0.0.1:PORT
                        [--serializer json|msgpack|cbor] [--batched]
                        [--realm realm1] [--prefix P] [--timeout SECS]
+                       [--timeout-unit ms|s]
 """
 
 import argparse
@@ -69,6 +76,7 @@ from autobahn.wamp.types import (  # noqa: E402
     CallResult,
     ComponentConfig,
     PublishOptions,
+    RegisterOptions,
 )
 
 SERIALIZERS = {
@@ -217,6 +225,8 @@ class Checks:
             ("exclude_me_false", self.exclude_me_false),
             ("callee_killed_mid_call", self.callee_killed_mid_call),
             ("dead_callee_unregistered", self.dead_callee_unregistered),
+            ("shared_roundrobin", self.shared_roundrobin),
+            ("call_timeout", self.call_timeout),
             ("leave", self.leave),
         ]
         for name, scenario in scenarios:
@@ -361,6 +371,27 @@ class Checks:
         e = await self.call_error(self.a, f"{self.p}.slow")
         expect(e.error == "wamp.error.no_such_procedure", f"got {error_text(e)}")
 
+    async def shared_roundrobin(self):
+        procedure = f"{self.p}.shared"
+        shared = RegisterOptions(invoke="roundrobin")
+        ra = await self.a.register(lambda: "A", procedure, options=shared)
+        rb = await self.b.register(lambda: "B", procedure, options=shared)
+        expect(ra.id == rb.id, f"registration ids {ra.id} and {rb.id}: want one shared registration")
+        got = [await self.a.call(procedure) for _ in range(4)]
+        await ra.unregister()
+        await rb.unregister()
+        expect(got == ["A", "B", "A", "B"], f"callees {got}, want A, B, A, B")
+
+    async def call_timeout(self):
+        def hang():
+            return asyncio.get_running_loop().create_future()
+
+        await self.b.register(hang, f"{self.p}.hang")
+        timeout = 1 if self.opts.timeout_unit == "s" else 300
+        e = await self.call_error(self.a, f"{self.p}.hang", options=CallOptions(timeout=timeout))
+        got = (e.error, list(e.args))
+        expect(got == ("wamp.error.canceled", ["timeout reached"]), f"got {error_text(e)}")
+
     async def leave_one(self, session):
         """Leaves; returns the reason of the router's GOODBYE reply."""
         session.leave()
@@ -395,6 +426,12 @@ def parse_args():
     ap.add_argument("--realm", default="realm1")
     ap.add_argument("--prefix", default=f"router_check.{os.getpid()}", help="URI prefix of everything")
     ap.add_argument("--timeout", type=float, default=10.0, help="time limit of each scenario (s)")
+    ap.add_argument(
+        "--timeout-unit",
+        default="ms",
+        choices=("ms", "s"),
+        help="the unit the router reads CALL timeout in: ms (the spec, Fahrbahn) or s (Crossbar.io)",
+    )
     opts = ap.parse_args()
     parts = urlsplit(opts.url)
     if parts.scheme not in ("ws", "rs") or not parts.hostname or not parts.port:

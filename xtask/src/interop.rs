@@ -13,7 +13,9 @@
 //! * against both: runs `interop/peers/authz_check.py` (static
 //!   authorization: the same refusals from both routers, configured alike by
 //!   `interop/crossbar/config.json` and `interop/router.toml`) twice
-//!   ([`AUTHZ_CHECKS`]), then
+//!   ([`AUTHZ_CHECKS`]), and `interop/peers/auth_check.py` (AutobahnPython
+//!   clients authenticating with every method, positive and negative, the
+//!   same expectations from both) twice ([`AUTH_CHECKS`]), then
 //! * against both: records the differential suite
 //!   (`interop/differential/run.py record`: scenarios of AutobahnPython
 //!   sessions and of the program in its `--differential-peer` mode, in
@@ -28,11 +30,13 @@
 //!              --serializer json|msgpack|cbor [--batched] --prefix PREFIX --realm realm1
 //! ```
 //!
-//! Against Crossbar.io it also runs the authentication scenarios of the
-//! program ([`AUTH_CELLS`]: every method, positive and negative, over
-//! WebSocket and RawSocket) against the auth endpoints of
-//! `interop/crossbar/config.json` (path `/auth` of the WebSocket transport,
-//! and the RawSocket transport, which also accepts anonymous sessions):
+//! Against both it also runs the `fahrbahn` command line's authentication
+//! and the authentication scenarios of the program ([`AUTH_CELLS`]: every
+//! method, positive and negative, over WebSocket and RawSocket) against the
+//! auth endpoints: Crossbar.io's path `/auth` of its WebSocket transport and
+//! its RawSocket transport (which also accepts anonymous sessions); the
+//! Fahrbahn router's own authenticating WebSocket listener (on a third port)
+//! and its RawSocket listener (see [`fahrbahn_listeners`]):
 //!
 //! ```text
 //! wamp_interop --auth --runtime tokio --url ws://127.0.0.1:P/auth|rs://127.0.0.1:P --serializer S
@@ -215,30 +219,53 @@ impl Transport {
         }
     }
 
-    /// The URL of the router's authenticating endpoint.
-    fn auth_url(self, ports: Ports) -> String {
+    /// The URL of the router's authenticating endpoint: path `/auth` of
+    /// the WebSocket port `auth_ws` (Crossbar.io: its WebSocket port;
+    /// Fahrbahn: a listener of its own), and the RawSocket transport
+    /// (which accepts anonymous sessions too).
+    fn auth_url(self, ports: Ports, auth_ws: u16) -> String {
         match self {
-            WebSocket => format!("ws://127.0.0.1:{}/auth", ports.websocket),
+            WebSocket => format!("ws://127.0.0.1:{auth_ws}/auth"),
             RawSocket => self.url(ports),
         }
     }
 }
 
-/// The runs of the authentication scenarios (Crossbar.io only: the
-/// Fahrbahn router's served authentication is not configurable yet).
+/// The runs of the authentication scenarios of our client, against both
+/// routers.
 const AUTH_CELLS: [Cell; 2] = [
     cell("json", false, WebSocket),
     cell("cbor", false, RawSocket),
 ];
 
+/// The authentication checks of AutobahnPython clients, against both
+/// routers.
+const AUTH_CHECK: &str = "interop/peers/auth_check.py";
+
+/// The runs of `auth_check.py`.
+const AUTH_CHECKS: [Cell; 2] = [
+    cell("json", false, WebSocket),
+    cell("cbor", false, RawSocket),
+];
+
+/// The options of `auth_check.py` for `cell`.
+fn auth_check_args(cell: Cell, ports: Ports, auth_ws: u16) -> Vec<String> {
+    vec![
+        "--url".to_owned(),
+        cell.transport.auth_url(ports, auth_ws),
+        "--serializer".to_owned(),
+        cell.serializer.to_owned(),
+    ]
+}
+
 /// The program's options for an authentication run.
-fn auth_args(cell: Cell, ports: Ports) -> Vec<String> {
+fn auth_args(cell: Cell, ports: Ports, auth_ws: u16) -> Vec<String> {
     vec![
         "--auth".to_owned(),
         "--runtime".to_owned(),
         "tokio".to_owned(),
         "--url".to_owned(),
-        cell.transport.auth_url(ports),
+        cell.transport.auth_url(ports, auth_ws),
         "--serializer".to_owned(),
         cell.serializer.to_owned(),
         "--realm".to_owned(),
@@ -470,6 +497,56 @@ fn build_router() -> Result<PathBuf> {
     }
 }
 
+/// The listeners `cargo xtask interop` adds to `interop/router.toml`: the
+/// anonymous WebSocket one (`/ws` of Crossbar.io), the RawSocket one
+/// (anonymous and every method, as Crossbar.io's RawSocket transport) and
+/// the authenticating WebSocket one (`/auth` of Crossbar.io).
+fn fahrbahn_listeners(ports: Ports, auth_ws: u16) -> String {
+    let origin = router::ALLOWED_ORIGIN;
+    format!(
+        r#"
+# Added by `cargo xtask interop`.
+[[listener]]
+transport = "websocket"
+address = "127.0.0.1:{ws}"
+auth = ["anonymous"]
+allowed_origins = ["{origin}"]
+
+[[listener]]
+transport = "rawsocket"
+address = "127.0.0.1:{rs}"
+auth = ["anonymous", "ticket", "wampcra", "cryptosign", "scram"]
+
+[[listener]]
+transport = "websocket"
+address = "127.0.0.1:{auth_ws}"
+auth = ["ticket", "wampcra", "cryptosign", "scram"]
+allowed_origins = ["{origin}"]
+"#,
+        ws = ports.websocket,
+        rs = ports.rawsocket,
+    )
+}
+
+/// Starts `fahrbahn router` with `interop/router.toml` and the listeners of
+/// [`fahrbahn_listeners`] (written to `dir/router.toml`).
+fn spawn_fahrbahn(dir: &Path, ports: Ports, auth_ws: u16, log: &Path) -> Result<Service> {
+    let base = cargo::workspace_root().join(router::CONFIG);
+    let text = std::fs::read_to_string(&base).map_err(|e| format!("{}: {e}", base.display()))?;
+    let config = dir.join("router.toml");
+    std::fs::write(&config, text + &fahrbahn_listeners(ports, auth_ws))
+        .map_err(|e| format!("{}: {e}", config.display()))?;
+    let (out, err) = log_to(log)?;
+    let mut cmd = Command::new(router_program()?);
+    cmd.arg("router")
+        .arg("--config")
+        .arg(&config)
+        .current_dir(dir)
+        .stdout(out)
+        .stderr(err);
+    Service::spawn_group("fahrbahn router", &mut cmd, Duration::from_secs(10))
+}
+
 /// A running router, stopped when dropped.
 struct Router {
     kind: RouterKind,
@@ -480,13 +557,17 @@ struct Router {
 impl Router {
     /// Starts `kind` on `ports` with its files in `dir` (log: `router.log`)
     /// and waits until it listens.
-    fn start(kind: RouterKind, venv: &Venv, dir: &Path, ports: Ports) -> Result<Self> {
+    fn start(
+        kind: RouterKind,
+        venv: &Venv,
+        dir: &Path,
+        ports: Ports,
+        auth_ws: u16,
+    ) -> Result<Self> {
         let log = dir.join("router.log");
         let mut service = match kind {
             RouterKind::Crossbar => crossbar::spawn(venv, dir, ports, &log)?,
-            RouterKind::Fahrbahn => {
-                router::spawn_fahrbahn(Command::new(router_program()?), dir, ports, &log)?
-            }
+            RouterKind::Fahrbahn => spawn_fahrbahn(dir, ports, auth_ws, &log)?,
         };
         eprintln!(
             "==> starting {}: {} and {} (log: {})",
@@ -496,7 +577,7 @@ impl Router {
             log.display()
         );
         let start = Instant::now();
-        for port in [ports.websocket, ports.rawsocket] {
+        for port in [ports.websocket, ports.rawsocket, auth_ws] {
             service
                 .wait_for_port(port, ROUTER_TIMEOUT)
                 .map_err(|e| with_log(&log, e))?;
@@ -531,7 +612,19 @@ fn execute(
     let dir = setup.dir.join(kind.name());
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let ports = free_ports()?;
-    let mut router = Router::start(kind, &setup.venv, &dir, ports)?;
+    // Crossbar.io authenticates on a path of its WebSocket port, Fahrbahn
+    // on a listener of its own.
+    let auth_ws = match kind {
+        RouterKind::Crossbar => ports.websocket,
+        RouterKind::Fahrbahn => (0..10)
+            .map(|_| process::free_port())
+            .find(|p| {
+                p.as_ref()
+                    .is_ok_and(|p| ![ports.websocket, ports.rawsocket].contains(p))
+            })
+            .unwrap_or_else(|| Err("no third free port".to_owned()))?,
+    };
+    let mut router = Router::start(kind, &setup.venv, &dir, ports, auth_ws)?;
     let mut record = |router: &mut Router, name: String, run: &mut dyn FnMut() -> Tally| {
         let tally = match router.check() {
             Some(e) => {
@@ -590,6 +683,20 @@ fn execute(
         });
     }
 
+    // Authentication with every method, the same expectations from both
+    // routers.
+    for cell in AUTH_CHECKS {
+        let name = format!("auth_check {}", cell.name());
+        eprintln!("==> {} {name}", kind.name());
+        record(&mut router, name.clone(), &mut || {
+            let mut cmd = setup.venv.python();
+            cmd.arg("-u")
+                .arg(cargo::workspace_root().join(AUTH_CHECK))
+                .args(auth_check_args(cell, ports, auth_ws));
+            run_counted(&mut cmd, "auth_check.py", &name, &dir)
+        });
+    }
+
     // The differential suite: recorded here, compared once both routers
     // ran (`differential_compare`).
     eprintln!("==> {} differential record", kind.name());
@@ -645,11 +752,11 @@ fn execute(
     eprintln!("==> stopping the peers");
     drop(peers);
 
-    if kind == RouterKind::Crossbar {
+    {
         let name = "cli auth ws".to_owned();
         eprintln!("==> {} {name}", kind.name());
         record(&mut router, name, &mut || match router_program() {
-            Ok(cli) => cli_auth(&cli, ports, &dir),
+            Ok(cli) => cli_auth(&cli, WebSocket.auth_url(ports, auth_ws), &dir),
             Err(e) => {
                 let mut tally = Tally::default();
                 tally.broke(format!("no fahrbahn binary: {e}"));
@@ -666,7 +773,7 @@ fn execute(
             );
             record(&mut router, name.clone(), &mut || {
                 let mut cmd = Command::new(&setup.program);
-                cmd.args(auth_args(*cell, ports));
+                cmd.args(auth_args(*cell, ports, auth_ws));
                 run_counted(&mut cmd, PROGRAM_EXAMPLE, &name, &dir)
             });
         }
@@ -738,12 +845,14 @@ fn differential_compare(setup: &Setup) -> Tally {
 /// The seed of the `cs-user` principal of `interop/crossbar/config.json`.
 const CS_SEED: &str = "c997d2deeccd7445918409bd47a68b11b0a5203c633b5aa8646539fbda14ddc7";
 
-/// The `fahrbahn` command line against the router's auth endpoint: `call
-/// wamp.session.count` with each method (credentials from a file, the
-/// environment and the command line), and a wrong ticket, which must fail
-/// with `wamp.error.not_authorized`. Each case prints `PASS`/`FAIL` to the
+/// The `fahrbahn` command line against the router's auth endpoint: `call`
+/// of a procedure nobody registered with each method (credentials from a
+/// file, the environment and the command line), which must fail with
+/// `wamp.error.no_such_procedure` (the session joined: the router
+/// answered), and a wrong ticket, which must fail with
+/// `wamp.error.not_authorized`. Each case prints `PASS`/`FAIL` to the
 /// log `dir/cli-auth.log`.
-fn cli_auth(cli: &Path, ports: Ports, dir: &Path) -> Tally {
+fn cli_auth(cli: &Path, url: String, dir: &Path) -> Tally {
     let mut tally = Tally::default();
     let key = dir.join("cs-user.key");
     let password = dir.join("scram-password");
@@ -753,7 +862,6 @@ fn cli_auth(cli: &Path, ports: Ports, dir: &Path) -> Tally {
         tally.broke(format!("cannot write the credentials: {e}"));
         return tally;
     }
-    let url = WebSocket.auth_url(ports);
     let key = key.display().to_string();
     let password = format!("file:{}", password.display());
     let cases: [(&str, Vec<&str>, bool); 5] = [
@@ -793,7 +901,7 @@ fn cli_auth(cli: &Path, ports: Ports, dir: &Path) -> Tally {
     let mut log = String::new();
     for (name, args, ok) in cases {
         let output = Command::new(cli)
-            .args(["call", "wamp.session.count", "--url", &url])
+            .args(["call", "com.fahrbahn.interop.nobody", "--url", &url])
             .args(&args)
             .env("XTASK_CRA_SECRET", "cra-salted-secret")
             .env_remove("WAMP_PRIVATE_KEY")
@@ -804,9 +912,9 @@ fn cli_auth(cli: &Path, ports: Ports, dir: &Path) -> Tally {
             Ok(out) => {
                 let stdout = String::from_utf8_lossy(&out.stdout).trim().to_owned();
                 let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-                let counted = stdout.parse::<u64>().is_ok_and(|n| n >= 1);
+                let joined = stderr.contains("wamp.error.no_such_procedure");
                 match (ok, out.status.success()) {
-                    (true, true) if counted => Ok(()),
+                    (true, false) if joined => Ok(()),
                     (false, false) if stderr.contains("wamp.error.not_authorized") => Ok(()),
                     _ => Err(format!(
                         "{} stdout {stdout:?} stderr {stderr:?}",
@@ -1019,10 +1127,34 @@ mod tests {
             rawsocket: 2,
         };
         assert_eq!(
-            auth_args(AUTH_CELLS[0], ports).join(" "),
-            "--auth --runtime tokio --url ws://127.0.0.1:1/auth --serializer json --realm realm1"
+            auth_args(AUTH_CELLS[0], ports, 3).join(" "),
+            "--auth --runtime tokio --url ws://127.0.0.1:3/auth --serializer json --realm realm1"
         );
-        assert_eq!(auth_args(AUTH_CELLS[1], ports)[4], "rs://127.0.0.1:2");
+        assert_eq!(auth_args(AUTH_CELLS[1], ports, 3)[4], "rs://127.0.0.1:2");
+        assert_eq!(
+            auth_check_args(AUTH_CHECKS[0], ports, 3).join(" "),
+            "--url ws://127.0.0.1:3/auth --serializer json"
+        );
+    }
+
+    /// The listeners added to the Fahrbahn router's configuration: the
+    /// three ports and what each accepts (the router checks the rest when
+    /// it starts).
+    #[test]
+    fn fahrbahn_listeners() {
+        let ports = Ports {
+            websocket: 1,
+            rawsocket: 2,
+        };
+        let text = super::fahrbahn_listeners(ports, 3);
+        assert_eq!(text.matches("[[listener]]").count(), 3);
+        for expected in [
+            "address = \"127.0.0.1:1\"\nauth = [\"anonymous\"]",
+            "address = \"127.0.0.1:2\"\nauth = [\"anonymous\", \"ticket\"",
+            "address = \"127.0.0.1:3\"\nauth = [\"ticket\"",
+        ] {
+            assert!(text.contains(expected), "{expected} in {text}");
+        }
     }
 
     #[test]

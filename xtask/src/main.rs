@@ -11,6 +11,8 @@
 //! * `bench`: the micro-benchmarks, the echo and the WAMP benchmarks,
 //!   written to `docs/benchmarks.md`, see [`bench`](mod@bench) (the lab
 //!   itself is the `bench-lab` crate),
+//! * `chaos`: reconnecting components on every runtime against a router
+//!   killed and restarted, and connections cut by a proxy, see [`chaos`],
 //! * `interop`: the WAMP client and router against Crossbar.io and
 //!   AutobahnPython, see [`interop`],
 //! * `test`: everything CI checks (format, lints, the docs, the facade's
@@ -27,6 +29,7 @@
 mod attack;
 mod autobahn;
 mod bench;
+mod chaos;
 mod cli;
 mod docs;
 mod fuzz;
@@ -77,6 +80,15 @@ tasks:
                        and AutobahnPython)
       --note TEXT      a note for the report (e.g. about the machine's load)
       --no-attack      with --quick: skip its last step, `attack --quick`
+  chaos [options]      components on every runtime (callee, caller, publisher,
+                       subscriber) against `fahrbahn router`, killed and
+                       restarted at seeded random moments, then connections
+                       dropped or stalled by a TCP proxy; each assertion of
+                       each round is one item
+      --restarts N     router restarts (default: 20)
+      --cuts N         proxy cuts, alternately drop and stall (default: 10)
+      --seed S         seed of the moments and the back-off (default: 1)
+      --quick          4 restarts and 2 cuts (the form run by `test`)
   fuzz [options]       build the fuzz targets of fuzz/ with AFL++ (cargo-afl,
                        installed on first use) and run each; a crash or hang
                        is copied into fuzz/regressions/<target>/ and fails it
@@ -100,7 +112,8 @@ tasks:
                        and no dependency needing a newer rust-version;
                        the tests (nextest, else cargo test); a fuzz smoke
                        run (every target 10 s); the doc tests;
-                       the interop suite; the default autobahn matrix
+                       the interop suite; chaos --quick; the default
+                       autobahn matrix
                        (--quick: without autobahn)
   help                 this text
 
@@ -132,6 +145,7 @@ fn main() -> ExitCode {
         }
         Some("attack") => cli::parse(attack::Options::parse, &rest).map(attack::task),
         Some("autobahn") => cli::parse(autobahn::Options::parse, &rest).map(autobahn::task),
+        Some("chaos") => cli::parse(chaos::Options::parse, &rest).map(chaos::task),
         Some("bench") => cli::parse(bench::parse, &rest).map(bench::task),
         Some("fuzz") => cli::parse(fuzz::Options::parse, &rest).map(fuzz::task),
         Some("interop") => cli::parse(interop::Options::parse, &rest).map(interop::task),

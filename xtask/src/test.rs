@@ -209,6 +209,11 @@ fn steps(options: &Options) -> Vec<Step> {
         Step::cargo(&["test", "--workspace", "--all-features", "--doc"]),
     ];
     steps.extend(interop_steps());
+    steps.push(Step {
+        name: "chaos --quick (components against a restarted router and a cutting proxy)"
+            .to_owned(),
+        run: Box::new(|| crate::chaos::task(crate::chaos::Options::quick())),
+    });
     if !options.quick {
         steps.push(Step {
             name: "autobahn (default matrix)".to_owned(),

@@ -108,6 +108,16 @@ pub(crate) enum Command {
     /// FILE.pub, and prints the public key: list it in the router's
     /// authorized keys, and connect with `--private-key FILE`.
     Keygen(KeygenArgs),
+    /// Print the stored form of a ticket or SCRAM password for the router's config
+    ///
+    /// Reads the secret from stdin (its first line; stdin must not be a
+    /// terminal, which would echo it: pipe it in) or from --secret
+    /// env:NAME / file:PATH, and prints what a `[[principal]]` of the
+    /// router's TOML configuration holds: for `ticket` the argon2id PHC hash
+    /// (the value of `ticket = "..."`), for `scram` the `scram = { ... }`
+    /// line (kdf, iterations, memory, salt, stored-key, server-key). The
+    /// secret itself is never printed.
+    HashSecret(HashSecretArgs),
     /// Print a shell completion script to stdout
     ///
     /// Prints the completion script for SHELL to stdout, e.g.
@@ -206,7 +216,7 @@ fn secret_arg(arg: &str) -> Result<Secret, String> {
 #[derive(Debug, Clone, Default, PartialEq, Args)]
 pub(crate) struct RouterArgs {
     /// Read a TOML configuration (realms, listeners, limits, roles,
-    /// allowed origins)
+    /// principals, allowed origins)
     #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     pub(crate) config: Option<String>,
     /// Add a WebSocket listener on ADDR (e.g. 127.0.0.1:8080; port 0 picks
@@ -237,6 +247,12 @@ pub(crate) struct RouterArgs {
         allow_hyphen_values = true
     )]
     pub(crate) allowed_origins: Vec<String>,
+    /// Authentication methods the listeners of the command line accept
+    /// (anonymous, ticket, wampcra, cryptosign, scram; the principals come
+    /// from --config); repeatable or comma-separated. Needed once --config
+    /// has principals (e.g. --auth anonymous keeps them anonymous)
+    #[arg(long = "auth", value_name = "METHOD", value_delimiter = ',', value_parser = PossibleValuesParser::new(["anonymous", "ticket", "wampcra", "cryptosign", "scram"]))]
+    pub(crate) auth: Vec<String>,
 }
 
 impl RouterArgs {
@@ -354,6 +370,40 @@ pub(crate) struct KeygenArgs {
         allow_hyphen_values = true
     )]
     pub(crate) comment: String,
+}
+
+/// `fahrbahn hash-secret`.
+#[derive(Debug, Clone, PartialEq, Args)]
+pub(crate) struct HashSecretArgs {
+    /// What the secret is for
+    #[arg(value_name = "METHOD", value_parser = PossibleValuesParser::new(["ticket", "scram"]))]
+    pub(crate) method: String,
+    /// Where the secret comes from: env:NAME or file:PATH (default: stdin)
+    #[arg(long, value_name = "SOURCE", value_parser = secret_source, allow_hyphen_values = true)]
+    pub(crate) secret: Option<Secret>,
+    /// SCRAM key derivation function
+    #[arg(long, value_name = "KDF", default_value = "argon2id-13", value_parser = PossibleValuesParser::new(["argon2id-13", "pbkdf2"]))]
+    pub(crate) kdf: String,
+    /// argon2 passes or PBKDF2 rounds (default: 2 for argon2id-13 and the
+    /// ticket hash, 600000 for pbkdf2)
+    #[arg(long, value_name = "N")]
+    pub(crate) iterations: Option<u32>,
+    /// argon2 memory in KiB (default 19456, 19 MiB)
+    #[arg(long, value_name = "KIB")]
+    pub(crate) memory: Option<u32>,
+}
+
+/// A secret source that is never the secret itself: `env:NAME` or
+/// `file:PATH`.
+fn secret_source(arg: &str) -> Result<Secret, String> {
+    if arg.starts_with("env:") || arg.starts_with("file:") {
+        secret_arg(arg)
+    } else {
+        Err(
+            "give env:NAME or file:PATH (or pipe the secret to stdin), never the secret itself"
+                .into(),
+        )
+    }
 }
 
 /// `fahrbahn completions`.
@@ -894,9 +944,13 @@ mod tests {
             "--allowed-origin",
             "http://127.0.0.1:*",
             "--allowed-origin=null",
+            "--auth",
+            "anonymous,ticket",
+            "--auth=scram",
         ]) else {
             panic!("not a router");
         };
+        assert_eq!(r.auth, vec!["anonymous", "ticket", "scram"]);
         assert_eq!(r.allowed_origins, vec!["http://127.0.0.1:*", "null"]);
         assert_eq!(r.websocket, vec!["0.0.0.0:9000", "127.0.0.1:0"]);
         assert_eq!(r.rawsocket, vec!["127.0.0.1:9001"]);
@@ -907,6 +961,10 @@ mod tests {
         assert_eq!(
             kind(&["router", "--config", "a", "--config", "b"]),
             ErrorKind::ArgumentConflict
+        );
+        assert_eq!(
+            kind(&["router", "--auth", "password"]),
+            ErrorKind::InvalidValue
         );
     }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use fahrbahn::Error;
 use fahrbahn::tokio::TokioRuntime;
-use fahrbahn::wamp::auth::{Credential, CryptosignKey};
+use fahrbahn::wamp::auth::{Credential, CryptosignKey, Kdf, ScramCredential, Secret, ticket};
 use fahrbahn::wamp::router::{ListenerConfig, Router, RouterConfig, TransportKind};
 use fahrbahn::wamp::{
     ApplicationError, CallResult, Closed, Dict, Invocation, Session, SessionError, SessionOptions,
@@ -15,8 +15,8 @@ use fahrbahn::wamp::{
 use tokio::io::AsyncWriteExt as _;
 
 use crate::args::{
-    AuthArgs, CallArgs, Command, Connect, DEFAULT_RS, DEFAULT_WS, KeygenArgs, PublishArgs,
-    RegisterArgs, RouterArgs, SubscribeArgs,
+    AuthArgs, CallArgs, Command, Connect, DEFAULT_RS, DEFAULT_WS, HashSecretArgs, KeygenArgs,
+    PublishArgs, RegisterArgs, RouterArgs, SubscribeArgs,
 };
 use crate::json;
 
@@ -37,6 +37,7 @@ pub(crate) async fn run(command: Command) -> Outcome {
         Command::Subscribe(a) => subscribe(a).await,
         Command::Register(a) => register(a).await,
         Command::Keygen(a) => keygen(&a),
+        Command::HashSecret(a) => hash_secret(&a),
         Command::Completions(_) | Command::Version => Ok(()),
     }
 }
@@ -202,6 +203,58 @@ fn keygen(a: &KeygenArgs) -> Outcome {
     std::fs::write(&pub_path, format!("{public}\n"))
         .map_err(|e| format!("cannot write {}: {}", pub_path.display(), io_text(&e)))?;
     println!("{public}");
+    Ok(())
+}
+
+/// `fahrbahn hash-secret`: the stored form of a ticket or SCRAM password,
+/// with a salt from the OS's entropy.
+fn hash_secret(a: &HashSecretArgs) -> Outcome {
+    use std::io::{BufRead, IsTerminal};
+    let secret = match &a.secret {
+        Some(s) => s.clone(),
+        None => {
+            let stdin = io::stdin();
+            if stdin.is_terminal() {
+                return Err("stdin is a terminal, which would echo the secret: pipe it in (e.g. `read -rs S && printf '%s' \"$S\" | fahrbahn hash-secret ticket`) or give --secret env:NAME or file:PATH".into());
+            }
+            let mut line = String::new();
+            stdin
+                .lock()
+                .read_line(&mut line)
+                .map_err(|e| format!("cannot read stdin: {}", io_text(&e)))?;
+            let line = Secret::new(line);
+            Secret::new(line.expose().trim_end_matches(['\n', '\r']))
+        }
+    };
+    if secret.expose().is_empty() {
+        return Err("the secret is empty".into());
+    }
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("no randomness from the OS: {e}"))?;
+    let mut rng = fahrbahn::core::Rng::from_entropy_bytes(seed);
+    let memory = a.memory.unwrap_or(19 * 1024);
+    let out = match a.method.as_str() {
+        "ticket" => {
+            let params = ticket::Params::new(memory, a.iterations.unwrap_or(2), 1, None)
+                .map_err(|e| format!("argon2 parameters: {e}"))?;
+            ticket::hash_ticket_with(&secret, &mut rng, params).map_err(|e| e.to_string())?
+        }
+        _ => {
+            let kdf = match a.kdf.as_str() {
+                "pbkdf2" => Kdf::Pbkdf2 {
+                    iterations: a.iterations.unwrap_or(600_000),
+                },
+                _ => Kdf::Argon2id13 {
+                    iterations: a.iterations.unwrap_or(2),
+                    memory,
+                },
+            };
+            let credential =
+                ScramCredential::generate(&secret, kdf, &mut rng).map_err(|e| e.to_string())?;
+            fahrbahn::wamp::router::ScramConfig::from_credential(&credential).to_toml()
+        }
+    };
+    println!("{out}");
     Ok(())
 }
 
@@ -440,39 +493,43 @@ async fn router(a: RouterArgs) -> Outcome {
     let defaults = config.listeners.is_empty() && !a.has_listeners();
     let realms = config.realms.clone();
     let mut builder = Router::builder().config(config);
-    // The WebSocket listeners of the command line, with --allowed-origin.
-    let websocket = |listener: ListenerConfig| {
+    // The listeners of the command line, with --auth; the WebSocket ones
+    // with --allowed-origin.
+    let cli = |listener: ListenerConfig| {
         let mut listener = listener;
-        if !a.allowed_origins.is_empty() {
+        if !a.auth.is_empty() {
+            listener.auth = Some(a.auth.clone());
+        }
+        if !a.allowed_origins.is_empty() && listener.transport == TransportKind::WebSocket {
             listener.allowed_origins = Some(a.allowed_origins.clone());
         }
         listener
     };
+    let mut listeners = Vec::new();
     if defaults {
-        builder = builder
-            .listener(websocket(ListenerConfig::tcp(
-                TransportKind::WebSocket,
-                DEFAULT_WS,
-            )))
-            .rawsocket(DEFAULT_RS);
+        listeners.push(ListenerConfig::tcp(TransportKind::WebSocket, DEFAULT_WS));
+        listeners.push(ListenerConfig::tcp(TransportKind::RawSocket, DEFAULT_RS));
     }
     for addr in &a.websocket {
-        builder = builder.listener(websocket(ListenerConfig::tcp(
-            TransportKind::WebSocket,
-            addr.as_str(),
-        )));
+        listeners.push(ListenerConfig::tcp(TransportKind::WebSocket, addr.as_str()));
     }
     for addr in &a.rawsocket {
-        builder = builder.rawsocket(addr);
+        listeners.push(ListenerConfig::tcp(TransportKind::RawSocket, addr.as_str()));
     }
     for path in &a.unix_websocket {
-        builder = builder.listener(websocket(ListenerConfig::unix(
+        listeners.push(ListenerConfig::unix(
             TransportKind::WebSocket,
             path.as_str(),
-        )));
+        ));
     }
     for path in &a.unix_rawsocket {
-        builder = builder.unix(TransportKind::RawSocket, path);
+        listeners.push(ListenerConfig::unix(
+            TransportKind::RawSocket,
+            path.as_str(),
+        ));
+    }
+    for listener in listeners {
+        builder = builder.listener(cli(listener));
     }
     let router = builder
         .start(&TokioRuntime)
@@ -512,11 +569,7 @@ mod tests {
     use crate::args::DEFAULT_REALM;
 
     fn inv(args: Vec<Value>) -> Invocation {
-        Invocation {
-            args,
-            kwargs: Dict::new(),
-            details: Dict::new(),
-        }
+        Invocation::new(args, Dict::new(), Dict::new())
     }
 
     fn cmd(parts: &[&str]) -> Vec<String> {

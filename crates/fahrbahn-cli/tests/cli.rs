@@ -463,6 +463,7 @@ const SUBCOMMANDS: &[&str] = &[
     "subscribe",
     "register",
     "keygen",
+    "hash-secret",
     "completions",
     "version",
     "help",
@@ -735,4 +736,163 @@ async fn an_authmethod_needs_its_credential() {
         "{}",
         out.stderr
     );
+}
+
+/// Runs the binary with `input` on its stdin.
+async fn run_with_stdin(args: &[&str], input: &str) -> Output {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn fahrbahn");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = timeout(LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("fahrbahn {args:?} did not finish in time"))
+        .expect("wait");
+    Output {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// `hash-secret` output goes into a router's configuration, and the CLI
+/// then authenticates with the secrets against that router.
+#[tokio::test]
+async fn hash_secret_output_configures_a_router() {
+    // Cheap parameters: the defaults (19 MiB) are slow in a debug build.
+    let cheap = ["--memory", "64", "--iterations", "1"];
+    let ticket = run_with_stdin(
+        &[&["hash-secret", "ticket"][..], &cheap].concat(),
+        "tkt-secret\n",
+    )
+    .await;
+    assert_eq!(ticket.code, Some(0), "{}", ticket.stderr);
+    let phc = ticket.stdout.trim();
+    assert!(phc.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{phc}");
+    assert!(!ticket.stdout.contains("tkt-secret"));
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("hash-secret");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let password = dir.join("password");
+    std::fs::write(&password, "scram-pw\n").unwrap();
+    let source = format!("file:{}", password.display());
+    let scram = run(&[&["hash-secret", "scram", "--secret", &source][..], &cheap].concat()).await;
+    assert_eq!(scram.code, Some(0), "{}", scram.stderr);
+    let scram_line = scram.stdout.trim();
+    assert!(
+        scram_line
+            .starts_with("scram = { kdf = \"argon2id-13\", iterations = 1, memory = 64, salt = \""),
+        "{scram_line}"
+    );
+    // The secret itself is refused on the command line.
+    let literal = run(&["hash-secret", "ticket", "--secret", "tkt-secret"]).await;
+    assert_eq!(literal.code, Some(2), "{}", literal.stderr);
+
+    let toml = format!(
+        r#"
+        [[listener]]
+        transport = "websocket"
+        address = "127.0.0.1:0"
+        auth = ["ticket", "scram"]
+
+        [[principal]]
+        realm = "realm1"
+        authid = "t"
+        role = "user"
+        ticket = '{phc}'
+
+        [[principal]]
+        realm = "realm1"
+        authid = "s"
+        role = "user"
+        {scram_line}
+        "#
+    );
+    let config = fahrbahn::wamp::router::RouterConfig::from_toml(&toml).unwrap();
+    let router = Router::builder()
+        .config(config)
+        .start(&TokioRuntime)
+        .await
+        .unwrap();
+    let url = router.websocket_url().unwrap();
+    let ticket_file = dir.join("ticket");
+    std::fs::write(&ticket_file, "tkt-secret\n").unwrap();
+    let ticket_source = format!("file:{}", ticket_file.display());
+    for args in [
+        ["--authid", "t", "--ticket", ticket_source.as_str()],
+        ["--authid", "s", "--password", source.as_str()],
+    ] {
+        // Joined: the router answers the call (nobody registered it).
+        let out = run(&[&["call", "com.example.nothing", "--url", &url][..], &args].concat()).await;
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("wamp.error.no_such_procedure"),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+    let wrong = run(&[
+        "call",
+        "com.example.nothing",
+        "--url",
+        &url,
+        "--authid",
+        "t",
+        "--ticket",
+        "nope",
+    ])
+    .await;
+    assert_eq!(wrong.code, Some(1));
+    assert!(
+        wrong.stderr.contains("wamp.error.not_authorized"),
+        "{}",
+        wrong.stderr
+    );
+    router.shutdown().await;
+}
+
+/// With principals in the configuration, the command line's listeners need
+/// `--auth`; with it the router starts and says what each accepts.
+#[tokio::test]
+async fn router_listeners_of_the_command_line_need_auth_with_principals() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("router-auth");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("router.toml");
+    std::fs::write(
+        &config,
+        "[[principal]]\nrealm = \"realm1\"\nauthid = \"a\"\nrole = \"user\"\nwampcra = { secret = \"s\" }\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let out = run(&["router", "--config", config, "--rs", "127.0.0.1:0"]).await;
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("auth = ["), "{}", out.stderr);
+    let mut router = Running::spawn(&[
+        "router",
+        "--config",
+        config,
+        "--rs",
+        "127.0.0.1:0",
+        "--auth",
+        "wampcra,anonymous",
+    ]);
+    // The banner, then the access line.
+    let banner = router.stdout_line().await;
+    assert!(banner.starts_with("fahrbahn router"), "{banner}");
+    let access = router.stdout_line().await;
+    assert!(
+        access.starts_with("authentication (rs://127.0.0.1:")
+            && access.contains(": wampcra, anonymous)"),
+        "{access}"
+    );
+    router.terminate().await;
 }

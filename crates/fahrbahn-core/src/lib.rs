@@ -12,6 +12,7 @@
 //! Modules:
 //! - [`ws`]: WebSocket (RFC 6455) with permessage-deflate (RFC 7692).
 //! - [`rawsocket`]: WAMP's RawSocket framing.
+//! - [`retry`]: the reconnection back-off and error classification.
 //! - [`wamp`]: WAMP v2 messages, serializers, the client session, the
 //!   client and server transports, and the embedded router.
 //!
@@ -55,6 +56,7 @@
 
 mod machine;
 pub mod rawsocket;
+pub mod retry;
 mod rng;
 pub mod wamp;
 pub mod ws;

@@ -75,6 +75,10 @@ impl Net {
     }
 
     fn join(&mut self, codec: Codec, max_message_size: Option<usize>) -> Client {
+        self.join_with(codec, max_message_size, client_roles())
+    }
+
+    fn join_with(&mut self, codec: Codec, max_message_size: Option<usize>, roles: Dict) -> Client {
         let conn = self.router.attach(self.now);
         self.router
             .handle_connected(self.now, conn, codec, max_message_size);
@@ -83,7 +87,7 @@ impl Net {
             client,
             &Message::Hello {
                 realm: "realm1".into(),
-                details: d(&[("roles", Value::Dict(client_roles()))]),
+                details: d(&[("roles", Value::Dict(roles))]),
             },
         );
         assert!(matches!(self.recv(client).0, Message::Welcome { .. }));
@@ -626,5 +630,105 @@ fn payload_bytes_pass_through_untouched_even_when_not_canonical() {
                 assert_ne!(got.as_deref(), Some(payload_bytes));
             }
         }
+    }
+}
+
+/// A callee that also announces `progressive_call_invocations`.
+fn streaming_callee_roles() -> Dict {
+    let mut roles = client_roles();
+    if let Some(Value::Dict(callee)) = roles.get_mut("callee") {
+        if let Some(Value::Dict(features)) = callee.get_mut("features") {
+            features.insert("progressive_call_invocations".into(), true.into());
+        }
+    }
+    roles
+}
+
+#[test]
+fn progressive_call_invocations_carry_each_part_between_codecs() {
+    let pairs = [
+        (
+            Codec::new(Serializer::Json),
+            Codec::new(Serializer::MsgPack),
+        ),
+        (Codec::new(Serializer::Cbor), Codec::new(Serializer::Cbor)),
+        (
+            Codec::batched(Serializer::MsgPack),
+            Codec::new(Serializer::Json),
+        ),
+    ];
+    for (caller_codec, callee_codec) in pairs {
+        let mut net = Net::new();
+        let caller = net.join(caller_codec, None);
+        let callee = net.join_with(callee_codec, None, streaming_callee_roles());
+        net.register(callee, "com.example.stream");
+        let mut invocations = Vec::new();
+        for part in 0..3 {
+            let last = part == 2;
+            let options = if last {
+                Dict::new()
+            } else {
+                d(&[("progress", true.into())])
+            };
+            let part_payload = payload(part);
+            let sent = net.send(
+                caller,
+                &Message::Call {
+                    request: 5,
+                    options,
+                    procedure: "com.example.stream".into(),
+                    args: part_payload.0.clone(),
+                    kwargs: part_payload.1.clone(),
+                },
+            );
+            let (msg, got, _) = net.recv(callee);
+            let Message::Invocation {
+                request,
+                args,
+                kwargs,
+                details,
+                ..
+            } = &msg
+            else {
+                panic!("{msg:?}")
+            };
+            assert_eq!(
+                details.get("progress") == Some(&Value::Bool(true)),
+                !last,
+                "{caller_codec} -> {callee_codec} part {part}"
+            );
+            check_payload(
+                caller_codec,
+                callee_codec,
+                &sent,
+                &got,
+                (args, kwargs),
+                &part_payload,
+            );
+            invocations.push(*request);
+        }
+        assert!(invocations.iter().all(|i| *i == invocations[0]));
+        // The callee answers once; the caller gets it.
+        let answer = payload(9);
+        net.send(
+            callee,
+            &Message::Yield {
+                request: invocations[0],
+                options: Dict::new(),
+                args: answer.0.clone(),
+                kwargs: answer.1.clone(),
+            },
+        );
+        match net.recv(caller).0 {
+            Message::Result {
+                request: 5,
+                args,
+                kwargs,
+                ..
+            } => assert_eq!((args, kwargs), answer),
+            other => panic!("{other:?}"),
+        }
+        net.quiet(caller);
+        net.quiet(callee);
     }
 }

@@ -8,6 +8,7 @@ use fahrbahn_core::ws::ClientConfig;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use crate::error::{Error, TlsError, UrlError};
+use crate::proxy::ProxyConfig;
 use crate::runtime::Runtime;
 use crate::websocket::WebSocket;
 
@@ -193,16 +194,39 @@ pub async fn connect<R: Runtime>(
 }
 
 /// Connects to a URL with `config` (its `host` and `path` are taken from
-/// the URL).
+/// the URL), through the proxy the environment names
+/// ([`ProxyConfig::Env`]: `http_proxy`/`https_proxy`, `no_proxy`); see
+/// [`connect_via`] to choose.
 pub async fn connect_with<R: Runtime>(
     runtime: &R,
     url: &str,
+    config: ClientConfig,
+) -> Result<WebSocket<MaybeTlsStream<R::TcpStream>>, Error> {
+    connect_via(runtime, url, config, &ProxyConfig::Env).await
+}
+
+/// [`connect_with`] with the proxy settings given: e.g.
+/// [`ProxyConfig::Off`] to connect directly whatever the environment
+/// says, or [`ProxyConfig::Always`] for a proxy of the application's own.
+///
+/// ```no_run
+/// # async fn demo<R: fahrbahn_rt::Runtime>(rt: &R) -> Result<(), fahrbahn_rt::Error> {
+/// use fahrbahn_rt::{ClientConfig, Proxy, ProxyConfig, connect_via};
+/// let proxy = Proxy::parse("http://user:secret@proxy.example:3128")?;
+/// let ws = connect_via(rt, "wss://echo.example/", ClientConfig::default(), &ProxyConfig::Always(proxy)).await?;
+/// # Ok(()) }
+/// ```
+pub async fn connect_via<R: Runtime>(
+    runtime: &R,
+    url: &str,
     mut config: ClientConfig,
+    proxy: &ProxyConfig,
 ) -> Result<WebSocket<MaybeTlsStream<R::TcpStream>>, Error> {
     let url = WsUrl::parse(url)?;
     config.host = url.host_header();
     config.path = url.path.clone();
-    let tcp = runtime.connect_tcp(&url.host, url.port).await?;
+    let proxy = proxy.proxy_for(true, url.secure, &url.host, url.port)?;
+    let tcp = crate::proxy::dial(runtime, proxy.as_ref(), &url.host, url.port).await?;
     let stream = if url.secure {
         tls_stream(&url.host, tcp).await?
     } else {

@@ -22,6 +22,9 @@ pub enum Error {
     WebSocket(ws::Error),
     /// TLS could not be set up.
     Tls(TlsError),
+    /// An HTTP proxy could not be used (unreachable, refused the tunnel,
+    /// wants credentials: 407); see [`ProxyError`](crate::ProxyError).
+    Proxy(crate::proxy::ProxyError),
 
     // ----- the peer (WAMP) -----------------------------------------------
     /// A WAMP request failed with an error URI (e.g.
@@ -45,6 +48,11 @@ pub enum Error {
     Url(UrlError),
     /// A router configuration is invalid.
     Config(ConfigError),
+
+    // ----- a component ---------------------------------------------------
+    /// A [`Component`](crate::Component) could not carry out the request
+    /// (not joined, stopped, gave up, a deadline of its own).
+    Component(crate::component::ComponentError),
 }
 
 impl fmt::Display for Error {
@@ -53,6 +61,7 @@ impl fmt::Display for Error {
             Error::Io(e) => write!(f, "I/O error: {e}"),
             Error::WebSocket(e) => write!(f, "{e}"),
             Error::Tls(e) => write!(f, "TLS: {e}"),
+            Error::Proxy(e) => write!(f, "{e}"),
             Error::Wamp(e) => write!(f, "WAMP error {e}"),
             Error::Session(e) => write!(f, "{e}"),
             Error::SessionClosed(closed) => {
@@ -63,6 +72,7 @@ impl fmt::Display for Error {
             Error::Decode(e) => write!(f, "payload conversion failed: {e}"),
             Error::Url(e) => write!(f, "{e}"),
             Error::Config(e) => write!(f, "invalid configuration: {e}"),
+            Error::Component(e) => write!(f, "{e}"),
         }
     }
 }
@@ -73,6 +83,7 @@ impl std::error::Error for Error {
             Error::Io(e) => Some(e),
             Error::WebSocket(e) => Some(e),
             Error::Tls(e) => Some(e),
+            Error::Proxy(e) => Some(e),
             Error::Wamp(e) => Some(e),
             Error::Session(e) => Some(e),
             Error::SessionClosed(_) => None,
@@ -81,6 +92,7 @@ impl std::error::Error for Error {
             Error::Decode(e) => Some(e),
             Error::Url(e) => Some(e),
             Error::Config(e) => Some(e),
+            Error::Component(e) => Some(e),
         }
     }
 }
@@ -294,6 +306,25 @@ pub enum ConfigError {
         /// The address.
         address: String,
     },
+    /// A `[[principal]]` cannot be used.
+    Principal {
+        /// Its realm.
+        realm: String,
+        /// Its authid.
+        authid: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// A listener's `auth` cannot be used.
+    ListenerAuth {
+        /// The listener's address or path.
+        listener: String,
+        /// What is wrong and how to fix it.
+        problem: String,
+    },
+    /// Principals are configured and a custom authenticator is plugged
+    /// in: the authenticator would ignore the principals.
+    PrincipalsAndAuthenticator,
     /// A TLS certificate or key file cannot be read or parsed.
     #[cfg(feature = "tls")]
     Pem {
@@ -335,6 +366,17 @@ impl fmt::Display for ConfigError {
                 f,
                 "listener {address} is reachable from other machines: set `expose = true` on it (and configure roles, authentication and `allowed_origins`) or listen on 127.0.0.1"
             ),
+            ConfigError::Principal {
+                realm,
+                authid,
+                problem,
+            } => write!(f, "principal {authid:?} of realm {realm:?}: {problem}"),
+            ConfigError::ListenerAuth { listener, problem } => {
+                write!(f, "listener {listener}: {problem}")
+            }
+            ConfigError::PrincipalsAndAuthenticator => f.write_str(
+                "principals are configured and a custom authenticator is set: the authenticator would ignore the principals (drop one of them)",
+            ),
             #[cfg(feature = "tls")]
             ConfigError::Pem { path, source } => {
                 write!(f, "cannot use {}: {source}", path.display())
@@ -357,7 +399,10 @@ impl std::error::Error for ConfigError {
             | ConfigError::DuplicateRole { .. }
             | ConfigError::RolesAndAuthorizer
             | ConfigError::OriginsNotWebSocket
-            | ConfigError::NotLoopback { .. } => None,
+            | ConfigError::NotLoopback { .. }
+            | ConfigError::Principal { .. }
+            | ConfigError::ListenerAuth { .. }
+            | ConfigError::PrincipalsAndAuthenticator => None,
         }
     }
 }

@@ -489,8 +489,9 @@ async fn a_result_larger_than_the_rawsocket_client_accepts_becomes_an_error() {
         })
         .await
         .unwrap();
-    // A caller that announced max_len_exponent 1: 1 KiB (the WELCOME,
-    // with every feature the router announces, is over 512 bytes).
+    // A caller that announced max_len_exponent 1: 1024 bytes (the
+    // WELCOME, with every feature the router announces, takes more than
+    // 512).
     let mut caller = raw_client(&net, 1, r#"{"caller":{}}"#).await;
     send_frame(&mut caller, br#"[48,1,{},"com.example.echo_len",[2000]]"#).await;
     let error = read_frame(&mut caller).await.expect("an answer");

@@ -69,7 +69,15 @@
 //! ```
 
 pub use fahrbahn_core as core;
-pub use fahrbahn_rt::{ConfigError, Error, TlsError, UrlError};
+pub use fahrbahn_rt::{ConfigError, Error, ProxyError, TlsError, UrlError};
+
+/// HTTP proxies (`CONNECT` tunnels, basic authentication, the
+/// `http_proxy`/`https_proxy`/`no_proxy` conventions): chosen per session
+/// with [`SessionOptions::proxy`](wamp::SessionOptions) or per WebSocket
+/// with [`ws::connect_via`]. See `docs/proxies.md`.
+pub mod proxy {
+    pub use fahrbahn_rt::{Proxy, ProxyConfig, ProxyEnv, ProxyError};
+}
 
 /// WebSocket (RFC 6455, permessage-deflate RFC 7692): connections over any
 /// byte stream, connecting by URL, server configuration. The functions
@@ -80,7 +88,7 @@ pub mod ws {
     pub use fahrbahn_rt::tls_connect_with;
     pub use fahrbahn_rt::{
         DEFAULT_MAX_PENDING_HANDSHAKES, Incoming, MaybeTlsStream, RequestCallback, WebSocket,
-        WsReader, WsUrl, WsWriter, connect, connect_with,
+        WsReader, WsUrl, WsWriter, connect, connect_via, connect_with,
     };
 
     pub use fahrbahn_core::ws::{
@@ -94,10 +102,25 @@ pub mod ws {
 /// embedded [`router`](wamp::router).
 pub mod wamp {
     pub use fahrbahn_rt::{
-        ByMatch, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Invocation,
-        Meta, Registration, Revocation, Session, SessionOptions, Subscription, TestamentScope,
-        WampUrl, kwargs, to_args,
+        ByMatch, CallProgress, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event,
+        Framing, Invocation, Meta, ProgressiveCall, Registration, Revocation, Session,
+        SessionOptions, Subscription, TestamentScope, WampUrl, from_payload, kwargs, to_args,
+        to_payload,
     };
+    pub use fahrbahn_rt::{
+        CallOptions, InvocationStream, Invoke, RegisterOptions, StreamingCall, TimeoutUnit,
+    };
+
+    /// The reconnecting [`Component`](component::Component): transports,
+    /// retry policy, error classification, handles that survive reconnects.
+    pub mod component {
+        pub use fahrbahn_rt::{
+            Backoff, Component, ComponentBuilder, ComponentError, ComponentRegistration,
+            ComponentSubscription, DEFAULT_CALL_TIMEOUT, DEFAULT_JOIN_WAIT, Disposition,
+            RetryPolicy, SubscriptionItem, TransportConfig, WhenDisconnected, classify,
+            classify_reason,
+        };
+    }
 
     pub use fahrbahn_core::wamp::{
         ApplicationError, AuthDetails, Closed, Codec, CommandError, Dict, Json, List,
@@ -121,9 +144,11 @@ pub mod wamp {
     /// The embedded WAMP router, served on listeners of any runtime.
     pub mod router {
         pub use fahrbahn_rt::{
-            AllowConfig, DiscloseConfig, ListenerConfig, ListenerInfo, MatchConfig,
-            PermissionConfig, RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits,
-            TlsFiles, TransportKind,
+            ANONYMOUS_ROLE, AUTH_METHODS, AllowConfig, CryptosignConfig, DiscloseConfig,
+            InProcessStream, ListenerConfig, ListenerInfo, MatchConfig, PermissionConfig,
+            PrincipalConfig, RoleConfig, Router, RouterBuilder, RouterConfig, RouterLimits,
+            ScramConfig, TlsFiles, TlsPrincipalConfig, TransportKind, WampCraConfig,
+            certificate_fingerprint, resolve_secret,
         };
 
         pub use fahrbahn_core::wamp::router::{
@@ -147,10 +172,10 @@ pub mod runtime {
 
 /// Functions bound to one runtime: `connect`, `connect_with`, `bind`,
 /// `incoming`, `accept`, `accept_stream` (WebSocket) and `session`,
-/// `session_with` (WAMP).
+/// `session_with`, `component` (WAMP).
 #[allow(unused_macros)] // unused when no runtime feature is on
 macro_rules! runtime_module {
-    ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident) => {
+    ($(#[$meta:meta])* $name:ident, $krate:ident, $rt:ident $(, { $($extra:item)* })?) => {
         $(#[$meta])*
         pub mod $name {
             use std::net::SocketAddr;
@@ -159,7 +184,7 @@ macro_rules! runtime_module {
                 ClientConfig, Error, Incoming, MaybeTlsStream, Runtime, ServerConfig,
                 TcpListener as _, WebSocket,
             };
-            use fahrbahn_rt::{Session, SessionOptions};
+            use fahrbahn_rt::{ComponentBuilder, Session, SessionOptions};
             pub use $krate::$rt;
 
             /// The TCP stream type of this runtime.
@@ -177,6 +202,16 @@ macro_rules! runtime_module {
             /// Connects to a URL with settings (host and path come from the URL).
             pub async fn connect_with(url: &str, config: ClientConfig) -> Result<ClientWebSocket, Error> {
                 fahrbahn_rt::connect_with(&$rt, url, config).await
+            }
+
+            /// Connects to a URL with settings, through the proxy `proxy`
+            /// names (see [`ProxyConfig`](crate::proxy::ProxyConfig)).
+            pub async fn connect_via(
+                url: &str,
+                config: ClientConfig,
+                proxy: &fahrbahn_rt::ProxyConfig,
+            ) -> Result<ClientWebSocket, Error> {
+                fahrbahn_rt::connect_via(&$rt, url, config, proxy).await
             }
 
             /// Binds a TCP listener.
@@ -218,6 +253,27 @@ macro_rules! runtime_module {
                 Session::connect_with(&$rt, url, options).await
             }
 
+            /// Joins a WAMP router over a byte stream the application
+            /// provides, framed as `framing` says (see
+            /// [`Session::join_stream`]). Tokio streams: wrap them in
+            /// `TokioIo` (or use `session_over_tokio`).
+            pub async fn session_over<S>(
+                stream: S,
+                framing: fahrbahn_rt::Framing,
+                options: SessionOptions,
+            ) -> Result<Session, Error>
+            where
+                S: fahrbahn_rt::AsyncRead + fahrbahn_rt::AsyncWrite + Send + Unpin + 'static,
+            {
+                Session::join_stream(&$rt, stream, framing, options).await
+            }
+
+            /// Starts a reconnecting [`Component`](crate::wamp::component::Component)
+            /// built by `builder` on this runtime.
+            pub fn component(builder: ComponentBuilder) -> fahrbahn_rt::Component {
+                builder.start(&$rt)
+            }
+
             /// Runs the server handshake over a stream accepted elsewhere.
             pub async fn accept_stream<S>(stream: S, config: ServerConfig) -> Result<WebSocket<S>, Error>
             where
@@ -225,6 +281,8 @@ macro_rules! runtime_module {
             {
                 WebSocket::accept(&$rt, stream, config).await
             }
+
+            $($($extra)*)?
         }
     };
 }
@@ -232,7 +290,22 @@ macro_rules! runtime_module {
 #[cfg(feature = "tokio")]
 runtime_module!(
     /// WebSocket on tokio.
-    tokio, fahrbahn_tokio, TokioRuntime
+    tokio, fahrbahn_tokio, TokioRuntime, {
+        pub use fahrbahn_tokio::TokioIo;
+
+        /// [`session_over`] for a tokio byte stream (a `tokio::net::TcpStream`,
+        /// a `tokio::io::DuplexStream`, a tokio TLS stream…).
+        pub async fn session_over_tokio<S>(
+            stream: S,
+            framing: fahrbahn_rt::Framing,
+            options: SessionOptions,
+        ) -> Result<Session, Error>
+        where
+            S: ::tokio::io::AsyncRead + ::tokio::io::AsyncWrite + Send + Unpin + 'static,
+        {
+            session_over(TokioIo(stream), framing, options).await
+        }
+    }
 );
 #[cfg(feature = "smol")]
 runtime_module!(
@@ -267,3 +340,10 @@ pub struct RouterDocTests;
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/auth.md")]
 pub struct AuthDocTests;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/proxies.md")]
+pub struct ProxiesDocTests;
+
+#[doc = include_str!("../../../docs/component.md")]
+pub struct ComponentDocTests;

@@ -108,3 +108,103 @@ async fn wamp_over_wss_and_rss() {
     callee.leave().await.expect("leave");
     router.shutdown().await;
 }
+
+/// A client configuration trusting `cert` and presenting `client` (a
+/// self-signed certificate and its key), if given.
+fn client_config(
+    cert: &Certificate,
+    client: Option<&rcgen::CertifiedKey<rcgen::KeyPair>>,
+) -> Arc<rustls::ClientConfig> {
+    let Some(client) = client else {
+        return cert.roots.clone();
+    };
+    let mut store = rustls::RootCertStore::empty();
+    // The server's certificate, from the PEM the router serves.
+    let pem = std::fs::read(cert.dir.path().join("cert.pem")).unwrap();
+    for der in rustls_pki_types::pem::PemObject::pem_slice_iter(&pem) {
+        store.add(der.unwrap()).unwrap();
+    }
+    let key =
+        rustls_pki_types::PrivateKeyDer::try_from(client.signing_key.serialize_der()).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(store)
+        .with_client_auth_cert(vec![client.cert.der().clone()], key)
+        .unwrap();
+    Arc::new(config)
+}
+
+/// `tls` authentication: a client certificate pinned by its SHA-256
+/// fingerprint authenticates its principal; another certificate, or none,
+/// does not; the listener's other methods still work without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates_authenticate_pinned_principals() {
+    use fahrbahn::wamp::router::{PrincipalConfig, TlsPrincipalConfig, certificate_fingerprint};
+    let cert = certificate();
+    let device = rcgen::generate_simple_self_signed(vec!["device-1".to_owned()]).unwrap();
+    let stranger = rcgen::generate_simple_self_signed(vec!["stranger".to_owned()]).unwrap();
+    // As `openssl x509 -noout -fingerprint -sha256` prints it: upper case with colons.
+    let fingerprint = certificate_fingerprint(device.cert.der())
+        .to_uppercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|c| std::str::from_utf8(c).unwrap())
+        .collect::<Vec<_>>()
+        .join(":");
+    let mut principal = PrincipalConfig::new("realm1", "device-1", "user");
+    principal.tls = Some(TlsPrincipalConfig::new([fingerprint]));
+    let rt = fahrbahn::tokio::TokioRuntime;
+    let router = Router::builder()
+        .listener(tls_listener(TransportKind::WebSocket, &cert).with_auth(["tls", "anonymous"]))
+        .principal(principal)
+        .start(&rt)
+        .await
+        .expect("router starts");
+    assert!(
+        router.access().contains("tls, anonymous"),
+        "{}",
+        router.access()
+    );
+    let wss = router
+        .websocket_url()
+        .unwrap()
+        .replace("127.0.0.1", "localhost");
+    let join = |client: Option<&rcgen::CertifiedKey<rcgen::KeyPair>>, methods: &[&str]| {
+        let mut options = SessionOptions::new("realm1");
+        options.tls = Some(client_config(&cert, client));
+        options.session.authmethods = methods.iter().map(|m| m.to_string()).collect();
+        let wss = wss.clone();
+        async move {
+            let session = tokio::time::timeout(
+                Duration::from_secs(10),
+                fahrbahn::tokio::session_with(&wss, options),
+            )
+            .await
+            .expect("no timeout")?;
+            let who = session.auth_details();
+            session.leave().await?;
+            Ok::<_, fahrbahn::Error>((
+                who.authid.unwrap_or_default(),
+                who.authrole.unwrap_or_default(),
+                who.authmethod.unwrap_or_default(),
+            ))
+        }
+    };
+    assert_eq!(
+        join(Some(&device), &["tls"]).await.unwrap(),
+        ("device-1".into(), "user".into(), "tls".into())
+    );
+    for (client, what) in [
+        (Some(&stranger), "another certificate"),
+        (None, "no certificate"),
+    ] {
+        let err = join(client, &["tls"]).await.unwrap_err().to_string();
+        assert!(err.contains("wamp.error.not_authorized"), "{what}: {err}");
+    }
+    // Without offering tls the certificate is not used: anonymous.
+    let (_, role, method) = join(Some(&device), &[]).await.unwrap();
+    assert_eq!((role.as_str(), method.as_str()), ("anonymous", "anonymous"));
+    router.shutdown().await;
+}

@@ -48,8 +48,9 @@ pub fn free_ports() -> Result<Ports> {
 }
 
 /// Starts `fahrbahn router` (`cmd` runs the `fahrbahn` binary, possibly
-/// through taskset) with [`CONFIG`] in realm [`REALM`] on `ports`, in `dir`, with its
-/// output to `log`, as a [`Service`] leading its own process group.
+/// through taskset) with [`CONFIG`] in realm [`REALM`] on `ports` (anonymous
+/// sessions only: `--auth anonymous`), in `dir`, with its output to `log`,
+/// as a [`Service`] leading its own process group.
 pub fn spawn_fahrbahn(mut cmd: Command, dir: &Path, ports: Ports, log: &Path) -> Result<Service> {
     let (out, err) = log_to(log)?;
     cmd.arg("router")
@@ -59,6 +60,7 @@ pub fn spawn_fahrbahn(mut cmd: Command, dir: &Path, ports: Ports, log: &Path) ->
         .args(["--rs", &format!("127.0.0.1:{}", ports.rawsocket)])
         .args(["--realm", REALM])
         .args(["--allowed-origin", ALLOWED_ORIGIN])
+        .args(["--auth", "anonymous"])
         .current_dir(dir)
         .stdout(out)
         .stderr(err);

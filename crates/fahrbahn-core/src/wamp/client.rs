@@ -191,6 +191,37 @@ impl ClientConnection {
         Ok(request)
     }
 
+    /// Sends one more part of a progressive call's input like
+    /// [`Session::call_part`], checking first that it fits what the
+    /// router accepts (else [`CommandError::PayloadTooLarge`], nothing
+    /// sent, the call goes on).
+    pub fn call_part(
+        &mut self,
+        request: RequestId,
+        args: List,
+        kwargs: Dict,
+        last: bool,
+    ) -> Result<(), CommandError> {
+        let (Some(codec), Some(max)) = (self.codec, self.peer_max_len) else {
+            return self.session.call_part(request, args, kwargs, last);
+        };
+        self.pump();
+        let part = self.session.part_message(request, args, kwargs, last)?;
+        self.scratch.clear();
+        codec.encode(&part, &mut self.scratch);
+        let size = self.scratch.len();
+        if size > max {
+            return Err(CommandError::PayloadTooLarge { size, max });
+        }
+        self.session.commit_part(request, last);
+        if let Err(e) = self.framing.send_payload(codec, &self.scratch) {
+            let now = self.now.max(self.session.now());
+            log::warn!("cannot send CALL: {e}");
+            self.end_transport(now, TransportError::Send(e));
+        }
+        Ok(())
+    }
+
     /// Publishes like [`Session::publish`], but first checks that the
     /// PUBLISH fits what the router accepts
     /// ([`peer_max_message_size`](Self::peer_max_message_size)): a larger

@@ -17,6 +17,11 @@ pub const ERROR_PROCEDURE_ALREADY_EXISTS: &str = "wamp.error.procedure_already_e
 pub const ERROR_NO_SUCH_REGISTRATION: &str = "wamp.error.no_such_registration";
 /// `wamp.error.no_such_subscription`: An UNSUBSCRIBE for an unknown subscription.
 pub const ERROR_NO_SUCH_SUBSCRIPTION: &str = "wamp.error.no_such_subscription";
+/// `wamp.error.procedure_exists_with_different_invocation_policy`: A REGISTER for a procedure that is registered with another `invoke` policy (shared registrations; the URI AutobahnPython and Crossbar.io use).
+pub const ERROR_PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY: &str =
+    "wamp.error.procedure_exists_with_different_invocation_policy";
+/// `crossbar.error.max_concurrency_reached`: Every callee that could take a CALL has as many pending invocations as its REGISTER option `concurrency` allows (Crossbar.io's URI, kept for compatibility).
+pub const ERROR_MAX_CONCURRENCY_REACHED: &str = "crossbar.error.max_concurrency_reached";
 /// `wamp.error.invalid_argument`: A call with arguments the callee does not accept.
 pub const ERROR_INVALID_ARGUMENT: &str = "wamp.error.invalid_argument";
 /// `wamp.error.system_shutdown`: The peer is shutting down (as an ABORT/GOODBYE reason).

@@ -69,8 +69,9 @@ pub use raw::{EncodedPayload, RawMessage};
 pub use serializer::{MAX_NESTING, Serializer};
 pub use server::{ServerConnection, ServerEvent, server_subprotocols};
 pub use session::{
-    ApplicationError, AuthDetails, Closed, CommandError, ProtocolViolation, RequestKind, Session,
-    SessionConfig, SessionError, SessionEvent, client_roles,
+    ApplicationError, AuthDetails, CallOptions, Closed, CommandError, Invoke, ProtocolViolation,
+    RegisterOptions, RequestKind, Session, SessionConfig, SessionError, SessionEvent, TimeoutUnit,
+    client_roles,
 };
 pub use transport::{SendError, TransportClosed, TransportError};
 pub use uri::{is_valid_uri, is_valid_uri_pattern};

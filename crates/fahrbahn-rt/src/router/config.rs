@@ -11,6 +11,7 @@ use fahrbahn_core::wamp::router::{
 use serde::Deserialize;
 
 use super::Router;
+use super::auth::PrincipalConfig;
 use crate::error::{ConfigError, Error};
 use crate::runtime::Runtime;
 
@@ -62,6 +63,14 @@ pub struct ListenerConfig {
     /// `allowed_origins` configured deliberately.
     #[serde(default)]
     pub expose: bool,
+    /// The authentication methods this listener accepts: `anonymous`,
+    /// `ticket`, `wampcra`, `cryptosign`, `scram` (the client's order of
+    /// preference decides among them). Unset: every session
+    /// joins anonymously (allowed only while no `[[principal]]` is
+    /// configured). A client offering none of them gets ABORT
+    /// `wamp.error.no_auth_method`.
+    #[serde(default)]
+    pub auth: Option<Vec<String>>,
 }
 
 impl ListenerConfig {
@@ -74,18 +83,39 @@ impl ListenerConfig {
             tls: None,
             allowed_origins: None,
             expose: false,
+            auth: None,
         }
     }
 
     /// A listener on a Unix socket path, without TLS.
     pub fn unix(transport: TransportKind, path: impl Into<String>) -> Self {
+        Self::unix_inner(transport, path.into())
+    }
+
+    /// The authentication methods it accepts (builder style), e.g.
+    /// `["ticket", "scram"]`; list `anonymous` to let sessions without
+    /// credentials join (authrole `anonymous`).
+    ///
+    /// ```
+    /// use fahrbahn_rt::{ListenerConfig, TransportKind};
+    /// let listener = ListenerConfig::tcp(TransportKind::WebSocket, "127.0.0.1:8080")
+    ///     .with_auth(["ticket", "scram"]);
+    /// assert_eq!(listener.auth.unwrap(), ["ticket", "scram"]);
+    /// ```
+    pub fn with_auth(mut self, methods: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.auth = Some(methods.into_iter().map(Into::into).collect());
+        self
+    }
+
+    fn unix_inner(transport: TransportKind, path: String) -> Self {
         Self {
             transport,
             address: None,
-            unix: Some(path.into()),
+            unix: Some(path),
             tls: None,
             allowed_origins: None,
             expose: false,
+            auth: None,
         }
     }
 }
@@ -249,6 +279,12 @@ pub struct RouterConfig {
     /// to a session whose authrole it does not define.
     #[serde(default, rename = "role")]
     pub roles: Vec<RoleConfig>,
+    /// Static principals (`[[principal]]` tables in TOML): who may
+    /// authenticate, with which credential, and the role each gets. With
+    /// principals, every listener must list the methods it accepts
+    /// (`auth`).
+    #[serde(default, rename = "principal")]
+    pub principals: Vec<PrincipalConfig>,
 }
 
 /// One role of one realm, as in Crossbar.io's static authorization.
@@ -413,6 +449,7 @@ impl Default for RouterConfig {
             listeners: Vec::new(),
             limits: RouterLimits::default(),
             roles: Vec::new(),
+            principals: Vec::new(),
         }
     }
 }
@@ -468,6 +505,7 @@ impl RouterConfig {
                 });
             }
         }
+        super::auth::validate(self)?;
         for l in &self.listeners {
             if let (Some(address), false) = (&l.address, l.expose) {
                 // Unparsable addresses are reported when binding.
@@ -603,8 +641,27 @@ impl RouterBuilder {
         self
     }
 
+    /// Adds a static principal (from then on every listener must list the
+    /// methods it accepts: [`ListenerConfig::with_auth`]).
+    ///
+    /// ```
+    /// use fahrbahn_rt::{CryptosignConfig, ListenerConfig, PrincipalConfig, Router, TransportKind};
+    /// let mut alice = PrincipalConfig::new("realm1", "alice", "user");
+    /// alice.cryptosign = Some(CryptosignConfig::new([
+    ///     "3c37a8d113ee420c981303bbc162c899330ba8d6b3fe2f0bf5b1b273ca40662e",
+    /// ]));
+    /// let builder = Router::builder()
+    ///     .listener(ListenerConfig::tcp(TransportKind::WebSocket, "127.0.0.1:0").with_auth(["cryptosign"]))
+    ///     .principal(alice);
+    /// ```
+    pub fn principal(mut self, principal: PrincipalConfig) -> Self {
+        self.config.principals.push(principal);
+        self
+    }
+
     /// Plugs in an authenticator (default: everyone joins anonymously,
-    /// authrole `anonymous`).
+    /// authrole `anonymous`; with principals configured, a
+    /// `StaticAuthenticator` made of them).
     pub fn authenticator(mut self, authenticator: Box<dyn Authenticator + Send>) -> Self {
         self.plugins.authenticator = Some(authenticator);
         self

@@ -21,6 +21,7 @@
 //! core measures in bytes and never queues a message the client cannot
 //! take.
 
+mod auth;
 mod config;
 mod serve;
 mod tls;
@@ -34,18 +35,24 @@ use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
 
 use fahrbahn_core::wamp::router::{
-    CloseReason, ConnectionId, Router as CoreRouter, RouterConfig as CoreConfig, RouterEvent,
+    AnonymousAuthenticator, Authenticator, CloseReason, ConnectionId, Router as CoreRouter,
+    RouterConfig as CoreConfig, RouterEvent,
 };
 
+pub use auth::{
+    ANONYMOUS_ROLE, AUTH_METHODS, CryptosignConfig, PrincipalConfig, ScramConfig,
+    TlsPrincipalConfig, WampCraConfig, resolve_secret,
+};
 pub use config::{
     AllowConfig, DiscloseConfig, ListenerConfig, MatchConfig, PermissionConfig, RoleConfig,
     RouterBuilder, RouterConfig, RouterLimits, TlsFiles, TransportKind,
 };
+pub use tls::certificate_fingerprint;
 
 use fahrbahn_core::ws::AllowedOrigins;
 
 use crate::error::{ConfigError, Error};
-use crate::runtime::{AnyListener, AsyncTimer, ExecutorHandle, Runtime};
+use crate::runtime::{AnyListener, AsyncTimer, BoxTransport, ExecutorHandle, Runtime};
 
 /// What the serving layer keeps per connection.
 #[derive(Default)]
@@ -169,6 +176,8 @@ struct Shared {
     /// bound (to log the first refusal as a warning, the rest quietly).
     at_connection_bound: AtomicBool,
     exec: ExecutorHandle,
+    /// The methods each connection's listener accepts (when it says).
+    listener_methods: auth::ListenerMethods,
 }
 
 impl Shared {
@@ -238,6 +247,11 @@ impl Router {
         if plugins.authorizer.is_some() && !config.roles.is_empty() {
             return Err(ConfigError::RolesAndAuthorizer.into());
         }
+        if plugins.authenticator.is_some() && !config.principals.is_empty() {
+            return Err(ConfigError::PrincipalsAndAuthenticator.into());
+        }
+        let static_auth = auth::static_authenticator(&config)?;
+        let tls_principals = auth::tls_principals(&config);
         let limits = config.limits;
         let mut core_config = CoreConfig::default();
         core_config.realms = config.realms.clone();
@@ -250,11 +264,32 @@ impl Router {
         core_config.max_subscriptions_per_session = limits.max_subscriptions_per_session;
         core_config.max_uri_bytes_per_session = limits.max_uri_bytes_per_session;
         core_config.max_pending_calls_per_session = limits.max_pending_calls_per_session;
-        let anonymous = plugins.authenticator.is_none();
+        let auth = match (plugins.authenticator.is_some(), static_auth.is_some()) {
+            (true, _) => Authentication::Custom,
+            (false, true) => Authentication::Static,
+            (false, false) => Authentication::Anonymous,
+        };
         let open = plugins.authorizer.is_none() && config.roles.is_empty();
         let mut core = CoreRouter::new(core_config, crate::websocket::os_rng());
-        if let Some(authenticator) = plugins.authenticator {
-            core.set_authenticator(authenticator);
+        let authenticator: Option<Box<dyn Authenticator + Send>> = match plugins.authenticator {
+            Some(a) => Some(a),
+            None => static_auth.map(|a| Box::new(a) as Box<dyn Authenticator + Send>),
+        };
+        let listener_methods = auth::ListenerMethods::default();
+        let filtered = config.listeners.iter().any(|l| l.auth.is_some());
+        match (authenticator, filtered) {
+            (Some(inner), true) => core.set_authenticator(Box::new(auth::ListenerAuthenticator {
+                inner,
+                methods: listener_methods.clone(),
+                tls: tls_principals,
+            })),
+            (Some(inner), false) => core.set_authenticator(inner),
+            (None, true) => core.set_authenticator(Box::new(auth::ListenerAuthenticator {
+                inner: Box::new(AnonymousAuthenticator),
+                methods: listener_methods.clone(),
+                tls: tls_principals,
+            })),
+            (None, false) => {}
         }
         match plugins.authorizer {
             Some(authorizer) => core.set_authorizer(authorizer),
@@ -276,6 +311,7 @@ impl Router {
             connections: AtomicUsize::new(0),
             at_connection_bound: AtomicBool::new(false),
             exec: runtime.handle(),
+            listener_methods,
         });
         let mut listeners = Vec::new();
         let mut loops = Vec::new();
@@ -294,8 +330,9 @@ impl Router {
                 }
                 (None, None) => unreachable!("validated"),
             };
+            let client_certs = l.auth.iter().flatten().any(|m| m == auth::TLS);
             let tls = match &l.tls {
-                Some(files) => Some(tls::acceptor(files)?),
+                Some(files) => Some(tls::acceptor(files, client_certs)?),
                 None => None,
             };
             let info = ListenerInfo {
@@ -309,19 +346,23 @@ impl Router {
                 .allowed_origins
                 .as_ref()
                 .map(|o| AllowedOrigins::new(o.iter().cloned()));
-            loops.push((listener, l.transport, tls, origins));
+            let methods: Option<Arc<[String]>> = l.auth.as_ref().map(|m| m.clone().into());
+            loops.push((listener, l.transport, tls, origins, methods));
         }
-        let access = log_exposure(&config, &listeners, anonymous, open);
+        let access = log_exposure(&config, &listeners, auth, open);
         for info in &listeners {
             log::info!("router listening on {}", info.url());
         }
-        for (listener, kind, tls, origins) in loops {
+        for (listener, kind, tls, origins, methods) in loops {
             runtime.spawn(Box::pin(serve::accept_loop(
                 shared.clone(),
                 listener,
-                kind,
-                tls,
-                origins,
+                serve::ListenerSetup {
+                    kind,
+                    tls,
+                    origins,
+                    methods,
+                },
             )));
         }
         runtime.spawn(Box::pin(run_timers(shared.clone())));
@@ -359,6 +400,54 @@ impl Router {
             .iter()
             .find(|l| l.transport == kind)
             .map(ListenerInfo::url)
+    }
+
+    /// A RawSocket byte stream into this router from the same process:
+    /// no socket, no listener; what [`Session::join_in_process`](crate::Session::join_in_process)
+    /// joins over. The router serves it as it serves a connection
+    /// accepted on a listener, so its limits apply (maximum message size,
+    /// [`RouterLimits::max_connections`], the HELLO deadline, and the
+    /// bound on what is queued for a client that does not read, after
+    /// which the client is disconnected). Each direction of the stream
+    /// buffers at most 64 KiB.
+    ///
+    /// Fails (`ConnectionRefused`) when the router is shutting down or at
+    /// its connection bound.
+    pub fn connect_in_process(&self) -> Result<InProcessStream, Error> {
+        if self.shared.stop.is_stopped() {
+            return Err(refused("the router is shutting down"));
+        }
+        let Some(slot) = serve::ConnectionSlot::take(&self.shared) else {
+            return Err(refused(
+                "the router is at its connection bound (max_connections)",
+            ));
+        };
+        let (client_reader, server_writer) = piper::pipe(IN_PROCESS_BUFFER);
+        let (server_reader, client_writer) = piper::pipe(IN_PROCESS_BUFFER);
+        let server: BoxTransport = Box::new(InProcessStream {
+            reader: server_reader,
+            writer: server_writer,
+        });
+        let shared = self.shared.clone();
+        self.shared.exec.spawn(Box::pin(async move {
+            // No listener: the realm's authenticator decides with every
+            // method it has (no listener narrows them), no certificate.
+            let auth = auth::ConnAuth {
+                methods: None,
+                fingerprint: None,
+            };
+            serve::serve_connection(shared, server, TransportKind::RawSocket, None, auth).await;
+            drop(slot);
+        }));
+        Ok(InProcessStream {
+            reader: client_reader,
+            writer: client_writer,
+        })
+    }
+
+    /// The executor the router runs on.
+    pub(crate) fn executor(&self) -> ExecutorHandle {
+        self.shared.exec.clone()
     }
 
     /// How many transports are connected (including those still closing).
@@ -412,17 +501,83 @@ impl Router {
     }
 }
 
+/// Bytes each direction of an in-process stream buffers.
+const IN_PROCESS_BUFFER: usize = 64 << 10;
+
+fn refused(why: &str) -> Error {
+    Error::Io(std::io::Error::new(
+        std::io::ErrorKind::ConnectionRefused,
+        why.to_owned(),
+    ))
+}
+
+/// One end of an in-process connection to a [`Router`]
+/// ([`Router::connect_in_process`]): a pair of bounded in-memory pipes.
+/// Dropping it ends the connection (the other side reads end of stream).
+pub struct InProcessStream {
+    reader: piper::Reader,
+    writer: piper::Writer,
+}
+
+impl std::fmt::Debug for InProcessStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcessStream")
+            .field("readable", &self.reader.len())
+            .field("writable", &(self.writer.capacity() - self.writer.len()))
+            .finish()
+    }
+}
+
+impl futures_io::AsyncRead for InProcessStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().reader).poll_read(cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for InProcessStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().writer).poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().writer).poll_flush(cx)
+    }
+
+    fn poll_close(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().writer).poll_close(cx)
+    }
+}
+
 /// Says, first, who can do what on this router (returned for
 /// [`Router::access`]): anonymous full access is fine on loopback for
 /// development, and loud anywhere else.
 fn log_exposure(
     config: &RouterConfig,
     listeners: &[ListenerInfo],
-    anonymous: bool,
+    auth: Authentication,
     open: bool,
 ) -> String {
+    let anonymous = auth == Authentication::Anonymous;
     let addresses: Vec<&str> = listeners.iter().map(|l| l.address.as_str()).collect();
-    let addresses = addresses.join(", ");
+    let addresses = if addresses.is_empty() {
+        "this process (no listeners)".to_owned()
+    } else {
+        addresses.join(", ")
+    };
     let exposed = config.listeners.iter().any(|l| l.expose);
     let access = match (anonymous, open) {
         (true, true) if exposed => format!(
@@ -450,6 +605,29 @@ fn log_exposure(
                 )
             }
         }
+        (false, open) if auth == Authentication::Static => {
+            let methods = auth::describe(config, listeners);
+            let principals = config.principals.len();
+            let open_realms: Vec<&str> = config
+                .realms
+                .iter()
+                .filter(|r| !config.roles.iter().any(|role| &role.realm == *r))
+                .map(String::as_str)
+                .collect();
+            let rights = if open {
+                "no roles: every session that joins has full rights".to_owned()
+            } else if config.roles.is_empty() {
+                "custom authorization".to_owned()
+            } else if open_realms.is_empty() {
+                "limited by roles".to_owned()
+            } else {
+                format!(
+                    "limited by roles except in realm(s) {} without roles, where every session that joins has full rights",
+                    open_realms.join(", ")
+                )
+            };
+            format!("authentication ({methods}) with {principals} principal(s), {rights}")
+        }
         (false, true) => format!(
             "custom authentication, no roles: every authenticated session has full rights on {addresses}"
         ),
@@ -469,6 +647,17 @@ fn log_exposure(
         }
     }
     access
+}
+
+/// Who authenticates the router's sessions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Authentication {
+    /// Nobody: everyone joins anonymously.
+    Anonymous,
+    /// The configured principals.
+    Static,
+    /// An authenticator plugged in by the application.
+    Custom,
 }
 
 /// Runs the core's deadlines (HELLO, AUTHENTICATE, GOODBYE replies) on the

@@ -12,6 +12,7 @@ use fahrbahn_core::wamp::{ServerConnection, ServerEvent};
 use fahrbahn_core::ws::AllowedOrigins;
 use fahrbahn_core::{Machine, rawsocket, ws};
 
+use super::auth::ConnAuth;
 use super::{Shared, Slot, TransportKind, tls};
 use crate::driver::{Driver, Side};
 use crate::runtime::{AnyListener, BoxTransport};
@@ -25,13 +26,26 @@ const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 /// which bounds both together in bytes.
 const BATCH: usize = 64;
 
+/// What a listener's connections are served with.
+pub(super) struct ListenerSetup {
+    pub(super) kind: TransportKind,
+    pub(super) tls: Option<tls::Acceptor>,
+    pub(super) origins: Option<AllowedOrigins>,
+    /// The authentication methods it accepts, if it says.
+    pub(super) methods: Option<Arc<[String]>>,
+}
+
 pub(super) async fn accept_loop(
     shared: Arc<Shared>,
     listener: Box<dyn AnyListener>,
-    kind: TransportKind,
-    tls: Option<tls::Acceptor>,
-    origins: Option<AllowedOrigins>,
+    setup: ListenerSetup,
 ) {
+    let ListenerSetup {
+        kind,
+        tls,
+        origins,
+        methods,
+    } = setup;
     loop {
         let mut accept = listener.accept_any();
         let next = poll_fn(|cx| {
@@ -53,20 +67,25 @@ pub(super) async fn accept_loop(
                 let shared2 = shared.clone();
                 let tls = tls.clone();
                 let origins = origins.clone();
+                let methods = methods.clone();
                 shared.exec.spawn(Box::pin(async move {
                     // The TLS handshake runs in the connection's own task,
                     // bounded by its own deadline.
-                    let io = match tls {
-                        None => io,
+                    let (io, fingerprint) = match tls {
+                        None => (io, None),
                         Some(acceptor) => {
                             let deadline = shared2.exec.new_timer(shared2.exec.now() + TLS_TIMEOUT);
                             match tls::accept(acceptor, io, deadline).await {
-                                Some(io) => io,
+                                Some(accepted) => accepted,
                                 None => return,
                             }
                         }
                     };
-                    serve_connection(shared2, io, kind, origins).await;
+                    let auth = ConnAuth {
+                        methods,
+                        fingerprint,
+                    };
+                    serve_connection(shared2, io, kind, origins, auth).await;
                     drop(slot);
                 }));
             }
@@ -81,11 +100,11 @@ pub(super) async fn accept_loop(
 
 /// One of the [`RouterLimits::max_connections`](super::RouterLimits)
 /// places, held by a connection's task until it ends.
-struct ConnectionSlot(Arc<Shared>);
+pub(super) struct ConnectionSlot(Arc<Shared>);
 
 impl ConnectionSlot {
     /// A place for a new connection, or `None` (logged) at the bound.
-    fn take(shared: &Arc<Shared>) -> Option<Self> {
+    pub(super) fn take(shared: &Arc<Shared>) -> Option<Self> {
         let max = shared.limits.max_connections;
         let taken = shared
             .connections
@@ -157,11 +176,12 @@ fn machine(
     conn
 }
 
-async fn serve_connection(
+pub(super) async fn serve_connection(
     shared: Arc<Shared>,
     io: BoxTransport,
     kind: TransportKind,
     origins: Option<AllowedOrigins>,
+    auth: ConnAuth,
 ) {
     let mut driver = Driver::new(io, machine(&shared, kind, origins), shared.exec.clone());
     driver.set_high_water(shared.limits.read_high_water);
@@ -169,6 +189,13 @@ async fn serve_connection(
         let mut core = shared.lock();
         let id = core.router.attach(shared.exec.now());
         core.slots.insert(id, Slot::default());
+        if auth.methods.is_some() || auth.fingerprint.is_some() {
+            shared
+                .listener_methods
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id, auth);
+        }
         core.route();
         id
     };
@@ -289,4 +316,9 @@ async fn serve_connection(
     }
     poll_fn(|cx| driver.poll_finish(cx)).await;
     shared.lock().remove(id);
+    shared
+        .listener_methods
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&id);
 }

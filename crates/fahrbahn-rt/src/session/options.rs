@@ -70,6 +70,11 @@ pub struct SessionOptions {
     /// are not read meanwhile: an application that reads nothing for
     /// longer than the keepalive's interval and timeout ends its session.)
     pub max_queued_event_bytes: usize,
+    /// The HTTP proxy to tunnel through (`CONNECT`). Default:
+    /// [`ProxyConfig::Env`], the environment's `http_proxy` (`ws://`),
+    /// `https_proxy` (`wss://`) and `no_proxy`, loopback excepted;
+    /// [`ProxyConfig::Off`] connects directly.
+    pub proxy: crate::ProxyConfig,
     /// TLS settings for `wss://` and `rss://` (custom roots, client
     /// certificates); default: the webpki roots.
     #[cfg(feature = "tls")]
@@ -108,6 +113,7 @@ impl SessionOptions {
             on_challenge: None,
             read_high_water: crate::driver::DEFAULT_HIGH_WATER,
             max_queued_event_bytes: DEFAULT_MAX_QUEUED_EVENT_BYTES,
+            proxy: crate::ProxyConfig::Env,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -156,5 +162,47 @@ impl SessionOptions {
     pub fn serializer(mut self, codec: impl Into<Codec>) -> Self {
         self.serializers = vec![codec.into()];
         self
+    }
+}
+
+/// How WAMP messages are framed on a byte stream the caller provides
+/// ([`Session::join_stream`](super::Session::join_stream)).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Framing {
+    /// WebSocket with a WAMP subprotocol (the serializers of the
+    /// options); the opening handshake asks for `path` on `host`.
+    WebSocket {
+        /// The `Host` header (`example.com`, `example.com:8080`).
+        host: String,
+        /// The request path and query (`/ws`).
+        path: String,
+    },
+    /// RawSocket (the first serializer of the options).
+    RawSocket,
+}
+
+impl Framing {
+    /// WebSocket framing with the host and path of a `ws://` or `wss://`
+    /// URL (nothing is connected: the URL only names what the handshake
+    /// asks for).
+    ///
+    /// ```
+    /// use fahrbahn_rt::Framing;
+    /// let framing = Framing::websocket("ws://router.example:8080/ws").unwrap();
+    /// assert_eq!(
+    ///     framing,
+    ///     Framing::WebSocket { host: "router.example:8080".into(), path: "/ws".into() }
+    /// );
+    /// ```
+    pub fn websocket(url: &str) -> Result<Self, crate::Error> {
+        Ok(Self::from_ws_url(&crate::WsUrl::parse(url)?))
+    }
+
+    pub(crate) fn from_ws_url(url: &crate::WsUrl) -> Self {
+        Framing::WebSocket {
+            host: url.host_header(),
+            path: url.path.clone(),
+        }
     }
 }

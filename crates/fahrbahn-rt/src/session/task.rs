@@ -8,26 +8,34 @@ use std::future::poll_fn;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
 use fahrbahn_core::Machine;
 use fahrbahn_core::wamp::error::ERROR_RUNTIME_ERROR;
 use fahrbahn_core::wamp::{
     ApplicationError, ClientConnection, Closed, CommandError, Dict, RegistrationId, RequestId,
-    SessionEvent, SessionId, SubscriptionId,
+    SessionEvent, SessionId, SubscriptionId, Value,
 };
 use futures_channel::{mpsc, oneshot};
 
 use super::Revocation;
 use super::options::ChallengeHandler;
-use super::payload::{CallResult, Event, Invocation};
+use super::payload::{CallProgress, CallResult, Event, Invocation, InvocationStream};
 use crate::driver::{Driver, Side};
 use crate::error::Error;
 use crate::runtime::{BoxFuture, BoxTransport};
 
 pub(super) type Handler = Arc<
     dyn Fn(Invocation) -> BoxFuture<'static, Result<CallResult, ApplicationError>> + Send + Sync,
+>;
+
+/// A handler of a procedure whose callers stream their input
+/// (progressive call invocations): it gets the parts as a stream.
+pub(super) type StreamHandler = Arc<
+    dyn Fn(InvocationStream) -> BoxFuture<'static, Result<CallResult, ApplicationError>>
+        + Send
+        + Sync,
 >;
 
 /// Where a subscription's events go: its stream, and the slot that says
@@ -39,7 +47,18 @@ pub(super) struct Sink {
 
 pub(super) enum Waiter {
     Call(oneshot::Sender<Result<CallResult, Error>>),
-    Register(oneshot::Sender<Result<RegistrationId, Error>>, Handler),
+    /// A call that asked for progressive results.
+    Progressive(mpsc::UnboundedSender<Result<CallProgress, Error>>),
+    Register(
+        oneshot::Sender<Result<RegistrationId, Error>>,
+        Handler,
+        Arc<Ending>,
+    ),
+    RegisterStream(
+        oneshot::Sender<Result<RegistrationId, Error>>,
+        StreamHandler,
+        Arc<Ending>,
+    ),
     Subscribe(oneshot::Sender<Result<SubscriptionId, Error>>, Sink),
     Done(oneshot::Sender<Result<(), Error>>),
 }
@@ -49,10 +68,86 @@ impl Waiter {
     fn fail(self, error: Error) {
         let _ = match self {
             Waiter::Call(tx) => tx.send(Err(error)).is_ok(),
-            Waiter::Register(tx, _) => tx.send(Err(error)).is_ok(),
+            Waiter::Progressive(tx) => tx.unbounded_send(Err(error)).is_ok(),
+            Waiter::Register(tx, _, _) | Waiter::RegisterStream(tx, _, _) => {
+                tx.send(Err(error)).is_ok()
+            }
             Waiter::Subscribe(tx, _) => tx.send(Err(error)).is_ok(),
             Waiter::Done(tx) => tx.send(Err(error)).is_ok(),
         };
+    }
+}
+
+/// How a registration ended (`Some(reason)`: revoked by the router), and
+/// who waits for it.
+#[derive(Default)]
+pub(super) struct Ending {
+    state: Mutex<(Option<Option<String>>, Vec<Waker>)>,
+}
+
+impl Ending {
+    /// Ends the registration (the first end counts) and wakes the waiters.
+    pub(super) fn end(&self, reason: Option<String>) {
+        let wakers = {
+            let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if state.0.is_none() {
+                state.0 = Some(reason);
+            }
+            std::mem::take(&mut state.1)
+        };
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    pub(super) fn poll(&self, cx: &Context<'_>) -> Poll<Option<String>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(reason) = &state.0 {
+            return Poll::Ready(reason.clone());
+        }
+        if !state.1.iter().any(|w| w.will_wake(cx.waker())) {
+            state.1.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Sends progressive results of one invocation (held by its
+/// [`Invocation`]; weak, so a stored invocation does not keep the session).
+#[derive(Clone)]
+pub(super) struct ProgressSink {
+    shared: Weak<Shared>,
+    request: RequestId,
+}
+
+impl std::fmt::Debug for ProgressSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProgressSink")
+            .field("request", &self.request)
+            .finish()
+    }
+}
+
+impl ProgressSink {
+    pub(super) fn send(&self, result: CallResult) -> Result<(), Error> {
+        let Some(shared) = self.shared.upgrade() else {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::BrokenPipe,
+                "the session has ended",
+            )));
+        };
+        let mut options = Dict::new();
+        options.insert("progress".into(), true.into());
+        // Once the invocation is answered the core refuses
+        // (`CommandError::UnknownInvocation`).
+        shared.command(|inner| {
+            inner.driver.conn.session_mut().yield_result(
+                self.request,
+                result.args,
+                result.kwargs,
+                options,
+            )
+        })
     }
 }
 
@@ -83,6 +178,15 @@ pub(super) struct Inner {
     pub(super) running: HashMap<RequestId, Arc<Interrupt>>,
     pub(super) waiters: HashMap<RequestId, Waiter>,
     pub(super) handlers: HashMap<RegistrationId, Handler>,
+    /// Per registration, where its revocation reason goes
+    /// ([`Registration::revoked`](super::Registration::revoked)).
+    pub(super) revocations: HashMap<RegistrationId, Arc<Ending>>,
+    /// The handlers of streaming registrations
+    /// ([`register_streaming`](super::Session::register_streaming)).
+    pub(super) stream_handlers: HashMap<RegistrationId, StreamHandler>,
+    /// Where the further parts of a streamed invocation go, by its
+    /// request id, until its last part.
+    pub(super) inputs: HashMap<RequestId, mpsc::UnboundedSender<Invocation>>,
     /// The subscriptions' streams: each event with its estimated size
     /// (counted in [`Shared::event_bytes`] until taken).
     pub(super) subscriptions: HashMap<SubscriptionId, Vec<Sink>>,
@@ -242,15 +346,30 @@ impl Inner {
                 details,
                 progress,
             } => {
+                let result = CallResult {
+                    args,
+                    kwargs,
+                    details,
+                };
                 if progress {
-                    return; // progressive results: only the final one is delivered
+                    // Only a call that asked for them gets progressive
+                    // results; a plain call waits for the final one.
+                    if let Some(Waiter::Progressive(tx)) = self.waiters.get(&request) {
+                        let _ = tx.unbounded_send(Ok(CallProgress::Progress(result)));
+                    }
+                    return;
                 }
-                if let Some(Waiter::Call(tx)) = self.waiters.remove(&request) {
-                    let _ = tx.send(Ok(CallResult {
-                        args,
-                        kwargs,
-                        details,
-                    }));
+                match self.waiters.remove(&request) {
+                    Some(Waiter::Call(tx)) => {
+                        let _ = tx.send(Ok(result));
+                    }
+                    Some(Waiter::Progressive(tx)) => {
+                        let _ = tx.unbounded_send(Ok(CallProgress::Final(result)));
+                    }
+                    Some(other) => {
+                        self.waiters.insert(request, other);
+                    }
+                    None => {}
                 }
             }
             SessionEvent::Failed { request, error, .. } => {
@@ -262,8 +381,23 @@ impl Inner {
                 request,
                 registration,
             } => {
-                if let Some(Waiter::Register(tx, handler)) = self.waiters.remove(&request) {
-                    self.handlers.insert(registration, handler);
+                let (tx, revoke) = match self.waiters.remove(&request) {
+                    Some(Waiter::Register(tx, handler, revoke)) => {
+                        self.handlers.insert(registration, handler);
+                        (tx, revoke)
+                    }
+                    Some(Waiter::RegisterStream(tx, handler, revoke)) => {
+                        self.stream_handlers.insert(registration, handler);
+                        (tx, revoke)
+                    }
+                    _ => return,
+                };
+                {
+                    // The same session registering a shared procedure
+                    // again gets the same id: the older handle ends.
+                    if let Some(old) = self.revocations.insert(registration, revoke) {
+                        old.end(None);
+                    }
                     let _ = tx.send(Ok(registration));
                 }
             }
@@ -293,23 +427,50 @@ impl Inner {
                 kwargs,
                 details,
             } => {
-                let Some(handler) = self.handlers.get(&registration).cloned() else {
-                    let error = ApplicationError::new(
-                        fahrbahn_core::wamp::error::ERROR_NO_SUCH_REGISTRATION,
-                    );
-                    let _ = self.driver.conn.session_mut().yield_error(request, error);
-                    return;
+                let more = details.get("progress").and_then(Value::as_bool) == Some(true);
+                let invocation = Invocation {
+                    args,
+                    kwargs,
+                    details,
+                    progress: Some(ProgressSink {
+                        shared: Arc::downgrade(shared),
+                        request,
+                    }),
                 };
+                // A further part of a streamed invocation.
+                if let Some(tx) = self.inputs.get(&request) {
+                    let _ = tx.unbounded_send(invocation);
+                    if !more {
+                        self.inputs.remove(&request);
+                    }
+                    return;
+                }
+                if self.running.contains_key(&request) {
+                    log::warn!(
+                        "invocation {request}: a further part for a handler that does not stream its input is dropped"
+                    );
+                    return;
+                }
                 // A handler that panics, creating its future or polling
                 // it, answers the call with wamp.error.runtime_error; the
                 // session and the registration go on.
-                let created = catch_unwind(AssertUnwindSafe(|| {
-                    handler(Invocation {
-                        args,
-                        kwargs,
-                        details,
-                    })
-                }));
+                let created =
+                    if let Some(handler) = self.stream_handlers.get(&registration).cloned() {
+                        let (tx, rx) = mpsc::unbounded();
+                        let _ = tx.unbounded_send(invocation);
+                        if more {
+                            self.inputs.insert(request, tx);
+                        }
+                        catch_unwind(AssertUnwindSafe(|| handler(InvocationStream { parts: rx })))
+                    } else if let Some(handler) = self.handlers.get(&registration).cloned() {
+                        catch_unwind(AssertUnwindSafe(|| handler(invocation)))
+                    } else {
+                        let error = ApplicationError::new(
+                            fahrbahn_core::wamp::error::ERROR_NO_SUCH_REGISTRATION,
+                        );
+                        let _ = self.driver.conn.session_mut().yield_error(request, error);
+                        return;
+                    };
                 let mut future = match created {
                     Ok(future) => future,
                     Err(panic) => {
@@ -339,6 +500,7 @@ impl Inner {
                     drop(future);
                     let _ = shared2.command(|inner| {
                         inner.running.remove(&request);
+                        inner.inputs.remove(&request);
                         let conn = &mut inner.driver.conn;
                         match outcome {
                             // A result larger than the router accepts is
@@ -348,6 +510,17 @@ impl Inner {
                         }
                     });
                 }));
+            }
+            SessionEvent::RegistrationRevoked {
+                registration,
+                reason,
+            } => {
+                log::info!("registration {registration} revoked by the router ({reason})");
+                self.handlers.remove(&registration);
+                self.stream_handlers.remove(&registration);
+                if let Some(ending) = self.revocations.remove(&registration) {
+                    ending.end(Some(reason));
+                }
             }
             SessionEvent::Interrupt { request, .. } => {
                 log::debug!("invocation {request} interrupted by its caller");
@@ -402,6 +575,11 @@ impl Inner {
                 }
                 self.subscriptions.clear();
                 self.handlers.clear();
+                self.stream_handlers.clear();
+                self.inputs.clear();
+                for (_, ending) in self.revocations.drain() {
+                    ending.end(None);
+                }
                 for interrupt in self.running.values() {
                     interrupt.set();
                 }

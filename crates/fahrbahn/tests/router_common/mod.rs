@@ -65,6 +65,7 @@ macro_rules! router_tests {
             websocket_garbage_is_isolated,
             raw_oversize_frame,
             router_from_toml,
+            in_process_sessions,
         );
     };
     (@per_transport $run:ident, $transport:expr; $($name:ident,)*) => {
@@ -510,14 +511,15 @@ pub(crate) async fn rpc_args_kwargs<R: Runtime>(rt: R, transport: Transport) {
     .unwrap();
     assert!(empty.args.is_empty());
     assert_eq!(empty.kwargs.get("arg_count"), Some(&int(0)));
-    let first: String = step(
+    // Two results decode into a pair (the typed-payload mapping).
+    let (first, second): (String, String) = step(
         &rt,
         "typed call",
         b.call_typed("com.test.a.echo", &("x", "last")),
     )
     .await
     .unwrap();
-    assert_eq!(first, "last");
+    assert_eq!((first.as_str(), second.as_str()), ("last", "x"));
 
     // The callee is disclosed when asked for.
     b.register("com.test.b.who", |inv| async move {
@@ -767,7 +769,9 @@ pub(crate) async fn registration_errors<R: Runtime>(rt: R, transport: Transport)
         .unwrap();
     assert_eq!(r.args, vec![string("a")]);
 
-    step(&rt, "unregister", a.unregister(reg)).await.unwrap();
+    step(&rt, "unregister", a.unregister(reg.clone()))
+        .await
+        .unwrap();
     let e = wamp_error(step(&rt, "call", b.call("com.test.proc", vec![], Dict::new())).await);
     assert_eq!(e.error, "wamp.error.no_such_procedure");
     // Unregistering twice fails at the router.
@@ -1908,4 +1912,78 @@ pub(crate) async fn mixed_serializers_get_the_payload_intact<R: Runtime>(rt: R) 
     for s in sessions {
         s.leave().await.unwrap();
     }
+}
+
+/// In-process sessions on this runtime: a router without listeners, RPC
+/// with progressive results, typed events, and a session over the raw
+/// in-process stream with `join_stream`.
+pub(crate) async fn in_process_sessions<R: Runtime>(rt: R) {
+    use fahrbahn::wamp::{CallProgress, Framing};
+    let router = Router::builder().realm("realm1").start(&rt).await.unwrap();
+    let callee = step(
+        &rt,
+        "join in-process",
+        Session::join_in_process(&router, SessionOptions::new("realm1")),
+    )
+    .await
+    .unwrap();
+    let stream = router.connect_in_process().unwrap();
+    let caller = step(
+        &rt,
+        "join over the raw in-process stream",
+        Session::join_stream(
+            &rt,
+            stream,
+            Framing::RawSocket,
+            SessionOptions::new("realm1"),
+        ),
+    )
+    .await
+    .unwrap();
+    callee
+        .register("com.test.count", |inv| async move {
+            let n: i64 = inv.decode()?;
+            for i in 0..n {
+                inv.send_progress(CallResult::args(vec![int(i)]))
+                    .map_err(|e| {
+                        ApplicationError::new("com.test.gone")
+                            .with_args(vec![string(&e.to_string())])
+                    })?;
+            }
+            Ok(CallResult::args(vec![int(n)]))
+        })
+        .await
+        .unwrap();
+    let mut results = caller
+        .call_progressive("com.test.count", vec![int(2)], Dict::new(), Dict::new())
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(item) = step(&rt, "a progressive result", results.next()).await {
+        seen.push(item.unwrap());
+    }
+    assert_eq!(
+        seen.iter().map(CallProgress::is_final).collect::<Vec<_>>(),
+        vec![false, false, true]
+    );
+    assert_eq!(seen[2].result().args, vec![int(2)]);
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Tick {
+        n: i64,
+    }
+    let mut events = callee.subscribe("com.test.ticks").await.unwrap();
+    caller
+        .publish_typed_with(
+            "com.test.ticks",
+            &Tick { n: 7 },
+            kwargs([("acknowledge", true.into())]),
+        )
+        .await
+        .unwrap();
+    let event = step(&rt, "the event", events.next()).await.unwrap();
+    assert_eq!(event.decode::<Tick>().unwrap(), Tick { n: 7 });
+    assert_eq!(router.connection_count(), 2);
+    caller.leave().await.unwrap();
+    callee.leave().await.unwrap();
+    router.shutdown().await;
 }

@@ -16,7 +16,7 @@
 //! [`SessionConfig::credentials`](crate::wamp::SessionConfig::credentials);
 //! the [`Session`](crate::wamp::Session) offers them in HELLO and answers
 //! the CHALLENGE itself. A router uses
-//! [`StaticAuthenticator`](crate::wamp::router::StaticAuthenticator)
+//! [`StaticAuthenticator`]
 //! (feature `router`).
 //!
 //! Randomness (nonces, salts) comes from the injected [`Rng`](crate::Rng);

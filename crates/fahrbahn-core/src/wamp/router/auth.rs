@@ -2,6 +2,7 @@
 //! and on each AUTHENTICATE, whether a session is welcomed, challenged or
 //! denied.
 
+use super::ConnectionId;
 use crate::wamp::error::ERROR_AUTHENTICATION_FAILED;
 use crate::wamp::{Dict, SessionId};
 
@@ -9,6 +10,8 @@ use crate::wamp::{Dict, SessionId};
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct HelloContext<'a> {
+    /// The connection the HELLO came on (e.g. to tell listeners apart).
+    pub conn: ConnectionId,
     /// The session id the session will get if welcomed.
     pub session: SessionId,
     /// The realm the client asks to join (it exists).
@@ -20,10 +23,29 @@ pub struct HelloContext<'a> {
     pub random: [u8; 32],
 }
 
+impl<'a> HelloContext<'a> {
+    /// The same HELLO with other details, e.g. for an authenticator that
+    /// narrows `authmethods` before passing the HELLO on to another one.
+    pub fn with_details<'b>(&self, details: &'b Dict) -> HelloContext<'b>
+    where
+        'a: 'b,
+    {
+        HelloContext {
+            conn: self.conn,
+            session: self.session,
+            realm: self.realm,
+            details,
+            random: self.random,
+        }
+    }
+}
+
 /// What the router knows when an AUTHENTICATE arrives.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct AuthenticateContext<'a> {
+    /// The connection the AUTHENTICATE came on.
+    pub conn: ConnectionId,
     /// The session id the session will get if welcomed.
     pub session: SessionId,
     /// The realm the client asks to join.

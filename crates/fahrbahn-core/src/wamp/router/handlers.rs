@@ -3,15 +3,17 @@
 //! ERROR) sides.
 
 use std::collections::BTreeSet;
+use std::time::Duration;
 
-use super::dealer::Invocation;
+use super::dealer::{Invocation, InvokePolicy, RegisterRefusal};
 use super::matching::MatchPolicy;
 use super::meta::is_meta_procedure;
 use super::{Action, Authorization, Body, ConnectionId, EncodeCache, Router, SessionRecord};
 use crate::wamp::error::{
-    ERROR_CANCELED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI, ERROR_NO_SUCH_PROCEDURE,
-    ERROR_NO_SUCH_REGISTRATION, ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED,
-    ERROR_OPTION_NOT_ALLOWED, ERROR_PAYLOAD_SIZE_EXCEEDED, ERROR_PROCEDURE_ALREADY_EXISTS,
+    ERROR_CANCELED, ERROR_FEATURE_NOT_SUPPORTED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI,
+    ERROR_MAX_CONCURRENCY_REACHED, ERROR_NO_SUCH_PROCEDURE, ERROR_NO_SUCH_REGISTRATION,
+    ERROR_NO_SUCH_SUBSCRIPTION, ERROR_NOT_AUTHORIZED, ERROR_PAYLOAD_SIZE_EXCEEDED,
+    ERROR_PROCEDURE_ALREADY_EXISTS, ERROR_PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY,
 };
 use crate::wamp::{Dict, Message, Value, is_valid_uri, random_id};
 
@@ -104,6 +106,30 @@ fn uri_bytes_refusal(max: usize) -> String {
     format!(
         "the procedures and topics this session registered and subscribed may total at most {max} bytes"
     )
+}
+
+/// Option `key` as a positive integer; absent or 0: `None`.
+fn positive(options: &Dict, key: &str) -> Result<Option<u64>, String> {
+    match options.get(key) {
+        None => Ok(None),
+        Some(v) => match v.as_u64() {
+            Some(0) => Ok(None),
+            Some(n) => Ok(Some(n)),
+            None => Err(format!(
+                "option {key:?} must be a non-negative integer, got {}",
+                v.kind()
+            )),
+        },
+    }
+}
+
+/// Option `key` as a bool, if present.
+fn bool_option(options: &Dict, key: &str) -> Result<Option<bool>, String> {
+    match options.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(format!("option {key:?} must be a bool, got {}", v.kind())),
+    }
 }
 
 fn flag(options: &Dict, key: &str) -> Option<bool> {
@@ -510,21 +536,25 @@ impl Router {
                 );
             }
         };
-        match options.get("invoke") {
-            None => {}
-            Some(Value::String(s)) if s == "single" => {}
-            Some(other) => {
+        let parsed = InvokePolicy::from_options(options).and_then(|invoke| {
+            Ok((
+                invoke,
+                positive(options, "concurrency")?,
+                bool_option(options, "force_reregister")?.unwrap_or(false),
+            ))
+        });
+        let (invoke, concurrency, force) = match parsed {
+            Ok(p) => p,
+            Err(message) => {
                 return self.error_reply(
                     conn,
                     Message::REGISTER,
                     request,
-                    ERROR_OPTION_NOT_ALLOWED,
-                    format!(
-                        "invocation policy {other:?} is not supported: this router has no shared registrations (use \"single\")"
-                    ),
+                    ERROR_INVALID_ARGUMENT,
+                    message,
                 );
             }
-        }
+        };
         if !policy.is_valid(procedure) {
             return self.error_reply(
                 conn,
@@ -556,6 +586,20 @@ impl Router {
             }
             Some(Authorization::Allow { .. }) => {}
         }
+        let Some(realm_name) = self.sessions.get(&session).map(|r| r.realm.clone()) else {
+            return;
+        };
+        if force {
+            // Crossbar's force_reregister: the existing registration and
+            // all its callees go (after authorization), then ours is made.
+            let existing = self
+                .realms
+                .get(&realm_name)
+                .and_then(|r| r.dealer.find(procedure, policy));
+            if let Some(id) = existing {
+                self.remove_registration(&realm_name, id, "wamp.error.unregistered");
+            }
+        }
         let Some(record) = self.sessions.get_mut(&session) else {
             return;
         };
@@ -563,7 +607,13 @@ impl Router {
             return;
         };
         let limits = self.session_limits;
-        let refusal = if record.registrations.len() >= limits.registrations {
+        let held = realm
+            .dealer
+            .find(procedure, policy)
+            .is_some_and(|id| record.registrations.contains(&id));
+        let refusal = if held {
+            None
+        } else if record.registrations.len() >= limits.registrations {
             Some(format!(
                 "this session may hold at most {} registrations",
                 limits.registrations
@@ -583,14 +633,24 @@ impl Router {
                 message,
             );
         }
-        match realm
-            .dealer
-            .register(session, procedure, policy, &mut self.subscription_ids)
-        {
-            Some(registration) => {
-                record.registrations.insert(registration);
-                record.uri_bytes += procedure.len();
-                let realm_name = record.realm.clone();
+        match realm.dealer.register(
+            session,
+            procedure,
+            policy,
+            invoke,
+            concurrency,
+            &mut self.subscription_ids,
+        ) {
+            Ok((registration, added)) => {
+                if added {
+                    record.registrations.insert(registration);
+                    record.uri_bytes += procedure.len();
+                }
+                let created = added
+                    && realm
+                        .dealer
+                        .registration(registration)
+                        .is_some_and(|r| r.callees.len() == 1);
                 self.send(
                     conn,
                     Message::Registered {
@@ -598,15 +658,79 @@ impl Router {
                         registration,
                     },
                 );
-                self.registration_made(&realm_name, session, registration);
+                if added {
+                    self.registration_made(&realm_name, session, registration, created);
+                }
             }
-            None => self.error_reply(
+            Err(RegisterRefusal::AlreadyExists) => self.error_reply(
                 conn,
                 Message::REGISTER,
                 request,
                 ERROR_PROCEDURE_ALREADY_EXISTS,
                 format!("procedure {procedure:?} is already registered (match {policy:?})"),
             ),
+            Err(RegisterRefusal::PolicyConflict(has)) => self.error_reply(
+                conn,
+                Message::REGISTER,
+                request,
+                ERROR_PROCEDURE_EXISTS_WITH_DIFFERENT_INVOCATION_POLICY,
+                format!(
+                    "procedure {procedure:?} is registered with invocation policy {:?}, not {:?}",
+                    has.as_str(),
+                    invoke.as_str()
+                ),
+            ),
+        }
+    }
+
+    /// Removes registration `id` of realm `realm` with all its callees;
+    /// those that announced `registration_revocation` get UNREGISTERED
+    /// with `details.registration` and `reason`.
+    pub(super) fn remove_registration(&mut self, realm: &str, id: u64, reason: &str) {
+        let Some(r) = self.realms.get_mut(realm) else {
+            return;
+        };
+        let len = r.dealer.procedure(id).map_or(0, str::len);
+        let callees = r.dealer.remove(id);
+        for &callee in &callees {
+            self.forget_registration(callee, id, len, Some(reason));
+        }
+        self.registration_removed(realm, id, &callees);
+    }
+
+    /// Updates `callee`'s record after registration `id` (of a procedure
+    /// `len` bytes long) was taken from it, and tells it if it can hear.
+    pub(super) fn forget_registration(
+        &mut self,
+        callee: u64,
+        id: u64,
+        len: usize,
+        reason: Option<&str>,
+    ) {
+        let Some(record) = self.sessions.get_mut(&callee) else {
+            return;
+        };
+        if record.registrations.remove(&id) {
+            record.uri_bytes = record.uri_bytes.saturating_sub(len);
+        }
+        if record.has_feature("callee", "registration_revocation") {
+            let mut details = Dict::new();
+            details.insert("registration".into(), id.into());
+            if let Some(reason) = reason {
+                details.insert("reason".into(), reason.into());
+            }
+            let conn = record.conn;
+            self.send(
+                conn,
+                Message::Unregistered {
+                    request: 0,
+                    details: Some(details),
+                },
+            );
+        } else {
+            log::debug!(
+                "router: registration {id} of session {callee} revoked ({reason:?}); it did not announce registration_revocation and is not told"
+            );
         }
     }
 
@@ -649,9 +773,9 @@ impl Router {
         body: Body,
     ) {
         if !is_valid_uri(procedure, false) {
-            return self.error_reply(
+            return self.refuse_call(
+                session,
                 conn,
-                Message::CALL,
                 request,
                 ERROR_INVALID_URI,
                 format!("invalid procedure URI {procedure:?}"),
@@ -660,9 +784,9 @@ impl Router {
         let role_discloses = match self.authorize(session, Action::Call, procedure, options) {
             None => return,
             Some(Authorization::Deny) => {
-                return self.error_reply(
+                return self.refuse_call(
+                    session,
                     conn,
-                    Message::CALL,
                     request,
                     ERROR_NOT_AUTHORIZED,
                     format!("not authorized to call procedure {procedure:?}"),
@@ -673,17 +797,38 @@ impl Router {
         if is_meta_procedure(procedure) {
             return self.on_meta_call(conn, session, request, procedure, body);
         }
+        let progress = flag(options, "progress") == Some(true);
+        let timeout = match positive(options, "timeout") {
+            Ok(t) => t,
+            Err(message) => {
+                return self.refuse_call(session, conn, request, ERROR_INVALID_ARGUMENT, message);
+            }
+        };
         let Some(caller) = self.sessions.get(&session) else {
             return;
         };
-        let Some(realm) = self.realms.get(&caller.realm) else {
+        let realm_name = caller.realm.clone();
+        let Some(realm) = self.realms.get_mut(&realm_name) else {
             return;
         };
-        if realm.dealer.call_in_flight(session, request) {
-            return self.protocol_violation(
-                conn,
-                format!("CALL request id {request} is already in use by a pending call"),
+        if realm.dealer.late_part(session, request, !progress) {
+            log::debug!(
+                "router: CALL {request} of session {session}: a part of a streaming call that already ended is dropped"
             );
+            return;
+        }
+        if let Some(invocation) = realm.dealer.invocation_of_call(session, request) {
+            let streaming = realm
+                .dealer
+                .invocation(invocation)
+                .is_some_and(|i| i.streaming);
+            if !streaming {
+                return self.protocol_violation(
+                    conn,
+                    format!("CALL request id {request} is already in use by a pending call"),
+                );
+            }
+            return self.continue_call(conn, session, request, invocation, progress, body);
         }
         let pending = realm.dealer.pending_of(session);
         if pending >= self.max_pending_calls {
@@ -710,13 +855,53 @@ impl Router {
                 format!("no callee registered procedure {procedure:?}"),
             );
         };
-        let callee = reg.callee;
         let pattern = reg.policy != MatchPolicy::Exact;
+        let invoke = reg.invoke;
+        let callee = match realm.dealer.pick(registration, &mut self.rng) {
+            Some(Ok(callee)) => callee,
+            Some(Err(limit)) => {
+                return self.error_reply(
+                    conn,
+                    Message::CALL,
+                    request,
+                    ERROR_MAX_CONCURRENCY_REACHED,
+                    format!(
+                        "maximum concurrency {limit} of the callees of {procedure:?} reached (invocation policy {})",
+                        invoke.as_str()
+                    ),
+                );
+            }
+            None => {
+                return self.error_reply(
+                    conn,
+                    Message::CALL,
+                    request,
+                    ERROR_NO_SUCH_PROCEDURE,
+                    format!("no callee registered procedure {procedure:?}"),
+                );
+            }
+        };
         let Some(callee_record) = self.sessions.get(&callee) else {
             return;
         };
-        let receive_progress = flag(options, "receive_progress") == Some(true)
-            && callee_record.has_feature("callee", "progressive_call_results");
+        if progress && !callee_record.has_feature("callee", "progressive_call_invocations") {
+            return self.error_reply(
+                conn,
+                Message::CALL,
+                request,
+                ERROR_FEATURE_NOT_SUPPORTED,
+                format!(
+                    "the callee of {procedure:?} does not announce progressive_call_invocations: it cannot take a CALL with progress"
+                ),
+            );
+        }
+        let Some(caller) = self.sessions.get(&session) else {
+            return;
+        };
+        // As Crossbar.io: forwarded whether or not the callee announced
+        // progressive_call_results (popular JavaScript clients handle it
+        // without announcing it).
+        let receive_progress = flag(options, "receive_progress") == Some(true);
         let mut details = Dict::new();
         if flag(options, "disclose_me") == Some(true) || role_discloses {
             details.insert("caller".into(), session.into());
@@ -730,16 +915,12 @@ impl Router {
             details.insert("receive_progress".into(), true.into());
         }
         if let Err(message) = forward_passthru(options, &mut details) {
-            return self.error_reply(
-                conn,
-                Message::CALL,
-                request,
-                ERROR_INVALID_ARGUMENT,
-                message,
-            );
+            return self.refuse_call(session, conn, request, ERROR_INVALID_ARGUMENT, message);
+        }
+        if progress {
+            details.insert("progress".into(), true.into());
         }
         let callee_conn = callee_record.conn;
-        let realm_name = caller.realm.clone();
         let invocation = loop {
             let id = self.invocation_ids.next();
             if !self.realms.values().any(|r| r.dealer.has_invocation(id)) {
@@ -773,6 +954,11 @@ impl Router {
                 ),
             );
         }
+        // The spec's milliseconds; an `Instant` overflow means never.
+        let deadline = timeout.and_then(|ms| {
+            self.now
+                .and_then(|now| now.checked_add(Duration::from_millis(ms)))
+        });
         if let Some(realm) = self.realms.get_mut(&realm_name) {
             realm.dealer.start(
                 invocation,
@@ -780,12 +966,174 @@ impl Router {
                     caller: session,
                     call_request: request,
                     callee,
+                    registration,
                     receive_progress,
                     interrupted: false,
+                    streaming: progress,
+                    deadline,
                 },
             );
         }
         self.send_measured(callee_conn, message, prepared, false);
+    }
+
+    /// Answers CALL `request` with ERROR; if it continues a progressive
+    /// call invocation, that call ends with it (the callee is interrupted).
+    fn refuse_call(
+        &mut self,
+        session: u64,
+        conn: ConnectionId,
+        request: u64,
+        error: &str,
+        message: String,
+    ) {
+        let realm_name = self.sessions.get(&session).map(|s| s.realm.clone());
+        let ended = realm_name
+            .and_then(|name| self.realms.get_mut(&name))
+            .and_then(|realm| {
+                let id = realm.dealer.invocation_of_call(session, request)?;
+                realm
+                    .dealer
+                    .invocation(id)
+                    .is_some_and(|i| i.streaming)
+                    .then(|| realm.dealer.finish(id).map(|call| (id, call.callee)))
+                    .flatten()
+            });
+        if let Some((invocation, callee)) = ended {
+            log::debug!(
+                "router: progressive call {request} of session {session} ends: a part was refused ({error})"
+            );
+            self.interrupt_callee(callee, invocation);
+        }
+        self.error_reply(conn, Message::CALL, request, error, message);
+    }
+
+    /// A further CALL of a progressive call invocation: its input goes to
+    /// the same INVOCATION request; without `progress` it is the last.
+    fn continue_call(
+        &mut self,
+        conn: ConnectionId,
+        session: u64,
+        request: u64,
+        invocation: u64,
+        progress: bool,
+        body: Body,
+    ) {
+        let Some(realm_name) = self.sessions.get(&session).map(|s| s.realm.clone()) else {
+            return;
+        };
+        let Some(call) = self
+            .realms
+            .get(&realm_name)
+            .and_then(|r| r.dealer.invocation(invocation))
+            .cloned()
+        else {
+            return;
+        };
+        let Some(callee_conn) = self.sessions.get(&call.callee).map(|s| s.conn) else {
+            return;
+        };
+        let mut details = Dict::new();
+        if progress {
+            details.insert("progress".into(), true.into());
+        }
+        let message = body.into_routed(Message::Invocation {
+            request: invocation,
+            registration: call.registration,
+            details,
+            args: None,
+            kwargs: None,
+        });
+        let (prepared, fits) = self.measure(callee_conn, &message);
+        if !fits {
+            // The callee cannot get this part: the call ends.
+            let size = prepared.size;
+            if let Some(realm) = self.realms.get_mut(&realm_name) {
+                realm.dealer.finish(invocation);
+            }
+            self.interrupt_callee(call.callee, invocation);
+            return self.error_reply(
+                conn,
+                Message::CALL,
+                request,
+                ERROR_PAYLOAD_SIZE_EXCEEDED,
+                format!(
+                    "the INVOCATION for this part of the call is {size} bytes, more than the callee's transport accepts; the call is canceled"
+                ),
+            );
+        }
+        if !progress {
+            if let Some(inv) = self
+                .realms
+                .get_mut(&realm_name)
+                .and_then(|r| r.dealer.invocation_mut(invocation, call.callee))
+            {
+                inv.streaming = false;
+            }
+        }
+        self.send_measured(callee_conn, message, prepared, false);
+    }
+
+    /// Sends INTERRUPT (`killnowait`) for `invocation` to `callee` if it
+    /// announced `call_canceling`.
+    pub(super) fn interrupt_callee(&mut self, callee: u64, invocation: u64) {
+        let cancels = self
+            .sessions
+            .get(&callee)
+            .is_some_and(|s| s.has_feature("callee", "call_canceling"));
+        if cancels {
+            let mut options = Dict::new();
+            options.insert("mode".into(), "killnowait".into());
+            self.send_to_session(
+                callee,
+                Message::Interrupt {
+                    request: invocation,
+                    options,
+                },
+            );
+        }
+    }
+
+    /// Ends the calls whose `timeout` is due: the caller gets ERROR
+    /// `wamp.error.canceled` (args `["timeout reached"]`, as Crossbar.io),
+    /// the callee INTERRUPT (`killnowait`).
+    pub(super) fn expire_calls(&mut self, now: std::time::Instant) {
+        let names: Vec<String> = self.realms.keys().cloned().collect();
+        for name in names {
+            let Some(realm) = self.realms.get_mut(&name) else {
+                continue;
+            };
+            let due = realm.dealer.take_expired(now);
+            let ended: Vec<(u64, Invocation)> = due
+                .into_iter()
+                .filter_map(|id| realm.dealer.finish(id).map(|c| (id, c)))
+                .collect();
+            for (id, call) in ended {
+                log::debug!(
+                    "router: call {} of session {} timed out (invocation {id})",
+                    call.call_request,
+                    call.caller
+                );
+                if !call.interrupted {
+                    self.interrupt_callee(call.callee, id);
+                }
+                let Some(conn) = self.sessions.get(&call.caller).map(|s| s.conn) else {
+                    continue;
+                };
+                self.send_call_answer(
+                    conn,
+                    Message::Error {
+                        request_type: Message::CALL,
+                        request: call.call_request,
+                        details: Dict::new(),
+                        error: ERROR_CANCELED.to_owned(),
+                        args: Some(vec![Value::String("timeout reached".into())]),
+                        kwargs: None,
+                    }
+                    .into(),
+                );
+            }
+        }
     }
 
     fn on_cancel(&mut self, session: u64, request: u64, options: &Dict) {

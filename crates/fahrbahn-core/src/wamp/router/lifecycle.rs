@@ -120,6 +120,7 @@ impl Router {
         let mut random = [0; 32];
         self.rng.fill(&mut random);
         let decision = self.authenticator.on_hello(&HelloContext {
+            conn,
             session: SessionId(session),
             realm: &realm,
             details: &details,
@@ -147,6 +148,7 @@ impl Router {
         let mut random = [0; 32];
         self.rng.fill(&mut random);
         let decision = self.authenticator.on_authenticate(&AuthenticateContext {
+            conn,
             session: SessionId(pending.session),
             realm: &pending.realm,
             hello: &pending.hello,
@@ -334,6 +336,9 @@ impl Router {
             return;
         };
         realm.sessions.remove(&session);
+        // Its subscriptions and registrations go in `session_gone` below,
+        // with their meta events.
+        realm.dealer.forget_caller(session);
         // (to session, message, whether it answers that session's own call)
         let mut to_send = Vec::new();
         for id in realm.dealer.invocations_of(session) {

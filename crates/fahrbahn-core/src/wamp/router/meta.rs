@@ -347,7 +347,7 @@ impl Router {
         {
             d.insert("uri".into(), reg.procedure.clone().into());
             d.insert("match".into(), policy_name(reg.policy).into());
-            d.insert("invoke".into(), "single".into());
+            d.insert("invoke".into(), reg.invoke.as_str().into());
         }
         Value::Dict(d)
     }
@@ -387,19 +387,48 @@ impl Router {
         }
     }
 
-    /// A registration was made: `on_create` and `on_register`.
-    pub(super) fn registration_made(&mut self, realm: &str, session: u64, registration: u64) {
-        let details = self.registration_details(realm, registration);
-        self.publish_meta(
-            realm,
-            "wamp.registration.on_create",
-            vec![session.into(), details],
-        );
+    /// `session` became a callee of `registration`: `on_create` (when
+    /// the registration is new) and `on_register`.
+    pub(super) fn registration_made(
+        &mut self,
+        realm: &str,
+        session: u64,
+        registration: u64,
+        created: bool,
+    ) {
+        if created {
+            let details = self.registration_details(realm, registration);
+            self.publish_meta(
+                realm,
+                "wamp.registration.on_create",
+                vec![session.into(), details],
+            );
+        }
         self.publish_meta(
             realm,
             "wamp.registration.on_register",
             vec![session.into(), registration.into()],
         );
+    }
+
+    /// Registration `registration` went with all its `callees` (already
+    /// off the dealer; `force_reregister`): `on_unregister` for each, then
+    /// `on_delete`.
+    pub(super) fn registration_removed(&mut self, realm: &str, registration: u64, callees: &[u64]) {
+        for &callee in callees {
+            self.publish_meta(
+                realm,
+                "wamp.registration.on_unregister",
+                vec![callee.into(), registration.into()],
+            );
+        }
+        if let Some(&last) = callees.last() {
+            self.publish_meta(
+                realm,
+                "wamp.registration.on_delete",
+                vec![last.into(), registration.into()],
+            );
+        }
     }
 
     /// Takes `session`'s `registration` away (UNREGISTER, revocation or
@@ -816,11 +845,11 @@ impl Router {
             }
             "wamp.registration.list_callees" | "wamp.registration.count_callees" => {
                 let id = id_arg(args, kwargs, 0, "registration_id")?;
-                let callee = known(id)?.callee;
+                let callees = &known(id)?.callees;
                 Ok(Some(if procedure.ends_with("count_callees") {
-                    1u64.into()
+                    (callees.len() as u64).into()
                 } else {
-                    Value::List(vec![callee.into()])
+                    Value::List(callees.iter().map(|c| c.session.into()).collect())
                 }))
             }
             "wamp.registration.remove_callee" => {
@@ -829,14 +858,14 @@ impl Router {
                 if self.sessions.get(&callee).is_none_or(|s| s.realm != realm) {
                     return Err((ERROR_NO_SUCH_SESSION, format!("no session {callee}")));
                 }
-                if known(id)?.callee != callee {
+                if !known(id)?.callees.iter().any(|c| c.session == callee) {
                     return Err((
                         ERROR_NO_SUCH_REGISTRATION,
                         format!("session {callee} is not a callee of registration {id}"),
                     ));
                 }
                 let reason = opt_str_arg(args, kwargs, 2, "reason").map(str::to_owned);
-                self.revoke_callee(realm, id, callee, reason);
+                self.revoke(callee, id, reason.as_deref());
                 Ok(None)
             }
             _ => Err((
@@ -844,50 +873,6 @@ impl Router {
                 format!("no meta procedure {procedure:?}"),
             )),
         }
-    }
-
-    /// Takes `callee` off `registration` on the router's initiative: it
-    /// gets UNREGISTERED (request 0, `details.registration` and
-    /// `details.reason`) if it announced `registration_revocation`. A minimal revocation for
-    /// `wamp.registration.remove_callee`; its pending invocations run on.
-    fn revoke_callee(
-        &mut self,
-        realm: &str,
-        registration: u64,
-        callee: u64,
-        reason: Option<String>,
-    ) {
-        let Some(record) = self.sessions.get_mut(&callee) else {
-            return;
-        };
-        if !record.registrations.remove(&registration) {
-            return;
-        }
-        let conn = record.conn;
-        let told = record.has_feature("callee", "registration_revocation");
-        if let Some(len) = self
-            .realms
-            .get(realm)
-            .and_then(|r| r.dealer.procedure(registration))
-            .map(str::len)
-        {
-            record.uri_bytes = record.uri_bytes.saturating_sub(len);
-        }
-        let mut details = Dict::new();
-        details.insert("registration".into(), registration.into());
-        if let Some(reason) = reason {
-            details.insert("reason".into(), reason.into());
-        }
-        if told {
-            self.send(
-                conn,
-                Message::Unregistered {
-                    request: 0,
-                    details: Some(details),
-                },
-            );
-        }
-        self.drop_callee(realm, callee, registration);
     }
 
     fn meta_subscription(

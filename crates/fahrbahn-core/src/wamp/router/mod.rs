@@ -59,10 +59,14 @@
 //!   event retention (`retain`, `get_retained`; at most
 //!   [`RouterConfig::max_retained_bytes`] per realm), subscription
 //!   revocation (`wamp.subscription.remove_subscriber`);
-//! - dealer: exact, prefix and wildcard registrations (single callee per
-//!   procedure), `disclose_me`, progressive call results, call canceling
-//!   (`skip`, `kill`, `killnowait`), registration revocation
-//!   (`wamp.registration.remove_callee`);
+//! - dealer: exact, prefix and wildcard registrations, shared
+//!   registrations (`invoke`: `single`, `roundrobin`, `random`, `first`,
+//!   `last` and our `leastbusy`; `concurrency`, `force_reregister`),
+//!   `disclose_me`, progressive call results (`receive_progress` is
+//!   forwarded to every callee, as Crossbar.io does), progressive call
+//!   invocations, call timeouts (`timeout` in milliseconds), call
+//!   canceling (`skip`, `kill`, `killnowait`), registration revocation
+//!   ([`Router::revoke_registration`], `wamp.registration.remove_callee`);
 //! - payload passthru mode: `ppt_scheme`, `ppt_serializer`, `ppt_cipher`,
 //!   `ppt_keyid` and custom `x_*` options are forwarded from PUBLISH, CALL
 //!   and YIELD to EVENT, INVOCATION and RESULT, the payload untouched;
@@ -78,8 +82,7 @@
 //!   at most [`RouterConfig::max_testament_bytes_per_session`]), published
 //!   when the session goes away.
 //!
-//! Not implemented: shared registrations, call timeouts, a dynamic
-//! authorizer that calls a WAMP procedure.
+//! Not implemented: a dynamic authorizer that calls a WAMP procedure.
 //!
 //! # Example
 //!
@@ -120,6 +123,9 @@ mod authorize;
 mod authz_tests;
 mod broker;
 mod dealer;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
+mod dealer_tests;
 mod handlers;
 mod lifecycle;
 mod matching;
@@ -419,8 +425,11 @@ pub fn router_roles() -> Dict {
         feature_set(&[
             "caller_identification",
             "progressive_call_results",
+            "progressive_call_invocations",
             "call_canceling",
+            "call_timeout",
             "pattern_based_registration",
+            "shared_registration",
             "registration_revocation",
             "payload_passthru_mode",
             "session_meta_api",
@@ -1144,12 +1153,76 @@ impl Router {
             self.deadline_of.remove(&conn);
             self.expire(conn);
         }
+        self.expire_calls(now);
         self.disconnect_slow_consumers();
     }
 
     /// The next deadline: when to call [`handle_timeout`](Self::handle_timeout).
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.deadlines.first().map(|(at, _)| *at)
+        let conns = self.deadlines.first().map(|(at, _)| *at);
+        let calls = self
+            .realms
+            .values()
+            .filter_map(|r| r.dealer.next_deadline())
+            .min();
+        match (conns, calls) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Revokes the registration `registration` of callee `session` (the
+    /// mechanism behind the meta procedure
+    /// `wamp.registration.remove_callee`): the callee stops being a callee
+    /// of it (a shared registration keeps its other callees) and, if it
+    /// announced `registration_revocation`, gets UNREGISTERED with
+    /// `details.registration` and `details.reason` (`reason`, e.g.
+    /// `"wamp.error.unregistered"`). Its pending invocations stay: it may
+    /// still answer them. Returns false (and does nothing) if `session`
+    /// is not a callee of that registration.
+    pub fn revoke_registration(
+        &mut self,
+        now: Instant,
+        session: SessionId,
+        registration: u64,
+        reason: &str,
+    ) -> bool {
+        self.now = Some(now);
+        if !self.revoke(session.0, registration, Some(reason)) {
+            return false;
+        }
+        self.disconnect_slow_consumers();
+        true
+    }
+
+    /// Takes callee `session` off `registration` on the router's
+    /// initiative ([`Router::revoke_registration`],
+    /// `wamp.registration.remove_callee`): UNREGISTERED to it if it
+    /// announced `registration_revocation`, then `on_unregister` (and
+    /// `on_delete` with the last callee). Its pending invocations stay.
+    pub(super) fn revoke(&mut self, session: u64, registration: u64, reason: Option<&str>) -> bool {
+        let Some(record) = self.sessions.get(&session) else {
+            return false;
+        };
+        if !record.registrations.contains(&registration) {
+            return false;
+        }
+        let Some(realm) = self.realms.get_mut(&record.realm) else {
+            return false;
+        };
+        let len = realm.dealer.procedure(registration).map_or(0, str::len);
+        let is_callee = realm
+            .dealer
+            .registration(registration)
+            .is_some_and(|r| r.callees.iter().any(|c| c.session == session));
+        if !is_callee {
+            return false;
+        }
+        let realm_name = record.realm.clone();
+        self.forget_registration(session, registration, len, reason);
+        // Takes it off the dealer, with on_unregister (and on_delete).
+        self.drop_callee(&realm_name, session, registration);
+        true
     }
 
     /// The transport of `conn` dropped: its session (if any) leaves, as if

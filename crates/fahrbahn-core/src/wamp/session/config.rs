@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::options::TimeoutUnit;
 use crate::wamp::value::{Dict, Value};
 
 /// Settings of a client session.
@@ -45,6 +46,11 @@ pub struct SessionConfig {
     /// [`Session::leave`](crate::wamp::Session::leave) (default 5 s). Then the session ends with
     /// [`SessionError::LeaveTimeout`](crate::wamp::SessionError::LeaveTimeout).
     pub leave_timeout: Duration,
+    /// The unit the router reads CALL `timeout` in (default: milliseconds,
+    /// as the spec says and our router does; [`TimeoutUnit::Seconds`] for
+    /// Crossbar.io). [`CallOptions::timeout`](crate::wamp::CallOptions::timeout)
+    /// is converted with it.
+    pub call_timeout_unit: TimeoutUnit,
 }
 
 impl SessionConfig {
@@ -61,6 +67,7 @@ impl SessionConfig {
             agent: concat!("Fahrbahn/", env!("CARGO_PKG_VERSION")).to_owned(),
             join_timeout: Duration::from_secs(10),
             leave_timeout: Duration::from_secs(5),
+            call_timeout_unit: TimeoutUnit::Milliseconds,
         }
     }
 }
@@ -86,6 +93,8 @@ pub fn client_roles() -> Dict {
             "caller_identification",
             "progressive_call_results",
             "call_canceling",
+            "call_timeout",
+            "progressive_call_invocations",
         ]),
     );
     roles.insert(
@@ -96,6 +105,8 @@ pub fn client_roles() -> Dict {
             "call_canceling",
             "pattern_based_registration",
             "shared_registration",
+            "registration_revocation",
+            "progressive_call_invocations",
         ]),
     );
     roles.insert(

@@ -170,6 +170,10 @@ pub enum CommandError {
     UnknownInvocation(RequestId),
     /// No challenge is waiting for an answer.
     NoChallenge,
+    /// No call with this request id is streaming its input (progressive
+    /// call invocations: it was not started with `progress`, its last
+    /// part was sent, or it ended).
+    NotStreaming(RequestId),
     /// The message, encoded, is larger than the router accepts (the
     /// maximum it announced in its RawSocket handshake); nothing was sent.
     PayloadTooLarge {
@@ -190,6 +194,10 @@ impl fmt::Display for CommandError {
                 write!(f, "no pending invocation with request id {r}")
             }
             CommandError::NoChallenge => f.write_str("no authentication challenge is waiting"),
+            CommandError::NotStreaming(r) => write!(
+                f,
+                "call {r} does not stream its input: start it with progress, and send no part after the last"
+            ),
             CommandError::PayloadTooLarge { size, max } => write!(
                 f,
                 "the message is {size} bytes, more than the router accepts ({max} bytes, announced in its RawSocket handshake): send smaller arguments"

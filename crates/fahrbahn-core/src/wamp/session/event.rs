@@ -124,6 +124,17 @@ pub enum SessionEvent {
         /// The UNREGISTER request id.
         request: RequestId,
     },
+    /// The router revoked one of our registrations (registration
+    /// revocation: e.g. `wamp.registration.remove_callee`, or another
+    /// callee registered the procedure with `force_reregister`): no more
+    /// invocations come for it.
+    RegistrationRevoked {
+        /// The registration that ended.
+        registration: RegistrationId,
+        /// The router's reason (`details.reason`), e.g.
+        /// `wamp.error.unregistered`; empty if it gave none.
+        reason: String,
+    },
     /// A topic was subscribed.
     Subscribed {
         /// The SUBSCRIBE request id.

@@ -22,6 +22,7 @@
 mod config;
 mod error;
 mod event;
+mod options;
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests;
@@ -34,6 +35,7 @@ pub(crate) use config::feature_set;
 pub use config::{AuthDetails, SessionConfig, client_roles};
 pub use error::{ApplicationError, CommandError, ProtocolViolation, SessionError};
 pub use event::{Closed, RequestKind, SessionEvent};
+pub use options::{CallOptions, Invoke, RegisterOptions, TimeoutUnit};
 
 use super::error::{
     CLOSE_GOODBYE_AND_OUT, CLOSE_NORMAL, DecodeError, ERROR_CANNOT_AUTHENTICATE,
@@ -73,6 +75,9 @@ pub struct Session {
     now: Instant,
     requests: IdGenerator,
     pending: HashMap<u64, RequestKind>,
+    /// Our calls still streaming their input (progressive call
+    /// invocations), with their procedure.
+    streaming: HashMap<u64, String>,
     registrations: HashSet<u64>,
     subscriptions: HashSet<u64>,
     invocations: HashSet<u64>,
@@ -198,6 +203,7 @@ impl Session {
             now,
             requests: IdGenerator::new(),
             pending: HashMap::new(),
+            streaming: HashMap::new(),
             registrations: HashSet::new(),
             subscriptions: HashSet::new(),
             invocations: HashSet::new(),
@@ -339,6 +345,9 @@ impl Session {
         self.check_established()?;
         uri_ok(procedure, &Dict::new())?;
         let request = self.request(RequestKind::Call);
+        if options.get("progress").and_then(Value::as_bool) == Some(true) {
+            self.streaming.insert(request, procedure.to_owned());
+        }
         let (args, kwargs) = payload(args, kwargs);
         self.out.push_back(Message::Call {
             request,
@@ -354,6 +363,57 @@ impl Session {
     /// router accepts): no answer is expected for it.
     pub(crate) fn forget_call(&mut self, request: RequestId) {
         self.pending.remove(&request.0);
+        self.streaming.remove(&request.0);
+    }
+
+    /// Sends one more part of the input of call `request`, started with
+    /// option `progress: true` (progressive call invocations): a CALL
+    /// with the same request id, `progress: true` unless `last`. After
+    /// the last part the call waits for its answer as any other.
+    pub fn call_part(
+        &mut self,
+        request: RequestId,
+        args: List,
+        kwargs: Dict,
+        last: bool,
+    ) -> Result<(), CommandError> {
+        let msg = self.part_message(request, args, kwargs, last)?;
+        self.commit_part(request, last);
+        self.out.push_back(msg);
+        Ok(())
+    }
+
+    /// The CALL of [`call_part`](Self::call_part), not yet sent.
+    pub(crate) fn part_message(
+        &self,
+        request: RequestId,
+        args: List,
+        kwargs: Dict,
+        last: bool,
+    ) -> Result<Message, CommandError> {
+        self.check_established()?;
+        let Some(procedure) = self.streaming.get(&request.0) else {
+            return Err(CommandError::NotStreaming(request));
+        };
+        let mut options = Dict::new();
+        if !last {
+            options.insert("progress".into(), true.into());
+        }
+        let (args, kwargs) = payload(args, kwargs);
+        Ok(Message::Call {
+            request: request.0,
+            options,
+            procedure: procedure.clone(),
+            args,
+            kwargs,
+        })
+    }
+
+    /// Records that a part was sent (the last one ends the streaming).
+    pub(crate) fn commit_part(&mut self, request: RequestId, last: bool) {
+        if last {
+            self.streaming.remove(&request.0);
+        }
     }
 
     /// Forgets an acknowledged publication whose PUBLISH was never sent
@@ -739,6 +799,7 @@ impl Session {
             Some(k) if *k == kind => {
                 if !keep {
                     self.pending.remove(&request);
+                    self.streaming.remove(&request);
                 }
                 true
             }
@@ -812,7 +873,18 @@ impl Session {
                 if request == 0 {
                     // Router-side revocation (registration_revocation).
                     if let Some(id) = revoked(details.as_ref(), "registration") {
-                        self.registrations.remove(&id);
+                        if self.registrations.remove(&id) {
+                            let reason = details
+                                .as_ref()
+                                .and_then(|d| d.get("reason"))
+                                .and_then(Value::as_str)
+                                .unwrap_or_default()
+                                .to_owned();
+                            self.events.push_back(SessionEvent::RegistrationRevoked {
+                                registration: RegistrationId(id),
+                                reason,
+                            });
+                        }
                     }
                 } else if self.answer(request, RequestKind::Unregister, false) {
                     self.events.push_back(SessionEvent::Unregistered {

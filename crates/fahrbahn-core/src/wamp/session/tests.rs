@@ -361,6 +361,88 @@ fn protocol_violations_name_what_went_wrong() {
 }
 
 #[test]
+fn a_revoked_registration_is_reported_with_its_reason() {
+    let mut s = joined();
+    let req = s.register("com.x", Dict::new()).unwrap();
+    assert!(matches!(s.poll_message(), Some(Message::Register { .. })));
+    s.handle_message(
+        now(),
+        Message::Registered {
+            request: req.0,
+            registration: 42,
+        },
+    );
+    assert!(matches!(
+        s.poll_event(),
+        Some(SessionEvent::Registered { .. })
+    ));
+    let mut details = Dict::new();
+    details.insert("registration".into(), 42u64.into());
+    details.insert("reason".into(), "wamp.error.unregistered".into());
+    s.handle_message(
+        now(),
+        Message::Unregistered {
+            request: 0,
+            details: Some(details.clone()),
+        },
+    );
+    assert_eq!(
+        s.poll_event(),
+        Some(SessionEvent::RegistrationRevoked {
+            registration: RegistrationId(42),
+            reason: "wamp.error.unregistered".into(),
+        })
+    );
+    // Once only; an INVOCATION for it now is a protocol violation.
+    s.handle_message(
+        now(),
+        Message::Unregistered {
+            request: 0,
+            details: Some(details),
+        },
+    );
+    assert_eq!(s.poll_event(), None);
+}
+
+#[test]
+fn a_streaming_call_sends_its_parts_with_the_same_request_id() {
+    let mut s = joined();
+    let mut options = Dict::new();
+    options.insert("progress".into(), true.into());
+    let req = s
+        .call("com.x", vec![1.into()], Dict::new(), options)
+        .unwrap();
+    assert!(matches!(s.poll_message(), Some(Message::Call { .. })));
+    s.call_part(req, vec![2.into()], Dict::new(), false)
+        .unwrap();
+    s.call_part(req, vec![3.into()], Dict::new(), true).unwrap();
+    for last in [false, true] {
+        match s.poll_message() {
+            Some(Message::Call {
+                request,
+                options,
+                procedure,
+                ..
+            }) => {
+                assert_eq!(request, req.0);
+                assert_eq!(procedure, "com.x");
+                assert_eq!(options.contains_key("progress"), !last);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(
+        s.call_part(req, vec![], Dict::new(), true),
+        Err(CommandError::NotStreaming(req))
+    );
+    let plain = s.call("com.x", vec![], Dict::new(), Dict::new()).unwrap();
+    assert_eq!(
+        s.call_part(plain, vec![], Dict::new(), false),
+        Err(CommandError::NotStreaming(plain))
+    );
+}
+
+#[test]
 fn subscription_revocation_is_an_event_with_the_reason() {
     let mut s = joined();
     let req = s.subscribe("com.example.t", Dict::new()).unwrap();
