@@ -904,3 +904,277 @@ fn revocation_is_silent_for_subscribers_that_do_not_announce_it() {
         Ok(None)
     );
 }
+
+/// REGISTERs `procedure` for `conn` with `options`; the registration id
+/// and everything sent meanwhile.
+fn register(
+    r: &mut Router,
+    conn: ConnectionId,
+    procedure: &str,
+    options: Dict,
+) -> (u64, Vec<(ConnectionId, Message)>) {
+    r.handle_message(
+        now(),
+        conn,
+        Message::Register {
+            request: 1,
+            options,
+            procedure: procedure.into(),
+        },
+    );
+    let out = drain(r);
+    let reg = out
+        .iter()
+        .find_map(|(c, m)| match m {
+            Message::Registered { registration, .. } if *c == conn => Some(*registration),
+            _ => None,
+        })
+        .expect("registered");
+    (reg, out)
+}
+
+fn topics(out: &[(ConnectionId, Message)], to: ConnectionId) -> Vec<(String, List)> {
+    events(out, to)
+        .into_iter()
+        .map(|(_, d, args)| (d["topic"].as_str().unwrap().to_owned(), args))
+        .collect()
+}
+
+#[test]
+fn registration_meta_api_on_a_shared_registration_with_two_callees() {
+    let mut r = router();
+    let (a, _) = join(&mut r);
+    let (b, b_id) = join(&mut r);
+    let (c, c_id) = join(&mut r);
+    subscribe(
+        &mut r,
+        a,
+        "wamp.registration.",
+        dict(&[("match", "prefix".into())]),
+    );
+    let shared = || dict(&[("invoke", "roundrobin".into())]);
+    let (reg, out) = register(&mut r, b, "p.shared", shared());
+    let ev = topics(&out, a);
+    assert_eq!(ev.len(), 2, "{ev:?}");
+    assert_eq!(ev[0].0, "wamp.registration.on_create");
+    assert_eq!(ev[0].1[1]["invoke"].as_str(), Some("roundrobin"));
+    assert_eq!(
+        ev[1],
+        (
+            "wamp.registration.on_register".into(),
+            vec![b_id.into(), reg.into()]
+        )
+    );
+    // The second callee: the same id, on_register only.
+    let (reg2, out) = register(&mut r, c, "p.shared", shared());
+    assert_eq!(reg2, reg);
+    assert_eq!(
+        topics(&out, a),
+        [(
+            "wamp.registration.on_register".to_owned(),
+            vec![c_id.into(), reg.into()]
+        )]
+    );
+
+    let got = result(&mut r, a, "wamp.registration.get", vec![reg.into()]);
+    assert_eq!(got["invoke"].as_str(), Some("roundrobin"));
+    assert_eq!(got["uri"].as_str(), Some("p.shared"));
+    assert_eq!(
+        result(
+            &mut r,
+            a,
+            "wamp.registration.list_callees",
+            vec![reg.into()]
+        ),
+        Value::List(vec![b_id.into(), c_id.into()])
+    );
+    assert_eq!(
+        result(
+            &mut r,
+            a,
+            "wamp.registration.count_callees",
+            vec![reg.into()]
+        ),
+        Value::from(2u64)
+    );
+
+    // A call in flight at b (roundrobin starts with the first callee).
+    r.handle_message(
+        now(),
+        a,
+        Message::Call {
+            request: 20,
+            options: Dict::new(),
+            procedure: "p.shared".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    let invocation = drain(&mut r)
+        .into_iter()
+        .find_map(|(to, m)| match m {
+            Message::Invocation { request, .. } if to == b => Some(request),
+            _ => None,
+        })
+        .expect("invocation at b");
+
+    // remove_callee takes b off (as Router::revoke_registration does): b
+    // is told, the registration stays with c, no on_delete.
+    let (answer, out) = call(
+        &mut r,
+        a,
+        "wamp.registration.remove_callee",
+        vec![reg.into(), b_id.into(), "com.example.bye".into()],
+    );
+    assert_eq!(answer, Ok(None));
+    assert!(out.iter().any(|(to, m)| *to == b
+        && matches!(m, Message::Unregistered { request: 0, details: Some(d) }
+            if d["registration"].as_u64() == Some(reg)
+                && d["reason"].as_str() == Some("com.example.bye"))));
+    assert_eq!(
+        topics(&out, a),
+        [(
+            "wamp.registration.on_unregister".to_owned(),
+            vec![b_id.into(), reg.into()]
+        )]
+    );
+    assert_eq!(
+        result(
+            &mut r,
+            a,
+            "wamp.registration.list_callees",
+            vec![reg.into()]
+        ),
+        Value::List(vec![c_id.into()])
+    );
+    assert_eq!(
+        call(
+            &mut r,
+            a,
+            "wamp.registration.remove_callee",
+            vec![reg.into(), b_id.into()]
+        )
+        .0,
+        Err(crate::wamp::error::ERROR_NO_SUCH_REGISTRATION.to_owned())
+    );
+    // b's pending invocation is still answered.
+    r.handle_message(
+        now(),
+        b,
+        Message::Yield {
+            request: invocation,
+            options: Dict::new(),
+            args: Some(vec!["late".into()]),
+            kwargs: None,
+        },
+    );
+    assert!(drain(&mut r).iter().any(|(to, m)| *to == a
+        && matches!(m, Message::Result { request: 20, args: Some(args), .. }
+            if args.as_slice() == [Value::from("late")])));
+    // Further calls go to c.
+    r.handle_message(
+        now(),
+        a,
+        Message::Call {
+            request: 21,
+            options: Dict::new(),
+            procedure: "p.shared".into(),
+            args: None,
+            kwargs: None,
+        },
+    );
+    assert!(
+        drain(&mut r)
+            .iter()
+            .any(|(to, m)| *to == c && matches!(m, Message::Invocation { .. }))
+    );
+
+    // The last callee leaves: on_unregister, then on_delete.
+    r.handle_message(
+        now(),
+        c,
+        Message::Goodbye {
+            details: Dict::new(),
+            reason: "wamp.close.normal".into(),
+        },
+    );
+    let ev: Vec<String> = topics(&drain(&mut r), a)
+        .into_iter()
+        .map(|(t, _)| t)
+        .collect();
+    assert_eq!(
+        ev,
+        [
+            "wamp.registration.on_unregister",
+            "wamp.registration.on_delete"
+        ]
+    );
+    assert_eq!(
+        call(&mut r, a, "wamp.registration.get", vec![reg.into()]).0,
+        Err(crate::wamp::error::ERROR_NO_SUCH_REGISTRATION.to_owned())
+    );
+}
+
+#[test]
+fn force_reregister_reports_every_dropped_callee() {
+    let mut r = router();
+    let (a, _) = join(&mut r);
+    let (b, b_id) = join(&mut r);
+    let (c, c_id) = join(&mut r);
+    let (d, d_id) = join(&mut r);
+    subscribe(
+        &mut r,
+        a,
+        "wamp.registration.",
+        dict(&[("match", "prefix".into())]),
+    );
+    let shared = || dict(&[("invoke", "random".into())]);
+    let (old, _) = register(&mut r, b, "p.f", shared());
+    register(&mut r, c, "p.f", shared());
+    let (new, out) = register(
+        &mut r,
+        d,
+        "p.f",
+        dict(&[
+            ("invoke", "single".into()),
+            ("force_reregister", true.into()),
+        ]),
+    );
+    assert_ne!(new, old);
+    let ev = topics(&out, a);
+    assert_eq!(
+        ev,
+        [
+            (
+                "wamp.registration.on_unregister".to_owned(),
+                vec![b_id.into(), old.into()]
+            ),
+            (
+                "wamp.registration.on_unregister".to_owned(),
+                vec![c_id.into(), old.into()]
+            ),
+            (
+                "wamp.registration.on_delete".to_owned(),
+                vec![c_id.into(), old.into()]
+            ),
+            (
+                "wamp.registration.on_create".to_owned(),
+                vec![d_id.into(), ev[3].1[1].clone()]
+            ),
+            (
+                "wamp.registration.on_register".to_owned(),
+                vec![d_id.into(), new.into()]
+            ),
+        ]
+    );
+    assert_eq!(ev[3].1[1]["invoke"].as_str(), Some("single"));
+    assert_eq!(
+        result(
+            &mut r,
+            a,
+            "wamp.registration.list_callees",
+            vec![new.into()]
+        ),
+        Value::List(vec![d_id.into()])
+    );
+}
