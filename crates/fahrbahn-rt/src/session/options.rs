@@ -71,9 +71,9 @@ pub struct SessionOptions {
     /// longer than the keepalive's interval and timeout ends its session.)
     pub max_queued_event_bytes: usize,
     /// The HTTP proxy to tunnel through (`CONNECT`). Default:
-    /// [`ProxyConfig::Env`], the environment's `http_proxy` (`ws://`),
+    /// [`ProxyConfig::Env`](crate::ProxyConfig::Env), the environment's `http_proxy` (`ws://`),
     /// `https_proxy` (`wss://`) and `no_proxy`, loopback excepted;
-    /// [`ProxyConfig::Off`] connects directly.
+    /// [`ProxyConfig::Off`](crate::ProxyConfig::Off) connects directly.
     pub proxy: crate::ProxyConfig,
     /// TLS settings for `wss://` and `rss://` (custom roots, client
     /// certificates); default: the webpki roots.
