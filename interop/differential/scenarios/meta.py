@@ -93,3 +93,37 @@ async def registration_meta(sc):
     await sc.settle()
     b.leave()
     await sc.settle()
+
+
+@scenario("shared_registration")
+async def shared_registration(sc):
+    """A shared (`roundrobin`) registration with two callees: the meta
+    API's view of it, the calls' distribution, a conflicting REGISTER, and
+    the meta events as each callee unregisters."""
+    a = await sc.session("A")
+    b = await sc.session("B")
+    c = await sc.session("C")
+    for topic in ("on_create", "on_register", "on_unregister", "on_delete"):
+        await a.subscribe(lambda *x: None, f"wamp.registration.{topic}")
+    shared = RegisterOptions(invoke="roundrobin")
+    rb = await b.register(lambda: "B", sc.uri("shared"), options=shared)
+    await sc.settle()
+    rc = await c.register(lambda: "C", sc.uri("shared"), options=shared)
+    await sc.settle()
+    sc.note("one registration id", rb.id == rc.id)
+    await sc.outcome("get", a.call("wamp.registration.get", rb.id))
+    await sc.outcome("count_callees", a.call("wamp.registration.count_callees", rb.id))
+    callees = await sc.quietly(a, a.call("wamp.registration.list_callees", rb.id))
+    sc.note("list_callees has B and C", sorted(callees) == sorted([b._session_id, c._session_id]))
+    for i in range(3):
+        await sc.outcome(f"call {i}", a.call(sc.uri("shared")))
+    await sc.outcome("register single", a.register(lambda: None, sc.uri("shared")))
+    await sc.outcome(
+        "register random", a.register(lambda: None, sc.uri("shared"), options=RegisterOptions(invoke="random"))
+    )
+    await rb.unregister()
+    await sc.settle()
+    await sc.outcome("count_callees after B", a.call("wamp.registration.count_callees", rc.id))
+    await sc.outcome("call after B", a.call(sc.uri("shared")))
+    await rc.unregister()
+    await sc.settle()
