@@ -11,6 +11,14 @@
 //! With `--auth` it runs the authentication scenarios instead (no peer
 //! needed): every method against the router's auth endpoint, which has the
 //! principals of `interop/crossbar/config.json` (see [`auth`]).
+//!
+//! With `--differential-peer` it is the Rust session of the differential
+//! suite's `rust_client` scenario (`interop/differential/`, see
+//! [`differential`]):
+//!
+//! ```text
+//! wamp_interop --differential-peer --url ws://127.0.0.1:8080/ws --realm differential --prefix P
+//! ```
 
 use std::future::Future;
 use std::time::Duration;
@@ -29,6 +37,7 @@ struct Args {
     prefix: String,
     realm: String,
     auth: bool,
+    differential: bool,
 }
 
 fn usage() -> ! {
@@ -47,6 +56,7 @@ fn parse_args() -> Args {
         prefix: String::new(),
         realm: "realm1".into(),
         auth: false,
+        differential: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -56,6 +66,10 @@ fn parse_args() -> Args {
         }
         if flag == "--auth" {
             args.auth = true;
+            continue;
+        }
+        if flag == "--differential-peer" {
+            args.differential = true;
             continue;
         }
         let value = it.next().unwrap_or_else(|| usage());
@@ -640,8 +654,142 @@ mod auth {
     }
 }
 
+/// The Rust session of the differential suite's `rust_client` scenario:
+/// joins, subscribes to `P.to_rust` with `get_retained`, registers
+/// `P.rust.add2`, leaves a testament on `P.rust.will`, prints
+/// `READY <session id>`, then one line per thing it observes:
+/// `EVENT [args, kwargs, details]` (JSON) and, when the subscription ends,
+/// `ENDED <revocation reason or null>`. When its stdin closes it exits at
+/// once, without GOODBYE (so the router publishes the testament).
+mod differential {
+    use std::io::{Read, Write};
+
+    use fahrbahn::wamp::{CallResult, Dict, Session, SessionOptions, TestamentScope, Value};
+
+    /// `v` as JSON (bytes as the WAMP JSON binary convention's string).
+    fn json(v: &Value, out: &mut String) {
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::String(s) => string(s, out),
+            Value::List(l) => {
+                out.push('[');
+                for (i, x) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json(x, out);
+                }
+                out.push(']');
+            }
+            Value::Dict(d) => dict(d, out),
+            other => match other.as_u64() {
+                Some(n) => out.push_str(&n.to_string()),
+                None => string(&format!("{other:?}"), out),
+            },
+        }
+    }
+
+    fn dict(d: &Dict, out: &mut String) {
+        out.push('{');
+        for (i, (k, x)) in d.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            string(k, out);
+            out.push(':');
+            json(x, out);
+        }
+        out.push('}');
+    }
+
+    fn string(s: &str, out: &mut String) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
+
+    fn say(line: &str) {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}");
+        let _ = stdout.flush();
+    }
+
+    pub(super) async fn run(url: &str, realm: &str, prefix: &str) -> Result<(), fahrbahn::Error> {
+        let rt = fahrbahn::tokio::TokioRuntime;
+        let session = Session::connect_with(&rt, url, SessionOptions::new(realm)).await?;
+        let mut options = Dict::new();
+        options.insert("get_retained".into(), Value::Bool(true));
+        let mut sub = session
+            .subscribe_with(&format!("{prefix}.to_rust"), options)
+            .await?;
+        session
+            .register(&format!("{prefix}.rust.add2"), |inv| async move {
+                let sum: u64 = inv.args.iter().filter_map(Value::as_u64).sum();
+                Ok(CallResult::args(vec![sum.into()]))
+            })
+            .await?;
+        session
+            .add_testament(
+                &format!("{prefix}.rust.will"),
+                vec!["rust gone".into()],
+                Dict::new(),
+                Dict::new(),
+                TestamentScope::Destroyed,
+            )
+            .await?;
+        // Stdin closed: leave at once, without GOODBYE.
+        std::thread::spawn(|| {
+            let _ = std::io::stdin().read_to_end(&mut Vec::new());
+            std::process::exit(0);
+        });
+        say(&format!("READY {}", session.id().0));
+        while let Some(event) = sub.next().await {
+            let mut line = String::from("EVENT ");
+            json(
+                &Value::List(vec![
+                    Value::List(event.args.clone()),
+                    Value::Dict(event.kwargs.clone()),
+                    Value::Dict(event.details.clone()),
+                ]),
+                &mut line,
+            );
+            say(&line);
+        }
+        let mut line = String::from("ENDED ");
+        match sub.revocation().and_then(|r| r.reason.clone()) {
+            Some(reason) => string(&reason, &mut line),
+            None => line.push_str("null"),
+        }
+        say(&line);
+        // Wait for stdin to close (the scenario decides when to go).
+        std::future::pending::<()>().await;
+        Ok(())
+    }
+}
+
 fn main() {
     let args = parse_args();
+    if args.differential {
+        let result = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("tokio runtime")
+            .block_on(differential::run(&args.url, &args.realm, &args.prefix));
+        if let Err(e) = result {
+            eprintln!("differential peer: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let failed = match args.runtime.as_str() {
         "tokio" => tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

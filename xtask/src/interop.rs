@@ -16,6 +16,11 @@
 //!   ([`AUTHZ_CHECKS`]), and `interop/peers/auth_check.py` (AutobahnPython
 //!   clients authenticating with every method, positive and negative, the
 //!   same expectations from both) twice ([`AUTH_CHECKS`]), then
+//! * against both: records the differential suite
+//!   (`interop/differential/run.py record`: scenarios of AutobahnPython
+//!   sessions and of the program in its `--differential-peer` mode, in
+//!   realm `differential`, what each session received normalised for ids
+//!   and timing) into `<router>/differential.json`, then
 //! * against both: starts one AutobahnPython peer (`interop/peers/peer.py`)
 //!   per run and runs the `wamp_interop` example of the `fahrbahn` crate once
 //!   per cell of the matrix (runtime, serializer, transport):
@@ -36,6 +41,12 @@
 //! ```text
 //! wamp_interop --auth --runtime tokio --url ws://127.0.0.1:P/auth|rs://127.0.0.1:P --serializer S
 //! ```
+//!
+//! Once both routers ran, `run.py compare` compares the two recordings,
+//! scenario by scenario, leaving out the deliberate differences listed with
+//! their reasons in `interop/differential/differences.json`, and prints
+//! `PASS`/`FAIL` per scenario (counted like the others, as
+//! `differential vs crossbar`).
 //!
 //! Both programs print one line per scenario, `PASS <name>` or
 //! `FAIL <name>: <reason>`, and exit non-zero if any failed; each line is one
@@ -77,6 +88,14 @@ const CHECK: &str = "interop/peers/router_check.py";
 const AUTHZ_CHECK: &str = "interop/peers/authz_check.py";
 /// Their realm (a role limited like Crossbar.io's `restricted`).
 const AUTHZ_REALM: &str = "restricted";
+/// The differential suite (`record`, then `compare`), its transcript file
+/// in each router's run directory, and its realm (no roles, nothing
+/// disclosed, in both routers' configs).
+const DIFFERENTIAL: &str = "interop/differential/run.py";
+const DIFFERENTIAL_TRANSCRIPT: &str = "differential.json";
+const DIFFERENTIAL_REALM: &str = "differential";
+/// The deliberate differences the comparison leaves out.
+const DIFFERENCES: &str = "interop/differential/differences.json";
 
 /// How long a router may take to listen on its ports (crossbar: about 3 s).
 const ROUTER_TIMEOUT: Duration = Duration::from_secs(60);
@@ -401,6 +420,13 @@ pub(crate) fn task(options: Options) -> Tally {
                     tally.broke(format!("{}: {e}", router.name()));
                 }
             }
+            if ROUTERS.iter().all(|r| options.routers.contains(r)) {
+                let name = "differential vs crossbar".to_owned();
+                eprintln!("==> {name}");
+                let run_tally = differential_compare(&setup);
+                eprintln!("    {run_tally}");
+                results.push((RouterKind::Fahrbahn, name, run_tally));
+            }
             Some(setup.dir)
         }
         Err(e) => {
@@ -671,6 +697,14 @@ fn execute(
         });
     }
 
+    // The differential suite: recorded here, compared once both routers
+    // ran (`differential_compare`).
+    eprintln!("==> {} differential record", kind.name());
+    if let Some(e) = router.check() {
+        return Err(e);
+    }
+    differential_record(setup, &dir, ports)?;
+
     let start = Instant::now();
     let mut peers = Vec::new();
     for run in runs {
@@ -746,6 +780,66 @@ fn execute(
     }
     router.stop();
     Ok(())
+}
+
+/// Records the differential suite against the router on `ports` into
+/// `dir/differential.json` (log: `dir/differential-record.log`).
+fn differential_record(setup: &Setup, dir: &Path, ports: Ports) -> Result<()> {
+    let log = dir.join("differential-record.log");
+    let (out, err) = log_to(&log)?;
+    let mut cmd = setup.venv.python();
+    cmd.arg("-u")
+        .arg(cargo::workspace_root().join(DIFFERENTIAL))
+        .arg("record")
+        .args(["--url", &WebSocket.url(ports)])
+        .args(["--realm", DIFFERENTIAL_REALM])
+        .arg("--out")
+        .arg(dir.join(DIFFERENTIAL_TRANSCRIPT))
+        // Our client's part (the `rust_client` scenario).
+        .env("FAHRBAHN_DIFF_RUST_CLIENT", &setup.program)
+        .current_dir(dir)
+        .stdout(out)
+        .stderr(err);
+    let status = Running::spawn("differential record", &mut cmd)?
+        .wait(RUN_TIMEOUT, String::new)
+        .map_err(|e| with_log(&log, e))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(with_log(
+            &log,
+            format!("differential record failed ({status})"),
+        ))
+    }
+}
+
+/// Compares the two routers' recordings of the differential suite: one
+/// `PASS`/`FAIL` per scenario.
+fn differential_compare(setup: &Setup) -> Tally {
+    let [reference, candidate] =
+        ROUTERS.map(|r| setup.dir.join(r.name()).join(DIFFERENTIAL_TRANSCRIPT));
+    let missing: Vec<String> = [&reference, &candidate]
+        .iter()
+        .filter(|p| !p.is_file())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !missing.is_empty() {
+        let mut tally = Tally::default();
+        tally.broke(format!("differential: no recording {}", missing.join(", ")));
+        return tally;
+    }
+    let mut cmd = setup.venv.python();
+    cmd.arg("-u")
+        .arg(cargo::workspace_root().join(DIFFERENTIAL))
+        .arg("compare")
+        .arg(&reference)
+        .arg(&candidate);
+    let tally = run_counted(&mut cmd, "run.py compare", "differential", &setup.dir);
+    eprintln!(
+        "    deliberate differences: {DIFFERENCES} (each with its reason; listed in {})",
+        setup.dir.join("differential.log").display()
+    );
+    tally
 }
 
 /// The seed of the `cs-user` principal of `interop/crossbar/config.json`.

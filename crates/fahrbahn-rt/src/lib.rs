@@ -55,9 +55,10 @@ pub use runtime::{
     TcpListener, Transport,
 };
 pub use session::{
-    CallProgress, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Framing,
-    Invocation, InvocationStream, ProgressiveCall, Registration, Session, SessionOptions,
-    StreamingCall, Subscription, from_payload, kwargs, to_args, to_payload,
+    ByMatch, CallProgress, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event,
+    Framing, Invocation, InvocationStream, Meta, ProgressiveCall, Registration, Revocation,
+    Session, SessionOptions, StreamingCall, Subscription, TestamentScope, from_payload, kwargs,
+    to_args, to_payload,
 };
 pub use wamp_url::WampUrl;
 pub use websocket::{RequestCallback, WebSocket, WsReader, WsWriter};

@@ -102,12 +102,13 @@ pub mod ws {
 /// embedded [`router`](wamp::router).
 pub mod wamp {
     pub use fahrbahn_rt::{
-        CallOptions, InvocationStream, Invoke, RegisterOptions, StreamingCall, TimeoutUnit,
+        ByMatch, CallProgress, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event,
+        Framing, Invocation, Meta, ProgressiveCall, Registration, Revocation, Session,
+        SessionOptions, Subscription, TestamentScope, WampUrl, from_payload, kwargs, to_args,
+        to_payload,
     };
     pub use fahrbahn_rt::{
-        CallProgress, CallResult, ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Event, Framing,
-        Invocation, ProgressiveCall, Registration, Session, SessionOptions, Subscription, WampUrl,
-        from_payload, kwargs, to_args, to_payload,
+        CallOptions, InvocationStream, Invoke, RegisterOptions, StreamingCall, TimeoutUnit,
     };
 
     /// The reconnecting [`Component`](component::Component): transports,

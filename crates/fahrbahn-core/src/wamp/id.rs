@@ -113,6 +113,19 @@ impl IdGenerator {
         Self { last: 0 }
     }
 
+    /// A generator whose first ID follows `last` (1 after 2^53): a
+    /// sequence that starts anywhere, e.g. at a random point so that its
+    /// IDs do not look like small counts.
+    ///
+    /// ```
+    /// use fahrbahn_core::wamp::IdGenerator;
+    /// let mut ids = IdGenerator::starting_after(41);
+    /// assert_eq!(ids.next(), 42);
+    /// ```
+    pub fn starting_after(last: u64) -> Self {
+        Self { last }
+    }
+
     /// The next ID.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> u64 {

@@ -5,6 +5,7 @@
 //! commands under a lock and wake it. Results, events and invocations are
 //! routed back by request id.
 
+mod meta;
 mod options;
 mod payload;
 mod task;
@@ -14,7 +15,7 @@ use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -29,6 +30,7 @@ use futures_core::Stream;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use meta::{ByMatch, Meta, TestamentScope};
 pub use options::{ChallengeHandler, DEFAULT_MAX_QUEUED_EVENT_BYTES, Framing, SessionOptions};
 pub use payload::{
     CallProgress, CallResult, Event, Invocation, InvocationStream, from_payload, kwargs, to_args,
@@ -40,7 +42,7 @@ use crate::driver::Driver;
 use crate::error::Error;
 use crate::runtime::{BoxTransport, ExecutorHandle, Runtime};
 use crate::wamp_url::WampUrl;
-use task::{Ending, Handler, Inner, LeaveOnDrop, Shared, StreamHandler, Waiter, run};
+use task::{Ending, Handler, Inner, LeaveOnDrop, Shared, Sink, StreamHandler, Waiter, run};
 
 /// A WAMP session joined to a realm: caller, callee, publisher and
 /// subscriber. Cheap to clone; the session leaves when the last clone is
@@ -175,7 +177,18 @@ pub struct Subscription {
     /// Each event with its estimated size, counted by the session until
     /// taken (see `SessionOptions::max_queued_event_bytes`).
     events: mpsc::UnboundedReceiver<(Event, usize)>,
+    /// Set when the router revoked the subscription.
+    revoked: Arc<OnceLock<Revocation>>,
     session: Session,
+}
+
+/// Why the router ended a subscription on its own initiative
+/// (subscription revocation, e.g. `wamp.subscription.remove_subscriber`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Revocation {
+    /// The reason the router gave (`details.reason`), if any.
+    pub reason: Option<String>,
 }
 
 impl Drop for Subscription {
@@ -200,9 +213,17 @@ impl fmt::Debug for Subscription {
 }
 
 impl Subscription {
-    /// The next event; `None` once the session or subscription ended.
+    /// The next event; `None` once the session or subscription ended
+    /// (see [`revocation`](Self::revocation) for why).
     pub async fn next(&mut self) -> Option<Event> {
         poll_fn(|cx| Pin::new(&mut *self).poll_next(cx)).await
+    }
+
+    /// Why the router ended this subscription, once it did (the stream
+    /// then ends after the events received before): `None` while it runs,
+    /// or when it ended otherwise (unsubscribed, session closed).
+    pub fn revocation(&self) -> Option<&Revocation> {
+        self.revoked.get()
     }
 
     /// Ends the subscription (at the router too, once no other
@@ -214,7 +235,7 @@ impl Subscription {
         let (tx, rx) = oneshot::channel();
         let sent = session.shared.command(|inner| {
             let sinks = inner.subscriptions.entry(id).or_default();
-            sinks.retain(|s| !s.is_closed());
+            sinks.retain(|s| !s.events.is_closed());
             if !sinks.is_empty() {
                 return Ok(false);
             }
@@ -822,14 +843,22 @@ impl Session {
     pub async fn subscribe_with(&self, topic: &str, options: Dict) -> Result<Subscription, Error> {
         let (tx, rx) = oneshot::channel();
         let (sink, events) = mpsc::unbounded();
+        let revoked = Arc::new(OnceLock::new());
         self.shared.request(
             |session| session.subscribe(topic, options),
-            Waiter::Subscribe(tx, sink),
+            Waiter::Subscribe(
+                tx,
+                Sink {
+                    events: sink,
+                    revoked: revoked.clone(),
+                },
+            ),
         )?;
         let id = answer(&self.shared, rx).await??;
         Ok(Subscription {
             id,
             events,
+            revoked,
             session: self.clone(),
         })
     }

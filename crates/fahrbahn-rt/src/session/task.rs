@@ -8,7 +8,7 @@ use std::future::poll_fn;
 use std::io;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::task::{Context, Poll, Waker};
 
 use fahrbahn_core::Machine;
@@ -19,6 +19,7 @@ use fahrbahn_core::wamp::{
 };
 use futures_channel::{mpsc, oneshot};
 
+use super::Revocation;
 use super::options::ChallengeHandler;
 use super::payload::{CallProgress, CallResult, Event, Invocation, InvocationStream};
 use crate::driver::{Driver, Side};
@@ -37,6 +38,13 @@ pub(super) type StreamHandler = Arc<
         + Sync,
 >;
 
+/// Where a subscription's events go: its stream, and the slot that says
+/// why the router ended it.
+pub(super) struct Sink {
+    pub(super) events: mpsc::UnboundedSender<(Event, usize)>,
+    pub(super) revoked: Arc<OnceLock<Revocation>>,
+}
+
 pub(super) enum Waiter {
     Call(oneshot::Sender<Result<CallResult, Error>>),
     /// A call that asked for progressive results.
@@ -51,10 +59,7 @@ pub(super) enum Waiter {
         StreamHandler,
         Arc<Ending>,
     ),
-    Subscribe(
-        oneshot::Sender<Result<SubscriptionId, Error>>,
-        mpsc::UnboundedSender<(Event, usize)>,
-    ),
+    Subscribe(oneshot::Sender<Result<SubscriptionId, Error>>, Sink),
     Done(oneshot::Sender<Result<(), Error>>),
 }
 
@@ -184,7 +189,7 @@ pub(super) struct Inner {
     pub(super) inputs: HashMap<RequestId, mpsc::UnboundedSender<Invocation>>,
     /// The subscriptions' streams: each event with its estimated size
     /// (counted in [`Shared::event_bytes`] until taken).
-    pub(super) subscriptions: HashMap<SubscriptionId, Vec<mpsc::UnboundedSender<(Event, usize)>>>,
+    pub(super) subscriptions: HashMap<SubscriptionId, Vec<Sink>>,
     pub(super) joined: Option<oneshot::Sender<Result<(SessionId, Dict), Error>>>,
     pub(super) closed: Option<Closed>,
     pub(super) close_waiters: Vec<oneshot::Sender<()>>,
@@ -541,11 +546,22 @@ impl Inner {
                     sinks.retain(|s| {
                         // Counted before it can be taken (and released).
                         shared.event_bytes.fetch_add(size, Ordering::SeqCst);
-                        let sent = s.unbounded_send((event.clone(), size)).is_ok();
+                        let sent = s.events.unbounded_send((event.clone(), size)).is_ok();
                         if !sent {
                             shared.release_events(size);
                         }
                         sent
+                    });
+                }
+            }
+            SessionEvent::SubscriptionRevoked {
+                subscription,
+                reason,
+            } => {
+                // Dropping the senders ends the streams; each tells why.
+                for sink in self.subscriptions.remove(&subscription).unwrap_or_default() {
+                    let _ = sink.revoked.set(Revocation {
+                        reason: reason.clone(),
                     });
                 }
             }

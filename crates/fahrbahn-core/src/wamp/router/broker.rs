@@ -154,6 +154,16 @@ impl Broker {
         self.subs.get(&id).map(|s| s.topic.as_str())
     }
 
+    /// Subscription `id`.
+    pub(crate) fn get(&self, id: u64) -> Option<&Subscription> {
+        self.subs.get(&id)
+    }
+
+    /// Every subscription, by id.
+    pub(crate) fn subscriptions(&self) -> impl Iterator<Item = (u64, &Subscription)> + '_ {
+        self.subs.iter().map(|(id, s)| (*id, s))
+    }
+
     /// The number of subscriptions.
     pub(crate) fn len(&self) -> usize {
         self.subs.len()

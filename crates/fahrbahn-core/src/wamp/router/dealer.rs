@@ -509,6 +509,16 @@ impl Dealer {
     pub(crate) fn pending_count(&self) -> usize {
         self.invocations.len()
     }
+
+    /// Registration `id` (read-only, for the meta API).
+    pub(crate) fn registration(&self, id: u64) -> Option<&Registration> {
+        self.regs.get(&id)
+    }
+
+    /// Every registration, by id (read-only, for the meta API).
+    pub(crate) fn registrations(&self) -> impl Iterator<Item = (u64, &Registration)> + '_ {
+        self.regs.iter().map(|(id, r)| (*id, r))
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::dealer::{Invocation, InvokePolicy, RegisterRefusal};
 use super::matching::MatchPolicy;
+use super::meta::is_meta_procedure;
 use super::{Action, Authorization, Body, ConnectionId, EncodeCache, Router, SessionRecord};
 use crate::wamp::error::{
     ERROR_CANCELED, ERROR_FEATURE_NOT_SUPPORTED, ERROR_INVALID_ARGUMENT, ERROR_INVALID_URI,
@@ -21,8 +22,8 @@ use crate::wamp::{Dict, Message, Value, is_valid_uri, random_id};
 const RESERVED_PREFIX: &str = "wamp.";
 
 /// A PUBLISH's receiver filters (subscriber black- and whitelisting).
-#[derive(Debug, Default)]
-struct Filters {
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Filters {
     exclude: Option<BTreeSet<u64>>,
     exclude_authid: Option<BTreeSet<String>>,
     exclude_authrole: Option<BTreeSet<String>>,
@@ -64,7 +65,7 @@ fn string_list(options: &Dict, key: &str) -> Result<Option<BTreeSet<String>>, St
 }
 
 impl Filters {
-    fn parse(options: &Dict) -> Result<Self, String> {
+    pub(super) fn parse(options: &Dict) -> Result<Self, String> {
         Ok(Self {
             exclude: id_list(options, "exclude")?,
             exclude_authid: string_list(options, "exclude_authid")?,
@@ -76,7 +77,7 @@ impl Filters {
     }
 
     /// Whether session `id` with this record receives the event.
-    fn admits(&self, id: u64, s: &SessionRecord) -> bool {
+    pub(super) fn admits(&self, id: u64, s: &SessionRecord) -> bool {
         let excluded = self.exclude.as_ref().is_some_and(|x| x.contains(&id))
             || self
                 .exclude_authid
@@ -133,6 +134,36 @@ fn bool_option(options: &Dict, key: &str) -> Result<Option<bool>, String> {
 
 fn flag(options: &Dict, key: &str) -> Option<bool> {
     options.get(key).and_then(Value::as_bool)
+}
+
+/// The payload passthru options the router forwards from PUBLISH, CALL and
+/// YIELD to EVENT, INVOCATION and RESULT (the payload itself is forwarded
+/// untouched in any case).
+const PPT_OPTIONS: [&str; 4] = ["ppt_scheme", "ppt_serializer", "ppt_cipher", "ppt_keyid"];
+
+/// Copies the `ppt_*` options and the custom `x_*` options of a request
+/// into the details of the message it becomes. An error (for
+/// `wamp.error.invalid_argument`) when a `ppt_*` option is not a string.
+pub(super) fn forward_passthru(options: &Dict, details: &mut Dict) -> Result<(), String> {
+    for key in PPT_OPTIONS {
+        match options.get(key) {
+            None => {}
+            Some(Value::String(v)) => {
+                details.insert(key.into(), v.clone().into());
+            }
+            Some(v) => return Err(format!("option {key:?} must be a string, got {}", v.kind())),
+        }
+    }
+    let other_ppt = PPT_OPTIONS[1..].iter().any(|k| options.contains_key(*k));
+    if other_ppt && !options.contains_key("ppt_scheme") {
+        return Err("payload passthru options need \"ppt_scheme\"".to_owned());
+    }
+    for (key, value) in options {
+        if key.starts_with("x_") {
+            details.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(())
 }
 
 impl Router {
@@ -257,8 +288,13 @@ impl Router {
             }
             Some(Authorization::Allow { disclose }) => disclose,
         };
+        let mut passthru = Dict::new();
+        if let Err(message) = forward_passthru(options, &mut passthru) {
+            return refuse(self, ERROR_INVALID_ARGUMENT, message);
+        }
         let exclude_me = flag(options, "exclude_me") != Some(false);
         let disclose_me = flag(options, "disclose_me") == Some(true) || role_discloses;
+        let retain = flag(options, "retain") == Some(true);
         let publication = random_id(&mut self.rng);
         if acknowledge {
             self.send(
@@ -284,6 +320,7 @@ impl Router {
                 publisher.authrole.clone().into(),
             );
         }
+        base.extend(passthru);
         // One EVENT per subscription (its details are the same for every
         // subscriber), encoded once per codec; the bytes are shared.
         let mut deliveries = Vec::new();
@@ -322,6 +359,9 @@ impl Router {
             for to in receivers {
                 self.send_shared(to, &event, &mut cache);
             }
+        }
+        if retain {
+            self.retain_event(session, topic, publication, base, filters, body);
         }
     }
 
@@ -403,11 +443,13 @@ impl Router {
             }
             record.uri_bytes += topic.len();
         }
+        let created = realm.broker.find(topic, policy).is_none();
         let subscription =
             realm
                 .broker
                 .subscribe(session, topic, policy, &mut self.subscription_ids);
         record.subscriptions.insert(subscription);
+        let realm_name = record.realm.clone();
         self.send(
             conn,
             Message::Subscribed {
@@ -415,6 +457,27 @@ impl Router {
                 subscription,
             },
         );
+        if flag(options, "get_retained") == Some(true) {
+            self.send_retained(conn, session, subscription, topic, policy);
+        }
+        // No meta events about subscriptions to the meta events themselves
+        // (as Crossbar.io).
+        let quiet = topic.starts_with(RESERVED_PREFIX);
+        if created && !quiet {
+            let details = self.subscription_details(&realm_name, subscription);
+            self.publish_meta(
+                &realm_name,
+                "wamp.subscription.on_create",
+                vec![session.into(), details],
+            );
+        }
+        if !held && !quiet {
+            self.publish_meta(
+                &realm_name,
+                "wamp.subscription.on_subscribe",
+                vec![session.into(), subscription.into()],
+            );
+        }
     }
 
     fn on_unsubscribe(
@@ -439,8 +502,8 @@ impl Router {
         if let Some(realm) = self.realms.get_mut(&record.realm) {
             let len = realm.broker.topic(subscription).map_or(0, str::len);
             record.uri_bytes = record.uri_bytes.saturating_sub(len);
-            realm.broker.unsubscribe(session, subscription);
         }
+        let realm_name = record.realm.clone();
         self.send(
             conn,
             Message::Unsubscribed {
@@ -448,6 +511,7 @@ impl Router {
                 details: None,
             },
         );
+        self.drop_subscriber(&realm_name, session, subscription);
     }
 
     // ----- dealer ---------------------------------------------------------
@@ -575,13 +639,18 @@ impl Router {
             policy,
             invoke,
             concurrency,
-            &mut self.registration_ids,
+            &mut self.subscription_ids,
         ) {
             Ok((registration, added)) => {
                 if added {
                     record.registrations.insert(registration);
                     record.uri_bytes += procedure.len();
                 }
+                let created = added
+                    && realm
+                        .dealer
+                        .registration(registration)
+                        .is_some_and(|r| r.callees.len() == 1);
                 self.send(
                     conn,
                     Message::Registered {
@@ -589,6 +658,9 @@ impl Router {
                         registration,
                     },
                 );
+                if added {
+                    self.registration_made(&realm_name, session, registration, created);
+                }
             }
             Err(RegisterRefusal::AlreadyExists) => self.error_reply(
                 conn,
@@ -620,14 +692,21 @@ impl Router {
         };
         let len = r.dealer.procedure(id).map_or(0, str::len);
         let callees = r.dealer.remove(id);
-        for callee in callees {
-            self.forget_registration(callee, id, len, reason);
+        for &callee in &callees {
+            self.forget_registration(callee, id, len, Some(reason));
         }
+        self.registration_removed(realm, id, &callees);
     }
 
     /// Updates `callee`'s record after registration `id` (of a procedure
     /// `len` bytes long) was taken from it, and tells it if it can hear.
-    pub(super) fn forget_registration(&mut self, callee: u64, id: u64, len: usize, reason: &str) {
+    pub(super) fn forget_registration(
+        &mut self,
+        callee: u64,
+        id: u64,
+        len: usize,
+        reason: Option<&str>,
+    ) {
         let Some(record) = self.sessions.get_mut(&callee) else {
             return;
         };
@@ -637,7 +716,9 @@ impl Router {
         if record.has_feature("callee", "registration_revocation") {
             let mut details = Dict::new();
             details.insert("registration".into(), id.into());
-            details.insert("reason".into(), reason.into());
+            if let Some(reason) = reason {
+                details.insert("reason".into(), reason.into());
+            }
             let conn = record.conn;
             self.send(
                 conn,
@@ -648,7 +729,7 @@ impl Router {
             );
         } else {
             log::debug!(
-                "router: registration {id} of session {callee} revoked ({reason}); it did not announce registration_revocation and is not told"
+                "router: registration {id} of session {callee} revoked ({reason:?}); it did not announce registration_revocation and is not told"
             );
         }
     }
@@ -669,8 +750,8 @@ impl Router {
         if let Some(realm) = self.realms.get_mut(&record.realm) {
             let len = realm.dealer.procedure(registration).map_or(0, str::len);
             record.uri_bytes = record.uri_bytes.saturating_sub(len);
-            realm.dealer.unregister(session, registration);
         }
+        let realm_name = record.realm.clone();
         self.send(
             conn,
             Message::Unregistered {
@@ -678,6 +759,7 @@ impl Router {
                 details: None,
             },
         );
+        self.drop_callee(&realm_name, session, registration);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -712,6 +794,9 @@ impl Router {
             }
             Some(Authorization::Allow { disclose }) => disclose,
         };
+        if is_meta_procedure(procedure) {
+            return self.on_meta_call(conn, session, request, procedure, body);
+        }
         let progress = flag(options, "progress") == Some(true);
         let timeout = match positive(options, "timeout") {
             Ok(t) => t,
@@ -828,6 +913,9 @@ impl Router {
         }
         if receive_progress {
             details.insert("receive_progress".into(), true.into());
+        }
+        if let Err(message) = forward_passthru(options, &mut details) {
+            return self.refuse_call(session, conn, request, ERROR_INVALID_ARGUMENT, message);
         }
         if progress {
             details.insert("progress".into(), true.into());
@@ -1144,6 +1232,9 @@ impl Router {
         let mut details = Dict::new();
         if progress {
             details.insert("progress".into(), true.into());
+        }
+        if let Err(message) = forward_passthru(options, &mut details) {
+            log::debug!("router: YIELD {request}: {message}: forwarded without it");
         }
         let result = body.into_routed(Message::Result {
             request: call_request,

@@ -183,7 +183,7 @@ impl Router {
                 details.insert("authid".into(), Value::String(authid.clone()));
                 details.insert("authrole".into(), Value::String(authrole.clone()));
                 details.insert("authmethod".into(), Value::String(authmethod.clone()));
-                details.insert("authprovider".into(), Value::String(authprovider));
+                details.insert("authprovider".into(), Value::String(authprovider.clone()));
                 if !extra.is_empty() {
                     details.insert("authextra".into(), Value::Dict(extra));
                 }
@@ -206,6 +206,9 @@ impl Router {
                         authid: authid.clone(),
                         authrole: authrole.clone(),
                         authmethod: authmethod.clone(),
+                        authprovider,
+                        testaments: Vec::new(),
+                        testament_bytes: 0,
                         roles,
                         authz_cache: HashMap::new(),
                         authz_cache_bytes: 0,
@@ -218,6 +221,9 @@ impl Router {
                 self.set_deadline(conn, None);
                 log::debug!("router: session {session} joined realm {realm:?} on {conn}");
                 self.send(conn, Message::Welcome { session, details });
+                if let Some(details) = self.session_details(session) {
+                    self.publish_meta(&realm, "wamp.session.on_join", vec![details]);
+                }
                 self.events.push_back(RouterEvent::Joined {
                     conn,
                     session: SessionId(session),
@@ -330,12 +336,8 @@ impl Router {
             return;
         };
         realm.sessions.remove(&session);
-        for sub in &record.subscriptions {
-            realm.broker.unsubscribe(session, *sub);
-        }
-        for reg in &record.registrations {
-            realm.dealer.unregister(session, *reg);
-        }
+        // Its subscriptions and registrations go in `session_gone` below,
+        // with their meta events.
         realm.dealer.forget_caller(session);
         // (to session, message, whether it answers that session's own call)
         let mut to_send = Vec::new();
@@ -387,6 +389,7 @@ impl Router {
                 self.send(conn, msg);
             }
         }
+        self.session_gone(session, &record);
         log::debug!("router: session {session} left realm {:?}", record.realm);
         self.events.push_back(RouterEvent::Left {
             conn: record.conn,

@@ -54,8 +54,8 @@ impl MatchPolicy {
     }
 
     /// Whether `pattern` (registered under this policy) matches `uri`: the
-    /// rule itself, which the indexes implement; the tests' oracle.
-    #[cfg(test)]
+    /// rule itself, which the indexes implement; the tests' oracle, and
+    /// the scan over retained events.
     pub(crate) fn matches(self, pattern: &str, uri: &str) -> bool {
         match self {
             Self::Exact => pattern == uri,
@@ -66,7 +66,6 @@ impl MatchPolicy {
 }
 
 /// Same number of components, and every non-empty pattern component equal.
-#[cfg(test)]
 pub(crate) fn wildcard_matches(pattern: &str, uri: &str) -> bool {
     let mut p = pattern.split('.');
     let mut u = uri.split('.');

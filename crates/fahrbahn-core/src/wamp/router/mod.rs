@@ -55,7 +55,10 @@
 //! - broker: exact, prefix and wildcard subscriptions (one subscription id
 //!   per (topic, match) and realm), `exclude_me` (default true),
 //!   `exclude`/`eligible` (session ids), `exclude_authid`/`eligible_authid`,
-//!   `exclude_authrole`/`eligible_authrole`, `disclose_me`, `acknowledge`;
+//!   `exclude_authrole`/`eligible_authrole`, `disclose_me`, `acknowledge`,
+//!   event retention (`retain`, `get_retained`; at most
+//!   [`RouterConfig::max_retained_bytes`] per realm), subscription
+//!   revocation (`wamp.subscription.remove_subscriber`);
 //! - dealer: exact, prefix and wildcard registrations, shared
 //!   registrations (`invoke`: `single`, `roundrobin`, `random`, `first`,
 //!   `last` and our `leastbusy`; `concurrency`, `force_reregister`),
@@ -63,11 +66,23 @@
 //!   forwarded to every callee, as Crossbar.io does), progressive call
 //!   invocations, call timeouts (`timeout` in milliseconds), call
 //!   canceling (`skip`, `kill`, `killnowait`), registration revocation
-//!   ([`Router::revoke_registration`]).
+//!   ([`Router::revoke_registration`], `wamp.registration.remove_callee`);
+//! - payload passthru mode: `ppt_scheme`, `ppt_serializer`, `ppt_cipher`,
+//!   `ppt_keyid` and custom `x_*` options are forwarded from PUBLISH, CALL
+//!   and YIELD to EVENT, INVOCATION and RESULT, the payload untouched;
+//! - the meta API, answered by the router itself and authorized like any
+//!   CALL: `wamp.session.count|list|get|kill|kill_by_authid|kill_by_authrole`,
+//!   `wamp.registration.list|lookup|match|get|list_callees|count_callees|remove_callee`,
+//!   `wamp.subscription.list|lookup|match|get|list_subscribers|count_subscribers|remove_subscriber`,
+//!   and the meta events `wamp.session.on_join|on_leave`,
+//!   `wamp.registration.on_create|on_register|on_unregister|on_delete`,
+//!   `wamp.subscription.on_create|on_subscribe|on_unsubscribe|on_delete`;
+//! - testaments: `wamp.session.add_testament`,
+//!   `wamp.session.flush_testaments` (scopes `detached` and `destroyed`,
+//!   at most [`RouterConfig::max_testament_bytes_per_session`]), published
+//!   when the session goes away.
 //!
-//! Not implemented: the session and
-//! registration/subscription meta APIs, a dynamic authorizer that calls a
-//! WAMP procedure.
+//! Not implemented: a dynamic authorizer that calls a WAMP procedure.
 //!
 //! # Example
 //!
@@ -114,6 +129,11 @@ mod dealer_tests;
 mod handlers;
 mod lifecycle;
 mod matching;
+mod meta;
+#[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
+mod meta_tests;
+mod retained;
 #[cfg(test)]
 #[allow(clippy::disallowed_methods)] // tests take a base instant from the clock
 mod tests;
@@ -139,7 +159,7 @@ use crate::wamp::raw::{set_payload, splice_head};
 use crate::wamp::session::feature_set;
 use crate::wamp::{
     Codec, Dict, EncodedPayload, IdGenerator, List, Message, RawMessage, Serializer, SessionId,
-    Value,
+    Value, random_id,
 };
 use broker::Broker;
 use dealer::Dealer;
@@ -225,6 +245,17 @@ pub struct RouterConfig {
     /// session stays up. This also bounds the burst of ERRORs a caller
     /// gets when its callee leaves.
     pub max_pending_calls_per_session: usize,
+    /// Bytes of retained events one realm keeps, at most (default 4 MiB):
+    /// each counted as its topic, payload and details plus a fixed
+    /// overhead. To keep a new one, the oldest retained events are
+    /// dropped; an event larger than this alone is delivered but not
+    /// retained.
+    pub max_retained_bytes: usize,
+    /// Bytes of testaments (`wamp.session.add_testament`) one session may
+    /// hold, at most (default 64 KiB): each counted as its topic and
+    /// payload plus a fixed overhead. One over it is answered with ERROR
+    /// `wamp.error.payload_size_exceeded`.
+    pub max_testament_bytes_per_session: usize,
 }
 
 impl Default for RouterConfig {
@@ -242,6 +273,8 @@ impl Default for RouterConfig {
             max_subscriptions_per_session: 1000,
             max_uri_bytes_per_session: 1 << 20,
             max_pending_calls_per_session: 1000,
+            max_retained_bytes: 4 << 20,
+            max_testament_bytes_per_session: 64 << 10,
         }
     }
 }
@@ -378,6 +411,13 @@ pub fn router_roles() -> Dict {
             "publisher_exclusion",
             "subscriber_blackwhite_listing",
             "pattern_based_subscription",
+            "event_retention",
+            "subscription_revocation",
+            "payload_passthru_mode",
+            "session_meta_api",
+            "subscription_meta_api",
+            "registration_meta_api",
+            "testament_meta_api",
         ]),
     );
     roles.insert(
@@ -391,6 +431,10 @@ pub fn router_roles() -> Dict {
             "pattern_based_registration",
             "shared_registration",
             "registration_revocation",
+            "payload_passthru_mode",
+            "session_meta_api",
+            "registration_meta_api",
+            "testament_meta_api",
         ]),
     );
     roles
@@ -446,6 +490,11 @@ struct SessionRecord {
     authid: String,
     authrole: String,
     authmethod: String,
+    authprovider: String,
+    /// Testaments to publish when the session goes away, and their bytes
+    /// ([`RouterConfig::max_testament_bytes_per_session`]).
+    testaments: Vec<meta::Testament>,
+    testament_bytes: usize,
     /// The client's announced roles (HELLO details.roles).
     roles: Dict,
     /// Verdicts of a [`cacheable`](Authorizer::cacheable) authorizer, by
@@ -478,6 +527,7 @@ struct Realm {
     sessions: BTreeSet<u64>,
     broker: Broker,
     dealer: Dealer,
+    retained: retained::RetainedStore,
 }
 
 /// The embedded WAMP router: sessions, broker and dealer over many
@@ -493,8 +543,10 @@ pub struct Router {
     /// Session ids handed to authenticating clients.
     reserved: BTreeSet<u64>,
     next_conn: u64,
+    /// Subscription and registration ids, from one sequence: an id never
+    /// names both a subscription and a registration (clearer for the meta
+    /// API's users, and what the differential suite relies on).
     subscription_ids: IdGenerator,
-    registration_ids: IdGenerator,
     invocation_ids: IdGenerator,
     output: Output,
     events: VecDeque<RouterEvent>,
@@ -508,6 +560,8 @@ pub struct Router {
     goodbye_timeout: Duration,
     session_limits: SessionLimits,
     max_pending_calls: usize,
+    max_retained_bytes: usize,
+    max_testament_bytes: usize,
     /// The time of the input being handled (`None` before the first).
     now: Option<Instant>,
     shut_down: bool,
@@ -869,7 +923,11 @@ impl Router {
     /// ([`AnonymousAuthenticator`]) and no roles (an empty
     /// [`StaticAuthorizer`]: every session may do everything). `rng` draws
     /// session and publication ids.
-    pub fn new(config: RouterConfig, rng: Rng) -> Self {
+    pub fn new(config: RouterConfig, mut rng: Rng) -> Self {
+        // Subscription and registration ids count up from a random point
+        // below 2^52: large like Crossbar.io's random ids, never mistaken
+        // for small numbers in a payload.
+        let first_id = random_id(&mut rng) >> 1;
         let mut router = Self {
             auto_create_realms: config.auto_create_realms,
             rng,
@@ -880,8 +938,7 @@ impl Router {
             sessions: BTreeMap::new(),
             reserved: BTreeSet::new(),
             next_conn: 0,
-            subscription_ids: IdGenerator::new(),
-            registration_ids: IdGenerator::new(),
+            subscription_ids: IdGenerator::starting_after(first_id),
             invocation_ids: IdGenerator::new(),
             output: Output {
                 queues: BTreeMap::new(),
@@ -907,6 +964,8 @@ impl Router {
                 uri_bytes: config.max_uri_bytes_per_session,
             },
             max_pending_calls: config.max_pending_calls_per_session,
+            max_retained_bytes: config.max_retained_bytes,
+            max_testament_bytes: config.max_testament_bytes_per_session,
             now: None,
             shut_down: false,
         };
@@ -1129,7 +1188,19 @@ impl Router {
         reason: &str,
     ) -> bool {
         self.now = Some(now);
-        let session = session.0;
+        if !self.revoke(session.0, registration, Some(reason)) {
+            return false;
+        }
+        self.disconnect_slow_consumers();
+        true
+    }
+
+    /// Takes callee `session` off `registration` on the router's
+    /// initiative ([`Router::revoke_registration`],
+    /// `wamp.registration.remove_callee`): UNREGISTERED to it if it
+    /// announced `registration_revocation`, then `on_unregister` (and
+    /// `on_delete` with the last callee). Its pending invocations stay.
+    pub(super) fn revoke(&mut self, session: u64, registration: u64, reason: Option<&str>) -> bool {
         let Some(record) = self.sessions.get(&session) else {
             return false;
         };
@@ -1140,11 +1211,17 @@ impl Router {
             return false;
         };
         let len = realm.dealer.procedure(registration).map_or(0, str::len);
-        if !realm.dealer.unregister(session, registration) {
+        let is_callee = realm
+            .dealer
+            .registration(registration)
+            .is_some_and(|r| r.callees.iter().any(|c| c.session == session));
+        if !is_callee {
             return false;
         }
+        let realm_name = record.realm.clone();
         self.forget_registration(session, registration, len, reason);
-        self.disconnect_slow_consumers();
+        // Takes it off the dealer, with on_unregister (and on_delete).
+        self.drop_callee(&realm_name, session, registration);
         true
     }
 

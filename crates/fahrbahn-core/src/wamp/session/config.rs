@@ -119,7 +119,11 @@ pub fn client_roles() -> Dict {
     );
     roles.insert(
         "subscriber".into(),
-        feature_set(&["publisher_identification", "pattern_based_subscription"]),
+        feature_set(&[
+            "publisher_identification",
+            "pattern_based_subscription",
+            "subscription_revocation",
+        ]),
     );
     roles
 }

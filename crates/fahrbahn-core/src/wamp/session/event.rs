@@ -147,6 +147,15 @@ pub enum SessionEvent {
         /// The UNSUBSCRIBE request id.
         request: RequestId,
     },
+    /// The router ended a subscription on its own initiative
+    /// (subscription revocation, e.g. `wamp.subscription.remove_subscriber`):
+    /// no more events come for it.
+    SubscriptionRevoked {
+        /// The subscription id.
+        subscription: SubscriptionId,
+        /// Why, if the router said (`details.reason`).
+        reason: Option<String>,
+    },
     /// An acknowledged publication was accepted.
     Published {
         /// The PUBLISH request id.

@@ -908,7 +908,17 @@ impl Session {
                 if request == 0 {
                     // Router-side revocation (subscription_revocation).
                     if let Some(id) = revoked(details.as_ref(), "subscription") {
-                        self.subscriptions.remove(&id);
+                        if self.subscriptions.remove(&id) {
+                            let reason = details
+                                .as_ref()
+                                .and_then(|d| d.get("reason"))
+                                .and_then(Value::as_str)
+                                .map(str::to_owned);
+                            self.events.push_back(SessionEvent::SubscriptionRevoked {
+                                subscription: SubscriptionId(id),
+                                reason,
+                            });
+                        }
                     }
                 } else if self.answer(request, RequestKind::Unsubscribe, false) {
                     self.events.push_back(SessionEvent::Unsubscribed {

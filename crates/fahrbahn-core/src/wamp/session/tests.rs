@@ -441,3 +441,54 @@ fn a_streaming_call_sends_its_parts_with_the_same_request_id() {
         Err(CommandError::NotStreaming(plain))
     );
 }
+
+#[test]
+fn subscription_revocation_is_an_event_with_the_reason() {
+    let mut s = joined();
+    let req = s.subscribe("com.example.t", Dict::new()).unwrap();
+    let _ = s.poll_message();
+    s.handle_message(
+        now(),
+        Message::Subscribed {
+            request: req.0,
+            subscription: 42,
+        },
+    );
+    let _ = s.poll_event();
+    let mut details = Dict::new();
+    details.insert("subscription".into(), 42u64.into());
+    details.insert("reason".into(), "com.example.kicked".into());
+    s.handle_message(
+        now(),
+        Message::Unsubscribed {
+            request: 0,
+            details: Some(details.clone()),
+        },
+    );
+    assert_eq!(
+        s.poll_event(),
+        Some(SessionEvent::SubscriptionRevoked {
+            subscription: SubscriptionId(42),
+            reason: Some("com.example.kicked".into()),
+        })
+    );
+    // A revocation of a subscription the session does not hold (any
+    // more) is ignored.
+    s.handle_message(
+        now(),
+        Message::Unsubscribed {
+            request: 0,
+            details: Some(details),
+        },
+    );
+    assert_eq!(s.poll_event(), None);
+    // The client announces the feature.
+    let roles = client_roles();
+    assert_eq!(
+        roles["subscriber"]
+            .get("features")
+            .and_then(|f| f.get("subscription_revocation"))
+            .and_then(Value::as_bool),
+        Some(true)
+    );
+}
