@@ -13,7 +13,13 @@
 //! in flight across the cut returned a result or a typed error; no
 //! publication acknowledged while publisher and subscriber were joined is
 //! lost; the proxy's connection count is back to one per component (no
-//! leaked connection). The last line is `N passed, M failed`.
+//! leaked connection); per runtime, the tasks the components spawned
+//! alive are back within the count of the first round (no leaked task);
+//! the bytes this process has allocated are within the first round's
+//! figure plus [`ROUND_ALLOWANCE`] (no leaked memory). After every
+//! component stopped, each runtime's task count is back to zero and the
+//! allocated bytes within the figure before the components started plus
+//! [`STOP_ALLOWANCE`]. The last line is `N passed, M failed`.
 //!
 //! `chaos --router PATH [--restarts N] [--cuts N] [--seed S]`
 
@@ -22,13 +28,18 @@
     reason = "the tally line is the program's output"
 )]
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeSet;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use fahrbahn::Error;
 use fahrbahn::core::Rng;
+use fahrbahn::runtime::{AnyListener, AsyncTimer, BoxFuture, BoxTransport, Executor, Runtime};
 use fahrbahn::wamp::component::{
     Component, ComponentBuilder, RetryPolicy, SubscriptionItem, WhenDisconnected,
 };
@@ -45,6 +56,203 @@ const WATCHDOG: Duration = Duration::from_secs(60);
 /// The latest a stalled connection is noticed: a ping within 1 s,
 /// unanswered for 1 s, then the close handshake's 1 s.
 const STALL_NOTICED: Duration = Duration::from_secs(3);
+
+/// How far the allocated bytes after a round may exceed the first
+/// round's: buffers and queues that grew to a new high water mark, the
+/// subscriber's record of sequence numbers. A leak of a connection's or a
+/// session's state per round exceeds it within the 20 restarts.
+const ROUND_ALLOWANCE: usize = 4 << 20;
+/// How far the allocated bytes after every component stopped may exceed
+/// those before they started: what this program keeps (the stopped
+/// components' handles, the record of publications).
+const STOP_ALLOWANCE: usize = 1 << 20;
+
+/// The system allocator, counting the bytes allocated and not yet freed.
+struct Counting;
+
+/// Bytes allocated and not yet freed by this process.
+static ALLOCATED: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded to `System` with the caller's arguments;
+// the counter is only bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is (the caller upholds `alloc`'s contract).
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            ALLOCATED.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is.
+        unsafe { System.dealloc(ptr, layout) };
+        ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is.
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            ALLOCATED.fetch_sub(layout.size(), Ordering::Relaxed);
+            ALLOCATED.fetch_add(new_size, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// The tasks alive on one runtime: spawned through [`Counted`] and not yet
+/// dropped (completed or cancelled).
+#[derive(Debug, Default)]
+struct Tasks {
+    live: AtomicUsize,
+    /// Signalled when a task ends.
+    ended: Notify,
+}
+
+impl Tasks {
+    fn live(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    /// Waits (bounded by the watchdog) until at most `most` tasks are
+    /// alive; whether they are.
+    async fn settle(&self, most: usize) -> bool {
+        tokio::time::timeout(WATCHDOG, async {
+            loop {
+                let ended = self.ended.notified();
+                if self.live() <= most {
+                    return;
+                }
+                ended.await;
+            }
+        })
+        .await
+        .is_ok()
+    }
+}
+
+/// Decrements the count when the task's future is dropped.
+struct Alive(Arc<Tasks>);
+
+impl Alive {
+    fn new(tasks: Arc<Tasks>) -> Self {
+        tasks.live.fetch_add(1, Ordering::SeqCst);
+        Self(tasks)
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        self.0.live.fetch_sub(1, Ordering::SeqCst);
+        self.0.ended.notify_waiters();
+    }
+}
+
+/// A runtime that counts the tasks spawned on it: what the components are
+/// started on.
+#[derive(Debug, Clone)]
+struct Counted<R> {
+    inner: R,
+    tasks: Arc<Tasks>,
+}
+
+impl<R: Runtime> Executor for Counted<R> {
+    fn now(&self) -> Instant {
+        self.inner.now()
+    }
+
+    fn new_timer(&self, deadline: Instant) -> Pin<Box<dyn AsyncTimer>> {
+        self.inner.new_timer(deadline)
+    }
+
+    fn spawn(&self, future: BoxFuture<'static, ()>) {
+        let alive = Alive::new(self.tasks.clone());
+        self.inner.spawn(Box::pin(async move {
+            let _alive = alive;
+            future.await;
+        }));
+    }
+
+    fn yield_now(&self, cx: &mut std::task::Context<'_>) {
+        self.inner.yield_now(cx);
+    }
+}
+
+impl<R: Runtime> Runtime for Counted<R> {
+    type TcpStream = R::TcpStream;
+    type TcpListener = R::TcpListener;
+
+    fn connect_tcp(&self, host: &str, port: u16) -> BoxFuture<'static, io::Result<R::TcpStream>> {
+        self.inner.connect_tcp(host, port)
+    }
+
+    fn bind_tcp(&self, addr: SocketAddr) -> BoxFuture<'static, io::Result<R::TcpListener>> {
+        self.inner.bind_tcp(addr)
+    }
+
+    fn bind_unix(&self, path: &str) -> BoxFuture<'static, io::Result<Box<dyn AnyListener>>> {
+        self.inner.bind_unix(path)
+    }
+
+    fn connect_unix(&self, path: &str) -> BoxFuture<'static, io::Result<BoxTransport>> {
+        self.inner.connect_unix(path)
+    }
+}
+
+/// Starts `builder` on the runtime `name`, counting its tasks in `tasks`.
+fn start(name: &str, builder: ComponentBuilder, tasks: &Arc<Tasks>) -> Component {
+    let tasks = tasks.clone();
+    match name {
+        "tokio" => builder.start(&Counted {
+            inner: fahrbahn::tokio::TokioRuntime,
+            tasks,
+        }),
+        "smol" => builder.start(&Counted {
+            inner: fahrbahn::smol::SmolRuntime,
+            tasks,
+        }),
+        _ => builder.start(&Counted {
+            inner: fahrbahn::async_std::AsyncStdRuntime,
+            tasks,
+        }),
+    }
+}
+
+/// Runs, on the runtime `name`, a task that arms a timer and connects to
+/// `port`: the runtime's threads, reactor and timer wheel exist before
+/// the memory baseline is taken.
+async fn warm_up(name: &str, port: u16) {
+    async fn on<R: Runtime>(rt: R, port: u16) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let inner = rt.clone();
+        rt.spawn(Box::pin(async move {
+            let mut timer = inner.new_timer(inner.now());
+            std::future::poll_fn(|cx| timer.as_mut().poll(cx)).await;
+            let _ = inner.connect_tcp("127.0.0.1", port).await;
+            let _ = tx.send(());
+        }));
+        let _ = tokio::time::timeout(WATCHDOG, rx).await;
+    }
+    match name {
+        "tokio" => on(fahrbahn::tokio::TokioRuntime, port).await,
+        "smol" => on(fahrbahn::smol::SmolRuntime, port).await,
+        _ => on(fahrbahn::async_std::AsyncStdRuntime, port).await,
+    }
+}
 
 #[derive(Default)]
 struct Tally {
@@ -242,6 +450,8 @@ struct Team {
     delivered: Arc<Notify>,
     procedure: String,
     topic: String,
+    /// The tasks alive on this team's runtime.
+    tasks: Arc<Tasks>,
 }
 
 impl Team {
@@ -276,11 +486,8 @@ fn team(name: &'static str, url: &str, seed: u64) -> Team {
     let sink = received.clone();
     let delivered = Arc::new(Notify::new());
     let signal = delivered.clone();
-    let start: fn(ComponentBuilder) -> Component = match name {
-        "tokio" => fahrbahn::tokio::component,
-        "smol" => fahrbahn::smol::component,
-        _ => fahrbahn::async_std::component,
-    };
+    let tasks = Arc::new(Tasks::default());
+    let start = |b| start(name, b, &tasks);
     let callee = start(builder(url, seed).register(&procedure, |inv| async move {
         Ok(CallResult::args(inv.args))
     }));
@@ -302,6 +509,7 @@ fn team(name: &'static str, url: &str, seed: u64) -> Team {
         delivered,
         procedure,
         topic,
+        tasks,
     }
 }
 
@@ -333,6 +541,10 @@ struct Run {
     /// Publications acknowledged while publisher and subscriber were both
     /// joined, per team.
     acked: Vec<BTreeSet<u64>>,
+    /// Per team, the tasks alive after the first round settled.
+    first_tasks: Option<Vec<usize>>,
+    /// The bytes allocated after the first round settled.
+    first_allocated: Option<usize>,
 }
 
 impl Run {
@@ -401,6 +613,47 @@ impl Run {
                 ),
             );
         }
+    }
+
+    /// No task and no memory leaked: per runtime, the tasks alive are back
+    /// within the first round's count (waiting on tasks ending, bounded by
+    /// the watchdog), and the bytes allocated within the first round's
+    /// plus [`ROUND_ALLOWANCE`]. The first round sets the marks.
+    async fn check_leaks(&mut self, round: &str) {
+        let first = match &self.first_tasks {
+            Some(first) => first.clone(),
+            None => {
+                // Measured once the round settled (every call answered,
+                // one connection per component): the long-lived tasks of
+                // each component. A task of the round still ending only
+                // loosens the later marks by one; a leak per round still
+                // shows, and the check after stop is exact.
+                let first: Vec<_> = self.teams.iter().map(|t| t.tasks.live()).collect();
+                eprintln!("{round}: tasks alive per runtime: {first:?}");
+                self.first_tasks = Some(first.clone());
+                first
+            }
+        };
+        for (team, most) in self.teams.iter().zip(first) {
+            let settled = team.tasks.settle(most).await;
+            self.tally.check(
+                settled,
+                &format!(
+                    "{round}: {}: {} tasks alive, at most {most} expected",
+                    team.name,
+                    team.tasks.live()
+                ),
+            );
+        }
+        let allocated = ALLOCATED.load(Ordering::SeqCst);
+        let first = *self.first_allocated.get_or_insert(allocated);
+        eprintln!("{round}: {allocated} bytes allocated (first round {first})");
+        self.tally.check(
+            allocated <= first + ROUND_ALLOWANCE,
+            &format!(
+                "{round}: {allocated} bytes allocated, more than the first round's {first} + {ROUND_ALLOWANCE}"
+            ),
+        );
     }
 
     /// The current join counts of every component.
@@ -507,6 +760,7 @@ impl Run {
                 live.load(Ordering::SeqCst)
             ),
         );
+        self.check_leaks(round).await;
         eprintln!(
             "{round}: {} passed, {} failed so far",
             self.tally.passed, self.tally.failed
@@ -579,7 +833,13 @@ async fn chaos(args: &Args) -> Result<Tally, Error> {
         .map_err(|e| Error::Io(std::io::Error::other(e)))?;
     let proxy = Proxy::start(port).await?;
     let url = format!("ws://127.0.0.1:{}/ws", proxy.port);
-    let teams: Vec<Team> = ["tokio", "smol", "async-std"]
+    let runtimes = ["tokio", "smol", "async-std"];
+    for name in runtimes {
+        warm_up(name, port).await;
+    }
+    // The memory baseline: before any component exists.
+    let baseline = ALLOCATED.load(Ordering::SeqCst);
+    let teams: Vec<Team> = runtimes
         .iter()
         .zip(0u64..)
         .map(|(name, i)| team(name, &url, args.seed * 100 + i * 10))
@@ -591,6 +851,8 @@ async fn chaos(args: &Args) -> Result<Tally, Error> {
         tally: Tally::default(),
         rng: Rng::from_seed(args.seed),
         seq: 0,
+        first_tasks: None,
+        first_allocated: None,
     };
     for team in &run.teams {
         for (role, c) in team.all() {
@@ -658,6 +920,27 @@ async fn chaos(args: &Args) -> Result<Tally, Error> {
         &format!(
             "after stop: {} connections left at the proxy",
             live.load(Ordering::SeqCst)
+        ),
+    );
+    // No task left on any runtime (waiting on tasks ending), and the
+    // memory back near the baseline.
+    for team in &run.teams {
+        let settled = team.tasks.settle(0).await;
+        run.tally.check(
+            settled,
+            &format!(
+                "after stop: {}: {} tasks left",
+                team.name,
+                team.tasks.live()
+            ),
+        );
+    }
+    let allocated = ALLOCATED.load(Ordering::SeqCst);
+    eprintln!("after stop: {allocated} bytes allocated (before the start {baseline})");
+    run.tally.check(
+        allocated <= baseline + STOP_ALLOWANCE,
+        &format!(
+            "after stop: {allocated} bytes allocated, more than the {baseline} before the start + {STOP_ALLOWANCE}"
         ),
     );
     if let Some(r) = router.lock().unwrap().take() {
