@@ -487,3 +487,56 @@ async fn transports_are_tried_in_turn() {
     );
     component.stop().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_subscription_not_read_holds_the_sessions_bounded_queue_and_loses_nothing() {
+    const BOUND: usize = 4096;
+    let net = SimNet::default();
+    let _router = router(&net).await;
+    let mut options = fahrbahn_rt::SessionOptions::new("realm1");
+    options.max_queued_event_bytes = BOUND;
+    let component = Component::builder("realm1")
+        .transport(URL)
+        .options(options)
+        .seed(4)
+        .start(&net);
+    let mut events = component.subscribe("com.example.flood").await.unwrap();
+    component.joined().await.unwrap();
+    let publisher = Component::builder("realm1").transport(URL).start(&net);
+    publisher.joined().await.unwrap();
+    const EVENTS: i64 = 200;
+    for n in 0..EVENTS {
+        publisher
+            .publish_with(
+                "com.example.flood",
+                vec![n.into(), "x".repeat(200).into()],
+                Dict::new(),
+                ack(),
+            )
+            .await
+            .unwrap();
+    }
+    // The application reads nothing: the component's stream fills up and
+    // the events wait in the session's bounded queue (simulated time
+    // passes until they are there), never beyond its bound plus one event.
+    let session = component.session().expect("joined");
+    let mut waited = 0;
+    while session.queued_event_bytes() == 0 {
+        assert!(waited < 600, "events never reached the session's queue");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    for _ in 0..50 {
+        assert!(session.queued_event_bytes() <= BOUND + 1024);
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
+    // Read now: every event arrives, in order.
+    for n in 0..EVENTS {
+        match events.next().await {
+            Some(SubscriptionItem::Event(event)) => assert_eq!(event.args[0], n.into()),
+            other => panic!("event {n}: {other:?}"),
+        }
+    }
+    component.stop().await;
+    publisher.stop().await;
+}

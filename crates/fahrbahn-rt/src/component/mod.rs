@@ -146,21 +146,37 @@ enum Sink {
     /// An imperative subscription's stream (`None` once the component
     /// stopped), and its gap counter.
     Channel(
-        Mutex<Option<mpsc::UnboundedSender<SubscriptionItem>>>,
+        Mutex<Option<mpsc::Sender<SubscriptionItem>>>,
         Arc<AtomicU64>,
     ),
 }
 
+/// Events an imperative subscription's stream holds before the component
+/// stops taking events from the session: then the session's own bound
+/// (`SessionOptions::max_queued_event_bytes`) applies, and after it the
+/// router's.
+const SUBSCRIPTION_BUFFER: usize = 16;
+
 impl Sink {
-    fn deliver(&self, item: SubscriptionItem) {
+    /// Where one forwarding task delivers events: the handler, or its own
+    /// clone of the stream's sender (one per task, not one per event:
+    /// every sender has a slot of its own beyond the channel's bound).
+    fn outlet(&self) -> Outlet {
         match self {
-            Sink::Handler(f) => f(item),
+            Sink::Handler(f) => Outlet::Handler(f.clone()),
+            Sink::Channel(tx, _) => Outlet::Channel(lock(tx).clone()),
+        }
+    }
+
+    /// Marks a gap: counted always, and put in the stream if it has room
+    /// (it never waits: restoring the other subscriptions goes on).
+    fn gap(&self) {
+        match self {
+            Sink::Handler(f) => f(SubscriptionItem::Gap),
             Sink::Channel(tx, gaps) => {
-                if item == SubscriptionItem::Gap {
-                    gaps.fetch_add(1, Ordering::SeqCst);
-                }
-                if let Some(tx) = &*lock(tx) {
-                    let _ = tx.unbounded_send(item);
+                gaps.fetch_add(1, Ordering::SeqCst);
+                if let Some(tx) = &mut *lock(tx) {
+                    let _ = tx.try_send(SubscriptionItem::Gap);
                 }
             }
         }
@@ -173,6 +189,29 @@ impl Sink {
         }
     }
 }
+/// A forwarding task's end of a [`Sink`].
+enum Outlet {
+    Handler(Arc<dyn Fn(SubscriptionItem) + Send + Sync>),
+    Channel(Option<mpsc::Sender<SubscriptionItem>>),
+}
+
+impl Outlet {
+    /// Delivers an event, waiting while the stream is full (so that an
+    /// application that does not read holds the session's bounded queue,
+    /// not an unbounded one here).
+    async fn deliver(&mut self, item: SubscriptionItem) {
+        match self {
+            Outlet::Handler(f) => f(item),
+            Outlet::Channel(Some(tx)) => {
+                if poll_fn(|cx| tx.poll_ready(cx)).await.is_ok() {
+                    let _ = tx.start_send(item);
+                }
+            }
+            Outlet::Channel(None) => {}
+        }
+    }
+}
+
 /// Decides whether an error is fatal; `None`: the default classification.
 type Classifier = Arc<dyn Fn(&Error) -> Option<Disposition> + Send + Sync>;
 
@@ -605,7 +644,7 @@ impl ComponentRegistration {
 pub struct ComponentSubscription {
     key: u64,
     entry: Arc<SubEntry>,
-    items: mpsc::UnboundedReceiver<SubscriptionItem>,
+    items: mpsc::Receiver<SubscriptionItem>,
     shared: Arc<Shared>,
     gaps: Arc<AtomicU64>,
 }
@@ -940,7 +979,7 @@ impl Component {
         topic: &str,
         options: Dict,
     ) -> Result<ComponentSubscription, Error> {
-        let (tx, items) = mpsc::unbounded();
+        let (tx, items) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let gaps = Arc::new(AtomicU64::new(0));
         let sink = Sink::Channel(Mutex::new(Some(tx)), gaps.clone());
         let entry = Arc::new(sub_entry(topic, options, sink));
@@ -1036,13 +1075,22 @@ async fn subscribe_on(
     let (stop_tx, mut stop_rx) = oneshot::channel();
     *lock(&entry.current) = Some((join, subscription.id, stop_tx));
     if entry.made.fetch_add(1, Ordering::SeqCst) > 0 {
-        entry.sink.deliver(SubscriptionItem::Gap);
+        entry.sink.gap();
     }
     let entry = entry.clone();
+    let mut outlet = entry.sink.outlet();
     executor.spawn(Box::pin(async move {
         loop {
             match race(subscription.next(), &mut stop_rx).await {
-                Either::Left(Some(event)) => entry.sink.deliver(SubscriptionItem::Event(event)),
+                Either::Left(Some(event)) => {
+                    // Waits while the application's stream is full, unless
+                    // the subscription is stopped meanwhile.
+                    let delivery = outlet.deliver(SubscriptionItem::Event(event));
+                    if let Either::Right(_) = race(delivery, &mut stop_rx).await {
+                        let _ = subscription.unsubscribe().await;
+                        return;
+                    }
+                }
                 Either::Left(None) => return,
                 Either::Right(_) => {
                     let _ = subscription.unsubscribe().await;
