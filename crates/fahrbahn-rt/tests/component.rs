@@ -222,7 +222,10 @@ async fn the_back_off_schedule_is_followed_and_seeded() {
         .seed(42)
         .start(&net);
     while attempts.lock().unwrap().len() < 8 {
-        tokio::time::sleep(Duration::from_millis(100)).await; // simulated time
+        // Simulated time (the clock is paused and auto-advances to the next
+        // timer, so the attempts happen at their exact back-off instants;
+        // `advance` in steps would round them).
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     component.stop().await;
     let attempts = attempts.lock().unwrap().clone();
@@ -444,7 +447,7 @@ async fn a_refused_restore_is_retried_on_a_new_session() {
         })
         .start(&net);
     while connects.load(Ordering::SeqCst) < 3 {
-        tokio::time::sleep(Duration::from_millis(100)).await; // simulated time
+        tokio::time::advance(Duration::from_millis(100)).await;
     }
     assert_eq!(component.join_count(), 0, "not joined while refused");
     holder.leave().await.unwrap();

@@ -545,8 +545,17 @@ async fn a_subscription_not_read_holds_a_bounded_queue_and_loses_no_event() {
         )
         .await
         .unwrap();
-    // Simulated time (the clock is paused): every task runs until idle.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    // The clock is paused: step simulated time until the session holds
+    // more than MAX, then a while longer, so that it has read all it would.
+    let mut steps = 0;
+    while subscriber.queued_event_bytes() <= MAX {
+        assert!(steps < 600, "the events never filled the session's queue");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        steps += 1;
+    }
+    for _ in 0..20 {
+        tokio::time::advance(Duration::from_millis(100)).await;
+    }
     // ~240 KiB of events were published; the session stopped reading once
     // more than MAX waited, past it by at most what one read (64 KiB of
     // input) decoded.
@@ -568,8 +577,12 @@ async fn a_subscription_not_read_holds_a_bounded_queue_and_loses_no_event() {
         )
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await; // simulated time, as above
-    assert!(subscriber.queued_event_bytes() > 0);
+    let mut steps = 0;
+    while subscriber.queued_event_bytes() == 0 {
+        assert!(steps < 600, "the event never reached the session's queue");
+        tokio::time::advance(Duration::from_millis(100)).await;
+        steps += 1;
+    }
     drop(unread);
     assert_eq!(subscriber.queued_event_bytes(), 0);
     publisher.leave().await.unwrap();
